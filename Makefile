@@ -1,0 +1,28 @@
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -n 2 -q
+
+demo: install
+	$(VENV)/bin/shian replay examples/events.jsonl examples/化验室抽检结果.xlsx \
+	    --config examples/county.yaml --until 2026-06-01T00:00:00 \
+	    --out examples/out/notices.jsonl --rejects examples/out/rejects.jsonl --table
+
+bench: install
+	$(PY) bench/replay_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
