@@ -1,0 +1,1 @@
+"""Who receives a notice, and (with later channels) how it reaches them."""

@@ -1,0 +1,207 @@
+"""The clock, the deadlines and the dispatch of events to the rule families.
+
+One engine serves every runtime: replay drives it with event time, the embedded service and
+the Kafka worker with their own clocks. It knows no rule: the families in
+:mod:`shian.rules.families` do, and they reach the engine only through the small API below
+(``params``, ``emit``, ``schedule``, ``verdict``).
+
+State kept, and for how long (all bounded):
+- event ids with a content fingerprint, for ``dedup_days`` of event time;
+- per rule family, what its rules need (see each family's docstring).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from hashlib import blake2b
+from typing import Any, Callable, Iterable
+
+from .config import Config
+from .events import Event, Rejected, SamplingResult, fingerprint_source
+from .families import FAMILIES, RULES
+from .notice import Notice, notice_id
+from .timeutil import add_days, fmt
+from .verdict import Verdict, judge, substance_pattern
+
+Router = Callable[[Config, str, str, "str | None"], tuple[str, ...]]
+
+
+class Status(Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+
+
+@dataclass(slots=True)
+class _Timer:
+    at: datetime
+    seq: int
+    fire: Callable[[datetime, Any], None]
+    arg: Any
+
+    def __lt__(self, other: "_Timer") -> bool:
+        return (self.at, self.seq) < (other.at, other.seq)
+
+
+class Engine:
+    def __init__(self, config: Config, route: Router, sink: Callable[[Notice], None]) -> None:
+        self.config = config
+        self.tz = config.tz
+        self._route = route
+        self._sink = sink
+        self.clock: datetime | None = None
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+        self._jump = timedelta(days=config.max_jump_days)
+        self._seen: dict[int, int] = {}
+        self._seen_expiry: dict[int, list[int]] = {}
+        self._purged_through = -1
+        self._verdict_for: tuple[int, Verdict] | None = None
+        self._banned = substance_pattern(config.rules["sample.banned_substance"])
+        self.families = [cls(self) for cls in FAMILIES]
+        self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {}
+        self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
+        for fam in self.families:
+            for event_type, handler in fam.handlers().items():
+                self._handlers.setdefault(event_type, []).append(handler)
+
+    # -- the API families use -------------------------------------------------
+    def params(self, rule_id: str) -> Any:
+        return self.config.rules[rule_id]
+
+    def schedule(self, at: datetime, fire: Callable[[datetime, Any], None], arg: Any = None) -> None:
+        heapq.heappush(self._timers, _Timer(at, next(self._seq), fire, arg))
+
+    def verdict(self, sample: SamplingResult) -> Verdict:
+        """The sample's verdict, judged once per event however many families ask."""
+        memo = self._verdict_for
+        if memo is not None and memo[0] == id(sample):
+            return memo[1]
+        v = judge(sample, self._banned)
+        self._verdict_for = (id(sample), v)
+        return v
+
+    def emit(
+        self,
+        rule: str,
+        township: str,
+        key_tail: str,
+        at: datetime,
+        title: str,
+        facts: dict[str, Any],
+        *,
+        route: str | None = None,
+        event_ids: Iterable[str] = (),
+        due: datetime | None = None,
+        level: str | None = None,
+        severity: str | None = None,
+        recipients: tuple[str, ...] | None = None,
+    ) -> Notice | None:
+        if not self.config.rules[rule].enabled:
+            return None
+        spec = RULES[rule]
+        level = level or spec.level
+        key = f"{rule}|{township}|{key_tail}"
+        notice = Notice(
+            id=notice_id(key),
+            rule=rule,
+            severity=severity or spec.severity,
+            level=level,
+            township=township,
+            recipients=recipients or self._route(self.config, level, township, route),
+            title=title,
+            at=at,
+            due=due,
+            event_ids=tuple(event_ids),
+            key=key,
+            facts=facts,
+        )
+        for hook in self._notice_hooks:
+            hook(notice)
+        self._sink(notice)
+        return notice
+
+    # -- the API runtimes use -------------------------------------------------
+    def admit(self, ev: Event, until: datetime | None = None) -> Status:
+        """Take one validated event: reject, skip, drop as duplicate, or run the rules on it."""
+        t = ev.time
+        clock = self.clock
+        if clock is not None and t > clock + self._jump:
+            raise Rejected(
+                f"事件时间 {fmt(t)} 比当前时钟 {fmt(clock)} 超前 {self.config.max_jump_days} 天以上，"
+                "可能是年份填错"
+            )
+        if until is not None and t > until:
+            return Status.SKIPPED
+        key = _digest(f"{ev.type}\x1f{ev.township}\x1f{ev.id}".encode(), 12)  # type: ignore[attr-defined]
+        fp = _digest(fingerprint_source(ev), 8)
+        prev = self._seen.get(key)
+        if prev is not None:
+            if prev == fp:
+                return Status.DUPLICATE
+            raise Rejected("编号重复但内容不同（duplicate id with different content; the first is kept）")
+        if clock is None:
+            self.clock = t
+            for fam in self.families:
+                fam.start(t)
+            self.advance(t)
+        elif t > clock:
+            self.advance(t)
+        now = self.clock
+        for handler in self._handlers.get(ev.type, ()):  # type: ignore[attr-defined]
+            handler(ev, now)
+        self._seen[key] = fp
+        day = add_days(t, self.config.dedup_days).toordinal()
+        self._seen_expiry.setdefault(day, []).append(key)
+        return Status.ACCEPTED
+
+    def advance(self, to: datetime) -> None:
+        """Move the clock to ``to``, firing every deadline at or before it, in time order."""
+        timers = self._timers
+        while timers and timers[0].at <= to:
+            timer = heapq.heappop(timers)
+            self.clock = timer.at
+            timer.fire(timer.at, timer.arg)
+        if self.clock is None or to > self.clock:
+            self.clock = to
+        self._forget_old_ids()
+
+    def finish(self, until: datetime | None) -> None:
+        """End of input: ``--until`` advances the clock; without it, nothing more fires."""
+        if until is not None and self.clock is not None and until > self.clock:
+            self.advance(until)
+
+    def upcoming(self, now: datetime, count: int) -> list[tuple[datetime, str]]:
+        """The next ``count`` deadlines from ``now`` on a fresh engine (for ``check-config``)."""
+        if self.clock is None:
+            self.clock = now
+            for fam in self.families:
+                fam.start(now)
+        out: list[tuple[datetime, str]] = []
+        while self._timers and len(out) < count:
+            timer = heapq.heappop(self._timers)
+            arg = timer.arg if isinstance(timer.arg, tuple) else (timer.arg,)
+            words = [str(a) for a in arg if isinstance(a, (str, int))]
+            owner = getattr(timer.fire, "__self__", None)
+            if not words or words[0] not in RULES:
+                words.insert(0, getattr(owner, "name", "?"))
+            out.append((timer.at, " ".join(words)))
+            self.clock = timer.at
+            timer.fire(timer.at, timer.arg)
+        return out
+
+    def _forget_old_ids(self) -> None:
+        today = self.clock.toordinal()  # type: ignore[union-attr]
+        if today <= self._purged_through:
+            return
+        for day in [d for d in self._seen_expiry if d < today]:
+            for key in self._seen_expiry.pop(day):
+                self._seen.pop(key, None)
+        self._purged_through = today
+
+
+def _digest(data: bytes, size: int) -> int:
+    return int.from_bytes(blake2b(data, digest_size=size).digest(), "big")

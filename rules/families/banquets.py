@@ -1,0 +1,58 @@
+"""Rural group banquets (农村集体聚餐): late registration and on-site guidance. Stateless."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ..events import Banquet
+from ..params import NonNegInt, RuleParams, RuleSpec
+from .base import Family
+
+
+class LateRegistrationParams(RuleParams):
+    min_guests: NonNegInt = 50
+    register_hours_before: Annotated[float, Field(ge=0)] = 24
+
+
+class OnsiteParams(RuleParams):
+    onsite_guests: NonNegInt = 100
+
+
+LATE = RuleSpec("banquet.late_registration", "town", "warning", LateRegistrationParams, "聚餐登记不及时")
+ONSITE = RuleSpec("banquet.onsite_guidance", "town", "info", OnsiteParams, "大型聚餐需派员现场指导")
+
+
+class Banquets(Family):
+    name = "banquets"
+    RULES = (LATE, ONSITE)
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        p = ctx.params(LATE.id)
+        self.min_guests, self.hours = p.min_guests, p.register_hours_before
+        self.before = timedelta(hours=p.register_hours_before)
+        self.onsite_guests = ctx.params(ONSITE.id).onsite_guests
+
+    def handlers(self) -> dict[str, Any]:
+        return {"banquet": self.on_banquet}
+
+    def on_banquet(self, ev: Banquet, now: datetime) -> None:
+        tw = ev.township
+        office = (self.ctx.config.townships[tw].office,)
+        facts: dict[str, Any] = {"host": ev.host, "guests": ev.guests, "held_at": ev.held_at.isoformat(),
+                                 "registered_at": ev.registered_at.isoformat()}
+        for name in ("village", "chef", "chef_health_cert"):
+            value = getattr(ev, name)
+            if value is not None:
+                facts[name] = value
+        where = f"{tw}{ev.village or ''}{ev.host}"
+        if ev.guests >= self.min_guests and ev.held_at - ev.registered_at < self.before:
+            self.ctx.emit(LATE.id, tw, ev.id, now,
+                          f"【预警】{where}举办{ev.guests}人聚餐，登记距举办不足{self.hours:g}小时",
+                          dict(facts), event_ids=(ev.id,), recipients=office)
+        if ev.guests >= self.onsite_guests:
+            self.ctx.emit(ONSITE.id, tw, ev.id, now,
+                          f"【提醒】{where}将于{ev.held_at:%-m月%-d日%H:%M}举办{ev.guests}人聚餐，请派员现场指导",
+                          dict(facts), event_ids=(ev.id,), recipients=office, due=ev.held_at)

@@ -1,0 +1,34 @@
+"""The one interface every rule family implements."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from ..params import RuleSpec
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+class Family:
+    """A group of rules sharing state. The engine calls ``start`` once, at the clock start,
+    then the handlers for the event types they name; timers call back what they scheduled."""
+
+    name: ClassVar[str]
+    RULES: ClassVar[tuple[RuleSpec, ...]]
+
+    def __init__(self, ctx: "Engine") -> None:
+        self.ctx = ctx
+
+    def handlers(self) -> dict[str, Callable[[Any, datetime], None]]:
+        return {}
+
+    def start(self, now: datetime) -> None:
+        """Schedule the first occurrence at or after ``now`` of each recurring deadline."""
+
+
+def entity_key(ev: Any) -> tuple[str, str, str]:
+    """An entity within its township: by ``entity_id``, else by ``entity`` (never mixed)."""
+    if ev.entity_id:
+        return (ev.township, "id", ev.entity_id)
+    return (ev.township, "name", ev.entity)

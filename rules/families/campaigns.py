@@ -1,0 +1,95 @@
+"""Joint inspections (节前联合检查) before 元旦, 春节, 劳动节 and 国庆节.
+
+State: per township, the event times of its 节前联合检查 inspections within the last
+``window_days`` of the clock.
+"""
+from __future__ import annotations
+
+import bisect
+from datetime import datetime
+from typing import Any
+
+from pydantic import field_validator
+
+from ..calendar import HOLIDAYS, holiday_date
+from ..events import Inspection
+from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
+from ..timeutil import add_days, at_local, local_midnight
+from .base import Family
+
+
+class CampaignParams(RuleParams):
+    holidays: list[str] = list(HOLIDAYS)
+    remind_days_before: NonNegInt = 10
+
+    @field_validator("holidays")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [h for h in v if h not in HOLIDAYS]
+        if unknown:
+            raise ValueError(f"不认识的节日：{', '.join(unknown)}（可选：{', '.join(HOLIDAYS)}）")
+        return list(dict.fromkeys(v))
+
+
+class MissedParams(RuleParams):
+    window_days: PositiveInt = 30
+
+
+REMINDER = RuleSpec("campaign.reminder", "town", "info", CampaignParams, "节前联合检查提醒")
+MISSED = RuleSpec("campaign.missed", "county", "warning", MissedParams, "节前未开展联合检查")
+JOINT = "节前联合检查"
+
+
+class Campaigns(Family):
+    name = "campaigns"
+    RULES = (REMINDER, MISSED)
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        p = ctx.params(REMINDER.id)
+        self.holidays, self.remind = p.holidays, p.remind_days_before
+        self.window = ctx.params(MISSED.id).window_days
+        self.joint: dict[str, list[datetime]] = {}
+
+    def handlers(self) -> dict[str, Any]:
+        return {"inspection": self.on_inspection}
+
+    def when(self, rule: str, holiday: str, year: int) -> datetime:
+        h = holiday_date(holiday, year)
+        if rule == REMINDER.id:
+            return add_days(at_local(h, 9, self.ctx.tz), -self.remind)
+        return local_midnight(h, self.ctx.tz)
+
+    def start(self, now: datetime) -> None:
+        for holiday in self.holidays:
+            for rule in (REMINDER.id, MISSED.id):
+                year = now.year - 1
+                while self.when(rule, holiday, year) < now:
+                    year += 1
+                self.ctx.schedule(self.when(rule, holiday, year), self._fire, (rule, holiday, year))
+
+    def on_inspection(self, ev: Inspection, now: datetime) -> None:
+        if ev.inspection_type != JOINT:
+            return
+        times = self.joint.setdefault(ev.township, [])
+        bisect.insort(times, ev.time)
+        horizon = add_days(now, -self.window)
+        while times and times[0] < horizon:
+            times.pop(0)
+
+    def _fire(self, at: datetime, arg: tuple[str, str, int]) -> None:
+        rule, holiday, year = arg
+        self.ctx.schedule(self.when(rule, holiday, year + 1), self._fire, (rule, holiday, year + 1))
+        h = holiday_date(holiday, year)
+        facts_base = {"holiday": holiday, "date": h.isoformat()}
+        for township in self.ctx.config.townships:
+            if rule == REMINDER.id:
+                title = f"【提醒】{holiday}（{h:%-m月%-d日}）将至，请{township}于节前组织开展食品安全联合检查"
+            else:
+                start, end = add_days(at, -self.window), at
+                times = self.joint.get(township, [])
+                i = bisect.bisect_left(times, start)
+                if i < len(times) and times[i] < end:
+                    continue
+                title = f"【督办】{township}{holiday}前{self.window}日内未开展节前联合检查"
+            self.ctx.emit(rule, township, f"{holiday}|{h.isoformat()}", at, title, dict(facts_base))

@@ -1,0 +1,96 @@
+"""Monthly reports (月报) due on ``due_day``: reminder, overdue, escalation to the county.
+
+State: per period, the (township, reporter) pairs that have reported, until the period's
+escalation time has passed.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import model_validator
+
+from ..events import MonthlyReport
+from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
+from ..timeutil import add_days, at_local, local_midnight, month_of, next_month, prev_month
+from .base import Family
+
+
+class ReminderParams(RuleParams):
+    due_day: PositiveInt = 25
+    remind_days_before: NonNegInt = 3
+
+    @model_validator(mode="after")
+    def _days(self) -> "ReminderParams":
+        if not 1 <= self.due_day <= 28:
+            raise ValueError(f"due_day 应在 1–28 之间，实为 {self.due_day}")
+        if self.due_day <= self.remind_days_before:
+            raise ValueError(f"due_day（{self.due_day}）应大于 remind_days_before（{self.remind_days_before}）")
+        return self
+
+
+class EscalationParams(RuleParams):
+    escalate_after_days: PositiveInt = 5
+
+
+REMINDER = RuleSpec("report.reminder", "town", "info", ReminderParams, "月报催报提醒")
+OVERDUE = RuleSpec("report.overdue", "town", "warning", summary="月报逾期未报")
+ESCALATION = RuleSpec("report.escalation", "county", "warning", EscalationParams, "月报逾期未报，升级至县")
+
+
+def _month_day(period: str, day: int) -> date:
+    return date(int(period[:4]), int(period[5:]), day)
+
+
+class Reports(Family):
+    name = "reports"
+    RULES = (REMINDER, OVERDUE, ESCALATION)
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        p = ctx.params(REMINDER.id)
+        self.due_day, self.remind = p.due_day, p.remind_days_before
+        self.escalate = ctx.params(ESCALATION.id).escalate_after_days
+        self.received: dict[str, set[tuple[str, str]]] = {}
+
+    def handlers(self) -> dict[str, Any]:
+        return {"monthly_report": self.on_report}
+
+    def when(self, rule: str, period: str) -> datetime:
+        tz = self.ctx.tz
+        if rule == REMINDER.id:
+            return at_local(_month_day(period, self.due_day - self.remind), 9, tz)
+        overdue = add_days(local_midnight(_month_day(period, self.due_day), tz), 1)
+        return overdue if rule == OVERDUE.id else add_days(overdue, self.escalate)
+
+    def start(self, now: datetime) -> None:
+        for rule in (REMINDER.id, OVERDUE.id, ESCALATION.id):
+            period = month_of(add_days(now, -self.escalate - 62))
+            while self.when(rule, period) < now:
+                period = next_month(period)
+            self.ctx.schedule(self.when(rule, period), self._fire, (rule, period))
+
+    def on_report(self, ev: MonthlyReport, now: datetime) -> None:
+        self.received.setdefault(ev.period, set()).add((ev.township, ev.reporter))
+
+    def _fire(self, at: datetime, arg: tuple[str, str]) -> None:
+        rule, period = arg
+        self.ctx.schedule(self.when(rule, next_month(period)), self._fire, (rule, next_month(period)))
+        done = self.received.get(period, set())
+        y, m = period[:4], int(period[5:])
+        for township, t in self.ctx.config.townships.items():
+            for reporter in t.reporters:
+                if (township, reporter) in done:
+                    continue
+                if rule == REMINDER.id:
+                    title = f"【催报】请{reporter}于{m}月{self.due_day}日前报送{y}年{m}月食品安全工作月报"
+                elif rule == OVERDUE.id:
+                    title = f"【催报】{reporter}{y}年{m}月食品安全工作月报已逾期未报，请立即报送"
+                else:
+                    title = f"【督办】{township}{reporter}{y}年{m}月月报逾期{self.escalate}日仍未报送"
+                facts = {"reporter": reporter, "period": period,
+                         "due_date": _month_day(period, self.due_day).isoformat()}
+                self.ctx.emit(rule, township, f"{reporter}|{period}", at, title, facts)
+        if rule == ESCALATION.id:
+            for old in [p for p in self.received if p <= period]:
+                del self.received[old]

@@ -1,0 +1,97 @@
+"""Parsing and writing the contract's times.
+
+The contract accepts exactly ``YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM]``; a time without an
+offset is local time in the configured zone, a bare date is 00:00 local. Everything inside the
+engine is an aware datetime in the configured zone, so comparisons never mix zones.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone, tzinfo
+
+_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6})\d*)?)?)?"
+    r"(Z|[+-]\d{2}:\d{2})?"
+)
+_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def parse_time(text: str, tz: tzinfo) -> datetime:
+    """Parse a contract time into an aware datetime in ``tz``; ValueError names what is wrong."""
+    m = _TIME.fullmatch(text)
+    if m is None:
+        raise ValueError(f"时间格式无法识别：“{text}”（应为 YYYY-MM-DD 或 YYYY-MM-DDTHH:MM[:SS][+08:00]）")
+    y, mo, d, hh, mi, ss, frac, off = m.groups()
+    try:
+        dt = datetime(
+            int(y), int(mo), int(d),
+            int(hh or 0), int(mi or 0), int(ss or 0),
+            int((frac or "0").ljust(6, "0")),
+        )
+    except ValueError:
+        raise ValueError(f"日期或时间不存在：“{text}”") from None
+    if off is None:
+        return dt.replace(tzinfo=tz)
+    if off == "Z":
+        offset = timezone.utc
+    else:
+        sign = -1 if off[0] == "-" else 1
+        h, m_ = int(off[1:3]), int(off[4:6])
+        if h > 23 or m_ > 59:
+            raise ValueError(f"时区偏移无效：“{text}”")
+        offset = timezone(sign * timedelta(hours=h, minutes=m_))
+    return dt.replace(tzinfo=offset).astimezone(tz)
+
+
+def parse_date(text: str) -> date:
+    """A bare ``YYYY-MM-DD`` date (e.g. ``rectify_by``)."""
+    m = _TIME.fullmatch(text)
+    if m is None or m.group(4) is not None or m.group(8) is not None:
+        raise ValueError(f"日期格式无法识别：“{text}”（应为 YYYY-MM-DD）")
+    try:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        raise ValueError(f"日期不存在：“{text}”") from None
+
+
+def parse_period(text: str) -> str:
+    if _PERIOD.fullmatch(text) is None:
+        raise ValueError(f"月份格式无法识别：“{text}”（应为 YYYY-MM，月份 01–12）")
+    return text
+
+
+def fmt(dt: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS±HH:MM`` as notices carry it (seconds precision)."""
+    off = dt.utcoffset() or timedelta(0)
+    total = int(off.total_seconds())
+    sign = "-" if total < 0 else "+"
+    total = abs(total)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
+
+
+def local_midnight(d: date, tz: tzinfo) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=tz)
+
+
+def at_local(d: date, hour: int, tz: tzinfo) -> datetime:
+    return datetime(d.year, d.month, d.day, hour, tzinfo=tz)
+
+
+def add_days(dt: datetime, days: int) -> datetime:
+    """Local-day arithmetic: the same wall-clock time ``days`` later."""
+    return (dt.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=dt.tzinfo)
+
+
+def month_of(dt: datetime) -> str:
+    return f"{dt.year:04d}-{dt.month:02d}"
+
+
+def next_month(period: str) -> str:
+    y, m = int(period[:4]), int(period[5:7])
+    return f"{y + (m == 12):04d}-{m % 12 + 1:02d}"
+
+
+def prev_month(period: str) -> str:
+    y, m = int(period[:4]), int(period[5:7])
+    return f"{y - (m == 1):04d}-{(m - 2) % 12 + 1:02d}"

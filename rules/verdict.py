@@ -1,0 +1,43 @@
+"""Whether a sample is 不合格, and which of its items are banned-substance hits (§1, §6).
+
+Shared by the sample, repeat-offender and pass-rate rules, so it is judged once per event.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .events import POSITIVE_TEXT, Item, SamplingResult
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    unqualified: bool
+    banned: tuple[Item, ...]
+    failed_items: tuple[Item, ...]
+
+
+def substance_pattern(params: Any) -> re.Pattern[str]:
+    """One regex for "the item's name contains a listed name" over the whole list."""
+    names = [*params.substances, *params.extra_substances]
+    if not names:
+        return re.compile(r"(?!x)x")
+    return re.compile("|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True)))
+
+
+def _banned_hit(item: Item) -> bool:
+    if item.result == "不合格" or item.value == POSITIVE_TEXT:
+        return True
+    n = item.number
+    return n is not None and n > 0
+
+
+def judge(sample: SamplingResult, banned: re.Pattern[str]) -> Verdict:
+    hits = tuple(it for it in sample.items if banned.search(it.item) and _banned_hit(it))
+    failed = tuple(it for it in sample.items if it.failed)
+    if hits:
+        return Verdict(True, hits, failed)
+    if sample.conclusion is not None:
+        return Verdict(sample.conclusion == "不合格", hits, failed)
+    return Verdict(bool(failed), hits, failed)

@@ -1,0 +1,1 @@
+"""Runtimes that feed the rules: replay over files, and the command line."""

@@ -1,0 +1,171 @@
+"""The ``shian`` command line (§5)."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from shian.rules.config import Config, ConfigError, load
+from shian.rules.timeutil import fmt, parse_time
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shian", description="食安：食品安全合规预警")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("replay", help="按事件时间重放事件文件（JSON Lines / CSV / XLSX），输出通知")
+    r.add_argument("events", nargs="+", metavar="EVENTS", help="事件文件，按给出的顺序读取")
+    r.add_argument("--config", required=True, metavar="FILE")
+    r.add_argument("--until", metavar="DATETIME", help="处理到此时刻为止，并把时钟推进到此时刻")
+    r.add_argument("--out", metavar="FILE", help="通知输出文件（JSON Lines）；缺省为标准输出")
+    r.add_argument("--rejects", metavar="FILE", help="拒收记录输出文件（JSON Lines）；缺省为标准错误")
+    r.add_argument("--table", action="store_true", help="结束时在标准输出打印通知一览表")
+    r.add_argument("--no-progress", action="store_true", help="不显示进度条")
+
+    c = sub.add_parser("check-config", help="检查配置文件并列出生效的规则、阈值和即将到来的期限")
+    c.add_argument("--config", required=True, metavar="FILE")
+    c.add_argument("--now", metavar="DATETIME", help="从此时刻起列出期限（缺省为当前时间）")
+    c.add_argument("--deadlines", type=int, default=12, metavar="N", help="列出多少个即将到来的期限")
+    return p
+
+
+def _load(path: str) -> Config:
+    try:
+        return load(path)
+    except ConfigError as e:
+        print("配置有误，未启动：", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _time_arg(text: str | None, config: Config, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text, config.tz)
+    except ValueError as e:
+        print(f"{flag}：{e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@contextlib.contextmanager
+def _open_out(path: str | None, default: Any) -> Iterator[Any]:
+    if path is None:
+        yield default
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        yield f
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cut(text: str, width: int) -> str:
+    out, used = [], 0
+    for ch in text:
+        w = _width(ch)
+        if used + w > width:
+            out.append("…")
+            used += 1
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + " " * max(0, width - used)
+
+
+def print_table(notices: Sequence[dict[str, Any]], stream: Any) -> None:
+    """Notices as an office would scan them: time, severity, township, title, recipients."""
+    sev = {"critical": "紧急", "warning": "警示", "info": "提示"}
+    cols = [("时间", 16), ("级别", 4), ("层级", 4), ("乡镇", 8), ("标题", 64), ("接收部门", 30)]
+    stream.write("  ".join(_cut(name, w) for name, w in cols).rstrip() + "\n")
+    for n in notices:
+        row = [n["at"][:16].replace("T", " "), sev[n["severity"]], "县级" if n["level"] == "county" else "镇级",
+               n["township"], n["title"], ",".join(n["recipients"])]
+        stream.write("  ".join(_cut(v, w) for v, (_, w) in zip(row, cols)).rstrip() + "\n")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from shian.streams.replay import Replay, jsonl_writer
+
+    config = _load(args.config)
+    until = _time_arg(args.until, config, "--until")
+    missing = [p for p in args.events if not Path(p).is_file()]
+    if missing:
+        print(f"找不到事件文件：{', '.join(missing)}", file=sys.stderr)
+        return 2
+    shown: list[dict[str, Any]] = []
+    total = sum(Path(p).stat().st_size for p in args.events)
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
+               disable=args.no_progress or not sys.stderr.isatty() or total < 1 << 20)
+    with _open_out(args.out, sys.stdout) as out, _open_out(args.rejects, sys.stderr) as rej:
+        write_notice, write_reject = jsonl_writer(out), jsonl_writer(rej)
+
+        def on_notice(n: Any) -> None:
+            obj = n.to_json()
+            write_notice(obj)
+            if args.table:
+                shown.append(obj)
+
+        replay = Replay(config, on_notice, write_reject, until=until, progress=bar.update)
+        summary = replay.run(args.events)
+    bar.close()
+    if args.table:
+        print_table(shown, sys.stdout)
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from shian.rules.engine import Engine
+    from shian.notifiers.routing import recipients
+
+    config = _load(args.config)
+    now = _time_arg(args.now, config, "--now") or datetime.now(config.tz)
+    print(f"配置 {args.config} 有效。")
+    print(f"时区 {config.tz.key}；县 {config.county.name or '（未命名）'}，县食安办 {config.county.office}"
+          + (f"，升级对象 {', '.join(config.county.escalation)}" if config.county.escalation else ""))
+    print(f"max_jump_days {config.max_jump_days}，dedup_days {config.dedup_days}")
+    print("\n部门：")
+    for dept_id, d in config.departments.items():
+        print(f"  {dept_id:<14} {d.name}" + (f"  <{', '.join(d.email)}>" if d.email else ""))
+    print("\n乡镇：")
+    for name, t in config.townships.items():
+        pop = f"人口 {t.population}，" if t.population is not None else ""
+        print(f"  {name}：{pop}食安办 {t.office}")
+        print(f"    报送单位：{', '.join(t.reporters) or '（无）'}")
+        if t.routing:
+            print(f"    分派：{', '.join(f'{k}→{v}' for k, v in t.routing.items())}")
+    print("\n规则：")
+    from shian.rules.families import RULES
+
+    for rule_id, spec in RULES.items():
+        p = config.rules[rule_id]
+        params = {k: v for k, v in p.model_dump().items() if k != "enabled"}
+        state = "启用" if p.enabled else "停用"
+        shown = "，".join(f"{k}={v}" for k, v in params.items())
+        print(f"  {rule_id:<34} {state}  {spec.level}/{spec.severity}  {spec.summary}" + (f"  [{shown}]" if shown else ""))
+    print(f"\n自 {fmt(now)} 起即将到来的期限：")
+    engine = Engine(config, recipients, lambda n: None)
+    for at, label in engine.upcoming(now, args.deadlines):
+        print(f"  {fmt(at)}  {label}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"replay": cmd_replay, "check-config": cmd_check_config}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
