@@ -16,14 +16,13 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from hashlib import blake2b
 from typing import Any, Callable, Iterable
 
 from .config import Config
-from .events import Event, Rejected, SamplingResult, fingerprint_source
+from .events import Event, Rejected, SamplingResult, fingerprint
 from .families import FAMILIES, RULES
 from .notice import Notice, notice_id
-from .timeutil import add_days, fmt
+from .timeutil import fmt
 from .verdict import Verdict, judge, substance_pattern
 
 Router = Callable[[Config, str, str, "str | None"], tuple[str, ...]]
@@ -56,6 +55,7 @@ class Engine:
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._jump = timedelta(days=config.max_jump_days)
+        self._dedup_days = config.dedup_days
         self._seen: dict[int, int] = {}
         self._seen_expiry: dict[int, list[int]] = {}
         self._purged_through = -1
@@ -136,8 +136,8 @@ class Engine:
             )
         if until is not None and t > until:
             return Status.SKIPPED
-        key = _digest(f"{ev.type}\x1f{ev.township}\x1f{ev.id}".encode(), 12)  # type: ignore[attr-defined]
-        fp = _digest(fingerprint_source(ev), 8)
+        key = hash((ev.type, ev.township, ev.id))  # type: ignore[attr-defined]
+        fp = fingerprint(ev)
         prev = self._seen.get(key)
         if prev is not None:
             if prev == fp:
@@ -154,8 +154,11 @@ class Engine:
         for handler in self._handlers.get(ev.type, ()):  # type: ignore[attr-defined]
             handler(ev, now)
         self._seen[key] = fp
-        day = add_days(t, self.config.dedup_days).toordinal()
-        self._seen_expiry.setdefault(day, []).append(key)
+        expiry = self._seen_expiry.get(day := t.toordinal() + self._dedup_days)
+        if expiry is None:
+            self._seen_expiry[day] = [key]
+        else:
+            expiry.append(key)
         return Status.ACCEPTED
 
     def advance(self, to: datetime) -> None:
@@ -201,7 +204,3 @@ class Engine:
             for key in self._seen_expiry.pop(day):
                 self._seen.pop(key, None)
         self._purged_through = today
-
-
-def _digest(data: bytes, size: int) -> int:
-    return int.from_bytes(blake2b(data, digest_size=size).digest(), "big")

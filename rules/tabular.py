@@ -179,7 +179,7 @@ _DATE_TEXT = re.compile(
 )
 _COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _WITH_OFFSET = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})", re.IGNORECASE
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})"
 )
 _PERIOD = re.compile(r"(\d{4})(?:年|[-/.])(\d{1,2})(?:月份?)?|(\d{4})(\d{2})")
 _LIST_SPLIT = re.compile(r"[；;\n]")
