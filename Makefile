@@ -18,7 +18,7 @@ test: install
 
 demo: install
 	$(VENV)/bin/shian replay examples/events.jsonl examples/化验室抽检结果.xlsx \
-	    --config examples/county.yaml --until 2026-06-01T00:00:00 \
+	    --config examples/county.yaml --until 2026-05-01T00:00:00 \
 	    --out examples/out/notices.jsonl --rejects examples/out/rejects.jsonl --table
 
 bench: install

@@ -204,3 +204,6 @@ class Engine:
             for key in self._seen_expiry.pop(day):
                 self._seen.pop(key, None)
         self._purged_through = today
+        horizon = self.clock - timedelta(days=self._dedup_days)  # type: ignore[operator]
+        for fam in self.families:
+            fam.forget(horizon)

@@ -72,7 +72,6 @@ class Acks(Family):
         self.hours = p.hours
         self.issued: dict[str, Issued] = {}
         self.acked: set[str] = set()
-        self.keep_days = ctx.config.dedup_days
 
     def handlers(self) -> dict[str, Any]:
         return {"ack": self.on_ack}
@@ -93,10 +92,8 @@ class Acks(Family):
         if ev.by not in ref.recipients:
             raise Rejected(f"部门“{ev.by}”不是通知 {ref.id} 的接收部门（{', '.join(ref.recipients)}），不能签收")
         self.acked.add(ref.id)
-        self._forget(now)
 
-    def _forget(self, now: datetime) -> None:
-        horizon = add_days(now, -self.keep_days)
+    def forget(self, horizon: datetime) -> None:
         while self.issued:
             oldest = next(iter(self.issued.values()))
             if oldest.at >= horizon:

@@ -26,6 +26,9 @@ class Family:
     def start(self, now: datetime) -> None:
         """Schedule the first occurrence at or after ``now`` of each recurring deadline."""
 
+    def forget(self, horizon: datetime) -> None:
+        """Drop what is older than ``horizon`` (the clock minus ``dedup_days``); called daily."""
+
 
 def entity_key(ev: Any) -> tuple[str, str, str]:
     """An entity within its township: by ``entity_id``, else by ``entity`` (never mixed)."""

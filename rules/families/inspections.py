@@ -1,8 +1,7 @@
 """On-site inspections: licence, health certificates, severe outcomes, rectification.
 
-State: per entity, the latest event time of an inspection with outcome 合格 (kept while the
-entity's events are remembered, ``dedup_days``); pending rectification deadlines live in the
-engine's timer queue.
+State: per entity, the latest event time of an inspection with outcome 合格, kept for
+``dedup_days``; pending rectification deadlines live in the engine's timer queue.
 """
 from __future__ import annotations
 
@@ -78,6 +77,10 @@ class Inspections(Family):
             deadline = local_midnight(ev.rectify_by + timedelta(days=1), self.ctx.tz)
             if deadline > now:
                 self.ctx.schedule(deadline, self._overdue, (key, ev))
+
+    def forget(self, horizon: datetime) -> None:
+        for key in [k for k, t in self.last_ok.items() if t < horizon]:
+            del self.last_ok[key]
 
     def _overdue(self, at: datetime, arg: tuple[tuple[str, str, str], Inspection]) -> None:
         key, ev = arg

@@ -1,7 +1,7 @@
 """Unqualified samples, banned substances, and the disposal (核查处置) deadline.
 
-State: the (township, sample id) pairs that have a disposal, kept for ``dedup_days``; the
-pending disposal deadlines live in the engine's timer queue.
+State: the (township, sample id) pairs that have a disposal, with its time, kept for
+``dedup_days``; the pending disposal deadlines live in the engine's timer queue.
 """
 from __future__ import annotations
 
@@ -84,6 +84,10 @@ class Samples(Family):
 
     def on_disposal(self, ev: Disposal, now: datetime) -> None:
         self.disposed[(ev.township, ev.sample_id)] = ev.time
+
+    def forget(self, horizon: datetime) -> None:
+        for key in [k for k, t in self.disposed.items() if t < horizon]:
+            del self.disposed[key]
 
     def _overdue(self, at: datetime, arg: tuple[str, str, str, dict[str, Any]]) -> None:
         township, sample_id, category, facts = arg
