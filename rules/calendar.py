@@ -17,7 +17,9 @@ HOLIDAYS = ("元旦", "春节", "劳动节", "国庆节")
 
 @lru_cache(maxsize=4096)
 def holiday_date(name: str, year: int) -> date:
-    """Date of holiday H in ``year``: 1 Jan, 正月初一, 1 May or 1 Oct."""
+    """Date of holiday H in ``year``: 1 Jan, 正月初一, 1 May or 1 Oct.
+
+    ValueError for 春节 outside 1900–2099, the range of the lunar tables."""
     if name == "元旦":
         return date(year, 1, 1)
     if name == "劳动节":

@@ -59,7 +59,7 @@ class Engine:
         self._seen: dict[int, int] = {}
         self._seen_expiry: dict[int, list[int]] = {}
         self._purged_through = -1
-        self._verdict_for: tuple[int, Verdict] | None = None
+        self._verdict_for: tuple[SamplingResult, Verdict] | None = None
         self._banned = substance_pattern(config.rules["sample.banned_substance"])
         self.families = [cls(self) for cls in FAMILIES]
         self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {}
@@ -78,10 +78,10 @@ class Engine:
     def verdict(self, sample: SamplingResult) -> Verdict:
         """The sample's verdict, judged once per event however many families ask."""
         memo = self._verdict_for
-        if memo is not None and memo[0] == id(sample):
+        if memo is not None and memo[0] is sample:
             return memo[1]
         v = judge(sample, self._banned)
-        self._verdict_for = (id(sample), v)
+        self._verdict_for = (sample, v)
         return v
 
     def emit(

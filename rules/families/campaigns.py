@@ -60,13 +60,24 @@ class Campaigns(Family):
             return add_days(at_local(h, 9, self.ctx.tz), -self.remind)
         return local_midnight(h, self.ctx.tz)
 
+    def _schedule(self, rule: str, holiday: str, year: int) -> None:
+        """Schedule H of ``year``; 春节 after 2099 is beyond the lunar calendar and is not."""
+        try:
+            at = self.when(rule, holiday, year)
+        except ValueError:
+            return
+        self.ctx.schedule(at, self._fire, (rule, holiday, year))
+
     def start(self, now: datetime) -> None:
         for holiday in self.holidays:
             for rule in (REMINDER.id, MISSED.id):
-                year = now.year - 1
-                while self.when(rule, holiday, year) < now:
-                    year += 1
-                self.ctx.schedule(self.when(rule, holiday, year), self._fire, (rule, holiday, year))
+                for year in range(now.year - 1, now.year + 2):
+                    try:
+                        if self.when(rule, holiday, year) >= now:
+                            self._schedule(rule, holiday, year)
+                            break
+                    except ValueError:
+                        break
 
     def on_inspection(self, ev: Inspection, now: datetime) -> None:
         if ev.inspection_type != JOINT:
@@ -79,7 +90,7 @@ class Campaigns(Family):
 
     def _fire(self, at: datetime, arg: tuple[str, str, int]) -> None:
         rule, holiday, year = arg
-        self.ctx.schedule(self.when(rule, holiday, year + 1), self._fire, (rule, holiday, year + 1))
+        self._schedule(rule, holiday, year + 1)
         h = holiday_date(holiday, year)
         facts_base = {"holiday": holiday, "date": h.isoformat()}
         for township in self.ctx.config.townships:
