@@ -178,7 +178,11 @@ class Engine:
             self.advance(until)
 
     def upcoming(self, now: datetime, count: int) -> list[tuple[datetime, str]]:
-        """The next ``count`` deadlines from ``now`` on a fresh engine (for ``check-config``)."""
+        """The next ``count`` deadlines from ``now`` on a fresh engine (for ``check-config``).
+
+        Consumes the engine: its timers fire with no events, and no acknowledgement deadlines
+        are derived from what they raise."""
+        self._notice_hooks = []
         if self.clock is None:
             self.clock = now
             for fam in self.families:

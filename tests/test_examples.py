@@ -1,0 +1,154 @@
+"""The shipped example (examples/): one month of 西平县 events plus the lab workbook.
+
+The example is the demo (`make demo`) and the place users copy from, so it must keep doing
+what it promises: every rule of §3 fires at least once, the rejects are exactly the lines that
+were made bad on purpose, the lab workbook converts without a single reject, and the config
+passes `shian check-config`.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shian.rules.config import load
+from shian.rules.families import RULES
+from shian.streams.cli import main
+from shian.streams.replay import Replay
+from shian.streams.sources import read_tabular
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CONFIG = EXAMPLES / "county.yaml"
+EVENTS = EXAMPLES / "events.jsonl"
+WORKBOOK = EXAMPLES / "化验室抽检结果.xlsx"
+UNTIL = datetime(2026, 5, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+# The deliberately bad lines of events.jsonl: line number -> what is wrong with it.
+BAD_LINES = {
+    16: "红和镇",        # township typo (红河镇)
+    46: "2062",          # year typo: 2062 instead of 2026
+    60: "outcome",       # inspection without its outcome (检查结果)
+    73: "JSON",          # line cut off: not valid JSON
+}
+
+
+def replay() -> tuple[list[dict], list[dict], object]:
+    notices: list[dict] = []
+    rejects: list[dict] = []
+    config = load(CONFIG)
+    summary = Replay(config, lambda n: notices.append(n.to_json()), rejects.append, until=UNTIL).run(
+        [str(EVENTS), str(WORKBOOK)]
+    )
+    return notices, rejects, summary
+
+
+@pytest.fixture(scope="module")
+def run() -> tuple[list[dict], list[dict], object]:
+    return replay()
+
+
+def test_every_rule_fires_at_least_once(run):
+    notices, _, _ = run
+    fired = Counter(n["rule"] for n in notices)
+    assert sorted(set(RULES) - set(fired)) == []
+    assert sum(fired.values()) == len(notices)
+
+
+def test_rejects_are_exactly_the_deliberate_bad_lines(run):
+    _, rejects, summary = run
+    assert [r["line"] for r in rejects] == sorted(BAD_LINES)
+    assert all(r["source"] == str(EVENTS) for r in rejects)
+    for r in rejects:
+        assert BAD_LINES[r["line"]] in r["raw"] + r["reason"], r
+        assert r["reason"]
+    assert summary.rejected == len(BAD_LINES)
+    assert summary.duplicates == 1  # the joint inspection sent twice
+    assert summary.skipped == 0
+
+
+def test_the_workbook_converts_without_rejects():
+    records = read_tabular(WORKBOOK)
+    assert [(r.line, r.reason) for r in records if r.obj is None] == []
+    assert len(records) == 32
+    assert all(r.line.startswith("抽检结果!") for r in records)
+    multi = [r for r in records if len(r.obj["items"]) > 1]
+    assert len(multi) == len(records)  # every sample has several 检验项目 rows
+
+
+def test_the_workbook_script_regenerates_the_same_content(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_lab_workbook", EXAMPLES / "make_lab_workbook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / WORKBOOK.name
+    module.save(module.build(), out)
+    assert [r.obj for r in read_tabular(out)] == [r.obj for r in read_tabular(WORKBOOK)]
+
+
+def test_check_config_accepts_the_example(capsys):
+    assert main(["check-config", "--config", str(CONFIG), "--now", "2026-04-01T00:00:00"]) == 0
+    assert "有效" in capsys.readouterr().out
+
+
+def test_the_story_of_the_month(run):
+    """What the example is meant to show, so that edits to it keep the story straight."""
+    notices, _, _ = run
+    by_rule: dict[str, list[dict]] = {}
+    for n in notices:
+        by_rule.setdefault(n["rule"], []).append(n)
+
+    # 红河镇's April 食用农产品监测 from the workbook: 20 of 22 qualified, below 97 % and by more
+    # than the 5-point margin, so the county hears of it.
+    [rate] = by_rule["sample.pass_rate_low"]
+    assert (rate["township"], rate["facts"]["program"], rate["facts"]["samples"], rate["level"]) == (
+        "红河镇", "agri_monitoring", 22, "county")
+    assert rate["at"] == "2026-05-01T00:00:00+08:00"
+
+    # The 克伦特罗 sample was disposed of in time; the 韭菜 one of 出山镇 was not.
+    assert [n["facts"]["sample_id"] for n in by_rule["sample.disposal_overdue"]] == ["XP-JC-2026-0317"]
+    assert by_rule["sample.disposal_overdue"][0]["at"] == "2026-04-18T10:00:00+08:00"
+
+    # 权寨镇 went quiet after 7 April; 盆尧镇 did no joint inspection before 劳动节.
+    assert [(n["township"], n["at"]) for n in by_rule["source.silent"]] == [
+        ("权寨镇", "2026-04-21T10:30:00+08:00")]
+    assert [n["township"] for n in by_rule["campaign.missed"]] == ["盆尧镇"]
+    assert len(by_rule["campaign.reminder"]) == 5
+    assert {n["at"] for n in by_rule["campaign.reminder"]} == {"2026-04-21T09:00:00+08:00"}
+
+    # Monthly reports: 于庄村 late (overdue, no escalation), 马庄村 and 郭庄村 never came.
+    assert sorted(n["facts"]["reporter"] for n in by_rule["report.overdue"]) == ["于庄村", "郭庄村", "马庄村"]
+    assert sorted(n["facts"]["reporter"] for n in by_rule["report.escalation"]) == ["郭庄村", "马庄村"]
+
+    # The late arrival (a 14 April inspection entered on the 16th) is dated by the clock.
+    [late] = [n for n in by_rule["inspection.health_cert_low"] if n["event_ids"] == ["BQ-JC-20260414-02"]]
+    assert late["at"] == "2026-04-16T10:10:00+08:00"
+
+    # Acknowledged notices are not escalated; the three left unacknowledged are.
+    unacked = {n["facts"]["notice_id"] for n in by_rule["notice.unacknowledged"]}
+    by_id = {n["id"]: n for n in notices}
+    assert sorted(by_id[i]["rule"] for i in unacked) == [
+        "incident.late_report", "report.overdue", "sample.disposal_overdue"]
+    acked = set()
+    for line in EVENTS.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("type") == "ack":
+            assert event["notice_id"] in by_id, event
+            acked.add(event["notice_id"])
+    assert acked and not acked & unacked
+    for n in notices:  # ids are the first 16 hex digits of SHA-256 of the key (§4)
+        assert n["id"] == hashlib.sha256(n["key"].encode("utf-8")).hexdigest()[:16]
+
+
+def test_replaying_twice_gives_the_same_notices(run):
+    notices, rejects, _ = run
+    again, rejects_again, _ = replay()
+    assert again == notices
+    assert rejects_again == rejects
