@@ -194,7 +194,8 @@ class Engine:
             words = [str(a) for a in arg if isinstance(a, (str, int))]
             owner = getattr(timer.fire, "__self__", None)
             if not words or words[0] not in RULES:
-                words.insert(0, getattr(owner, "name", "?"))
+                rules = getattr(owner, "RULES", ())
+                words.insert(0, rules[0].id if len(rules) == 1 else getattr(owner, "name", "?"))
             out.append((timer.at, " ".join(words)))
             self.clock = timer.at
             timer.fire(timer.at, timer.arg)
