@@ -87,7 +87,7 @@ class Acks(Family):
 
     def on_ack(self, ev: Ack, now: datetime) -> None:
         ref = self.issued.get(ev.notice_id) or self.issued.get(notice_id(ev.notice_id))
-        if ref is None or ref.township != ev.township:
+        if ref is None or ref.township != ev.township or ref.at > ev.acked_at:
             raise Rejected(f"签收的通知“{ev.notice_id}”在{ev.township}不存在（截至 {ev.acked_at:%Y-%m-%d %H:%M} 未发出该通知）")
         if ev.by not in ref.recipients:
             raise Rejected(f"部门“{ev.by}”不是通知 {ref.id} 的接收部门（{', '.join(ref.recipients)}），不能签收")
