@@ -153,7 +153,7 @@ def test_report_due_day_and_remind_days_before_overrides(replay):
 # --------------------------------------------------------------------------- campaigns
 
 def spring_festival(year: int) -> date:
-    return LunarDate(year, 1, 1).toSolarDate()
+    return LunarDate(year, 1, 1).to_solar_date()
 
 
 def holiday_date(name: str, year: int) -> date:
