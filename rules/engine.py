@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Callable, Iterable
@@ -34,17 +33,6 @@ class Status(Enum):
     SKIPPED = "skipped"
 
 
-@dataclass(slots=True)
-class _Timer:
-    at: datetime
-    seq: int
-    fire: Callable[[datetime, Any], None]
-    arg: Any
-
-    def __lt__(self, other: "_Timer") -> bool:
-        return (self.at, self.seq) < (other.at, other.seq)
-
-
 class Engine:
     def __init__(self, config: Config, route: Router, sink: Callable[[Notice], None]) -> None:
         self.config = config
@@ -52,7 +40,7 @@ class Engine:
         self._route = route
         self._sink = sink
         self.clock: datetime | None = None
-        self._timers: list[_Timer] = []
+        self._timers: list[tuple[datetime, int, Callable[[datetime, Any], None], Any]] = []
         self._seq = itertools.count()
         self._jump = timedelta(days=config.max_jump_days)
         self._dedup_days = config.dedup_days
@@ -73,7 +61,7 @@ class Engine:
         return self.config.rules[rule_id]
 
     def schedule(self, at: datetime, fire: Callable[[datetime, Any], None], arg: Any = None) -> None:
-        heapq.heappush(self._timers, _Timer(at, next(self._seq), fire, arg))
+        heapq.heappush(self._timers, (at, next(self._seq), fire, arg))
 
     def verdict(self, sample: SamplingResult) -> Verdict:
         """The sample's verdict, judged once per event however many families ask."""
@@ -149,7 +137,10 @@ class Engine:
                 fam.start(t)
             self.advance(t)
         elif t > clock:
-            self.advance(t)
+            if (self._timers and self._timers[0][0] <= t) or t.toordinal() > self._purged_through:
+                self.advance(t)
+            else:
+                self.clock = t
         now = self.clock
         for handler in self._handlers.get(ev.type, ()):  # type: ignore[attr-defined]
             handler(ev, now)
@@ -164,10 +155,10 @@ class Engine:
     def advance(self, to: datetime) -> None:
         """Move the clock to ``to``, firing every deadline at or before it, in time order."""
         timers = self._timers
-        while timers and timers[0].at <= to:
-            timer = heapq.heappop(timers)
-            self.clock = timer.at
-            timer.fire(timer.at, timer.arg)
+        while timers and timers[0][0] <= to:
+            at, _, fire, arg = heapq.heappop(timers)
+            self.clock = at
+            fire(at, arg)
         if self.clock is None or to > self.clock:
             self.clock = to
         self._forget_old_ids()
@@ -189,16 +180,16 @@ class Engine:
                 fam.start(now)
         out: list[tuple[datetime, str]] = []
         while self._timers and len(out) < count:
-            timer = heapq.heappop(self._timers)
-            arg = timer.arg if isinstance(timer.arg, tuple) else (timer.arg,)
-            words = [str(a) for a in arg if isinstance(a, (str, int))]
-            owner = getattr(timer.fire, "__self__", None)
+            at, _, fire, arg = heapq.heappop(self._timers)
+            args = arg if isinstance(arg, tuple) else (arg,)
+            words = [str(a) for a in args if isinstance(a, (str, int))]
+            owner = getattr(fire, "__self__", None)
             if not words or words[0] not in RULES:
                 rules = getattr(owner, "RULES", ())
                 words.insert(0, rules[0].id if len(rules) == 1 else getattr(owner, "name", "?"))
-            out.append((timer.at, " ".join(words)))
-            self.clock = timer.at
-            timer.fire(timer.at, timer.arg)
+            out.append((at, " ".join(words)))
+            self.clock = at
+            fire(at, arg)
         return out
 
     def _forget_old_ids(self) -> None:

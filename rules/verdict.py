@@ -15,7 +15,6 @@ from .events import POSITIVE_TEXT, Item, SamplingResult
 class Verdict:
     unqualified: bool
     banned: tuple[Item, ...]
-    failed_items: tuple[Item, ...]
 
 
 def substance_pattern(params: Any) -> re.Pattern[str]:
@@ -35,9 +34,8 @@ def _banned_hit(item: Item) -> bool:
 
 def judge(sample: SamplingResult, banned: re.Pattern[str]) -> Verdict:
     hits = tuple(it for it in sample.items if banned.search(it.item) and _banned_hit(it))
-    failed = tuple(it for it in sample.items if it.failed)
     if hits:
-        return Verdict(True, hits, failed)
+        return Verdict(True, hits)
     if sample.conclusion is not None:
-        return Verdict(sample.conclusion == "不合格", hits, failed)
-    return Verdict(bool(failed), hits, failed)
+        return Verdict(sample.conclusion == "不合格", hits)
+    return Verdict(any(it.failed for it in sample.items), hits)

@@ -35,3 +35,15 @@ def entity_key(ev: Any) -> tuple[str, str, str]:
     if ev.entity_id:
         return (ev.township, "id", ev.entity_id)
     return (ev.township, "name", ev.entity)
+
+
+def drop_oldest(times: dict[Any, datetime], horizon: datetime) -> None:
+    """Forget entries older than ``horizon`` from a dict kept in (roughly) time order.
+
+    Dicts keep insertion order and the clock only moves forward, so the expired entries are at
+    the front; a late arrival out of order is forgotten a little later, never early."""
+    while times:
+        key = next(iter(times))
+        if times[key] >= horizon:
+            return
+        del times[key]

@@ -12,7 +12,7 @@ from typing import Any
 from ..events import Inspection
 from ..params import Rate, RuleParams, RuleSpec, exact
 from ..timeutil import local_midnight
-from .base import Family, entity_key
+from .base import Family, drop_oldest, entity_key
 
 
 class HealthCertParams(RuleParams):
@@ -70,17 +70,15 @@ class Inspections(Family):
                  inspection_facts(ev), route=ev.entity_type, event_ids=(ev.id,))
         key = entity_key(ev)
         if ev.outcome == "合格":
-            prev = self.last_ok.get(key)
-            if prev is None or ev.time > prev:
-                self.last_ok[key] = ev.time
+            prev = self.last_ok.pop(key, None)
+            self.last_ok[key] = ev.time if prev is None or ev.time > prev else prev
         elif ev.outcome == "限期整改" and ev.rectify_by is not None:
             deadline = local_midnight(ev.rectify_by + timedelta(days=1), self.ctx.tz)
             if deadline > now:
                 self.ctx.schedule(deadline, self._overdue, (key, ev))
 
     def forget(self, horizon: datetime) -> None:
-        for key in [k for k, t in self.last_ok.items() if t < horizon]:
-            del self.last_ok[key]
+        drop_oldest(self.last_ok, horizon)
 
     def _overdue(self, at: datetime, arg: tuple[tuple[str, str, str], Inspection]) -> None:
         key, ev = arg

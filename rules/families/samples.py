@@ -11,7 +11,7 @@ from typing import Any
 from ..events import Disposal, SamplingResult
 from ..params import PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days
-from .base import Family
+from .base import Family, drop_oldest
 
 DEFAULT_SUBSTANCES = (
     "克伦特罗", "克仑特罗", "瘦肉精", "莱克多巴胺", "沙丁胺醇", "西马特罗", "氯霉素", "孔雀石绿",
@@ -73,7 +73,7 @@ class Samples(Family):
                 facts, route=ev.category, event_ids=(ev.id,), due=due,
             )
         else:
-            facts["failed_items"] = [it.item for it in verdict.failed_items]
+            facts["failed_items"] = [it.item for it in ev.items if it.failed]
             self.ctx.emit(
                 UNQUALIFIED.id, ev.township, ev.id, now,
                 f"【预警】{ev.township}{_what(ev)}抽检不合格，请于{due:%Y年%-m月%-d日}前完成核查处置",
@@ -86,8 +86,7 @@ class Samples(Family):
         self.disposed[(ev.township, ev.sample_id)] = ev.time
 
     def forget(self, horizon: datetime) -> None:
-        for key in [k for k, t in self.disposed.items() if t < horizon]:
-            del self.disposed[key]
+        drop_oldest(self.disposed, horizon)
 
     def _overdue(self, at: datetime, arg: tuple[str, str, str, dict[str, Any]]) -> None:
         township, sample_id, category, facts = arg
