@@ -4,8 +4,9 @@ Validation here is stateless: it needs the line and the config (townships, repor
 departments, timezone) but no history. What depends on history — duplicates, the
 ``max_jump_days`` check, acks naming a known notice — is the engine's.
 
-JSON Lines take the fast path: pydantic-core parses and validates the bytes in one step.
-Only a line that fails is parsed again with :mod:`json` to say in plain words what is wrong.
+Events are msgspec Structs: one C-level pass parses a JSON line and checks types, required
+fields and value sets; the few checks msgspec cannot express (blank strings, the contract's
+time format, result texts) run once per event in ``__post_init__`` and the time hook.
 """
 from __future__ import annotations
 
@@ -15,15 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    BeforeValidator,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-)
+import msgspec
+from msgspec import Meta, Struct
 
 from .timeutil import parse_period, parse_time
 
@@ -32,43 +26,29 @@ VERDICTS = ("合格", "不合格")
 OUTCOMES = ("合格", "限期整改", "责令停业", "立案查处")
 INSPECTION_TYPES = ("日常检查", "双随机", "专项检查", "节前联合检查", "复查")
 ACTIONS = ("签收", "办结")
-NO_VALUE_TEXTS = ("未检出", "ND", "阴性")
+NO_VALUE_TEXTS = frozenset(("未检出", "ND", "阴性"))
 POSITIVE_TEXT = "阳性"
-VALUE_TEXT = r"^(未检出|ND|阴性|阳性|<\s*\d+(\.\d+)?)$"
+_BELOW = re.compile(r"<\s*\d+(?:\.\d+)?")
 
 
-def _time(value: Any, info: ValidationInfo) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("应为时间字符串")
-    return parse_time(value, info.context["tz"])
+class Time(datetime):
+    """A contract time, decoded as an aware datetime in the configured zone."""
 
 
-def _date(value: Any, info: ValidationInfo) -> date:
-    if not isinstance(value, str):
-        raise ValueError("应为日期字符串")
-    return parse_time(value, info.context["tz"]).date()
+class Day(date):
+    """A contract date (``rectify_by``)."""
 
 
-def _period(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("应为 YYYY-MM 字符串")
-    return parse_period(value)
+Count = Annotated[int, Meta(ge=0)]
 
 
-Time = Annotated[datetime, BeforeValidator(_time)]
-Day = Annotated[date, BeforeValidator(_date)]
-Period = Annotated[str, BeforeValidator(_period)]
-Text = Annotated[str, Field(pattern=r"^\s*\S")]
-Count = Annotated[int, Field(ge=0)]
+def _blank(value: str | None) -> bool:
+    return value is not None and not value.strip()
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class Item(_Model):
-    item: Text
-    value: float | Annotated[str, Field(pattern=VALUE_TEXT)] | None = None
+class Item(Struct, frozen=True, gc=False):
+    item: str
+    value: float | str | None = None
     unit: str | None = None
     limit: float | None = None
     result: Literal["合格", "不合格"] | None = None
@@ -77,9 +57,9 @@ class Item(_Model):
     def number(self) -> float | None:
         """The numeric value: ``<x`` reads as 0, texts without a number as None."""
         v = self.value
-        if isinstance(v, str):
-            return 0.0 if v.startswith("<") else None
-        return v
+        if v.__class__ is str:
+            return 0.0 if v.startswith("<") else None  # type: ignore[union-attr]
+        return v  # type: ignore[return-value]
 
     @property
     def failed(self) -> bool:
@@ -90,45 +70,69 @@ class Item(_Model):
         return n is not None and self.limit is not None and n > self.limit
 
 
-class Event(_Model):
-    """Fields every event has. ``TIME_FIELD`` names the event-time field."""
+class Event(Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
+    """Fields every event has. ``TIME_FIELD`` names the event-time field; ``TEXT`` the
+    required strings, which may not be blank."""
 
     TIME_FIELD: ClassVar[str]
-    id: Text
-    township: Text
+    TEXT: ClassVar[tuple[str, ...]] = ()
+    id: str
+    township: str
+
+    def __post_init__(self) -> None:
+        if not self.id.strip():
+            raise ValueError(_empty("id"))
+        if not self.township.strip():
+            raise ValueError(_empty("township"))
+        for name in self.TEXT:
+            if not getattr(self, name).strip():
+                raise ValueError(_empty(name))
+
+    @property
+    def type(self) -> str:
+        return self.__struct_config__.tag  # type: ignore[return-value]
 
     @property
     def time(self) -> datetime:
         return getattr(self, self.TIME_FIELD)
 
 
-class SamplingResult(Event):
-    type: Literal["sampling_result"]
+class SamplingResult(Event, tag="sampling_result", kw_only=True):
     TIME_FIELD: ClassVar[str] = "sampled_at"
+    TEXT: ClassVar[tuple[str, ...]] = ("entity", "category")
     program: Literal["food_sampling", "agri_monitoring", "rapid_test"] = "food_sampling"
     sampled_at: Time
     reported_at: Time | None = None
     village: str | None = None
-    entity: Text
+    entity: str
     entity_id: str | None = None
-    category: Text
+    category: str
     food: str | None = None
     items: tuple[Item, ...]
     conclusion: Literal["合格", "不合格"] | None = None
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        for i, it in enumerate(self.items):
+            if not it.item.strip():
+                raise ValueError(_empty(f"items.{i}.item"))
+            v = it.value
+            if v.__class__ is str and v not in NO_VALUE_TEXTS and v != POSITIVE_TEXT and _BELOW.fullmatch(v) is None:
+                raise ValueError(f"字段 items.{i}.value（检验结果）的值“{v}”无法识别（应为数值、未检出、ND、阴性、阳性或 <x）")
 
     @property
     def time(self) -> datetime:
         return self.reported_at or self.sampled_at
 
 
-class Inspection(Event):
-    type: Literal["inspection"]
+class Inspection(Event, tag="inspection", kw_only=True):
     TIME_FIELD: ClassVar[str] = "inspected_at"
+    TEXT: ClassVar[tuple[str, ...]] = ("entity", "entity_type")
     inspected_at: Time
     village: str | None = None
-    entity: Text
+    entity: str
     entity_id: str | None = None
-    entity_type: Text
+    entity_type: str
     inspection_type: Literal["日常检查", "双随机", "专项检查", "节前联合检查", "复查"]
     license_valid: bool | None = None
     staff_total: Count | None = None
@@ -139,38 +143,45 @@ class Inspection(Event):
     rectify_by: Day | None = None
 
 
-class MonthlyReport(Event):
-    type: Literal["monthly_report"]
+class MonthlyReport(Event, tag="monthly_report", kw_only=True):
     TIME_FIELD: ClassVar[str] = "submitted_at"
-    reporter: Text
-    period: Period
+    TEXT: ClassVar[tuple[str, ...]] = ("reporter",)
+    reporter: str
+    period: str
     submitted_at: Time
 
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        try:
+            parse_period(self.period)
+        except ValueError as e:
+            raise ValueError(f"字段 period（所属月份）：{e}") from None
 
-class Incident(Event):
-    type: Literal["incident"]
+
+class Incident(Event, tag="incident", kw_only=True):
     TIME_FIELD: ClassVar[str] = "reported_at"
+    TEXT: ClassVar[tuple[str, ...]] = ("kind",)
     occurred_at: Time
     reported_at: Time
-    kind: Text
+    kind: str
     cases: Count | None = None
     deaths: Count | None = None
     grade: str | None = None
 
 
-class Disposal(Event):
-    type: Literal["disposal"]
+class Disposal(Event, tag="disposal", kw_only=True):
     TIME_FIELD: ClassVar[str] = "disposed_at"
-    sample_id: Text
+    TEXT: ClassVar[tuple[str, ...]] = ("sample_id",)
+    sample_id: str
     disposed_at: Time
     measures: tuple[str, ...] | None = None
 
 
-class Banquet(Event):
-    type: Literal["banquet"]
+class Banquet(Event, tag="banquet", kw_only=True):
     TIME_FIELD: ClassVar[str] = "registered_at"
+    TEXT: ClassVar[tuple[str, ...]] = ("host",)
     village: str | None = None
-    host: Text
+    host: str
     held_at: Time
     registered_at: Time
     guests: Count
@@ -178,27 +189,25 @@ class Banquet(Event):
     chef_health_cert: bool | None = None
 
 
-class Ack(Event):
-    type: Literal["ack"]
+class Ack(Event, tag="ack", kw_only=True):
     TIME_FIELD: ClassVar[str] = "acked_at"
-    notice_id: Text
-    by: Text
+    TEXT: ClassVar[tuple[str, ...]] = ("notice_id", "by")
+    notice_id: str
+    by: str
     action: Literal["签收", "办结"] = "签收"
     acked_at: Time
     note: str | None = None
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    m.model_fields["type"].annotation.__args__[0]: m  # type: ignore[union-attr]
+    m.__struct_config__.tag: m  # type: ignore[misc]
     for m in (SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack)
 }
-AnyEvent = Annotated[
-    Union[SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack],
-    Field(discriminator="type"),
-]
-_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
-_BY_TAG = {tag.encode(): model for tag, model in EVENT_TYPES.items()}
-_TYPE_FIRST = re.compile(rb'\s*\{\s*"type"\s*:\s*"([a-z_]+)"')
+AnyEvent = Union[SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack]
+ALLOWED = {
+    "program": PROGRAMS, "conclusion": VERDICTS, "result": VERDICTS, "outcome": OUTCOMES,
+    "inspection_type": INSPECTION_TYPES, "action": ACTIONS,
+}
 
 LABELS = {
     "type": "类型", "id": "编号", "township": "乡镇", "program": "任务类别", "sampled_at": "抽样日期",
@@ -234,44 +243,55 @@ class Townships:
     tz: Any
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    """``items.1.value`` with the Chinese label of the last named field."""
-    parts = [str(p) for p in loc if isinstance(p, int) or p in LABELS]
-    name = next((p for p in reversed(parts) if p in LABELS), None)
-    path = ".".join(parts)
+def _label(path: str) -> str:
+    """``items.1.value（检验结果）``: the path with the Chinese label of its last field."""
+    name = next((p for p in reversed(path.split(".")) if p in LABELS), None)
     return f"{path}（{LABELS[name]}）" if name else path
 
 
-def _reason(err: ValidationError, obj: Any = None) -> str:
-    e = err.errors(include_url=False)[0]
-    kind, loc, given = e["type"], e["loc"], e.get("input")
-    if kind == "json_invalid":
-        return "不是有效的 JSON"
-    if kind == "model_attributes_type" or (kind == "model_type" and not loc):
-        return "不是 JSON 对象"
-    if kind == "union_tag_not_found":
-        return "缺少必填字段 type（类型）"
-    if kind == "union_tag_invalid":
-        tag = obj.get("type") if isinstance(obj, dict) else given
-        return f"未知的事件类型“{tag}”（应为 {', '.join(EVENT_TYPES)} 之一）"
-    where = _where(loc)
-    if kind == "missing" or given is None:
-        return f"缺少必填字段 {where}"
-    if kind == "string_pattern_mismatch":
-        return f"必填字段 {where} 为空"
-    if kind == "literal_error":
-        return f"字段 {where} 的值“{given}”不在允许范围内（{e['ctx']['expected']}）"
-    if kind == "greater_than_equal":
-        return f"字段 {where} 应为非负整数，实为 {given!r}"
-    if "value" in loc and "items" in loc:
-        return f"字段 {where} 的值“{given}”无法识别（应为数值、未检出、ND、阴性、阳性或 <x）"
-    if kind == "value_error":
-        return f"字段 {where}：{e['ctx']['error']}"
-    expected = {
-        "string_type": "文本", "int_type": "整数", "float_type": "数值", "bool_type": "true / false",
-        "list_type": "列表", "model_type": "对象", "dict_type": "对象",
-    }.get(kind, e["msg"])
-    return f"字段 {where} 类型错误：应为{expected}，实为 {json.dumps(given, ensure_ascii=False)}"
+def _empty(path: str) -> str:
+    return f"必填字段 {_label(path)} 为空"
+
+
+_MISSING = "missing"
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_TYPE_NAMES = {
+    "str": "文本", "int": "整数", "float": "数值", "bool": "true / false", "array": "列表",
+    "object": "对象", "null": "null", "Time": "时间字符串", "Day": "日期字符串",
+    "float | str | null": "数值或文本",
+}
+
+
+def _reason(message: str) -> str:
+    """msgspec's error, in the plain words of a reject record."""
+    m = _AT.match(message)
+    msg, raw_path = m.group("msg"), m.group("path") or ""  # type: ignore[union-attr]
+    path = re.sub(r"\[(\d+)\]", r".\1", raw_path).lstrip(".")
+    if not path:
+        if msg.startswith("Expected `object`"):
+            return "不是 JSON 对象"
+        missing = re.match(r"Object missing required field `(\w+)`", msg)
+        if missing:
+            return f"缺少必填字段 {_label(missing.group(1))}"
+        return msg
+    missing = re.match(r"Object missing required field `(\w+)`", msg)
+    if missing:
+        return f"缺少必填字段 {_label(path + '.' + missing.group(1))}"
+    if path == "type" and msg.startswith("Invalid value"):
+        return f"未知的事件类型“{msg[len('Invalid value '):].strip(chr(39))}”（应为 {', '.join(EVENT_TYPES)} 之一）"
+    field = path.rsplit(".", 1)[-1]
+    if msg.startswith("Invalid enum value"):
+        given = msg[len("Invalid enum value "):].strip("'")
+        return f"字段 {_label(path)} 的值“{given}”不在允许范围内（{'、'.join(ALLOWED.get(field, ()))}）"
+    if msg.endswith("got `null`") or msg == _MISSING:
+        return f"缺少必填字段 {_label(path)}"
+    expected = re.match(r"Expected `([^`]+)`(?: (>=) 0)?, got `([^`]+)`", msg) or re.match(r"Expected `([^`]+)` (>=) 0", msg)
+    if expected and expected.group(2):
+        return f"字段 {_label(path)} 应为非负整数"
+    if expected:
+        want, got = expected.group(1).removesuffix(" | null"), expected.group(3)
+        return f"字段 {_label(path)} 类型错误：应为{_TYPE_NAMES.get(want, want)}，实为{_TYPE_NAMES.get(got, got)}"
+    return f"字段 {_label(path)}：{msg}"
 
 
 class Validator:
@@ -279,37 +299,36 @@ class Validator:
 
     def __init__(self, known: Townships) -> None:
         self.known = known
-        self._ctx = {"tz": known.tz}
+        tz = known.tz
+
+        def decode_time(kind: type, value: Any) -> Any:
+            if value is None:
+                raise TypeError(_MISSING)
+            if kind is Time:
+                if value.__class__ is not str:
+                    raise TypeError("应为时间字符串")
+                return parse_time(value, tz, Time)
+            if kind is Day:
+                if value.__class__ is not str:
+                    raise TypeError("应为日期字符串")
+                d = parse_time(value, tz)
+                return Day(d.year, d.month, d.day)
+            raise NotImplementedError(kind)
+
+        self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)
 
     def from_json(self, raw: bytes | str) -> Event:
-        # Most lines start with their type: validating against that one model skips the
-        # union's dispatch. Anything else (or a failure) takes the general path.
-        head = _TYPE_FIRST.match(raw if isinstance(raw, bytes) else raw.encode())
-        model = _BY_TAG.get(head.group(1)) if head else None
         try:
-            if model is not None:
-                try:
-                    return self._check(model.model_validate_json(raw, context=self._ctx))
-                except ValidationError:
-                    pass
-            event = _ADAPTER.validate_json(raw, context=self._ctx)
-        except ValidationError as err:
-            raise Rejected(self._explain(raw, err)) from None
+            event = self._decoder.decode(raw)
+        except msgspec.ValidationError as err:
+            raise Rejected(_reason(str(err))) from None
+        except msgspec.DecodeError:
+            raise Rejected("不是有效的 JSON") from None
         return self._check(event)
 
     def from_object(self, obj: Any) -> Event:
         """A row from a spreadsheet: validated as the JSON it would be, so the rules are one."""
         return self.from_json(json.dumps(obj, ensure_ascii=False))
-
-    @staticmethod
-    def _explain(raw: bytes | str, err: ValidationError) -> str:
-        try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return "不是有效的 JSON"
-        if not isinstance(obj, dict):
-            return "不是 JSON 对象"
-        return _reason(err, obj)
 
     def _check(self, ev: Event) -> Event:
         reporters = self.known.reporters.get(ev.township)
@@ -327,7 +346,7 @@ class Validator:
 
 
 def fingerprint(ev: Event) -> int:
-    """What two sends of one id are compared by: the validated event's values.
+    """What two sends of one id are compared by: the decoded event's values.
 
     Key order, spacing, null-versus-absent and two spellings of one instant do not make two
     sends different; any changed value does. The hash is process-local (Python's ``hash``).
