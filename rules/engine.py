@@ -117,7 +117,7 @@ class Engine:
         """Take one validated event: reject, skip, drop as duplicate, or run the rules on it."""
         t = ev.time
         clock = self.clock
-        if clock is not None and t > clock + self._jump:
+        if clock is not None and t - clock > self._jump:
             raise Rejected(
                 f"事件时间 {fmt(t)} 比当前时钟 {fmt(clock)} 超前 {self.config.max_jump_days} 天以上，"
                 "可能是年份填错"

@@ -10,6 +10,7 @@ time format, result texts) run once per event in ``__post_init__`` and the time 
 """
 from __future__ import annotations
 
+import abc
 import json
 import re
 from dataclasses import dataclass
@@ -31,12 +32,17 @@ POSITIVE_TEXT = "阳性"
 _BELOW = re.compile(r"<\s*\d+(?:\.\d+)?")
 
 
-class Time(datetime):
-    """A contract time, decoded as an aware datetime in the configured zone."""
+class Time(abc.ABC):
+    """Marks a contract time field: decoded by the validator's hook into an aware
+    :class:`datetime` in the configured zone (registered, so msgspec accepts it as a Time)."""
 
 
-class Day(date):
-    """A contract date (``rectify_by``)."""
+class Day(abc.ABC):
+    """Marks a contract date field (``rectify_by``): decoded into a :class:`date`."""
+
+
+Time.register(datetime)
+Day.register(date)
 
 
 Count = Annotated[int, Meta(ge=0)]
@@ -307,12 +313,11 @@ class Validator:
             if kind is Time:
                 if value.__class__ is not str:
                     raise TypeError("应为时间字符串")
-                return parse_time(value, tz, Time)
+                return parse_time(value, tz)
             if kind is Day:
                 if value.__class__ is not str:
                     raise TypeError("应为日期字符串")
-                d = parse_time(value, tz)
-                return Day(d.year, d.month, d.day)
+                return parse_time(value, tz).date()
             raise NotImplementedError(kind)
 
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)

@@ -17,7 +17,7 @@ _TIME = re.compile(
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
-def parse_time(text: str, tz: tzinfo, cls: type[datetime] = datetime) -> datetime:
+def parse_time(text: str, tz: tzinfo) -> datetime:
     """Parse a contract time into an aware datetime in ``tz``; ValueError names what is wrong.
 
     The regex enforces the contract's shape; :meth:`datetime.fromisoformat` (C) does the rest.
@@ -26,9 +26,9 @@ def parse_time(text: str, tz: tzinfo, cls: type[datetime] = datetime) -> datetim
         raise ValueError(f"时间格式无法识别：“{text}”（应为 YYYY-MM-DD 或 YYYY-MM-DDTHH:MM[:SS][+08:00]）")
     try:
         if len(text) > 10 and text[10] != "T":
-            dt = cls.fromisoformat(text[:10] + "T00:00" + text[10:])
+            dt = datetime.fromisoformat(text[:10] + "T00:00" + text[10:])
         else:
-            dt = cls.fromisoformat(text)
+            dt = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"日期或时间不存在：“{text}”") from None
     if dt.tzinfo is None:
