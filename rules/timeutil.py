@@ -32,7 +32,8 @@ def parse_time(text: str, tz: tzinfo) -> datetime:
     except ValueError:
         raise ValueError(f"日期或时间不存在：“{text}”") from None
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=tz)
+        # The constructor with a positional tzinfo is several times faster than replace().
+        return datetime(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond, tz)
     return dt.astimezone(tz)
 
 
