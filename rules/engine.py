@@ -22,7 +22,7 @@ from .events import Event, Rejected, SamplingResult, fingerprint
 from .families import FAMILIES, RULES
 from .notice import Notice, notice_id
 from .timeutil import fmt
-from .verdict import Verdict, judge, substance_pattern
+from .verdict import Judge, Verdict, substance_pattern
 
 Router = Callable[[Config, str, str, "str | None"], tuple[str, ...]]
 
@@ -48,7 +48,7 @@ class Engine:
         self._seen_expiry: dict[int, list[int]] = {}
         self._purged_through = -1
         self._verdict_for: tuple[SamplingResult, Verdict] | None = None
-        self._banned = substance_pattern(config.rules["sample.banned_substance"])
+        self._judge = Judge(substance_pattern(config.rules["sample.banned_substance"]))
         self.families = [cls(self) for cls in FAMILIES]
         self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {}
         self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
@@ -68,7 +68,7 @@ class Engine:
         memo = self._verdict_for
         if memo is not None and memo[0] is sample:
             return memo[1]
-        v = judge(sample, self._banned)
+        v = self._judge(sample)
         self._verdict_for = (sample, v)
         return v
 

@@ -32,10 +32,28 @@ def _banned_hit(item: Item) -> bool:
     return n is not None and n > 0
 
 
-def judge(sample: SamplingResult, banned: re.Pattern[str]) -> Verdict:
-    hits = tuple(it for it in sample.items if banned.search(it.item) and _banned_hit(it))
-    if hits:
-        return Verdict(True, hits)
-    if sample.conclusion is not None:
-        return Verdict(sample.conclusion == "不合格", hits)
-    return Verdict(any(it.failed for it in sample.items), hits)
+class Judge:
+    """Judges samples; remembers which item names are banned substances (names repeat)."""
+
+    def __init__(self, banned: re.Pattern[str]) -> None:
+        self._banned = banned
+        self._names: dict[str, bool] = {}
+
+    def _is_banned(self, name: str) -> bool:
+        hit = self._names.get(name)
+        if hit is None:
+            if len(self._names) > 50_000:
+                self._names.clear()
+            hit = self._names[name] = self._banned.search(name) is not None
+        return hit
+
+    def __call__(self, sample: SamplingResult) -> Verdict:
+        hits = ()
+        for it in sample.items:
+            if self._is_banned(it.item) and _banned_hit(it):
+                hits += (it,)
+        if hits:
+            return Verdict(True, hits)
+        if sample.conclusion is not None:
+            return Verdict(sample.conclusion == "不合格", hits)
+        return Verdict(any(it.failed for it in sample.items), hits)

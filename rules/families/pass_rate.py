@@ -47,19 +47,22 @@ class PassRate(Family):
         p = ctx.params(PASS_RATE.id)
         self.p = p
         self.targets = {prog: (t, exact(t), exact(t) - exact(p.county_margin)) for prog, t in p.targets.items()}
-        self.counts: dict[tuple[str, str, str], list[int]] = {}
-        self._deadlines: dict[str, datetime] = {}
+        self.counts: dict[tuple[tuple[int, int], str, str], list[int]] = {}
+        self._deadlines: dict[tuple[int, int], datetime] = {}
 
     def handlers(self) -> dict[str, Any]:
         return {"sampling_result": self.on_sample}
 
     def deadline(self, period: str) -> datetime:
         """When ``period`` is judged: the next month's 1st, 00:00 local, plus ``grace_days``."""
-        d = self._deadlines.get(period)
+        return self._deadline((int(period[:4]), int(period[5:])))
+
+    def _deadline(self, ym: tuple[int, int]) -> datetime:
+        d = self._deadlines.get(ym)
         if d is None:
-            nxt = next_month(period)
-            first = local_midnight(date(int(nxt[:4]), int(nxt[5:]), 1), self.ctx.tz)
-            d = self._deadlines[period] = add_days(first, self.p.grace_days)
+            y, m = ym
+            first = local_midnight(date(y + (m == 12), m % 12 + 1, 1), self.ctx.tz)
+            d = self._deadlines[ym] = add_days(first, self.p.grace_days)
         return d
 
     def start(self, now: datetime) -> None:
@@ -71,21 +74,24 @@ class PassRate(Family):
     def on_sample(self, ev: SamplingResult, now: datetime) -> None:
         if ev.program not in self.targets:
             return
-        period = month_of(ev.time)
-        if self.deadline(period) <= now:
+        t = ev.time
+        ym = (t.year, t.month)
+        if self._deadline(ym) <= now:
             return
-        c = self.counts.get((period, ev.township, ev.program))
+        key = (ym, ev.township, ev.program)
+        c = self.counts.get(key)
         if c is None:
-            c = self.counts[(period, ev.township, ev.program)] = [0, 0]
+            c = self.counts[key] = [0, 0]
         c[0] += 1
         if not self.ctx.verdict(ev).unqualified:
             c[1] += 1
 
     def _judge(self, at: datetime, period: str) -> None:
+        ym = (int(period[:4]), int(period[5:]))
         self.ctx.schedule(self.deadline(next_month(period)), self._judge, next_month(period))
         for township in self.ctx.config.townships:
             for program, (target, exact_target, county_below) in self.targets.items():
-                total, qualified = self.counts.pop((period, township, program), (0, 0))
+                total, qualified = self.counts.pop((ym, township, program), (0, 0))
                 if total == 0 or total < self.p.min_samples:
                     continue
                 rate = Fraction(qualified, total)
@@ -99,5 +105,5 @@ class PassRate(Family):
                      "samples": total, "qualified": qualified},
                     level="county" if rate < county_below else "town",
                 )
-        for key in [k for k in self.counts if k[0] <= period]:
+        for key in [k for k in self.counts if k[0] <= ym]:
             del self.counts[key]
