@@ -57,6 +57,7 @@ class Replay:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.summary = Summary()
+        self._tally = dict.fromkeys(Status, 0)
         self.until = until
         self._on_reject = on_reject
         self._progress = progress
@@ -75,6 +76,8 @@ class Replay:
             else:
                 self._jsonl(path)
         self.engine.finish(self.until)
+        s, tally = self.summary, self._tally
+        s.accepted, s.duplicates, s.skipped = tally[Status.ACCEPTED], tally[Status.DUPLICATE], tally[Status.SKIPPED]
         return self.summary
 
     def _reject(self, source: str, line: Any, raw: str, reason: str) -> None:
@@ -82,33 +85,28 @@ class Replay:
         self._on_reject(_reject_record(source, line, raw, reason))
 
     def _admit(self, ev: Any) -> None:
-        status = self.engine.admit(ev, self.until)
-        s = self.summary
-        if status is Status.ACCEPTED:
-            s.accepted += 1
-        elif status is Status.DUPLICATE:
-            s.duplicates += 1
-        else:
-            s.skipped += 1
+        self._tally[self.engine.admit(ev, self.until)] += 1
 
     def _jsonl(self, path: str) -> None:
-        from_json, admit, progress = self.validator.from_json, self._admit, self._progress
-        done = 0
+        from_json, admit, until, tally = self.validator.from_json, self.engine.admit, self.until, self._tally
+        progress = self._progress
+        done = read = 0
         with open(path, "rb") as f:
             for number, line in enumerate(f, 1):
                 done += len(line)
                 if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
-                if not line.strip():
+                if not line or line.isspace():
                     continue
-                self.summary.read += 1
+                read += 1
                 try:
-                    admit(from_json(line))
+                    tally[admit(from_json(line), until)] += 1
                 except Rejected as r:
                     self._reject(path, number, line.decode("utf-8", "replace").rstrip("\r\n"), r.reason)
                 if progress is not None and not number & 0xFFF:
                     progress(done)
                     done = 0
+        self.summary.read += read
         if progress is not None:
             progress(done)
 
