@@ -10,7 +10,6 @@ time format, result texts) run once per event in ``__post_init__`` and the time 
 """
 from __future__ import annotations
 
-import abc
 import json
 import re
 from dataclasses import dataclass
@@ -32,17 +31,26 @@ POSITIVE_TEXT = "阳性"
 _BELOW = re.compile(r"<\s*\d+(?:\.\d+)?")
 
 
-class Time(abc.ABC):
-    """Marks a contract time field: decoded by the validator's hook into an aware
-    :class:`datetime` in the configured zone (registered, so msgspec accepts it as a Time)."""
+class _Marker(type):
+    """Marker types for fields the validator's hook decodes; msgspec checks what the hook
+    returns with ``isinstance``, which this answers for the plain type it stands for."""
+
+    stands_for: type
+
+    def __instancecheck__(cls, obj: object) -> bool:
+        return obj.__class__ is cls.stands_for
 
 
-class Day(abc.ABC):
-    """Marks a contract date field (``rectify_by``): decoded into a :class:`date`."""
+class Time(metaclass=_Marker):
+    """A contract time field, decoded into an aware :class:`datetime` in the configured zone."""
+
+    stands_for = datetime
 
 
-Time.register(datetime)
-Day.register(date)
+class Day(metaclass=_Marker):
+    """A contract date field (``rectify_by``), decoded into a :class:`date`."""
+
+    stands_for = date
 
 
 Count = Annotated[int, Meta(ge=0)]
@@ -94,10 +102,7 @@ class Event(Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
             if not getattr(self, name).strip():
                 raise ValueError(_empty(name))
 
-    @property
-    def type(self) -> str:
-        return self.__struct_config__.tag  # type: ignore[return-value]
-
+    type: ClassVar[str]
     @property
     def time(self) -> datetime:
         return getattr(self, self.TIME_FIELD)
@@ -209,6 +214,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     m.__struct_config__.tag: m  # type: ignore[misc]
     for m in (SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack)
 }
+for _tag, _model in EVENT_TYPES.items():
+    _model.type = _tag  # a plain class attribute: the tag, read on every event
 AnyEvent = Union[SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack]
 ALLOWED = {
     "program": PROGRAMS, "conclusion": VERDICTS, "result": VERDICTS, "outcome": OUTCOMES,

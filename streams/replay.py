@@ -57,7 +57,7 @@ class Replay:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.summary = Summary()
-        self._tally = dict.fromkeys(Status, 0)
+        self._tally = dict.fromkeys((Status.ACCEPTED, Status.DUPLICATE, Status.SKIPPED), 0)
         self.until = until
         self._on_reject = on_reject
         self._progress = progress
