@@ -107,6 +107,9 @@ class Replay:
                     progress(done)
                     done = 0
         self.summary.read += read
+        if read == 0:
+            self.summary.read += 1
+            self._reject(path, 0, "", "文件为空：没有任何事件行")
         if progress is not None:
             progress(done)
 

@@ -73,9 +73,12 @@ def test_no_accepted_event_nothing_fires(replay):
     assert notices == [] and len(rejects) == 2 and summary.accepted == 0
 
 
-def test_empty_input_nothing_fires(replay):
+def test_empty_file_fires_nothing_and_is_reported_as_a_reject(replay):
+    """An empty events file is bad input: one reject says so, and no clock starts."""
     notices, rejects, _ = replay([], until="2026-12-31T00:00:00")
-    assert notices == [] and rejects == []
+    assert notices == []
+    assert [(r["line"], r["raw"]) for r in rejects] == [(0, "")]
+    assert "空" in rejects[0]["reason"]
 
 
 def test_without_until_nothing_after_last_event(replay):
