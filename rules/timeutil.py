@@ -83,8 +83,3 @@ def month_of(dt: datetime) -> str:
 def next_month(period: str) -> str:
     y, m = int(period[:4]), int(period[5:7])
     return f"{y + (m == 12):04d}-{m % 12 + 1:02d}"
-
-
-def prev_month(period: str) -> str:
-    y, m = int(period[:4]), int(period[5:7])
-    return f"{y - (m == 1):04d}-{(m - 2) % 12 + 1:02d}"

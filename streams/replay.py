@@ -6,12 +6,11 @@ writes what comes out. No rule logic lives here.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable
 
 from shian.notifiers.routing import recipients
 from shian.rules.config import Config
@@ -133,14 +132,3 @@ def jsonl_writer(stream: IO[str]) -> Callable[[Any], None]:
         stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
     return write
-
-
-def iter_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()

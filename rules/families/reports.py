@@ -12,7 +12,7 @@ from pydantic import model_validator
 
 from ..events import MonthlyReport
 from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
-from ..timeutil import add_days, at_local, local_midnight, month_of, next_month, prev_month
+from ..timeutil import add_days, at_local, local_midnight, month_of, next_month
 from .base import Family
 
 
