@@ -37,17 +37,6 @@ def parse_time(text: str, tz: tzinfo) -> datetime:
     return dt.astimezone(tz)
 
 
-def parse_date(text: str) -> date:
-    """A bare ``YYYY-MM-DD`` date (e.g. ``rectify_by``)."""
-    m = _TIME.fullmatch(text)
-    if m is None or m.group(4) is not None or m.group(8) is not None:
-        raise ValueError(f"日期格式无法识别：“{text}”（应为 YYYY-MM-DD）")
-    try:
-        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        raise ValueError(f"日期不存在：“{text}”") from None
-
-
 def parse_period(text: str) -> str:
     if _PERIOD.fullmatch(text) is None:
         raise ValueError(f"月份格式无法识别：“{text}”（应为 YYYY-MM，月份 01–12）")
