@@ -12,13 +12,14 @@ State kept, and for how long (all bounded):
 from __future__ import annotations
 
 import heapq
+import pickle
 import itertools
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 from .config import Config
-from .events import Event, Rejected, SamplingResult, fingerprint
-from .families import FAMILIES, RULES
+from .events import Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
+from .families import FAMILIES, RULES, Family
 from .notice import Notice, notice_id
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
@@ -35,11 +36,27 @@ class Status:
 
 
 class Engine:
-    def __init__(self, config: Config, route: Router, sink: Callable[[Notice], None]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        route: Router,
+        sink: Callable[[Notice], None],
+        *,
+        townships: Iterable[str] | None = None,
+        families: Iterable[type[Family]] = FAMILIES,
+        durable: bool = False,
+    ) -> None:
+        """``townships``: the ones this engine owns (a Kafka partition's share; default all).
+        ``families=()`` gives the bare gate — clock, jump check, duplicates — that ``ingest``
+        stamps records with. ``durable``: event ids are hashed stably, so that a snapshot can
+        be restored in another process (replay uses the faster process-local hash)."""
         self.config = config
         self.tz = config.tz
+        wanted = set(config.townships if townships is None else townships)
+        self.townships = tuple(t for t in config.townships if t in wanted)
         self._route = route
         self._sink = sink
+        self._durable = durable
         self.clock: datetime | None = None
         self._timers: list[tuple[datetime, int, Callable[[datetime, Any], None], Any]] = []
         self._seq = itertools.count()
@@ -50,7 +67,10 @@ class Engine:
         self._purged_through = -1
         self._verdict_for: tuple[SamplingResult, Verdict] | None = None
         self._judge = Judge(substance_pattern(config.rules["sample.banned_substance"]))
-        self.families = [cls(self) for cls in FAMILIES]
+        self.families = [cls(self) for cls in families]
+        self._wire()
+
+    def _wire(self) -> None:
         self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {}
         self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
         for fam in self.families:
@@ -125,18 +145,17 @@ class Engine:
             )
         if until is not None and t > until:
             return Status.SKIPPED
-        key = hash((ev.type, ev.township, ev.id))  # type: ignore[attr-defined]
-        fp = fingerprint(ev)
+        if self._durable:
+            key, fp = stable_key(ev), stable_fingerprint(ev)
+        else:
+            key, fp = hash((ev.type, ev.township, ev.id)), fingerprint(ev)
         prev = self._seen.get(key)
         if prev is not None:
             if prev == fp:
                 return Status.DUPLICATE
             raise Rejected("编号重复但内容不同（duplicate id with different content; the first is kept）")
         if clock is None:
-            self.clock = t
-            for fam in self.families:
-                fam.start(t)
-            self.advance(t)
+            self.begin(t)
         elif t > clock:
             if (self._timers and self._timers[0][0] <= t) or t.toordinal() > self._purged_through:
                 self.advance(t)
@@ -153,6 +172,13 @@ class Engine:
             expiry.append(key)
         return Status.ACCEPTED
 
+    def begin(self, start: datetime) -> None:
+        """Start the clock: recurring deadlines from ``start`` on (one at ``start`` fires)."""
+        self.clock = start
+        for fam in self.families:
+            fam.start(start)
+        self.advance(start)
+
     def advance(self, to: datetime) -> None:
         """Move the clock to ``to``, firing every deadline at or before it, in time order."""
         timers = self._timers
@@ -168,6 +194,27 @@ class Engine:
         """End of input: ``--until`` advances the clock; without it, nothing more fires."""
         if until is not None and self.clock is not None and until > self.clock:
             self.advance(until)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A snapshot holds the state, not the wiring: router, sink and hooks are given anew."""
+        if not self._durable:
+            raise ValueError("only a durable engine (stable id hashes) can be snapshotted")
+        state = self.__dict__.copy()
+        for wiring in ("_route", "_sink", "_notice_hooks", "_handlers", "_verdict_for"):
+            state.pop(wiring)
+        return state
+
+    @classmethod
+    def restore(cls, blob: bytes, config: Config, route: Router, sink: Callable[[Notice], None]) -> "Engine":
+        """An engine from :meth:`snapshot`, wired to this process's router and sink."""
+        engine: Engine = pickle.loads(blob)
+        engine.config = config
+        engine._route, engine._sink, engine._verdict_for = route, sink, None
+        engine._wire()
+        return engine
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     def upcoming(self, now: datetime, count: int) -> list[tuple[datetime, str]]:
         """The next ``count`` deadlines from ``now`` on a fresh engine (for ``check-config``).

@@ -10,6 +10,7 @@ time format, result texts) run once per event in ``__post_init__`` and the time 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -364,3 +365,17 @@ def fingerprint(ev: Event) -> int:
     sends different; any changed value does. The hash is process-local (Python's ``hash``).
     """
     return hash(ev)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def stable_key(ev: Event) -> int:
+    """The id's identity (type, township, id) as 64 bits that are the same in every process."""
+    data = f"{ev.type}\x1f{ev.township}\x1f{ev.id}".encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def stable_fingerprint(ev: Event) -> int:
+    """:func:`fingerprint`, but the same in every process: for state that outlives one."""
+    return int.from_bytes(hashlib.blake2b(_encode(ev), digest_size=8).digest(), "big")

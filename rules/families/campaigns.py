@@ -93,7 +93,7 @@ class Campaigns(Family):
         self._schedule(rule, holiday, year + 1)
         h = holiday_date(holiday, year)
         facts_base = {"holiday": holiday, "date": h.isoformat()}
-        for township in self.ctx.config.townships:
+        for township in self.ctx.townships:
             if rule == REMINDER.id:
                 title = f"【提醒】{holiday}（{h:%-m月%-d日}）将至，请{township}于节前组织开展食品安全联合检查"
             else:

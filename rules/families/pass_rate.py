@@ -89,7 +89,7 @@ class PassRate(Family):
     def _judge(self, at: datetime, period: str) -> None:
         ym = (int(period[:4]), int(period[5:]))
         self.ctx.schedule(self.deadline(next_month(period)), self._judge, next_month(period))
-        for township in self.ctx.config.townships:
+        for township in self.ctx.townships:
             for program, (target, exact_target, county_below) in self.targets.items():
                 total, qualified = self.counts.pop((ym, township, program), (0, 0))
                 if total == 0 or total < self.p.min_samples:

@@ -78,8 +78,8 @@ class Reports(Family):
         self.ctx.schedule(self.when(rule, next_month(period)), self._fire, (rule, next_month(period)))
         done = self.received.get(period, set())
         y, m = period[:4], int(period[5:])
-        for township, t in self.ctx.config.townships.items():
-            for reporter in t.reporters:
+        for township in self.ctx.townships:
+            for reporter in self.ctx.config.townships[township].reporters:
                 if (township, reporter) in done:
                     continue
                 if rule == REMINDER.id:

@@ -36,7 +36,7 @@ class Silence(Family):
         return {t: self.on_event for t in COUNTED_TYPES}
 
     def start(self, now: datetime) -> None:
-        for township in self.ctx.config.townships:
+        for township in self.ctx.townships:
             self.last[township] = now
             self._arm(township, now)
 
