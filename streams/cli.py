@@ -26,6 +26,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--table", action="store_true", help="结束时在标准输出打印通知一览表")
     r.add_argument("--no-progress", action="store_true", help="不显示进度条")
 
+    t = sub.add_parser("topics", help="在 Kafka 上创建 events / notices / rejects 主题")
+    t.add_argument("--config", required=True, metavar="FILE")
+    t.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
+    t.add_argument("--partitions", type=int, default=4, metavar="N", help="events 与 notices 的分区数")
+
+    i = sub.add_parser("ingest", help="校验事件文件并发布到 Kafka 的 events 主题")
+    i.add_argument("events", nargs="+", metavar="FILES")
+    i.add_argument("--config", required=True, metavar="FILE")
+    i.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
+    i.add_argument("--event-time", action="store_true", help="按事件时间：给每条记录盖上重放时钟，并向各分区发送时钟信号")
+    i.add_argument("--until", metavar="DATETIME", help="按事件时间处理到此时刻（隐含 --event-time）")
+    i.add_argument("--rejects", metavar="FILE", help="拒收记录另写入此文件（JSON Lines）")
+    i.add_argument("--no-progress", action="store_true")
+
+    w = sub.add_parser("worker", help="在 Kafka 上运行规则（faust-streaming 工作进程）")
+    w.add_argument("--config", required=True, metavar="FILE")
+    w.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
+    w.add_argument("--event-time", action="store_true", help="跟随 shian ingest --event-time 的时钟，而不是墙上时钟")
+    w.add_argument("--data-dir", default="shian-data", metavar="DIR", help="工作进程的数据目录")
+    w.add_argument("--loglevel", default="warning")
+
     c = sub.add_parser("check-config", help="检查配置文件并列出生效的规则、阈值和即将到来的期限")
     c.add_argument("--config", required=True, metavar="FILE")
     c.add_argument("--now", metavar="DATETIME", help="从此时刻起列出期限（缺省为当前时间）")
@@ -161,9 +182,61 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topics(args: argparse.Namespace) -> int:
+    from shian.streams.kafka import create_topics
+
+    _load(args.config)
+    created = create_topics(args.broker, args.partitions)
+    print(f"已创建主题：{', '.join(created)}" if created else "主题均已存在")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+    from tqdm import tqdm
+
+    from shian.streams.kafka import Ingest, bootstrap, event_partitions, read_records
+    from shian.streams.replay import jsonl_writer
+
+    config = _load(args.config)
+    until = _time_arg(args.until, config, "--until")
+    missing = [p for p in args.events if not Path(p).is_file()]
+    if missing:
+        print(f"找不到事件文件：{', '.join(missing)}", file=sys.stderr)
+        return 2
+    partitions = event_partitions(args.broker)
+    producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), linger_ms=20, acks="all")
+    with _open_out(args.rejects, None) as rej:
+        ingest = Ingest(config, producer, partitions, event_time=args.event_time or until is not None,
+                        until=until, on_reject=jsonl_writer(rej) if rej is not None else None)
+        for path in args.events:
+            records = read_records(path)
+            for rec in tqdm(records, desc=Path(path).name, unit="条", file=sys.stderr,
+                            disable=args.no_progress or not sys.stderr.isatty()):
+                ingest.add(rec)
+        summary = ingest.finish()
+    producer.close()
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from shian.streams.kafka import event_partitions
+    from shian.streams.worker import run_worker
+
+    config = _load(args.config)
+    run_worker(config, args.broker, event_partitions(args.broker), event_time=args.event_time,
+               data_dir=args.data_dir, loglevel=args.loglevel)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"replay": cmd_replay, "check-config": cmd_check_config}[args.command]
+    handler = {
+        "replay": cmd_replay, "check-config": cmd_check_config, "topics": cmd_topics,
+        "ingest": cmd_ingest, "worker": cmd_worker,
+    }[args.command]
     return handler(args)
 
 

@@ -1,0 +1,179 @@
+"""The Kafka side of shian: topics, and ``shian ingest`` (kafka-python).
+
+Topics, created by ``shian topics`` (never by broker auto-create):
+
+| topic | partitions | key | value |
+|---|---|---|---|
+| ``events`` | ``--partitions`` (default 4) | township | one event, JSON, as the office sent it |
+| ``notices`` | ``--partitions`` | notice key | one notice, §4 JSON |
+| ``rejects`` | 1 | source | ``{"source", "line", "raw", "reason"}`` |
+
+Event-time records carry the header ``shian-clock`` (replay's clock after the event, ISO
+8601); clock ticks are records with the header ``shian-tick`` (``start`` or ``until``) and
+the instant as value, sent to every partition (see :mod:`shian.streams.partitioned`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+from shian.rules.config import Config
+from shian.rules.events import Rejected, Validator
+from shian.rules.timeutil import fmt
+
+from .partitioned import Stamped, Stamper, partition_of
+from .replay import TABULAR_SUFFIXES
+
+EVENTS, NOTICES, REJECTS = "events", "notices", "rejects"
+CLOCK_HEADER, TICK_HEADER = "shian-clock", "shian-tick"
+
+
+def bootstrap(url: str) -> str:
+    """``kafka://HOST:PORT`` (or a bare ``HOST:PORT``) as a bootstrap server address."""
+    return url.removeprefix("kafka://").rstrip("/")
+
+
+def create_topics(broker: str, partitions: int) -> list[str]:
+    """Create the three topics if missing; returns the ones created."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(broker), client_id="shian-topics")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [(EVENTS, partitions), (NOTICES, partitions), (REJECTS, 1)]
+        new = [NewTopic(name, n, 1) for name, n in wanted if name not in existing]
+        if new:
+            admin.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        admin.close()
+
+
+def event_partitions(broker: str) -> int:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap(broker))
+    try:
+        parts = consumer.partitions_for_topic(EVENTS)
+    finally:
+        consumer.close()
+    if not parts:
+        raise SystemExit(f"主题 {EVENTS} 不存在：请先运行 shian topics --broker {broker}")
+    return len(parts)
+
+
+@dataclass
+class IngestSummary:
+    read: int = 0
+    sent: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    ticks: int = 0
+    partitions: int = 0
+
+    def lines(self) -> list[str]:
+        return [
+            f"读入 {self.read} 条，发送 {self.sent}，重复 {self.duplicates}，拒收 {self.rejected}，"
+            f"超出 --until 未发送 {self.skipped}；时钟信号 {self.ticks} 条（{self.partitions} 个分区）"
+        ]
+
+
+@dataclass
+class Record:
+    source: str
+    line: Any
+    raw: str
+    obj: dict[str, Any] | None = None
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_records(path: str) -> Iterator[Record]:
+    """The input as replay reads it: JSON Lines in line order, spreadsheets in event-time order."""
+    if path.lower().endswith(TABULAR_SUFFIXES):
+        from .sources import read_tabular
+
+        for rec in read_tabular(path):
+            yield Record(rec.source, rec.line, rec.raw, rec.obj, rec.reason)
+        return
+    with open(path, "rb") as f:
+        empty = True
+        for number, line in enumerate(f, 1):
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line or line.isspace():
+                continue
+            empty = False
+            yield Record(path, number, line.decode("utf-8", "replace").rstrip("\r\n"))
+        if empty:
+            yield Record(path, 0, "", reason="文件为空：没有任何事件行")
+
+
+class Ingest:
+    """Validates input like replay and publishes it to ``events``; rejects go to ``rejects``.
+
+    With ``event_time`` every record is stamped with replay's clock and every partition gets
+    the start tick before the first event and the ``until`` tick after the last."""
+
+    def __init__(self, config: Config, producer: Any, partitions: int, *, event_time: bool,
+                 until: datetime | None = None, on_reject: Any = None) -> None:
+        self.config, self.producer, self.partitions = config, producer, partitions
+        self.event_time, self.until = event_time, until
+        self.validator = Validator(config.known())
+        self.stamper = Stamper(config, until)
+        self.summary = IngestSummary(partitions=partitions)
+        self._on_reject = on_reject
+        self._started = False
+
+    def _tick(self, kind: str, at: datetime) -> None:
+        for p in range(self.partitions):
+            self.producer.send(EVENTS, key=None, value=fmt(at).encode(), partition=p,
+                               headers=[(TICK_HEADER, kind.encode())])
+            self.summary.ticks += 1
+
+    def _reject(self, rec: Record, reason: str) -> None:
+        self.summary.rejected += 1
+        record = {"source": rec.source, "line": rec.line, "raw": rec.raw, "reason": reason}
+        self.producer.send(REJECTS, key=rec.source.encode(), value=json.dumps(record, ensure_ascii=False).encode())
+        if self._on_reject is not None:
+            self._on_reject(record)
+
+    def add(self, rec: Record) -> None:
+        self.summary.read += 1
+        try:
+            if rec.reason is not None:
+                raise Rejected(rec.reason)
+            if rec.obj is not None:
+                value = json.dumps(rec.obj, ensure_ascii=False)
+                ev = self.validator.from_object(rec.obj)
+            else:
+                value = rec.raw
+                ev = self.validator.from_json(rec.raw)
+            out = self.stamper.stamp(ev) if self.event_time else Stamped(ev, None)  # type: ignore[arg-type]
+        except Rejected as r:
+            self._reject(rec, r.reason)
+            return
+        if not isinstance(out, Stamped):
+            if out == "duplicate":
+                self.summary.duplicates += 1
+            else:
+                self.summary.skipped += 1
+            return
+        headers = []
+        if self.event_time:
+            if not self._started:
+                self._tick("start", self.stamper.start)  # type: ignore[arg-type]
+                self._started = True
+            headers.append((CLOCK_HEADER, fmt(out.clock).encode()))
+        self.producer.send(EVENTS, key=ev.township.encode(), value=value.encode(),
+                           partition=partition_of(ev.township, self.partitions), headers=headers)
+        self.summary.sent += 1
+
+    def finish(self) -> IngestSummary:
+        if self.event_time and self.until is not None and self._started:
+            self._tick("until", self.until)
+        self.producer.flush()
+        return self.summary
