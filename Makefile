@@ -26,3 +26,15 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# A single-node Kafka broker on 127.0.0.1 for development (scripts/kafka_broker.py is stdlib-only,
+# so it runs before the virtualenv exists). KAFKA_ARGS, e.g. "--port 19092".
+KAFKA_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+.PHONY: kafka-up kafka-down
+
+kafka-up:
+	$(KAFKA_PY) scripts/kafka_broker.py up $(KAFKA_ARGS)
+
+kafka-down:
+	$(KAFKA_PY) scripts/kafka_broker.py down $(KAFKA_ARGS)

@@ -6,6 +6,8 @@ implementation.
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 import hashlib
 import json
 from datetime import datetime
@@ -139,3 +141,24 @@ def write_config(tmp_path: Path) -> Callable[..., str]:
         return str(p)
 
     return write
+
+
+KAFKA_BROKER_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kafka_broker.py"
+
+
+def load_kafka_broker():
+    """scripts/ is not a package: import the broker script by path."""
+    if "kafka_broker" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("kafka_broker", KAFKA_BROKER_SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["kafka_broker"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["kafka_broker"]
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """A real broker (scripts/kafka_broker.py) per test session and xdist worker, on free
+    ports, removed afterwards. It needs java (and mvn once, for the jars): never skipped."""
+    with load_kafka_broker().Broker() as broker:
+        yield broker
