@@ -23,7 +23,7 @@ from shian.rules.config import Config
 from shian.rules.events import Rejected, Validator
 from shian.rules.timeutil import fmt
 
-from .partitioned import Stamped, Stamper, partition_of
+from .partitioned import Stamped, Stamper, check_live_time, partition_of
 from .replay import TABULAR_SUFFIXES
 
 EVENTS, NOTICES, REJECTS = "events", "notices", "rejects"
@@ -152,7 +152,11 @@ class Ingest:
             else:
                 value = rec.raw
                 ev = self.validator.from_json(rec.raw)
-            out = self.stamper.stamp(ev) if self.event_time else Stamped(ev, None)  # type: ignore[arg-type]
+            if self.event_time:
+                out = self.stamper.stamp(ev)
+            else:
+                check_live_time(ev, datetime.now(self.config.tz))
+                out = Stamped(ev, None)  # type: ignore[arg-type]
         except Rejected as r:
             self._reject(rec, r.reason)
             return

@@ -21,7 +21,7 @@ the partitions' notices equals replay's notices (their order across partitions a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from kafka.partitioner.default import murmur2
@@ -31,6 +31,9 @@ from shian.rules.config import Config
 from shian.rules.engine import Engine, Status
 from shian.rules.events import Event, Rejected
 from shian.rules.notice import Notice
+from shian.rules.timeutil import fmt
+
+LIVE_JUMP = timedelta(days=1)
 
 
 def partition_of(township: str, partitions: int) -> int:
@@ -90,11 +93,21 @@ class PartitionRunner:
         elif at > engine.clock:
             engine.advance(at)
 
-    def event(self, ev: Event, stamp: datetime | None) -> str:
-        """Run one event at its stamp (event time) or at the engine's own clock (live)."""
-        if stamp is not None:
-            self.tick(stamp)
+    def event(self, ev: Event, stamp: datetime) -> str:
+        """Run one event at its stamp (event time)."""
+        self.tick(stamp)
         return self.engine.admit(ev)
+
+    def live_event(self, ev: Event, now: datetime) -> str:
+        """Run one event on the wall clock: a time more than a day ahead is a probable typo."""
+        check_live_time(ev, now)
+        self.tick(now)
+        return self.engine.admit(ev)
+
+
+def check_live_time(ev: Event, now: datetime) -> None:
+    if ev.time - now > LIVE_JUMP:
+        raise Rejected(f"事件时间 {fmt(ev.time)} 比当前时间 {fmt(now)} 超前一天以上，可能是日期填错")
 
 
 def run_partitioned(

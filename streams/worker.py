@@ -108,11 +108,12 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
                 if tick is not None:
                     runner.tick(parse_time(event.value.decode(), config.tz))
                 else:
+                    ev = validator.from_json(event.value)
                     stamp = headers.get(CLOCK_HEADER)
-                    at = parse_time(stamp.decode(), config.tz) if stamp and event_time else None
-                    if at is None and not event_time:
-                        runner.tick(datetime.now(config.tz))
-                    runner.event(validator.from_json(event.value), at)
+                    if event_time and stamp:
+                        runner.event(ev, parse_time(stamp.decode(), config.tz))
+                    else:
+                        runner.live_event(ev, datetime.now(config.tz))
             except Rejected as r:
                 raw = event.value.decode("utf-8", "replace")
                 record = {"source": f"{EVENTS}/{p}", "line": msg.offset, "raw": raw, "reason": r.reason}
@@ -139,9 +140,14 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
     if not event_time:
         @app.timer(interval=1.0)
         async def wall_clock() -> None:
+            """Deadlines on the wall clock, for every partition this worker owns — also those
+            with no new event, so that a restarted worker fires what it missed, once."""
+            if app.rebalancing or app.in_recovery:
+                return
             now = datetime.now(config.tz)
-            for p, runner in list(runners.items()):
-                runner.tick(now)
+            for tp in app.consumer.assignment():
+                if tp.topic == EVENTS:
+                    runner_for(tp.partition).tick(now)
                 for n in outbox:
                     await notices.send(key=n.key.encode(), value=json.dumps(n.to_json(), ensure_ascii=False).encode())
                 outbox.clear()
