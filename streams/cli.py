@@ -74,6 +74,17 @@ def _time_arg(text: str | None, config: Config, flag: str) -> datetime | None:
         raise SystemExit(2) from None
 
 
+def _inputs(args: argparse.Namespace) -> tuple[Config, datetime | None]:
+    """The config, ``--until`` and the event files of a command that reads events."""
+    config = _load(args.config)
+    until = _time_arg(args.until, config, "--until")
+    missing = [p for p in args.events if not Path(p).is_file()]
+    if missing:
+        print(f"找不到事件文件：{', '.join(missing)}", file=sys.stderr)
+        raise SystemExit(2)
+    return config, until
+
+
 @contextlib.contextmanager
 def _open_out(path: str | None, default: Any) -> Iterator[Any]:
     if path is None:
@@ -117,12 +128,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from shian.streams.replay import Replay, jsonl_writer
 
-    config = _load(args.config)
-    until = _time_arg(args.until, config, "--until")
-    missing = [p for p in args.events if not Path(p).is_file()]
-    if missing:
-        print(f"找不到事件文件：{', '.join(missing)}", file=sys.stderr)
-        return 2
+    config, until = _inputs(args)
     shown: list[dict[str, Any]] = []
     total = sum(Path(p).stat().st_size for p in args.events)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
@@ -198,12 +204,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from shian.streams.kafka import Ingest, bootstrap, event_partitions, read_records
     from shian.streams.replay import jsonl_writer
 
-    config = _load(args.config)
-    until = _time_arg(args.until, config, "--until")
-    missing = [p for p in args.events if not Path(p).is_file()]
-    if missing:
-        print(f"找不到事件文件：{', '.join(missing)}", file=sys.stderr)
-        return 2
+    config, until = _inputs(args)
     partitions = event_partitions(args.broker)
     producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), linger_ms=20, acks="all")
     with _open_out(args.rejects, None) as rej:
