@@ -3,7 +3,9 @@
 Each partition's engine owns that partition's townships (:mod:`shian.streams.partitioned`).
 Its state is snapshotted into the Faust table ``shian-engines`` (changelog topic
 ``shian-shian-engines-changelog``, same partition as the events it follows), split into chunks
-under Kafka's message size, every 10,000 events or 5 seconds (and at every clock tick). Events are acknowledged by hand, only once a
+under Kafka's message size, every 10,000 events or 5 seconds (and at every clock tick). Two
+slots take turns, and the head key naming the complete one is written last, so a worker
+killed in the middle of a snapshot leaves the previous one intact. Events are acknowledged by hand, only once a
 snapshot that includes them has been written, so the committed offset never runs ahead of
 the state: a worker that crashes, or a new one on an empty data folder, recovers the table
 from its changelog and is redelivered the events after the snapshot. Those may raise notices
@@ -71,19 +73,23 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
             engine = None
             head = table.get(f"engine-{p}".encode())
             if head:
-                chunks = int(head)
-                blob = b"".join(table[f"engine-{p}-{i}".encode()] for i in range(chunks))
+                slot, chunks = head.decode().split(":")
+                blob = b"".join(table[f"engine-{p}-{slot}-{i}".encode()] for i in range(int(chunks)))
                 engine = Engine.restore(blob, config, recipients, outbox.append)
                 log.info("partition %d: state restored (%d bytes)", p, len(blob))
             runner = runners[p] = PartitionRunner(config, p, partitions, outbox.append, engine=engine)
         return runner
 
     def save(p: int) -> None:
+        """Write the snapshot's chunks into the slot the head does not name, then move the
+        head: a worker killed half-way through leaves the previous snapshot whole."""
         blob = runners[p].engine.snapshot()
         chunks = [blob[i:i + CHUNK] for i in range(0, len(blob), CHUNK)] or [b""]
+        head = table.get(f"engine-{p}".encode())
+        slot = "b" if head and head.startswith(b"a:") else "a"
         for i, chunk in enumerate(chunks):
-            table[f"engine-{p}-{i}".encode()] = chunk
-        table[f"engine-{p}".encode()] = str(len(chunks)).encode()
+            table[f"engine-{p}-{slot}-{i}".encode()] = chunk
+        table[f"engine-{p}".encode()] = f"{slot}:{len(chunks)}".encode()
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
