@@ -91,6 +91,17 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
             table[f"engine-{p}-{slot}-{i}".encode()] = chunk
         table[f"engine-{p}".encode()] = f"{slot}:{len(chunks)}".encode()
 
+    async def reject(event: Any, reason: str) -> None:
+        msg = event.message
+        record = {"source": f"{EVENTS}/{msg.partition}", "line": msg.offset,
+                  "raw": event.value.decode("utf-8", "replace"), "reason": reason}
+        await rejects.send(key=b"worker", value=json.dumps(record, ensure_ascii=False).encode())
+
+    async def flush_outbox() -> None:
+        for n in outbox:
+            await notices.send(key=n.key.encode(), value=json.dumps(n.to_json(), ensure_ascii=False).encode())
+        outbox.clear()
+
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         """A partition that moves to another worker is that worker's; its state follows in
@@ -120,18 +131,11 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
                     else:
                         runner.live_event(ev, datetime.now(config.tz))
             except Rejected as r:
-                raw = event.value.decode("utf-8", "replace")
-                record = {"source": f"{EVENTS}/{p}", "line": msg.offset, "raw": raw, "reason": r.reason}
-                await rejects.send(key=b"worker", value=json.dumps(record, ensure_ascii=False).encode())
+                await reject(event, r.reason)
             except Exception as e:  # the runtime's boundary: the input is set aside, never lost
                 log.exception("partition %d offset %d", p, msg.offset)
-                raw = event.value.decode("utf-8", "replace")
-                record = {"source": f"{EVENTS}/{p}", "line": msg.offset, "raw": raw,
-                          "reason": f"处理失败：{type(e).__name__}: {e}"}
-                await rejects.send(key=b"worker", value=json.dumps(record, ensure_ascii=False).encode())
-            for n in outbox:
-                await notices.send(key=n.key.encode(), value=json.dumps(n.to_json(), ensure_ascii=False).encode())
-            outbox.clear()
+                await reject(event, f"处理失败：{type(e).__name__}: {e}")
+            await flush_outbox()
             batch = pending.setdefault(p, [])
             batch.append(event)
             now = time.monotonic()
@@ -153,9 +157,7 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
             for tp in app.consumer.assignment():
                 if tp.topic == EVENTS:
                     runner_for(tp.partition).tick(now)
-                for n in outbox:
-                    await notices.send(key=n.key.encode(), value=json.dumps(n.to_json(), ensure_ascii=False).encode())
-                outbox.clear()
+            await flush_outbox()
 
     return app
 

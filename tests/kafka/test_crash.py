@@ -86,13 +86,13 @@ class Topic:
 
 def kill_mid_snapshot(bootstrap: str, worker: subprocess.Popen) -> str:
     """SIGKILL the worker at the worst moment for its state: while a snapshot is only partly
-    on the changelog. Its layout (streams/worker.py): chunks ``engine-P-0``, ``engine-P-1``, …
-    of at most ``CHUNK`` bytes, then the head ``engine-P`` with their number; a chunk of exactly
-    ``CHUNK`` bytes means more follow. The worker runs in slices of a few milliseconds (SIGCONT,
-    SIGSTOP) and the changelog is read between them; once a partition shows such a chunk with
-    the rest of its snapshot still to come, the worker is killed right there — as a SIGKILL
-    at that instant would leave it. If none is seen within ``SNAPSHOT_WAIT`` (another layout),
-    it is killed anyway."""
+    on the changelog. Its layout (streams/worker.py): the chunks of a snapshot (keys
+    ``engine-P-…``), each of at most ``CHUNK`` bytes, then the head ``engine-P`` that names
+    them; a chunk of exactly ``CHUNK`` bytes means more follow. The worker runs in slices of
+    a few milliseconds (SIGCONT, SIGSTOP) and the changelog is read between them; once a
+    partition shows such a chunk with the rest of its snapshot still to come, the worker is
+    killed right there, as a SIGKILL at that instant would leave it. If none is seen within
+    ``SNAPSHOT_WAIT`` (another layout), it is killed anyway."""
     chunk = getattr(worker_module, "CHUNK", None)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                              auto_offset_reset="earliest", fetch_max_wait_ms=10)
