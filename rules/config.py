@@ -30,9 +30,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class Robot(_Strict):
+    """A chat group robot: its webhook address, given in the file or (because it carries an
+    access token) in an environment variable; DingTalk's signing secret only by variable."""
+    webhook: str | None = None
+    webhook_env: str | None = None
+    secret_env: str | None = None
+
+
 class Department(_Strict):
     name: str
     email: list[str] = []
+    wecom: Robot | None = None
+    dingtalk: Robot | None = None
 
 
 class County(_Strict):
@@ -91,7 +101,7 @@ FIXES = {
 }
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Key path → 1-based line, so that errors point at the line to edit."""
     lines: dict[tuple[str, ...], int] = {}
 
@@ -113,7 +123,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
-class _Problems:
+class Problems:
     def __init__(self, path: str, lines: dict[tuple[str, ...], int]) -> None:
         self.path, self.lines, self.items = path, lines, []
 
@@ -155,7 +165,7 @@ def load(path: str | Path) -> Config:
     except OSError as e:
         raise ConfigError([f"{path}: 无法读取配置文件：{e.strerror}"]) from None
     try:
-        lines = _key_lines(text)
+        lines = key_lines(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError([f"{path}: 不是有效的 YAML：{e}"]) from None
@@ -163,7 +173,7 @@ def load(path: str | Path) -> Config:
 
 
 def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int] | None = None) -> Config:
-    problems = _Problems(path, lines or {})
+    problems = Problems(path, lines or {})
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: 配置文件应为 YAML 映射（键: 值），实为 {type(data).__name__}"])
     try:

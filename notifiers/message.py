@@ -1,0 +1,59 @@
+"""What travels from rendering to a channel, and what a channel answers.
+
+A channel's ``send`` never raises for a delivery problem: it answers DELIVERED, RETRY (try
+again later: SMTP 4xx, connection refused, HTTP 5xx, rate limit) or FAILED (for good: SMTP 5xx,
+bad address, a webhook that refuses the request), with the error in words — Alertmanager's
+"retry?" plus the error.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shian.rules.config import Department
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to one department: one notice, a group of notices of one rule and township,
+    or a daily digest. ``ref`` identifies the delivery (same ref → same message, so a
+    redelivery is recognisable): email ``Message-ID`` and a header, and the robots' text."""
+    ref: str
+    notice_ids: tuple[str, ...]
+    dept: str
+    severity: str
+    subject: str
+    text: str
+    html: str
+    markdown: str
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    error: str = ""
+    retry_after: float | None = None  # seconds, when the far side (or a rate limit) says when
+
+    @property
+    def retry(self) -> bool:
+        return self.outcome is Outcome.RETRY
+
+
+DELIVERED = Result(Outcome.DELIVERED)
+
+
+class Channel(Protocol):
+    """One delivery channel. ``name`` is what the outbox records (email, wecom, dingtalk, file)."""
+    name: str
+
+    async def send(self, dept_id: str, dept: Department, message: Message) -> Result: ...
+
+    async def close(self) -> None: ...
