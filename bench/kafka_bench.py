@@ -4,7 +4,6 @@
     python bench/kafka_bench.py [--events N] [--townships T] [--seed S] [--out DIR]
                                 [--rate R] [--seconds S] [--unqualified-share F]
                                 [--profile auto|always|never] [--timeout S] [--idle-timeout S]
-                                [--worker-fetch-wait-ms MS]
 
 One run, against brokers it starts itself (``scripts/kafka_broker.py``) and stops at the end:
 
@@ -40,11 +39,6 @@ The machine is shared by everything: broker (JVM), worker, producer and reader r
 CPUs (``cpus`` in the report), so on a small box the figures include that contention; the report
 also gives the 1-minute load before each step, the CPU other processes took during step 2, and
 the worker's events per CPU second of its event-loop thread (less sensitive to that load).
-
-``--worker-fetch-wait-ms MS`` is an experiment, not the product: the workers then run the same
-CLI in a child of this script that first lowers aiokafka's ``fetch_max_wait_ms`` from the 1500
-Faust hard-codes (a fetch that holds only partitions without new data — e.g. Faust's internal
-``<app>-__assignor-__leader`` — blocks the others for that long).
 """
 from __future__ import annotations
 
@@ -239,30 +233,9 @@ def cli(*args: str, timeout: float | None = None) -> tuple[float, subprocess.Com
     return secs, done
 
 
-FETCH_WAIT_MS: int | None = None  # --worker-fetch-wait-ms (an experiment; None: the real CLI, untouched)
-
-
 def worker_cmd(*cli_args: str) -> list[str]:
-    """``shian worker …`` as a subprocess: the CLI itself, or (experiment) the same CLI in a
-    child of this script that first lowers the fetch wait Faust hard-codes for aiokafka."""
-    if FETCH_WAIT_MS is None:
-        return [sys.executable, "-m", "shian.streams.cli", "worker", *cli_args]
-    return [sys.executable, str(Path(__file__).resolve()), "--child", "cli-worker",
-            "--worker-fetch-wait-ms", str(FETCH_WAIT_MS), "--", "worker", *cli_args]
-
-
-def patch_fetch_wait(ms: int) -> None:
-    """Faust creates its aiokafka consumer with ``fetch_max_wait_ms=1500`` (no setting for it)."""
-    import aiokafka
-
-    orig = aiokafka.AIOKafkaConsumer.__init__
-
-    def init(self: Any, *a: Any, **kw: Any) -> None:
-        if kw.get("fetch_max_wait_ms") == 1500:
-            kw["fetch_max_wait_ms"] = ms
-        orig(self, *a, **kw)
-
-    aiokafka.AIOKafkaConsumer.__init__ = init  # type: ignore[method-assign]
+    """``shian worker …`` as a subprocess: the CLI as shipped."""
+    return [sys.executable, "-m", "shian.streams.cli", "worker", *cli_args]
 
 
 def spawn_worker(args: list[str], log_path: Path) -> subprocess.Popen:
@@ -473,8 +446,6 @@ def profile_run(bootstrap: str, m: dict[str, Any], want: int, work: Path, out: P
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "profile-worker", "--config-file",
            m["config_path"], "--bootstrap", bootstrap, "--data-dir", str(work / "worker-prof"),
            "--prof-file", str(prof_path)]
-    if FETCH_WAIT_MS is not None:
-        cmd += ["--worker-fetch-wait-ms", str(FETCH_WAIT_MS)]
     t_spawn = time.time()
     proc = spawn_worker(cmd, work / "worker-prof.log")
     try:
@@ -663,9 +634,6 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"  raw consume (aiokafka)   {r['raw_consume']['eps']:>10,} events/s  ({r['raw_consume']['records']:,} records, "
         f"{r['raw_consume']['seconds']} s)",
     ]
-    if r.get("experiment_worker_fetch_wait_ms") is not None:
-        lines.append(f"  EXPERIMENT: workers run with aiokafka fetch_max_wait_ms={r['experiment_worker_fetch_wait_ms']} "
-                     "(Faust hard-codes 1500); not the shian CLI as shipped")
     if r.get("worker_eps"):
         lines.append(f"  worker --event-time      {r['worker_eps']:>10,} events/s  (first→last notice "
                      f"{w['first_to_last_notice_s']} s; = {r['worker_share']:.3f} × min(raw, replay); "
@@ -730,24 +698,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="most seconds the event-time worker may take")
     ap.add_argument("--idle-timeout", type=float, default=120.0, help="give up after this long without a new notice")
     ap.add_argument("--skip-latency", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--worker-fetch-wait-ms", type=int, metavar="MS",
-                    help="experiment: run the workers with aiokafka's fetch_max_wait_ms lowered from Faust's "
-                         "hard-coded 1500 to MS (default: the shian CLI as it is)")
-    ap.add_argument("--child", choices=("profile-worker", "cli-worker"), help=argparse.SUPPRESS)
-    ap.add_argument("cli_args", nargs="*", help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("profile-worker",), help=argparse.SUPPRESS)
     ap.add_argument("--config-file", help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", help=argparse.SUPPRESS)
     ap.add_argument("--prof-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    global FETCH_WAIT_MS
-    FETCH_WAIT_MS = args.worker_fetch_wait_ms
-    if args.child and FETCH_WAIT_MS is not None:
-        patch_fetch_wait(FETCH_WAIT_MS)
-    if args.child == "cli-worker":
-        from shian.streams.cli import main as shian_main
-
-        return shian_main(args.cli_args)
     if args.child == "profile-worker":
         return child_profile_worker(args.config_file, args.bootstrap, args.data_dir, args.prof_file)
 
@@ -765,7 +721,6 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(), "code": code,
         "targets": {"worker_share_of_min_raw_replay": SHARE_TARGET, "worker_share_goal": SHARE_GOAL,
                     "p99_ms": P99_TARGET_MS},
-        "experiment_worker_fetch_wait_ms": FETCH_WAIT_MS,
     }
 
     r["loadavg_1min"] = {}

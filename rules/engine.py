@@ -24,6 +24,13 @@ from .notice import Notice, notice_id
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
+SNAPSHOT_MAGIC = b"shian-engine/1\n"  # bump when the state's layout changes
+
+
+class SnapshotError(Exception):
+    """Saved state this version cannot read."""
+
+
 Router = Callable[[Config, str, str, "str | None"], tuple[str, ...]]
 
 
@@ -206,15 +213,24 @@ class Engine:
 
     @classmethod
     def restore(cls, blob: bytes, config: Config, route: Router, sink: Callable[[Notice], None]) -> "Engine":
-        """An engine from :meth:`snapshot`, wired to this process's router and sink."""
-        engine: Engine = pickle.loads(blob)
+        """An engine from :meth:`snapshot`, wired to this process's router and sink.
+
+        SnapshotError when the blob is not a snapshot of this format version: the caller must
+        stop rather than start afresh and fire everything again."""
+        if not blob.startswith(SNAPSHOT_MAGIC):
+            head = blob[:len(SNAPSHOT_MAGIC)].split(b"\n")[0].decode("ascii", "replace")
+            raise SnapshotError(f"状态快照格式为“{head}”，本版本只能读取“{SNAPSHOT_MAGIC.decode().strip()}”")
+        try:
+            engine: Engine = pickle.loads(blob[len(SNAPSHOT_MAGIC):])
+        except Exception as e:  # any unpickling failure means the same: unreadable state
+            raise SnapshotError(f"状态快照无法读取：{type(e).__name__}: {e}") from e
         engine.config = config
         engine._route, engine._sink, engine._verdict_for = route, sink, None
         engine._wire()
         return engine
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        return SNAPSHOT_MAGIC + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     def upcoming(self, now: datetime, count: int) -> list[tuple[datetime, str]]:
         """The next ``count`` deadlines from ``now`` on a fresh engine (for ``check-config``).

@@ -1,15 +1,22 @@
 """``shian worker``: the rules on Kafka, one engine per ``events`` partition (faust-streaming).
 
 Each partition's engine owns that partition's townships (:mod:`shian.streams.partitioned`).
-Its state is snapshotted into the Faust table ``shian-engines`` (changelog topic
-``shian-shian-engines-changelog``, same partition as the events it follows), split into chunks
-under Kafka's message size, every 10,000 events or 5 seconds (and at every clock tick). Two
-slots take turns, and the head key naming the complete one is written last, so a worker
-killed in the middle of a snapshot leaves the previous one intact. Events are acknowledged by hand, only once a
-snapshot that includes them has been written, so the committed offset never runs ahead of
-the state: a worker that crashes, or a new one on an empty data folder, recovers the table
-from its changelog and is redelivered the events after the snapshot. Those may raise notices
-again — with the same ids (at-least-once; a notice's id identifies it) — never different ones.
+Faust runs the consumer group, the table ``shian-engines`` (changelog topic
+``shian-shian-engines-changelog``, partition p holding the state of ``events`` partition p) and
+its recovery; the records of ``events`` reach the engines in fetched batches
+(:mod:`shian.streams.faust_batch`), not one by one through an agent.
+
+State: every 10,000 events or 5 seconds of a partition (and at every clock tick) the engine
+is snapshotted into the table, split into chunks under Kafka's message size. Two slots take
+turns, and the head key naming the complete one is written last, so a worker killed in the
+middle of a snapshot leaves the previous one intact. Order of the writes: the notices raised
+so far are flushed, then the snapshot is written, then the partition's offset is committed
+(Faust flushes the producer before a commit), so neither the snapshot nor the committed
+offset runs ahead of what was published. A worker that crashes, or a new one on an empty
+data folder, recovers the table from its changelog and is redelivered the events after the
+snapshot. Those may raise notices again — with the same ids (at-least-once; a notice's id
+identifies it) — never different ones. Saved state this version cannot read stops the worker
+(:class:`~shian.rules.engine.SnapshotError`) instead of starting afresh.
 
 Clocks: with ``--event-time`` each partition follows the stamps and ticks ``shian ingest``
 sends (replay's clock); otherwise the wall clock drives the deadlines, checked every second,
@@ -25,18 +32,20 @@ from typing import Any
 
 from shian.notifiers.routing import recipients
 from shian.rules.config import Config
-from shian.rules.engine import Engine
+from shian.rules.engine import Engine, SnapshotError
 from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
 from shian.rules.timeutil import parse_time
 
 from .kafka import CLOCK_HEADER, EVENTS, NOTICES, REJECTS, TICK_HEADER, bootstrap
+from .faust_batch import install
 from .partitioned import PartitionRunner
 
 log = logging.getLogger("shian.worker")
 CHUNK = 512 * 1024
 SNAPSHOT_EVERY = 10_000
 SNAPSHOT_SECONDS = 5.0
+SESSION_TIMEOUT = 10.0  # a killed worker's partitions move to the others after this long
 
 
 def build_app(config: Config, broker: str, partitions: int, *, event_time: bool, data_dir: str,
@@ -57,6 +66,8 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
         broker_commit_interval=1.0,
         producer_max_request_size=2 * CHUNK,
         stream_wait_empty=False,
+        broker_session_timeout=SESSION_TIMEOUT,
+        broker_heartbeat_interval=SESSION_TIMEOUT / 4,
     )
     events = app.topic(EVENTS, key_serializer="raw", value_serializer="raw", partitions=partitions)
     notices = app.topic(NOTICES, key_serializer="raw", value_serializer="raw", partitions=partitions)
@@ -64,7 +75,6 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
     table = app.Table("shian-engines", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
     validator = Validator(config.known())
     runners: dict[int, PartitionRunner] = {}
-    pending: dict[int, list[Any]] = {}
     outbox: list[Notice] = []
 
     def runner_for(p: int) -> PartitionRunner:
@@ -75,7 +85,11 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
             if head:
                 slot, chunks = head.decode().split(":")
                 blob = b"".join(table[f"engine-{p}-{slot}-{i}".encode()] for i in range(int(chunks)))
-                engine = Engine.restore(blob, config, recipients, outbox.append)
+                try:
+                    engine = Engine.restore(blob, config, recipients, outbox.append)
+                except SnapshotError as e:
+                    log.critical("分区 %d 的已保存状态无法恢复，工作进程退出（不会从头重算而重复发出通知）：%s", p, e)
+                    raise
                 log.info("partition %d: state restored (%d bytes)", p, len(blob))
             runner = runners[p] = PartitionRunner(config, p, partitions, outbox.append, engine=engine)
         return runner
@@ -88,63 +102,76 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
         head = table.get(f"engine-{p}".encode())
         slot = "b" if head and head.startswith(b"a:") else "a"
         for i, chunk in enumerate(chunks):
-            table[f"engine-{p}-{slot}-{i}".encode()] = chunk
-        table[f"engine-{p}".encode()] = f"{slot}:{len(chunks)}".encode()
+            put(p, f"engine-{p}-{slot}-{i}".encode(), chunk)
+        put(p, f"engine-{p}".encode(), f"{slot}:{len(chunks)}".encode())
 
-    async def reject(event: Any, reason: str) -> None:
-        msg = event.message
-        record = {"source": f"{EVENTS}/{msg.partition}", "line": msg.offset,
-                  "raw": event.value.decode("utf-8", "replace"), "reason": reason}
-        await rejects.send(key=b"worker", value=json.dumps(record, ensure_ascii=False).encode())
+    def put(p: int, key: bytes, value: bytes) -> None:
+        """A table write on partition ``p`` of the changelog, outside Faust's stream iteration
+        (which would take the partition from the current event)."""
+        table.data[key] = value
+        table.send_changelog(p, key, value)
+
+    async def reject(record: Any, reason: str) -> None:
+        out = {"source": f"{EVENTS}/{record.partition}", "line": record.offset,
+               "raw": (record.value or b"").decode("utf-8", "replace"), "reason": reason}
+        await app.producer.send(REJECTS, b"worker", json.dumps(out, ensure_ascii=False).encode(),
+                                partition=None, timestamp=None, headers=None)
 
     async def flush_outbox() -> None:
+        send = app.producer.send
         for n in outbox:
-            await notices.send(key=n.key.encode(), value=json.dumps(n.to_json(), ensure_ascii=False).encode())
+            await send(NOTICES, n.key.encode(), json.dumps(n.to_json(), ensure_ascii=False).encode(),
+                       partition=None, timestamp=None, headers=None)
         outbox.clear()
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         """A partition that moves to another worker is that worker's; its state follows in
-        the table, and what was not acknowledged here is redelivered there."""
+        the table, and what was not committed here is redelivered there."""
         for tp in revoked:
             if tp.topic == EVENTS:
                 runners.pop(tp.partition, None)
-                pending.pop(tp.partition, None)
+                progress.pop(tp.partition, None)
 
-    @app.agent(events)
-    async def process(stream: Any) -> None:
-        last_save: dict[int, float] = {}
-        async for event in stream.noack().events():
-            msg = event.message
-            p = msg.partition
-            runner = runner_for(p)
-            headers = {k: v for k, v in (msg.headers or [])}
+    progress: dict[int, list[Any]] = {}  # partition → [events since the snapshot, last offset, saved at]
+
+    async def on_batch(tp: Any, records: list[Any]) -> None:
+        """One fetched batch of one ``events`` partition, in offset order (see FastConsumer)."""
+        p = tp.partition
+        runner = runner_for(p)
+        state = progress.setdefault(p, [0, None, time.monotonic()])
+        ticked = False
+        for record in records:
+            headers = dict(record.headers or ())
             tick = headers.get(TICK_HEADER)
             try:
                 if tick is not None:
-                    runner.tick(parse_time(event.value.decode(), config.tz))
+                    ticked = True
+                    runner.tick(parse_time(record.value.decode(), config.tz))
                 else:
-                    ev = validator.from_json(event.value)
+                    ev = validator.from_json(record.value)
                     stamp = headers.get(CLOCK_HEADER)
                     if event_time and stamp:
                         runner.event(ev, parse_time(stamp.decode(), config.tz))
                     else:
                         runner.live_event(ev, datetime.now(config.tz))
             except Rejected as r:
-                await reject(event, r.reason)
+                await reject(record, r.reason)
             except Exception as e:  # the runtime's boundary: the input is set aside, never lost
-                log.exception("partition %d offset %d", p, msg.offset)
-                await reject(event, f"处理失败：{type(e).__name__}: {e}")
-            await flush_outbox()
-            batch = pending.setdefault(p, [])
-            batch.append(event)
-            now = time.monotonic()
-            if tick is not None or len(batch) >= SNAPSHOT_EVERY or now - last_save.get(p, 0) >= SNAPSHOT_SECONDS:
-                save(p)
-                last_save[p] = now
-                for done in batch:
-                    await stream.ack(done)
-                batch.clear()
+                log.exception("partition %d offset %d", p, record.offset)
+                await reject(record, f"处理失败：{type(e).__name__}: {e}")
+        await flush_outbox()
+        state[0] += len(records)
+        state[1] = records[-1].offset
+        now = time.monotonic()
+        if ticked or state[0] >= SNAPSHOT_EVERY or now - state[2] >= SNAPSHOT_SECONDS:
+            await app.producer.flush()  # the notices before the snapshot that covers them
+            save(p)
+            await app.consumer._commit_offsets({tp: state[1] + 1})  # flushes the snapshot first
+            state[0], state[2] = 0, now
+
+    install(app, EVENTS, on_batch)
+    app.topics.add(events)
 
     if not event_time:
         @app.timer(interval=1.0)

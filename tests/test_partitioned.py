@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from shian.rules.config import load
-from shian.rules.engine import Engine
+from shian.rules.engine import Engine, SnapshotError
 from shian.rules.events import Rejected, Validator
 from shian.rules.timeutil import parse_time
 from shian.notifiers.routing import recipients
@@ -97,3 +97,10 @@ def test_engine_restored_from_a_snapshot_continues_as_if_never_stopped():
 def test_only_a_durable_engine_can_be_snapshotted():
     with pytest.raises(ValueError):
         Engine(CONFIG, recipients, lambda n: None).snapshot()
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x80\x05garbage", b"shian-engine/0\n...", b"shian-engine/1\nnot a pickle"])
+def test_unreadable_or_other_version_state_is_refused_not_started_afresh(blob: bytes) -> None:
+    """A worker must stop on state it cannot read, not start empty and fire everything again."""
+    with pytest.raises(SnapshotError):
+        Engine.restore(blob, CONFIG, recipients, lambda n: None)
