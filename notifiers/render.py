@@ -1,0 +1,341 @@
+"""Chinese notices (预警通知 / 催报通知 / 督办通知 / 工作提示) rendered from §4 notice dicts.
+
+The wording lives in jinja2 templates (packaged flat in ``templates/``; a file of the same name
+in ``notifiers.templates`` replaces the packaged one), so an office can adjust it without code.
+This module decides what the templates cannot be trusted with: which kind of notice a rule is,
+who issues it, the delivery ref, and a subject that is always one line. Output depends only on
+the notices and the config (no current time), so a redelivery renders the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+from shian.rules.families import RULES
+from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK
+
+from .message import Message
+from .settings import Settings
+
+PACKAGED = Path(__file__).resolve().parent / "templates"
+DELIVERY_FAILED = "delivery.failed"
+URGENT = "【紧急】"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """The document a rule produces (its title) and the template that words its facts."""
+    title: str
+    family: str
+
+
+WARNING, URGE, SUPERVISE, HINT = "预警通知", "催报通知", "督办通知", "工作提示"
+
+# One table: rule id → kind of notice and family template (templates/<family>.txt).
+# campaign.reminder and banquet.onsite_guidance ask for routine work ahead of time, nothing
+# has gone wrong yet: a 工作提示, not a 预警通知.
+KINDS: dict[str, Kind] = {
+    "sample.banned_substance": Kind(WARNING, "samples"),
+    "sample.unqualified": Kind(WARNING, "samples"),
+    "sample.disposal_overdue": Kind(SUPERVISE, "samples"),
+    "entity.repeat_offender": Kind(WARNING, "offenders"),
+    "sample.pass_rate_low": Kind(WARNING, "pass_rate"),
+    "inspection.license_missing": Kind(WARNING, "inspections"),
+    "inspection.health_cert_low": Kind(WARNING, "inspections"),
+    "inspection.severe_outcome": Kind(WARNING, "inspections"),
+    "inspection.rectification_overdue": Kind(SUPERVISE, "inspections"),
+    "report.reminder": Kind(URGE, "reports"),
+    "report.overdue": Kind(URGE, "reports"),
+    "report.escalation": Kind(SUPERVISE, "reports"),
+    "campaign.reminder": Kind(HINT, "campaigns"),
+    "campaign.missed": Kind(SUPERVISE, "campaigns"),
+    "incident.reported": Kind(WARNING, "incidents"),
+    "incident.late_report": Kind(WARNING, "incidents"),
+    "source.silent": Kind(WARNING, "silence"),
+    "banquet.late_registration": Kind(WARNING, "banquets"),
+    "banquet.onsite_guidance": Kind(HINT, "banquets"),
+    "notice.unacknowledged": Kind(SUPERVISE, "acks"),
+    DELIVERY_FAILED: Kind(SUPERVISE, "delivery"),
+}
+FALLBACK = "generic"
+
+# The sentence that leads from the facts' summary into the facts block, per kind.
+INTROS = {WARNING: "现将有关情况通知如下：", SUPERVISE: "现予督办，有关情况如下：", URGE: "", HINT: ""}
+
+CHANNEL_NAMES = {"email": "电子邮件", "wecom": "企业微信群机器人", "dingtalk": "钉钉群机器人", "file": "文件"}
+SEVERITY_NAMES = {"critical": "紧急", "warning": "警示", "info": "提示"}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SPACES = re.compile(r"[ \t\u3000]{2,}")
+
+
+def one_line(text: str) -> str:
+    """No control, format or line-separator character survives, so a name carrying
+    ``\\r\\nBcc:`` cannot start a new mail header; runs of spaces shrink to one."""
+    out = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    return _SPACES.sub(" ", out).strip()
+
+
+def _clean(value: Any) -> Any:
+    """Event text is single-line data: a newline in an entity name would fake a row."""
+    if isinstance(value, str):
+        return _CONTROL.sub(" ", value)
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _when(value: Any) -> datetime | date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (datetime, date)):
+        return value
+    text = str(value)
+    try:
+        return datetime.fromisoformat(text) if len(text) > 10 else date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def cn_date(value: Any) -> str:
+    """2026年4月26日, in the notice's own offset (the configured timezone)."""
+    d = _when(value)
+    return f"{d.year}年{d.month}月{d.day}日" if d is not None else str(value or "")
+
+
+def cn_datetime(value: Any) -> str:
+    d = _when(value)
+    if isinstance(d, datetime):
+        return f"{d.year}年{d.month}月{d.day}日 {d:%H:%M}"
+    return cn_date(value)
+
+
+def cn_month(period: Any) -> str:
+    text = str(period or "")
+    if re.fullmatch(r"\d{4}-\d{2}", text):
+        return f"{text[:4]}年{int(text[5:])}月"
+    return text
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    try:
+        return f"{float(value) * 100:.{digits}f}%"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def num(value: Any) -> str:
+    """12.17 stays 12.17, 2.0 becomes 2."""
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) < 1e15 else str(value)
+    return str(value)
+
+
+def placed(entity: Any, *places: Any) -> str:
+    """红河镇 + 红河村 + entity, broad to narrow, stopping at the first place the entity's name
+    already carries (红河镇中心学校食堂 needs no prefix, 坝心村张记豆腐坊 only the township)."""
+    name = str(entity or "")
+    prefix = ""
+    for p in places:
+        if not p:
+            continue
+        if str(p) in name:
+            break
+        prefix += str(p)
+    return prefix + name
+
+
+def _rows(text: str) -> list[tuple[str, str]]:
+    """The facts block, one ``标签：内容`` per line, as (label, value) pairs."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        label, sep, value = line.partition("：")
+        out.append((label.strip(), value.strip()) if sep else ("", line))
+    return out
+
+
+def _para(text: str) -> str:
+    return "".join(line.strip() for line in str(text).splitlines())
+
+
+def _tidy(text: str) -> str:
+    """Plain text and markdown: no trailing blanks, at most one empty line in a row."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip("\n") + "\n"
+
+
+def group_ref(ids: Iterable[str]) -> str:
+    return "g" + hashlib.sha256(",".join(sorted(ids)).encode("utf-8")).hexdigest()[:15]
+
+
+def _highest(severities: Iterable[str]) -> str:
+    return max(severities, key=lambda s: SEVERITY_RANK.get(s, 0), default="info")
+
+
+class Renderer:
+    """Renders notices for one recipient department at a time (the salutation and the ack
+    command name it); every channel gets the same strings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = settings.config
+        loaders = [FileSystemLoader(str(PACKAGED))]
+        if settings.templates is not None:
+            loaders.insert(0, FileSystemLoader(str(settings.templates)))
+        env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters.update(
+            cn_date=cn_date, cn_datetime=cn_datetime, cn_month=cn_month, pct=pct, num=num, placed=placed,
+            dept=self.dept_name, program=lambda p: PROGRAM_NAMES.get(p, p),
+            channel=lambda c: CHANNEL_NAMES.get(c, c),
+            rule_name=lambda r: RULES[r].summary if r in RULES and RULES[r].summary else r,
+            join_cn=lambda xs, sep="、": sep.join(map(str, xs or ())),
+        )
+        self.env = env
+
+    def dept_name(self, dept_id: str) -> str:
+        d = self.config.departments.get(dept_id)
+        return d.name if d is not None else str(dept_id)
+
+    def issuer(self, notice: Mapping[str, Any]) -> str:
+        """County-level notices come from the county office, town-level ones from the
+        township's office."""
+        township = self.config.townships.get(notice.get("township") or "")
+        if notice.get("level") == "county" or township is None:
+            return self.dept_name(self.config.county.office)
+        return self.dept_name(township.office)
+
+    def kind(self, rule: str, severity: str = "warning") -> Kind:
+        if rule in KINDS:
+            return KINDS[rule]
+        return Kind(HINT if severity == "info" else WARNING, FALLBACK)
+
+    def _item(self, notice: Mapping[str, Any], dept_id: str) -> dict[str, Any]:
+        """Everything the layouts need about one notice, its wording from its family template."""
+        n = _clean(dict(notice))
+        n.setdefault("facts", {})
+        kind = self.kind(n["rule"], n.get("severity", "warning"))
+        township = n.get("township") or ""
+        office = self.config.townships[township].office if township in self.config.townships else None
+        c = {
+            "recipient": self.dept_name(dept_id),
+            "dept_id": dept_id,
+            "township": township,
+            "town_office": self.dept_name(office) if office else self.dept_name(self.config.county.office),
+            "county_office": self.dept_name(self.config.county.office),
+            "county": self.config.county.name,
+        }
+        module = self.env.get_template(f"{kind.family}.txt").make_module({"n": n, "f": n["facts"], "c": c})
+
+        def get(name: str) -> str:
+            return str(getattr(module, name, "") or "")
+
+        label = one_line(get("label")) or one_line(n.get("title", "")) or n["rule"]
+        return {
+            "id": n["id"],
+            "rule": n["rule"],
+            "severity": n.get("severity", "info"),
+            "critical": n.get("severity") == "critical",
+            "level": n.get("level", "town"),
+            "township": township,
+            "kind": kind.title,
+            "label": label,
+            "detail": one_line(get("detail")),
+            "lead": _para(get("lead")),
+            "intro": INTROS.get(kind.title, ""),
+            "rows": _rows(get("facts")),
+            "action": _para(get("action")),
+            "at": n.get("at"),
+            "date": cn_date(n.get("at")),
+            "due": n.get("due"),
+            "due_date": cn_date(n.get("due")) if n.get("due") else "",
+            "issuer": self.issuer(n),
+            "others": [self.dept_name(r) for r in n.get("recipients", ()) if r != dept_id],
+            "ack": f"shian ack {n['id']} --by {dept_id}",
+            "close": f"shian ack {n['id']} --by {dept_id} --action 办结",
+        }
+
+    def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> tuple[str, str, str, str]:
+        subject = one_line(self.env.get_template("subject.txt").render(**subject_vars))
+        text = _tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx))
+        markdown = _tidy(self.env.get_template(f"{layout}.md").render(subject=subject, **ctx))
+        html = self.env.get_template(f"{layout}.html").render(subject=subject, **ctx)
+        return subject, text, html, markdown
+
+    def notice(self, notice: dict, dept_id: str) -> Message:
+        item = self._item(notice, dept_id)
+        subject, text, html, markdown = self._render(
+            "notice", {"mode": "notice", "item": item}, item=item, recipient=self.dept_name(dept_id), dept_id=dept_id)
+        return Message(
+            ref=item["id"], notice_ids=(item["id"],), dept=dept_id, severity=item["severity"],
+            subject=subject, text=text, html=html, markdown=markdown,
+            headers=(("X-Shian-Ref", item["id"]), ("X-Shian-Notice-Ids", item["id"]), ("X-Shian-Rule", item["rule"])),
+        )
+
+    def group(self, notices: list[dict], dept_id: str) -> Message:
+        """Notices of one rule and township in one message; a group of one is that notice."""
+        if not notices:
+            raise ValueError("group() needs at least one notice")
+        if len({(n["rule"], n.get("township")) for n in notices}) > 1:
+            raise ValueError("group() takes notices of one rule and one township")
+        if len(notices) == 1:
+            return self.notice(notices[0], dept_id)
+        items = [self._item(n, dept_id) for n in notices]
+        ids = tuple(i["id"] for i in items)
+        ref = group_ref(ids)
+        first = items[0]
+        latest = max(items, key=lambda i: (str(i["at"]), i["id"]))
+        issuer = self.issuer({"township": first["township"],
+                              "level": "county" if any(i["level"] == "county" for i in items) else "town"})
+        ctx = {
+            "items": items, "ref": ref, "kind": first["kind"], "label": first["label"],
+            "township": first["township"], "critical": any(i["critical"] for i in items),
+            "issuer": issuer, "date": latest["date"], "recipient": self.dept_name(dept_id), "dept_id": dept_id,
+        }
+        subject, text, html, markdown = self._render("group", dict(ctx, mode="group"), **ctx)
+        return Message(
+            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in items),
+            subject=subject, text=text, html=html, markdown=markdown,
+            headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids)), ("X-Shian-Rule", first["rule"])),
+        )
+
+    def digest(self, dept_id: str, day: date, notices: list[dict], open_deadlines: list[dict]) -> Message:
+        """The day's notices and the deadlines still ahead, for one office."""
+        today = sorted((self._item(n, dept_id) for n in notices), key=lambda i: (str(i["at"]), i["id"]))
+        pending = sorted((self._item(n, dept_id) for n in open_deadlines), key=lambda i: (str(i["due"]), i["id"]))
+        for i in pending:
+            due = _when(i["due"])
+            i["days_left"] = ((due.date() if isinstance(due, datetime) else due) - day).days if due else None
+        ids = tuple(dict.fromkeys([i["id"] for i in today] + [i["id"] for i in pending]))
+        ref = f"digest-{dept_id}-{day.isoformat()}"
+        ctx = {
+            "today": today, "pending": pending, "ref": ref, "day": cn_date(day),
+            "recipient": self.dept_name(dept_id), "dept_id": dept_id,
+        }
+        subject, text, html, markdown = self._render("digest", dict(ctx, mode="digest"), **ctx)
+        return Message(
+            ref=ref, notice_ids=ids, dept=dept_id, severity="info",
+            subject=subject, text=text, html=html, markdown=markdown,
+            headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids))),
+        )
