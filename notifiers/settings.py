@@ -32,6 +32,7 @@ class Smtp(_Strict):
     password_env: str | None = None
     sender: str = Field(alias="from")
     timeout_seconds: float = Field(30.0, gt=0)
+    tls_ca_file: str | None = None  # extra CA bundle to trust (a self-signed server); verification stays on
 
 
 class FileOutbox(_Strict):
@@ -177,6 +178,9 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> Settings:
         elif raw.smtp.password_env and raw.smtp.password_env not in env:
             problems.add(("notifiers", "smtp", "password_env"), f"环境变量 {raw.smtp.password_env} 未设置",
                          "启动前设置该环境变量（密码不写进配置文件）")
+    if raw.smtp is not None and raw.smtp.tls_ca_file and not path(raw.smtp.tls_ca_file).is_file():
+        problems.add(("notifiers", "smtp", "tls_ca_file"), f"证书文件 {raw.smtp.tls_ca_file} 不存在",
+                     "写上邮件服务器证书（或其 CA 证书）的 PEM 文件路径，或删除该键")
     for dept_id, d in config.departments.items():
         for kind in ("wecom", "dingtalk"):
             robot: Robot | None = getattr(d, kind)
@@ -220,7 +224,8 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> Settings:
         config=config,
         outbox=path(raw.outbox),
         templates=path(raw.templates) if raw.templates else None,
-        smtp=raw.smtp,
+        smtp=(raw.smtp.model_copy(update={"tls_ca_file": str(path(raw.smtp.tls_ca_file))})
+              if raw.smtp is not None and raw.smtp.tls_ca_file else raw.smtp),
         file_dir=path(raw.file.dir) if raw.file else None,
         group_wait_seconds=raw.group_wait_seconds,
         quiet_hours=raw.quiet_hours,

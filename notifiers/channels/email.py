@@ -1,0 +1,203 @@
+"""Email through one SMTP server (aiosmtplib), one connection kept open across sends.
+
+Outcome of a send:
+
+=====================================================  =========
+connection refused / timeout / disconnected / TLS      RETRY
+4xx reply (421, 450, 451, 452, 454 …)                  RETRY
+5xx reply (550, 553, 554 …), auth failure (535)        FAILED
+every recipient refused                                RETRY if any refusal is 4xx, else FAILED
+some recipients refused, the others accepted           DELIVERED, error names the refused ones
+=====================================================  =========
+
+A partly refused message is DELIVERED because sending it again would reach the accepted
+recipients twice; the error text keeps the refused addresses for the outbox record.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, parseaddr
+
+import aiosmtplib
+
+from shian.notifiers.message import DELIVERED, Message, Outcome, Result
+from shian.notifiers.settings import Settings, secret
+from shian.rules.config import Department
+
+DEFAULT_SENDER = "食安预警 <shian@localhost>"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_RESERVED = {"from", "to", "cc", "bcc", "subject", "message-id", "date", "mime-version", "sender",
+             "reply-to", "return-path", "content-type", "content-transfer-encoding"}
+_MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def clean(value: str) -> str:
+    """One header line: CR, LF and other control characters become a space, so a value can
+    never start a header of its own (the renderer sanitises too; this does not trust it)."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def message_id(ref: str, dept_id: str) -> str:
+    """Same (ref, department) → same Message-ID, so a redelivery is recognisable."""
+    def token(s: str) -> str:
+        return _MSGID_UNSAFE.sub(lambda m: "=" + m.group().encode().hex().upper(), s)
+    return f"<{token(ref)}.{token(dept_id)}.email@shian>"
+
+
+def build_message(sender: str, dept_id: str, dept: Department, message: Message) -> EmailMessage:
+    """The RFC 5322 message for one department, 7-bit clean (encoded words, base64 parts) so
+    that a server without SMTPUTF8 / 8BITMIME accepts it. Shared with the file outbox."""
+    msg = EmailMessage()
+    msg["From"] = clean(sender)
+    to = [a for a in (clean(x) for x in dept.email) if a]
+    if to:
+        msg["To"] = ", ".join(to)
+    msg["Subject"] = clean(message.subject)
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = message_id(message.ref, dept_id)
+    for name, value in message.headers:
+        if _HEADER_NAME.match(name) and name.lower() not in _RESERVED:
+            msg[name] = clean(value)
+    msg.set_content(message.text, charset="utf-8", cte="base64")
+    msg.add_alternative(message.html, subtype="html", charset="utf-8", cte="base64")
+    return msg
+
+
+def as_bytes(msg: EmailMessage) -> bytes:
+    return msg.as_bytes(policy=SMTP_POLICY)
+
+
+def _reply(code: int, text: str) -> str:
+    return f"{code} {clean(text)}".strip()
+
+
+def _by_code(code: int, what: str) -> Result:
+    if 400 <= code < 500:
+        return Result(Outcome.RETRY, f"邮件服务器暂时拒绝{what}")
+    return Result(Outcome.FAILED, f"邮件服务器拒绝{what}")
+
+
+class EmailChannel:
+    """Sends over one lazily opened SMTP connection, reopened when the server has closed it;
+    sends are serialised on it. ``connections`` counts the connections opened."""
+    name = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.smtp is None:
+            raise ValueError("email channel needs notifiers.smtp")
+        self._cfg = settings.smtp
+        self._envelope_from = parseaddr(clean(self._cfg.sender))[1]
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+        self.connections = 0
+
+    def _where(self) -> str:
+        return f"{self._cfg.host}:{self._cfg.port}"
+
+    def _secrets(self) -> list[str]:
+        pw = secret(self._cfg.password_env)
+        if not pw:
+            return []
+        user = self._cfg.username or ""
+        return [pw, base64.b64encode(pw.encode()).decode(),
+                base64.b64encode(f"\0{user}\0{pw}".encode()).decode()]
+
+    def _scrub(self, result: Result) -> Result:
+        error = result.error
+        for s in self._secrets():
+            error = error.replace(s, "***")
+        return result if error == result.error else Result(result.outcome, error, result.retry_after)
+
+    async def send(self, dept_id: str, dept: Department, message: Message) -> Result:
+        recipients = [parseaddr(a)[1] or a for a in (clean(x) for x in dept.email) if a]
+        if not recipients:
+            return Result(Outcome.FAILED, f"部门 {dept_id} 没有配置邮箱地址")
+        try:
+            data = as_bytes(build_message(self._cfg.sender, dept_id, dept, message))
+        except (ValueError, TypeError) as e:
+            return Result(Outcome.FAILED, f"无法生成邮件：{e}")
+        async with self._lock:
+            return self._scrub(await self._send(recipients, data))
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        cfg = self._cfg
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds,
+            use_tls=cfg.security == "tls", start_tls=cfg.security == "starttls",
+            validate_certs=True, cert_bundle=cfg.tls_ca_file)
+        self._client = client
+        self.connections += 1
+        try:
+            await client.connect()
+            if cfg.username:
+                await client.login(cfg.username, secret(cfg.password_env) or "")
+        except BaseException:
+            self._drop()
+            raise
+        return client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _send(self, recipients: list[str], data: bytes) -> Result:
+        for attempt in (1, 2):
+            client = self._client
+            reused = client is not None and client.is_connected
+            try:
+                if client is None or not reused:
+                    client = await self._connect()
+                refused, _ = await client.sendmail(self._envelope_from, recipients, data)
+            except asyncio.CancelledError:
+                self._drop()
+                raise
+            except aiosmtplib.SMTPRecipientsRefused as e:
+                codes = [r.code for r in e.recipients]
+                detail = "；".join(f"{r.recipient}（{_reply(r.code, r.message)}）" for r in e.recipients)
+                outcome = Outcome.RETRY if any(400 <= c < 500 for c in codes) else Outcome.FAILED
+                return Result(outcome, f"全部收件人被拒绝：{detail}")
+            except aiosmtplib.SMTPAuthenticationError as e:
+                if 400 <= e.code < 500:
+                    return Result(Outcome.RETRY, f"SMTP 登录暂时失败（{_reply(e.code, e.message)}）")
+                return Result(Outcome.FAILED, f"SMTP 登录失败（{_reply(e.code, e.message)}），"
+                                              f"请检查用户名和环境变量 {self._cfg.password_env} 中的密码")
+            except aiosmtplib.SMTPResponseException as e:
+                if e.code == 421:
+                    self._drop()
+                    if reused and attempt == 1:
+                        continue
+                return _by_code(e.code, f"（{_reply(e.code, e.message)}）")
+            except aiosmtplib.SMTPNotSupported as e:
+                return Result(Outcome.FAILED, f"邮件服务器 {self._where()} 不支持所需功能：{e}")
+            except (aiosmtplib.SMTPTimeoutError, TimeoutError) as e:
+                self._drop()
+                return Result(Outcome.RETRY, f"邮件服务器 {self._where()} 超时：{clean(str(e)) or '无应答'}")
+            except (aiosmtplib.SMTPException, OSError) as e:
+                self._drop()
+                if reused and attempt == 1:
+                    continue
+                hint = "；服务器证书未通过校验，自签名证书可用 smtp.tls_ca_file 指定" if "CERTIFICATE_VERIFY_FAILED" in str(e) else ""
+                return Result(Outcome.RETRY, f"无法连接邮件服务器 {self._where()}：{clean(str(e)) or type(e).__name__}{hint}")
+            except ValueError as e:
+                self._drop()
+                return Result(Outcome.FAILED, f"邮件地址 {', '.join(recipients)} 无法发送：{e}")
+            if refused:
+                detail = "；".join(f"{a}（{_reply(r.code, r.message)}）" for a, r in refused.items())
+                return Result(Outcome.DELIVERED, f"部分收件人被拒绝（已投递给其余收件人）：{detail}")
+            return DELIVERED
+        return Result(Outcome.RETRY, f"邮件服务器 {self._where()} 反复断开连接")
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()

@@ -1,0 +1,160 @@
+"""What the two chat-group robots share: one HTTP session, a per-webhook rate limit, redaction
+of the access key carried in the webhook address, and the answer mapping up to the errcode.
+
+HTTP level (the errcode in a 200 answer is the subclass's to map):
+
+=====================================================  =========
+connection refused / reset / timeout                   RETRY
+HTTP 5xx, HTTP 429                                     RETRY
+other HTTP 4xx, an invalid webhook address             FAILED
+200 whose body is not the robot's JSON                 RETRY
+own rate limit full (robot_per_minute per 60 s)        RETRY, retry_after = until a slot frees
+=====================================================  =========
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import re
+import time
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+
+from shian.notifiers.message import DELIVERED, Message, Outcome, Result
+from shian.notifiers.settings import Settings, webhook_of
+from shian.rules.config import Department, Robot
+
+WINDOW = 60.0
+_QUERY_SECRET = re.compile(r"(?i)\b(key|access_token|sign|secret)=[^&\s'\"\])>,;]*")
+
+
+class RateLimit:
+    """At most ``per_minute`` sends per key in any 60 s: the robots allow about 20 a minute
+    and answer more with an error, so the surplus is held back here without a request."""
+
+    def __init__(self, per_minute: int, now: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.now = now
+        self._sent: dict[str, collections.deque[float]] = {}
+
+    def take(self, key: str) -> float | None:
+        """Records a send and answers None, or answers the seconds until a slot frees."""
+        t = self.now()
+        sent = self._sent.setdefault(key, collections.deque())
+        while sent and sent[0] <= t - WINDOW:
+            sent.popleft()
+        if len(sent) >= self.per_minute:
+            return max(sent[0] + WINDOW - t, 0.0)
+        sent.append(t)
+        return None
+
+
+def truncate_utf8(text: str, limit: int, tail: str) -> str:
+    """``text`` within ``limit`` UTF-8 bytes; when cut, at a line end if one is near, never
+    inside a character, and followed by ``tail`` (which keeps the reference to the notices)."""
+    if len(text.encode()) <= limit:
+        return text
+    tail_b = tail.encode()[:limit]
+    tail = tail_b.decode(errors="ignore")
+    room = limit - len(tail.encode())
+    head = text.encode()[:room].decode(errors="ignore")
+    cut = head.rfind("\n")
+    if cut >= len(head) // 2:
+        head = head[:cut]
+    return head + tail
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return _QUERY_SECRET.sub(lambda m: m.group(1) + "=***", text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every query value of a webhook address: the key / access token it carries."""
+    try:
+        return [v for _, v in parse_qsl(urlsplit(url).query) if len(v) >= 4]
+    except ValueError:
+        return []
+
+
+class RobotChannel:
+    """A chat robot channel; subclasses give the request and read the errcode."""
+    name = ""
+    kind = ""  # the Department field holding the Robot
+    label = ""
+    max_bytes = 4096
+
+    def __init__(self, settings: Settings, *, now: Callable[[], float] = time.monotonic,
+                 timeout: float = 10.0) -> None:
+        self.limit = RateLimit(settings.robot_per_minute, now)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def request(self, url: str, robot: Robot, message: Message) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        """Extra query parameters, the JSON body and further secrets to redact."""
+        raise NotImplementedError
+
+    def answer(self, errcode: int, errmsg: str) -> Result:
+        raise NotImplementedError
+
+    def content(self, message: Message) -> str:
+        """The markdown within the robot's size limit, the notice reference kept at the end."""
+        ids = [message.ref, *message.notice_ids]
+        lines = [ln for ln in message.markdown.rstrip().splitlines() if ln.strip()]
+        last = lines[-1] if lines and any(i and i in lines[-1] for i in ids) else f"> 编号：{message.ref}"
+        return truncate_utf8(message.markdown, self.max_bytes, f"\n\n……（内容过长，已截断）\n{last}")
+
+    async def send(self, dept_id: str, dept: Department, message: Message) -> Result:
+        robot: Robot | None = getattr(dept, self.kind)
+        if robot is None:
+            return Result(Outcome.FAILED, f"部门 {dept_id} 没有配置{self.label}")
+        url = webhook_of(robot)
+        if not url:
+            return Result(Outcome.FAILED, f"{self.label}的 Webhook 地址未设置（环境变量 {robot.webhook_env}）")
+        secrets = url_secrets(url)
+        try:
+            params, body, more = self.request(url, robot, message)
+        except LookupError as e:
+            return Result(Outcome.FAILED, str(e))
+        secrets += more
+        wait = self.limit.take(url)
+        if wait is not None:
+            return Result(Outcome.RETRY, f"群机器人每分钟最多 {self.limit.per_minute} 条，稍后重发", retry_after=wait)
+        result = await self._post(url, params, body)
+        return Result(result.outcome, redact(result.error, secrets), result.retry_after)
+
+    async def _post(self, url: str, params: dict[str, str], body: dict[str, Any]) -> Result:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.post(url, params=params or None, json=body) as resp:
+                status, text = resp.status, await resp.text(errors="replace")
+                retry_after = resp.headers.get("Retry-After", "")
+        except aiohttp.InvalidURL:
+            return Result(Outcome.FAILED, f"{self.label}的 Webhook 地址无效")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            what = "超时" if isinstance(e, asyncio.TimeoutError) else f"连接失败：{type(e).__name__} {e}"
+            return Result(Outcome.RETRY, f"{self.label}{what}")
+        if status >= 500 or status == 429:
+            return Result(Outcome.RETRY, f"{self.label}答复 HTTP {status}",
+                          retry_after=float(retry_after) if retry_after.isdigit() else None)
+        if status >= 400:
+            return Result(Outcome.FAILED, f"{self.label}拒绝请求：HTTP {status} {text[:200]}")
+        try:
+            data = json.loads(text)
+            errcode = int(data.get("errcode"))
+        except (ValueError, TypeError, AttributeError):
+            return Result(Outcome.RETRY, f"{self.label}的答复无法识别：HTTP {status} {text[:200]}")
+        if errcode == 0:
+            return DELIVERED
+        return self.answer(errcode, str(data.get("errmsg", ""))[:300])
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

@@ -1,0 +1,36 @@
+"""WeCom (企业微信) group robot: a markdown card POSTed to the webhook (``…/send?key=…``).
+
+Answers come as HTTP 200 with an errcode:
+
+=======================================================  =========
+0                                                        DELIVERED
+45009 (over the robot's limit of about 20 a minute)      RETRY, retry_after 60 s
+-1 (system busy)                                         RETRY
+93000 (invalid webhook key), 40008, any other            FAILED
+=======================================================  =========
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from shian.notifiers.channels.robot import RobotChannel
+from shian.notifiers.message import Message, Outcome, Result
+from shian.rules.config import Robot
+
+RETRY_LATER = {45009: 60.0, -1: None}
+
+
+class WecomChannel(RobotChannel):
+    name = "wecom"
+    kind = "wecom"
+    label = "企业微信群机器人"
+    max_bytes = 4096
+
+    def request(self, url: str, robot: Robot, message: Message) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        return {}, {"msgtype": "markdown", "markdown": {"content": self.content(message)}}, []
+
+    def answer(self, errcode: int, errmsg: str) -> Result:
+        if errcode in RETRY_LATER:
+            return Result(Outcome.RETRY, f"{self.label}暂时拒绝：errcode {errcode} {errmsg}",
+                          retry_after=RETRY_LATER[errcode])
+        return Result(Outcome.FAILED, f"{self.label}拒绝：errcode {errcode} {errmsg}")
