@@ -1,0 +1,283 @@
+"""The dispatcher: takes due batches from the outbox, renders them and drives the channels.
+
+Delivery semantics (per notice, recipient department and channel):
+
+- **Accepted means kept.** :meth:`Dispatcher.submit` stores the notice and its delivery rows
+  in one SQLite transaction; a redelivered notice (same id) is ignored.
+- **Exactly once, outside one window.** Before a channel is called the batch's rows are
+  marked ``sending`` and committed; the channel's answer is committed right after it comes
+  back: DELIVERED → ``sent``; RETRY → ``pending`` again after a backoff (exponential from
+  ``retry.first_seconds`` up to ``retry.max_seconds``, jittered; the far side's
+  ``retry_after`` when longer), or ``failed`` once ``retry.give_up_hours`` have passed since
+  the first attempt; FAILED → ``failed``. A channel that raises counts as RETRY. A stop or
+  crash anywhere else leaves either ``pending`` rows (never handed to a channel, or handed
+  and refused: sent later, once) or ``sent`` rows (never sent again). The one window is
+  between the far side accepting the message and ``sent`` being committed: rows found in
+  ``sending`` when a dispatcher starts are sent again, so that message may arrive twice —
+  with the same ``ref`` (email Message-ID, robot text), so the recipient can tell. A channel
+  raising after the far side accepted is the same window within a run.
+- **Permanent failure is itself a notice.** A notice's delivery that fails for good raises a
+  ``delivery.failed`` notice (warning, county level, to the county office; key
+  ``delivery.failed|township|notice id|dept|channel``) in the same transaction; it is
+  delivered like any other. A failed ``delivery.failed`` raises nothing (no loops), nor does
+  a failed digest (it is logged).
+- **Grouping.** Notices of one rule and township for one department and channel arriving
+  while their group waits (``group_wait_seconds`` after the first, default 30 s) go out as
+  one message (``renderer.group``); ``group_wait_seconds: 0`` sends each on its own. All the
+  group's rows share the outcome.
+- **Quiet hours.** Info and warning notices wait for working hours on an official working
+  day; critical ones go at once (:func:`timing.release_time`). A group flushes when its most
+  urgent member is due. Retries are not held again; the daily digest is sent at its own time.
+- **Silences.** A notice muted by a silence when it arrives, or (for a group still waiting)
+  by one added before it goes out, is kept with its rows ``silenced`` and never sent.
+- **Daily digest.** At ``digest.at`` local each day, each department with a channel gets
+  ``renderer.digest`` of the notices addressed to it whose ``at`` is in the 24 hours before
+  and its open deadlines (``due`` later than now); skipped when both are empty; recorded per
+  (department, day, channel), so it goes out once and retries like any delivery. After a
+  downtime only the latest day's digest is made, and none for a day whose digest time was
+  before the outbox was first used.
+- **Unknown channel.** A row whose channel has no object in ``channels`` waits (logged once).
+
+Only one dispatcher may run on an outbox file.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import re
+from datetime import date, datetime
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from shian.rules.notice import notice_id
+from shian.rules.timeutil import fmt, parse_time
+
+from . import timing
+from .message import Channel, Message, Outcome, Result
+from .outbox import Batch, Outbox
+from .settings import Settings
+from .silences import muting
+
+log = logging.getLogger("shian.notifiers.dispatch")
+
+FAILED_RULE = "delivery.failed"
+_URL = re.compile(r"\w+://\S+")
+CHANNEL_NAMES = {"email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉", "file": "文件"}
+
+
+def redact(text: str) -> str:
+    """An exception's words without addresses: a robot's webhook URL carries its token."""
+    return _URL.sub("<URL>", text)
+
+
+class Renderer(Protocol):
+    def notice(self, notice: dict[str, Any], dept_id: str) -> Message: ...
+
+    def group(self, notices: list[dict[str, Any]], dept_id: str) -> Message: ...
+
+    def digest(self, dept_id: str, day: date, notices: list[dict[str, Any]],
+               open_deadlines: list[dict[str, Any]]) -> Message: ...
+
+
+def failure_notice(settings: Settings, notice: Mapping[str, Any], dept: str, channel: str,
+                   error: str, now: datetime) -> dict[str, Any] | None:
+    """The ``delivery.failed`` notice for a delivery that failed for good (None for one about
+    a ``delivery.failed`` notice)."""
+    if notice["rule"] == FAILED_RULE:
+        return None
+    config = settings.config
+    township = notice["township"]
+    key = f"{FAILED_RULE}|{township}|{notice['id']}|{dept}|{channel}"
+    dept_name = config.departments[dept].name if dept in config.departments else dept
+    return {
+        "id": notice_id(key),
+        "rule": FAILED_RULE,
+        "severity": "warning",
+        "level": "county",
+        "township": township,
+        "recipients": [config.county.office],
+        "title": f"通知未能送达{dept_name}（{CHANNEL_NAMES.get(channel, channel)}）：{notice.get('title', notice['id'])}",
+        "at": fmt(now.astimezone(config.tz)),
+        "due": None,
+        "event_ids": [],
+        "key": key,
+        "facts": {"notice_id": notice["id"], "dept": dept, "dept_name": dept_name, "channel": channel,
+                  "error": error, "rule": notice["rule"]},
+    }
+
+
+class Dispatcher:
+    """Sends what the outbox holds, when it is due. ``now`` and ``rand`` are injectable so
+    tests drive it with a fake clock."""
+
+    def __init__(self, settings: Settings, outbox: Outbox, channels: Mapping[str, Channel],
+                 renderer: Renderer, *, now: Callable[[], datetime] | None = None,
+                 rand: Callable[[], float] = random.random, jitter: timing.Jitter = "equal") -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.channels = dict(channels)
+        self.renderer = renderer
+        self.now = now or (lambda: datetime.now(settings.config.tz))
+        self.rand = rand
+        self.jitter = jitter
+        self._started = False
+        self._digest_done: date | None = None
+        self._warned: set[str] = set()
+
+    def submit(self, notice: Mapping[str, Any]) -> bool:
+        """Accepts a notice (§4 JSON) for delivery; False if it was already accepted."""
+        return self.outbox.add(notice, self.now())
+
+    async def step(self) -> int:
+        """Sends everything due now; returns how many messages were delivered."""
+        now = self.now()
+        if not self._started:
+            self.outbox.recover(now)
+            self._started = True
+        self._make_digests(now)
+        by_channel: dict[str, list[Batch]] = {}
+        for batch in self.outbox.due(now):
+            if batch.channel not in self.channels:
+                self._warn_once(batch.channel, "channel %s is not set up; its deliveries wait", batch.channel)
+                continue
+            by_channel.setdefault(batch.channel, []).append(batch)
+        if not by_channel:
+            return 0
+        tasks = [asyncio.ensure_future(self._drain(self.channels[name], batches))
+                 for name, batches in by_channel.items()]
+        try:
+            counts = await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return sum(counts)
+
+    async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
+        """Steps until ``stop`` is set; an error in one step is logged and the loop goes on."""
+        while not stop.is_set():
+            try:
+                await self.step()
+            except Exception:
+                log.exception("dispatch step failed; retrying in %.1f s", poll_seconds)
+            try:
+                await asyncio.wait_for(stop.wait(), poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            try:
+                await channel.close()
+            except Exception:
+                log.exception("closing channel %s failed", getattr(channel, "name", "?"))
+
+    async def _drain(self, channel: Channel, batches: Sequence[Batch]) -> int:
+        """One channel's due batches, in order; channels run side by side."""
+        sent = 0
+        for batch in batches:
+            sent += await self._deliver(channel, batch)
+        return sent
+
+    async def _deliver(self, channel: Channel, batch: Batch) -> int:
+        message = batch.message
+        if message is None:
+            batch = self._drop_muted(batch)
+            if not batch.notices:
+                return 0
+            try:
+                message = self._render(batch)
+            except Exception as e:
+                log.exception("rendering notices %s for %s failed", ",".join(n["id"] for n in batch.notices), batch.dept)
+                self._record(batch, Result(Outcome.RETRY, f"渲染失败：{type(e).__name__}: {e}"), self.now(),
+                             attempted=False)
+                return 0
+        batch = self.outbox.start(batch, self.now(), message if batch.message is None else None)
+        dept = self.settings.config.departments[batch.dept]
+        try:
+            result = await channel.send(batch.dept, dept, message)
+        except Exception as e:
+            error = redact(f"{type(e).__name__}: {e}")
+            log.error("channel %s raised for %s: %s", batch.channel, self._what(batch), error)
+            result = Result(Outcome.RETRY, error)
+        self._record(batch, result, self.now())
+        return int(result.outcome is Outcome.DELIVERED)
+
+    def _render(self, batch: Batch) -> Message:
+        notices = list(batch.notices)
+        if len(notices) == 1:
+            return self.renderer.notice(notices[0], batch.dept)
+        return self.renderer.group(notices, batch.dept)
+
+    def _drop_muted(self, batch: Batch) -> Batch:
+        """Silences added while a group waited mute its notices before it is rendered."""
+        tz = self.settings.config.tz
+        muted = [n["id"] for n in batch.notices
+                 if muting(n, tz, self.outbox.muting_silences(parse_time(n["at"], tz))) is not None]
+        if not muted:
+            return batch
+        self.outbox.mute(batch.id, muted)
+        log.info("notices %s silenced before delivery to %s", ",".join(muted), batch.dept)
+        keep = tuple(n for n in batch.notices if n["id"] not in muted)
+        return dataclasses.replace(batch, notices=keep)
+
+    def _record(self, batch: Batch, result: Result, now: datetime, *, attempted: bool = True) -> None:
+        """Decides (pure) and stores the outcome; ``attempted`` False when the batch never
+        reached the channel (rendering failed), which still counts as an attempt."""
+        attempts = batch.attempts if attempted else batch.attempts + 1
+        result = dataclasses.replace(result, error=redact(result.error))
+        nxt = timing.after_attempt(result, attempts, batch.first_attempt_at or now, now,
+                                   self.settings.retry, self.rand, self.jitter)
+        raised: list[dict[str, Any]] = []
+        if nxt.state == "pending":
+            log.warning("delivery of %s will be retried at %s (attempt %d): %s",
+                        self._what(batch), fmt(nxt.next_at), attempts, result.error)
+        elif nxt.state == "failed":
+            log.error("delivery of %s failed for good after %d attempts: %s", self._what(batch), attempts, result.error)
+            for n in batch.notices:
+                f = failure_notice(self.settings, n, batch.dept, batch.channel, result.error, now)
+                if f is not None:
+                    raised.append(f)
+        self.outbox.finish(batch.id, nxt, now, result.error, raised, attempted=attempted)
+
+    def _make_digests(self, now: datetime) -> None:
+        day = timing.digest_day(now, self.settings)
+        if day is None or day == self._digest_done:
+            return
+        started = self.outbox.started()
+        if started is None or timing.digest_time(day, self.settings) < started:
+            self._digest_done = day
+            return
+        start, end = timing.digest_window(day, self.settings)
+        done = True
+        for dept in self.settings.config.departments:
+            recorded = self.outbox.digest_channels(dept, day)
+            missing = [c for c in self.settings.channels_of(dept) if c not in recorded]
+            if not missing:
+                continue
+            notices = self.outbox.notices(start, end, dept, include_silenced=False)
+            deadlines = self.outbox.open_deadlines(dept, now)
+            message = None
+            if notices or deadlines:
+                try:
+                    message = self.renderer.digest(dept, day, notices, deadlines)
+                except Exception:
+                    self._warn_once(f"digest|{dept}|{day}", "rendering the digest of %s for %s failed", day, dept,
+                                    exc=True)
+                    done = False
+                    continue
+            self.outbox.add_digest(dept, day, missing, message, now)
+        if done:
+            self._digest_done = day
+
+    def _warn_once(self, key: str, msg: str, *args: Any, exc: bool = False) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.error(msg, *args, exc_info=exc)
+
+    @staticmethod
+    def _what(batch: Batch) -> str:
+        what = ",".join(n["id"] for n in batch.notices) if batch.kind == "notice" else f"digest {batch.message.ref if batch.message else ''}"
+        return f"{what} to {batch.dept} via {batch.channel}"

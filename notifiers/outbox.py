@@ -1,0 +1,520 @@
+"""The durable delivery outbox: one SQLite file (WAL) at ``notifiers.outbox``.
+
+Every accepted notice is stored, with one delivery row per (notice id, recipient department,
+channel), in one transaction, before anything is sent: once :meth:`Outbox.add` has returned,
+a crash or restart cannot lose the notice. A notice whose id is already stored (a redelivered
+notice: same key, same id) is ignored. A recipient department without any channel gets no
+delivery row; the notice is still stored (the dashboard and the digest read it).
+
+Delivery rows move ``pending → sending → sent``; on a temporary failure back to ``pending``
+with a later ``next_at``; ``failed`` for good; ``silenced`` when a silence mutes the notice
+(never sent). Rows are sent in batches: the rows of one message — a single notice, a group of
+notices of one rule and township for one department and channel, or a daily digest. A batch
+is rendered once, when it first goes out; its message (and ``ref``) is stored, so a retry
+sends the very same message, and no notice joins a batch after that.
+
+Schema (times are Unix seconds, REAL; the notice itself is kept as its §4 JSON):
+
+- ``notices(id, rule, severity, level, township, at, due, received, silenced, json)``
+- ``recipients(notice_id, dept)``
+- ``batches(id, kind, dept, channel, rule, township, opened, due, ref, message)`` — ``kind``
+  is ``notice`` or ``digest``; (rule, township, dept, channel) is the group key; ``due`` is
+  when the group flushes; ``message`` is the rendered :class:`Message` as JSON.
+- ``deliveries(id, notice_id, dept, channel, kind, batch_id, rule, township, state, attempts,
+  next_at, first_attempt_at, last_error, sent_at, ref)``, unique (notice_id, dept, channel);
+  a digest's row has no notice id.
+- ``digests(dept, day, channel, delivery_id, created)`` — one per department, day and channel
+  (``delivery_id`` NULL: nothing to report that day), so a restart never sends it again.
+- ``silences(id, rule, township, start_at, end_at, comment, by, created)`` — run-time silences.
+- ``meta(key, value)`` — ``schema`` version; ``started``, the first time the outbox accepted a
+  notice or a dispatcher started on it.
+
+One dispatcher per outbox file: :meth:`recover`, run at its start, treats every row left in
+``sending`` as not sent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone, tzinfo
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from shian.rules.timeutil import parse_time
+
+from . import timing
+from .message import Message
+from .settings import Settings, Silence
+from .silences import StoredSilence, muting
+
+log = logging.getLogger("shian.notifiers.outbox")
+
+SCHEMA_VERSION = "1"
+STATES = ("pending", "sending", "sent", "failed", "silenced")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notices (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    level TEXT NOT NULL,
+    township TEXT NOT NULL,
+    at REAL NOT NULL,
+    due REAL,
+    received REAL NOT NULL,
+    silenced INTEGER NOT NULL DEFAULT 0,
+    json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notices_at ON notices (at);
+CREATE INDEX IF NOT EXISTS notices_due ON notices (due) WHERE due IS NOT NULL;
+CREATE TABLE IF NOT EXISTS recipients (
+    notice_id TEXT NOT NULL REFERENCES notices (id),
+    dept TEXT NOT NULL,
+    PRIMARY KEY (dept, notice_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('notice', 'digest')),
+    dept TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    rule TEXT,
+    township TEXT,
+    opened REAL NOT NULL,
+    due REAL NOT NULL,
+    ref TEXT,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_open ON batches (dept, channel, rule, township) WHERE message IS NULL;
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    notice_id TEXT REFERENCES notices (id),
+    dept TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('notice', 'digest')),
+    batch_id INTEGER REFERENCES batches (id),
+    rule TEXT,
+    township TEXT,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'silenced')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL,
+    first_attempt_at REAL,
+    last_error TEXT NOT NULL DEFAULT '',
+    sent_at REAL,
+    ref TEXT,
+    UNIQUE (notice_id, dept, channel)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE INDEX IF NOT EXISTS deliveries_batch ON deliveries (batch_id);
+CREATE TABLE IF NOT EXISTS digests (
+    dept TEXT NOT NULL,
+    day TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    delivery_id INTEGER REFERENCES deliveries (id),
+    created REAL NOT NULL,
+    PRIMARY KEY (dept, day, channel)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY,
+    rule TEXT,
+    township TEXT,
+    start_at REAL NOT NULL,
+    end_at REAL NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    by TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery row: a notice (or a digest) to one department over one channel."""
+    id: int
+    notice_id: str | None
+    dept: str
+    channel: str
+    kind: str
+    state: str
+    attempts: int
+    next_at: datetime | None
+    first_attempt_at: datetime | None
+    last_error: str
+    rule: str | None
+    township: str | None
+    sent_at: datetime | None
+    ref: str | None
+    batch_id: int | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The rows that go out as one message, with what is needed to send them."""
+    id: int
+    kind: str
+    dept: str
+    channel: str
+    rule: str | None
+    township: str | None
+    message: Message | None
+    notices: tuple[dict[str, Any], ...]
+    delivery_ids: tuple[int, ...]
+    attempts: int
+    first_attempt_at: datetime | None
+
+
+def _ts(dt: datetime) -> float:
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: the outbox needs aware times")
+    return dt.timestamp()
+
+
+def message_json(m: Message) -> str:
+    return json.dumps(dataclasses.asdict(m), ensure_ascii=False)
+
+
+def message_of(text: str) -> Message:
+    d = json.loads(text)
+    d["notice_ids"] = tuple(d["notice_ids"])
+    d["headers"] = tuple(tuple(h) for h in d.get("headers", ()))
+    return Message(**d)
+
+
+class Outbox:
+    """The outbox file. ``settings`` is needed to accept notices (channels, timing, silences);
+    reading (dashboard, ledger, silences on the command line) works without it."""
+
+    def __init__(self, path: str | Path, settings: Settings | None = None, *,
+                 tz: tzinfo | None = None) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.tz = tz or (settings.config.tz if settings is not None else timezone.utc)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        with self._tx() as c:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+            c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction, taken at once (IMMEDIATE) so that it never fails half-way
+        on a lock; committed on success, rolled back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db.cursor()
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _dt(self, x: float | None) -> datetime | None:
+        return None if x is None else datetime.fromtimestamp(x, self.tz)
+
+    # -- accepting notices ---------------------------------------------------------------
+
+    def add(self, notice: Mapping[str, Any], now: datetime) -> bool:
+        """Stores a notice and its delivery rows in one transaction; False if its id is known."""
+        with self._tx() as c:
+            return self._add(c, notice, now)
+
+    def _add(self, c: sqlite3.Cursor, notice: Mapping[str, Any], now: datetime) -> bool:
+        s = self.settings
+        if s is None:
+            raise RuntimeError("Outbox opened without settings cannot accept notices")
+        tz = s.config.tz
+        at = parse_time(notice["at"], tz)
+        due = parse_time(notice["due"], tz) if notice.get("due") else None
+        muted = muting(notice, tz, (*s.silences, *self._silences_at(c, at)))
+        c.execute(
+            "INSERT OR IGNORE INTO notices (id, rule, severity, level, township, at, due, received, silenced, json)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (notice["id"], notice["rule"], notice["severity"], notice["level"], notice["township"],
+             _ts(at), _ts(due) if due else None, _ts(now), int(muted is not None),
+             json.dumps(notice, ensure_ascii=False)))
+        if c.rowcount == 0:
+            return False
+        self._mark_started(c, now)
+        if muted is not None:
+            log.info("notice %s (%s, %s) silenced", notice["id"], notice["rule"], notice["township"])
+        own_due = timing.flush_time(now, notice["severity"], s)
+        for dept in dict.fromkeys(notice["recipients"]):
+            if dept not in s.config.departments:
+                log.error("notice %s: unknown department %s, not delivered", notice["id"], dept)
+                continue
+            c.execute("INSERT OR IGNORE INTO recipients (notice_id, dept) VALUES (?, ?)", (notice["id"], dept))
+            for channel in s.channels_of(dept):
+                batch_id, next_at = (None, None) if muted else self._join(c, notice, dept, channel, now, own_due)
+                c.execute(
+                    "INSERT OR IGNORE INTO deliveries (notice_id, dept, channel, kind, batch_id, rule, township,"
+                    " state, next_at) VALUES (?, ?, ?, 'notice', ?, ?, ?, ?, ?)",
+                    (notice["id"], dept, channel, batch_id, notice["rule"], notice["township"],
+                     "silenced" if muted else "pending", next_at))
+        return True
+
+    def _join(self, c: sqlite3.Cursor, notice: Mapping[str, Any], dept: str, channel: str,
+              now: datetime, own_due: datetime) -> tuple[int, float]:
+        """The batch a new delivery row goes into: the open group of its key, if one is still
+        waiting (it then flushes at the earlier of the two due times), else a new one."""
+        row = None
+        if self.settings is not None and self.settings.group_wait_seconds > 0:
+            row = c.execute(
+                "SELECT id, due FROM batches WHERE kind = 'notice' AND dept = ? AND channel = ? AND rule = ?"
+                " AND township = ? AND message IS NULL AND due > ? ORDER BY id DESC LIMIT 1",
+                (dept, channel, notice["rule"], notice["township"], _ts(now))).fetchone()
+        if row is None:
+            c.execute(
+                "INSERT INTO batches (kind, dept, channel, rule, township, opened, due)"
+                " VALUES ('notice', ?, ?, ?, ?, ?, ?)",
+                (dept, channel, notice["rule"], notice["township"], _ts(now), _ts(own_due)))
+            return c.lastrowid, _ts(own_due)
+        due = min(row["due"], _ts(own_due))
+        if due < row["due"]:
+            c.execute("UPDATE batches SET due = ? WHERE id = ?", (due, row["id"]))
+            c.execute("UPDATE deliveries SET next_at = ? WHERE batch_id = ? AND state = 'pending'", (due, row["id"]))
+        return row["id"], due
+
+    @staticmethod
+    def _mark_started(c: sqlite3.Cursor, now: datetime) -> None:
+        c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('started', ?)", (repr(_ts(now)),))
+
+    def started(self) -> datetime | None:
+        """When this outbox first accepted a notice or saw a dispatcher start (digests of
+        earlier days are never made)."""
+        r = self.db.execute("SELECT value FROM meta WHERE key = 'started'").fetchone()
+        return self._dt(float(r[0])) if r else None
+
+    # -- sending -------------------------------------------------------------------------
+
+    def recover(self, now: datetime) -> int:
+        """At a dispatcher's start: rows left in ``sending`` (the process stopped while a
+        channel had the message) are due again now. Returns how many."""
+        with self._tx() as c:
+            c.execute("UPDATE deliveries SET state = 'pending', next_at = ? WHERE state = 'sending'", (_ts(now),))
+            n = c.rowcount
+            self._mark_started(c, now)
+        if n:
+            log.warning("%d deliveries were in flight when the outbox was last closed; sending them again", n)
+        return n
+
+    def due(self, now: datetime) -> list[Batch]:
+        """The batches with rows pending and due at ``now``, the earliest first."""
+        ids = [r[0] for r in self.db.execute(
+            "SELECT batch_id FROM deliveries WHERE state = 'pending' AND next_at <= ? AND batch_id IS NOT NULL"
+            " GROUP BY batch_id ORDER BY MIN(next_at), batch_id", (_ts(now),))]
+        return [b for b in (self._batch(i) for i in ids) if b is not None]
+
+    def _batch(self, batch_id: int) -> Batch | None:
+        b = self.db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        rows = self.db.execute(
+            "SELECT d.id, d.attempts, d.first_attempt_at, n.json FROM deliveries d"
+            " LEFT JOIN notices n ON n.id = d.notice_id"
+            " WHERE d.batch_id = ? AND d.state = 'pending' ORDER BY n.at, n.rowid, d.id", (batch_id,)).fetchall()
+        if b is None or not rows:
+            return None
+        return Batch(
+            id=batch_id, kind=b["kind"], dept=b["dept"], channel=b["channel"], rule=b["rule"],
+            township=b["township"], message=message_of(b["message"]) if b["message"] else None,
+            notices=tuple(json.loads(r["json"]) for r in rows if r["json"] is not None),
+            delivery_ids=tuple(r["id"] for r in rows),
+            attempts=max(r["attempts"] for r in rows),
+            first_attempt_at=self._dt(min((r["first_attempt_at"] for r in rows if r["first_attempt_at"] is not None),
+                                          default=None)))
+
+    def mute(self, batch_id: int, notice_ids: Iterable[str]) -> None:
+        """Rows of a batch not yet rendered whose notices a silence added since mutes."""
+        ids = list(notice_ids)
+        with self._tx() as c:
+            for nid in ids:
+                c.execute("UPDATE deliveries SET state = 'silenced', batch_id = NULL"
+                          " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'", (batch_id, nid))
+                c.execute("UPDATE notices SET silenced = 1 WHERE id = ?", (nid,))
+
+    def start(self, batch: Batch, now: datetime, message: Message | None = None) -> Batch:
+        """Marks the batch's rows ``sending`` (committed before the channel is called); a
+        batch going out for the first time gets its rendered message stored with it."""
+        with self._tx() as c:
+            if message is not None:
+                c.execute("UPDATE batches SET ref = ?, message = ? WHERE id = ? AND message IS NULL",
+                          (message.ref, message_json(message), batch.id))
+            ref = c.execute("SELECT ref FROM batches WHERE id = ?", (batch.id,)).fetchone()["ref"]
+            c.execute(
+                "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?), ref = ? WHERE batch_id = ? AND state = 'pending'",
+                (_ts(now), ref, batch.id))
+        return dataclasses.replace(batch, message=message or batch.message, attempts=batch.attempts + 1,
+                                   first_attempt_at=batch.first_attempt_at or now)
+
+    def finish(self, batch_id: int, nxt: timing.Next, now: datetime, error: str = "",
+               raise_notices: Sequence[Mapping[str, Any]] = (), *, attempted: bool = True) -> None:
+        """Records the outcome for all the batch's rows at once, and (in the same transaction)
+        adds the notices it raises (``delivery.failed``). ``attempted`` False: the batch did
+        not reach :meth:`start` (rendering failed), count the attempt here."""
+        with self._tx() as c:
+            if not attempted:
+                c.execute("UPDATE deliveries SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?)"
+                          " WHERE batch_id = ? AND state = 'pending'", (_ts(now), batch_id))
+            if nxt.state == "sent":
+                c.execute("UPDATE deliveries SET state = 'sent', sent_at = ?, last_error = ''"
+                          " WHERE batch_id = ? AND state IN ('sending', 'pending')", (_ts(now), batch_id))
+            elif nxt.state == "pending":
+                assert nxt.next_at is not None
+                c.execute("UPDATE deliveries SET state = 'pending', next_at = ?, last_error = ?"
+                          " WHERE batch_id = ? AND state IN ('sending', 'pending')", (_ts(nxt.next_at), error, batch_id))
+            else:
+                c.execute("UPDATE deliveries SET state = 'failed', next_at = NULL, last_error = ?"
+                          " WHERE batch_id = ? AND state IN ('sending', 'pending')", (error, batch_id))
+            for n in raise_notices:
+                self._add(c, n, now)
+
+    # -- digests -------------------------------------------------------------------------
+
+    def digest_channels(self, dept: str, day: date) -> set[str]:
+        """The channels on which ``dept``'s digest of ``day`` is already recorded (or skipped)."""
+        return {r[0] for r in self.db.execute(
+            "SELECT channel FROM digests WHERE dept = ? AND day = ?", (dept, day.isoformat()))}
+
+    def add_digest(self, dept: str, day: date, channels: Iterable[str], message: Message | None,
+                   now: datetime) -> None:
+        """Records the digest of ``day`` for ``dept`` on ``channels``, as a delivery due now;
+        ``message`` None records that there was nothing to report."""
+        with self._tx() as c:
+            for channel in channels:
+                delivery_id = None
+                if message is not None:
+                    c.execute("INSERT INTO batches (kind, dept, channel, opened, due, ref, message)"
+                              " VALUES ('digest', ?, ?, ?, ?, ?, ?)",
+                              (dept, channel, _ts(now), _ts(now), message.ref, message_json(message)))
+                    c.execute("INSERT INTO deliveries (dept, channel, kind, batch_id, state, next_at, ref)"
+                              " VALUES (?, ?, 'digest', ?, 'pending', ?, ?)",
+                              (dept, channel, c.lastrowid, _ts(now), message.ref))
+                    delivery_id = c.lastrowid
+                c.execute("INSERT OR IGNORE INTO digests (dept, day, channel, delivery_id, created) VALUES (?, ?, ?, ?, ?)",
+                          (dept, day.isoformat(), channel, delivery_id, _ts(now)))
+                if c.rowcount == 0 and delivery_id is not None:
+                    raise sqlite3.IntegrityError(f"digest {dept} {day} {channel} already recorded")
+
+    # -- reading -------------------------------------------------------------------------
+
+    def notice(self, notice_id: str) -> dict[str, Any] | None:
+        r = self.db.execute("SELECT json FROM notices WHERE id = ?", (notice_id,)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def notices(self, since: datetime | None = None, until: datetime | None = None, dept: str | None = None,
+                *, include_silenced: bool = True) -> list[dict[str, Any]]:
+        """Stored notices with ``at`` in [since, until), addressed to ``dept`` if given,
+        in order of ``at`` (then arrival)."""
+        sql, args = "SELECT n.json FROM notices n", []
+        if dept is not None:
+            sql += " JOIN recipients r ON r.notice_id = n.id AND r.dept = ?"
+            args.append(dept)
+        where = []
+        if since is not None:
+            where.append("n.at >= ?")
+            args.append(_ts(since))
+        if until is not None:
+            where.append("n.at < ?")
+            args.append(_ts(until))
+        if not include_silenced:
+            where.append("n.silenced = 0")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY n.at, n.rowid", args)]
+
+    def open_deadlines(self, dept: str, after: datetime) -> list[dict[str, Any]]:
+        """``dept``'s notices (not silenced) whose ``due`` is later than ``after``, soonest first."""
+        return [json.loads(r[0]) for r in self.db.execute(
+            "SELECT n.json FROM notices n JOIN recipients r ON r.notice_id = n.id AND r.dept = ?"
+            " WHERE n.due > ? AND n.silenced = 0 ORDER BY n.due, n.rowid", (dept, _ts(after)))]
+
+    def is_silenced(self, notice_id: str) -> bool:
+        r = self.db.execute("SELECT silenced FROM notices WHERE id = ?", (notice_id,)).fetchone()
+        return bool(r and r[0])
+
+    def deliveries_of(self, notice_id: str) -> list[Delivery]:
+        return [self._delivery(r) for r in self.db.execute(
+            "SELECT * FROM deliveries WHERE notice_id = ? ORDER BY id", (notice_id,))]
+
+    def deliveries(self, state: str | None = None, kind: str | None = None) -> list[Delivery]:
+        sql, args = "SELECT * FROM deliveries WHERE 1", []
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        return [self._delivery(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def state_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        counts.update({r[0]: r[1] for r in self.db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state")})
+        return counts
+
+    def _delivery(self, r: sqlite3.Row) -> Delivery:
+        return Delivery(
+            id=r["id"], notice_id=r["notice_id"], dept=r["dept"], channel=r["channel"], kind=r["kind"],
+            state=r["state"], attempts=r["attempts"], next_at=self._dt(r["next_at"]),
+            first_attempt_at=self._dt(r["first_attempt_at"]), last_error=r["last_error"], rule=r["rule"],
+            township=r["township"], sent_at=self._dt(r["sent_at"]), ref=r["ref"], batch_id=r["batch_id"])
+
+    # -- silences ------------------------------------------------------------------------
+
+    def add_silence(self, rule: str | None, township: str | None, start: datetime, end: datetime,
+                    comment: str = "", by: str = "", *, now: datetime | None = None) -> int:
+        """Stores a run-time silence (checked by the caller, see :func:`silences.check`)."""
+        if rule is None and township is None:
+            raise ValueError("a silence names a rule, a township or both")
+        if end <= start:
+            raise ValueError("a silence ends after it starts")
+        created = now or datetime.now(self.tz)
+        with self._tx() as c:
+            c.execute("INSERT INTO silences (rule, township, start_at, end_at, comment, by, created)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (rule, township, _ts(start), _ts(end), comment, by, _ts(created)))
+            return c.lastrowid
+
+    def silences(self, now: datetime) -> list[StoredSilence]:
+        """Run-time silences that have not ended at ``now`` (active and future ones)."""
+        return [self._silence(r) for r in self.db.execute(
+            "SELECT * FROM silences WHERE end_at > ? ORDER BY start_at, id", (_ts(now),))]
+
+    def expire_silence(self, silence_id: int, now: datetime | None = None) -> bool:
+        """Ends a silence now (a future one never starts); False if it had already ended."""
+        t = _ts(now or datetime.now(self.tz))
+        with self._tx() as c:
+            c.execute("UPDATE silences SET start_at = MIN(start_at, ?), end_at = ? WHERE id = ? AND end_at > ?",
+                      (t, t, silence_id, t))
+            return c.rowcount > 0
+
+    def _silences_at(self, c: Any, at: datetime) -> list[Silence]:
+        return [self._silence(r) for r in c.execute(
+            "SELECT * FROM silences WHERE start_at <= ? AND ? < end_at", (_ts(at), _ts(at)))]
+
+    def muting_silences(self, at: datetime) -> list[Silence]:
+        """Configured and run-time silences whose interval contains ``at``."""
+        extra = self.settings.silences if self.settings is not None else ()
+        return [*extra, *self._silences_at(self.db, at)]
+
+    def _silence(self, r: sqlite3.Row) -> StoredSilence:
+        return StoredSilence(rule=r["rule"], township=r["township"], start=self._dt(r["start_at"]),
+                             end=self._dt(r["end_at"]), comment=r["comment"], id=r["id"], by=r["by"],
+                             created=self._dt(r["created"]))
+
