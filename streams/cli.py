@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rejects", metavar="FILE", help="拒收记录输出文件（JSON Lines）；缺省为标准错误")
     r.add_argument("--table", action="store_true", help="结束时在标准输出打印通知一览表")
     r.add_argument("--no-progress", action="store_true", help="不显示进度条")
+    r.add_argument("--deliver", action="store_true",
+                   help="把通知交给投递（notifiers：邮件、企业微信、钉钉、文件发件箱），发完或只剩等待中的再退出")
 
     t = sub.add_parser("topics", help="在 Kafka 上创建 events / notices / rejects 主题")
     t.add_argument("--config", required=True, metavar="FILE")
@@ -47,6 +49,41 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", default="shian-data", metavar="DIR", help="工作进程的数据目录")
     w.add_argument("--loglevel", default="warning")
 
+    n = sub.add_parser("notify", help="在 Kafka 上投递通知：消费 notices 主题，经发件箱发往各部门")
+    n.add_argument("--config", required=True, metavar="FILE")
+    n.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
+    n.add_argument("--group", default="shian-notify", metavar="NAME", help="消费组名（同组的多个进程分担投递）")
+    n.add_argument("--loglevel", default="warning")
+
+    a = sub.add_parser("ack", help="签收 / 办结一条通知：生成 ack 事件（追加到事件文件，或发布到 Kafka）")
+    a.add_argument("notice_id", metavar="NOTICE_ID", help="通知编号（id）")
+    a.add_argument("--by", required=True, metavar="DEPT", help="签收部门 id（须是该通知的接收部门）")
+    a.add_argument("--action", default="签收", choices=("签收", "办结"))
+    a.add_argument("--note", metavar="TEXT", help="反馈意见，如处置情况")
+    a.add_argument("--config", required=True, metavar="FILE")
+    a.add_argument("--at", metavar="DATETIME", help="签收时间（缺省为当前时间）")
+    a.add_argument("--township", metavar="NAME", help="通知所属乡镇（缺省从发件箱或 --notices 文件中查）")
+    a.add_argument("--notices", metavar="FILE", help="到此通知文件（replay --out 的输出）中查找通知")
+    where = a.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="FILE", help="把 ack 事件追加到此事件文件（JSON Lines，供 replay）")
+    where.add_argument("--broker", metavar="kafka://HOST:PORT", help="把 ack 事件发布到 Kafka 的 events 主题")
+
+    si = sub.add_parser("silence", help="静默：在一段时间内不发送某条规则和/或某个乡镇的通知（仍然记录）")
+    ss = si.add_subparsers(dest="silence_command", required=True)
+    sa = ss.add_parser("add", help="新增静默")
+    sa.add_argument("--config", required=True, metavar="FILE")
+    sa.add_argument("--rule", metavar="RULE_ID")
+    sa.add_argument("--township", metavar="NAME")
+    sa.add_argument("--start", metavar="DATETIME", help="开始时间（缺省为现在）")
+    sa.add_argument("--end", required=True, metavar="DATETIME", help="结束时间（不含）")
+    sa.add_argument("--comment", default="", metavar="TEXT")
+    sa.add_argument("--by", default="", metavar="WHO")
+    sl = ss.add_parser("list", help="列出生效中和将要生效的静默（过期的自动不再列出）")
+    sl.add_argument("--config", required=True, metavar="FILE")
+    se = ss.add_parser("expire", help="提前结束一条静默")
+    se.add_argument("silence_id", type=int, metavar="ID")
+    se.add_argument("--config", required=True, metavar="FILE")
+
     c = sub.add_parser("check-config", help="检查配置文件并列出生效的规则、阈值和即将到来的期限")
     c.add_argument("--config", required=True, metavar="FILE")
     c.add_argument("--now", metavar="DATETIME", help="从此时刻起列出期限（缺省为当前时间）")
@@ -59,6 +96,19 @@ def _load(path: str) -> Config:
         return load(path)
     except ConfigError as e:
         print("配置有误，未启动：", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _settings(config: Config) -> Any:
+    """The ``notifiers:`` section, checked like the rest of the config."""
+    from shian.notifiers.settings import parse
+
+    try:
+        return parse(config)
+    except ConfigError as e:
+        print("投递配置（notifiers）有误，未启动：", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -129,7 +179,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from shian.streams.replay import Replay, jsonl_writer
 
     config, until = _inputs(args)
+    settings = _settings(config) if args.deliver else None
     shown: list[dict[str, Any]] = []
+    produced: list[dict[str, Any]] = []
     total = sum(Path(p).stat().st_size for p in args.events)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
                disable=args.no_progress or not sys.stderr.isatty() or total < 1 << 20)
@@ -141,6 +193,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             write_notice(obj)
             if args.table:
                 shown.append(obj)
+            if settings is not None:
+                produced.append(obj)
 
         replay = Replay(config, on_notice, write_reject, until=until, progress=bar.update)
         summary = replay.run(args.events)
@@ -149,6 +203,154 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print_table(shown, sys.stdout)
     for line in summary.lines():
         print(line, file=sys.stderr)
+    if settings is not None:
+        deliver(settings, produced)
+    return 0
+
+
+def deliver(settings: Any, notices: list[dict[str, Any]]) -> None:
+    """``replay --deliver``: the notices into the outbox, then what is due now (and within a
+    group's wait) goes out; what waits for working hours stays for the next run."""
+    import asyncio
+
+    from shian.notifiers.delivery import deliver_due, open_dispatcher, state_line
+
+    async def go() -> int:
+        dispatcher = open_dispatcher(settings)
+        try:
+            new = sum(dispatcher.submit(n) for n in notices)
+            print(f"投递：{new} 条新通知进入发件箱（{len(notices) - new} 条此前已收）", file=sys.stderr)
+            return await deliver_due(dispatcher, within=settings.group_wait_seconds + 1)
+        finally:
+            await dispatcher.close()
+            print(state_line(dispatcher.outbox), file=sys.stderr)
+
+    sent = asyncio.run(go())
+    print(f"投递：本次发出 {sent} 封（条）消息", file=sys.stderr)
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from shian.streams.notify import run_notify
+
+    config = _load(args.config)
+    settings = _settings(config)
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_notify(settings, args.broker, args.group))
+    return 0
+
+
+def _find_notice(args: argparse.Namespace, config: Config) -> dict[str, Any] | None:
+    """The notice by id (or key): in the outbox of the config, else in ``--notices``."""
+    import json
+
+    from shian.notifiers.settings import parse
+
+    try:
+        outbox_path = parse(config, env={}).outbox if config.notifiers else None
+    except ConfigError:
+        outbox_path = None
+    if outbox_path is not None and outbox_path.exists():
+        from shian.notifiers.outbox import Outbox
+
+        with Outbox(outbox_path) as outbox:
+            found = outbox.notice(args.notice_id)
+        if found is not None:
+            return found
+    if args.notices:
+        with open(args.notices, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    n = json.loads(line)
+                    if args.notice_id in (n.get("id"), n.get("key")):
+                        return n
+    return None
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    import json
+
+    config = _load(args.config)
+    at = _time_arg(args.at, config, "--at") or datetime.now(config.tz).replace(microsecond=0)
+    if args.by not in config.departments:
+        print(f"--by：未知的部门 id“{args.by}”；可用：{', '.join(config.departments)}", file=sys.stderr)
+        return 2
+    notice = _find_notice(args, config)
+    township = args.township or (notice or {}).get("township")
+    if township is None:
+        print(f"找不到通知 {args.notice_id}：请用 --township 指明乡镇，或用 --notices 给出通知文件", file=sys.stderr)
+        return 2
+    if township not in config.townships:
+        print(f"--township：未配置的乡镇“{township}”", file=sys.stderr)
+        return 2
+    if notice is not None and args.by not in notice.get("recipients", ()):
+        print(f"部门 {args.by} 不是通知 {args.notice_id} 的接收部门（{', '.join(notice['recipients'])}），不能签收",
+              file=sys.stderr)
+        return 2
+    nid = notice["id"] if notice is not None else args.notice_id
+    kind = "close" if args.action == "办结" else "ack"
+    event = {"type": "ack", "id": f"{kind}-{nid}-{args.by}-{at.strftime('%Y%m%d%H%M%S')}", "township": township,
+             "notice_id": nid, "by": args.by, "action": args.action, "acked_at": fmt(at)}
+    if args.note:
+        event["note"] = args.note
+    line = json.dumps(event, ensure_ascii=False)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8", newline="\n") as f:
+            f.write(line + "\n")
+        print(f"已追加到 {args.out}：{line}", file=sys.stderr)
+    elif args.broker:
+        from kafka import KafkaProducer
+
+        from shian.streams.kafka import EVENTS, bootstrap, event_partitions
+        from shian.streams.partitioned import partition_of
+
+        producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), acks="all")
+        producer.send(EVENTS, key=township.encode(), value=line.encode(),
+                      partition=partition_of(township, event_partitions(args.broker)))
+        producer.flush()
+        producer.close()
+        print(f"已发布到 events：{line}", file=sys.stderr)
+    else:
+        print(line)
+    return 0
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from shian.notifiers.outbox import Outbox
+    from shian.notifiers.silences import check
+
+    config = _load(args.config)
+    settings = _settings(config)
+    now = datetime.now(config.tz)
+    with Outbox(settings.outbox, settings) as outbox:
+        if args.silence_command == "add":
+            start = _time_arg(args.start, config, "--start") or now
+            end = _time_arg(args.end, config, "--end")
+            problems = check(config, args.rule, args.township, start, end)
+            if problems:
+                for p in problems:
+                    print(p, file=sys.stderr)
+                return 2
+            sid = outbox.add_silence(args.rule, args.township, start, end, args.comment, args.by, now=now)
+            print(f"已新增静默 #{sid}：{args.rule or '全部规则'} / {args.township or '全部乡镇'}，{fmt(start)} 至 {fmt(end)}")
+        elif args.silence_command == "list":
+            rows = outbox.silences(now)
+            for s in settings.silences:
+                if s.end > now:
+                    print(f"  （配置）{s.rule or '全部规则'} / {s.township or '全部乡镇'}  {fmt(s.start)} 至 {fmt(s.end)}  {s.comment}")
+            for s in rows:
+                state = "生效中" if s.start <= now else "未开始"
+                print(f"  #{s.id} {state} {s.rule or '全部规则'} / {s.township or '全部乡镇'}  "
+                      f"{fmt(s.start)} 至 {fmt(s.end)}  {s.comment}" + (f"（{s.by}）" if s.by else ""))
+            if not rows and not any(s.end > now for s in settings.silences):
+                print("没有生效中或将要生效的静默")
+        else:
+            if not outbox.expire_silence(args.silence_id, now):
+                print(f"没有生效中的静默 #{args.silence_id}", file=sys.stderr)
+                return 2
+            print(f"静默 #{args.silence_id} 已结束")
     return 0
 
 
@@ -236,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {
         "replay": cmd_replay, "check-config": cmd_check_config, "topics": cmd_topics,
-        "ingest": cmd_ingest, "worker": cmd_worker,
+        "ingest": cmd_ingest, "worker": cmd_worker, "notify": cmd_notify, "ack": cmd_ack,
+        "silence": cmd_silence,
     }[args.command]
     return handler(args)
 
