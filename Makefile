@@ -19,7 +19,8 @@ test: install
 demo: install
 	$(VENV)/bin/shian replay examples/events.jsonl examples/化验室抽检结果.xlsx \
 	    --config examples/county.yaml --until 2026-05-01T00:00:00 \
-	    --out examples/out/notices.jsonl --rejects examples/out/rejects.jsonl --table
+	    --out examples/out/notices.jsonl --rejects examples/out/rejects.jsonl --table --deliver
+	@echo "消息已投递到文件发件箱 examples/out/发件箱/（每个部门一个文件夹：.eml 邮件，.md 群机器人卡片）"
 
 bench: install
 	$(PY) bench/replay_bench.py

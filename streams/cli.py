@@ -5,7 +5,7 @@ import argparse
 import contextlib
 import sys
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -218,9 +218,11 @@ def deliver(settings: Any, notices: list[dict[str, Any]]) -> None:
     async def go() -> int:
         dispatcher = open_dispatcher(settings)
         try:
-            new = sum(dispatcher.submit(n) for n in notices)
+            # replay hands over all its notices at once: no group has anything more to wait for
+            arrived = dispatcher.now() - timedelta(seconds=settings.group_wait_seconds)
+            new = sum(dispatcher.outbox.add(n, arrived) for n in notices)
             print(f"投递：{new} 条新通知进入发件箱（{len(notices) - new} 条此前已收）", file=sys.stderr)
-            return await deliver_due(dispatcher, within=settings.group_wait_seconds + 1)
+            return await deliver_due(dispatcher, within=1.0)
         finally:
             await dispatcher.close()
             print(state_line(dispatcher.outbox), file=sys.stderr)
@@ -364,9 +366,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"时区 {config.tz.key}；县 {config.county.name or '（未命名）'}，县食安办 {config.county.office}"
           + (f"，升级对象 {', '.join(config.county.escalation)}" if config.county.escalation else ""))
     print(f"max_jump_days {config.max_jump_days}，dedup_days {config.dedup_days}")
-    print("\n部门：")
+    settings = _settings(config)
+    print("\n部门（投递渠道）：")
     for dept_id, d in config.departments.items():
-        print(f"  {dept_id:<14} {d.name}" + (f"  <{', '.join(d.email)}>" if d.email else ""))
+        channels = settings.channels_of(dept_id)
+        print(f"  {dept_id:<14} {d.name}" + (f"  <{', '.join(d.email)}>" if d.email else "")
+              + f"  [{', '.join(channels) if channels else '无渠道：通知只记录，不发送'}]")
+    print(f"\n投递：发件箱 {settings.outbox}；分组等待 {settings.group_wait_seconds:g} 秒；"
+          + (f"非紧急通知在工作日 {settings.work_start:%H:%M}–{settings.work_end:%H:%M} 发送" if settings.quiet_hours
+             else "不设免打扰时段")
+          + (f"；每日汇总 {settings.digest_at:%H:%M}" if settings.digest_at else "；无每日汇总"))
     print("\n乡镇：")
     for name, t in config.townships.items():
         pop = f"人口 {t.population}，" if t.population is not None else ""
