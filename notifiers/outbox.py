@@ -231,12 +231,14 @@ class Outbox:
 
     # -- accepting notices ---------------------------------------------------------------
 
-    def add(self, notice: Mapping[str, Any], now: datetime) -> bool:
-        """Stores a notice and its delivery rows in one transaction; False if its id is known."""
+    def add(self, notice: Mapping[str, Any], now: datetime, *, deliver: bool = True) -> bool:
+        """Stores a notice and its delivery rows in one transaction; False if its id is known.
+        ``deliver=False`` keeps the notice and its recipients only (a process that shows
+        notices while another one delivers them)."""
         with self._tx() as c:
-            return self._add(c, notice, now)
+            return self._add(c, notice, now, deliver)
 
-    def _add(self, c: sqlite3.Cursor, notice: Mapping[str, Any], now: datetime) -> bool:
+    def _add(self, c: sqlite3.Cursor, notice: Mapping[str, Any], now: datetime, deliver: bool = True) -> bool:
         s = self.settings
         if s is None:
             raise RuntimeError("Outbox opened without settings cannot accept notices")
@@ -261,7 +263,7 @@ class Outbox:
                 log.error("notice %s: unknown department %s, not delivered", notice["id"], dept)
                 continue
             c.execute("INSERT OR IGNORE INTO recipients (notice_id, dept) VALUES (?, ?)", (notice["id"], dept))
-            for channel in s.channels_of(dept):
+            for channel in s.channels_of(dept) if deliver else ():
                 batch_id, next_at = (None, None) if muted else self._join(c, notice, dept, channel, now, own_due)
                 c.execute(
                     "INSERT OR IGNORE INTO deliveries (notice_id, dept, channel, kind, batch_id, rule, township,"

@@ -3,7 +3,9 @@
 The file is read as YAML and held to what the containers need at run time: a consistent
 single-node KRaft broker, host ports on loopback only, the start-up order, and shian command
 lines that the real CLI parser accepts, pointing at the broker's internal listener and at a
-config that the image (the repository copied to /app) contains.
+config that the image (the repository copied to /app) contains. Delivery: notify mails Mailpit
+(a pinned image) with a config that loads, keeps its outbox on a volume, and describes the same
+county as examples/county.yaml.
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import base64
 import fnmatch
 import re
 import shlex
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
+from shian.notifiers.settings import parse as parse_notifiers
+from shian.rules.config import load
 from shian.streams.cli import _parser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +28,11 @@ COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 APP = "/app"  # where docker/Dockerfile puts the repository
 KAFKA = "kafka"  # the broker's service name
+MAILPIT = "mailpit"  # the mail catcher's service name
+NOTIFY = "notify"  # the delivery service
+MAILPIT_SMTP_PORT = 1025  # Mailpit's SMTP port inside the network (its default)
+COUNTY = REPO / "examples" / "county.yaml"
+COUNTY_COMPOSE = REPO / "examples" / "county-compose.yaml"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -133,6 +142,28 @@ def parse(name: str, command: Any) -> Any:
         return _parser().parse_args(args[1:])
     except SystemExit as e:  # argparse reports errors by exiting
         pytest.fail(f"{name}: shian rejects {shlex.join(args)} (exit {e.code})")
+
+
+def volume_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """``volumes`` as ``{container path: source}`` (short or long form; "" for an anonymous one)."""
+    out = {}
+    for v in service.get("volumes") or []:
+        if isinstance(v, dict):
+            out[v["target"]] = str(v.get("source") or "")
+            continue
+        parts = str(v).split(":")
+        out[parts[1] if len(parts) > 1 else parts[0]] = parts[0] if len(parts) > 1 else ""
+    return out
+
+
+def notify_config_file(services: dict[str, dict[str, Any]]) -> Path:
+    """The notify service's ``--config``, mapped from the image (/app) into the repository."""
+    return REPO / parse(NOTIFY, services[NOTIFY]["command"]).config[len(APP) + 1:]
+
+
+def notify_settings(services: dict[str, dict[str, Any]]) -> Any:
+    """The notify service's delivery settings, loaded as notify loads them at start."""
+    return parse_notifiers(load(str(notify_config_file(services))), env={})
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -403,10 +434,132 @@ def test_dockerignore_keeps_what_the_build_and_the_config_need() -> None:
     patterns = [ln.strip() for ln in ignore.read_text(encoding="utf-8").splitlines()
                 if ln.strip() and not ln.startswith("#")]
     needed = ["pyproject.toml", "README.md", "rules/__init__.py", "streams/cli.py",
-              "notifiers/__init__.py", "examples/county.yaml"]
+              "notifiers/__init__.py", "notifiers/templates", "examples/county.yaml",
+              "examples/county-compose.yaml"]
     for path in needed:
         parts = path.split("/")
         prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
         hit = [p for p in patterns if not p.startswith("!")
                and any(fnmatch.fnmatchcase(pre, p.lstrip("/")) for pre in prefixes)]
         assert not hit, f"{path} is excluded from the build context by {hit}"
+
+
+# --------------------------------------------------------------------------- delivery: mailpit, notify
+
+def test_compose_defines_mailpit_and_notify(services: dict[str, dict[str, Any]]) -> None:
+    assert {MAILPIT, NOTIFY} <= set(services)
+    assert NOTIFY in shian_services(services), "notify must build docker/Dockerfile like the other shian services"
+
+
+def test_mailpit_is_the_official_image_pinned_to_a_release(services: dict[str, dict[str, Any]]) -> None:
+    image = services[MAILPIT]["image"]
+    # a moving tag (latest, v1) would change what `docker compose up` runs from one day to the next
+    assert re.fullmatch(r"(docker\.io/)?axllent/mailpit:v1\.\d+\.\d+", image), image
+    assert "build" not in services[MAILPIT]
+
+
+def test_mailpit_publishes_only_its_web_ui_on_loopback(services: dict[str, dict[str, Any]]) -> None:
+    ports = published(services[MAILPIT])
+    # the SMTP port stays inside the compose network: notify reaches it as mailpit:1025
+    assert [p["target"] for p in ports] == [8025], ports
+    assert ports[0]["host_ip"] == "127.0.0.1" and ports[0]["published"] == "8025", ports
+
+
+def test_notify_starts_after_topics_and_mailpit(services: dict[str, dict[str, Any]]) -> None:
+    depends = services[NOTIFY]["depends_on"]
+    assert depends["topics"]["condition"] == "service_completed_successfully"
+    assert depends[MAILPIT]["condition"] in {"service_started", "service_healthy"}
+
+
+def test_notify_runs_shian_notify_once(services: dict[str, dict[str, Any]]) -> None:
+    notify = services[NOTIFY]
+    args = parse(NOTIFY, notify["command"])
+    assert args.command == "notify"
+    assert args.config == f"{APP}/examples/county-compose.yaml"
+    # one dispatcher per outbox file: a second replica would share (or lose) the outbox
+    assert (notify.get("deploy") or {}).get("replicas", 1) == 1
+    assert notify.get("restart") == "unless-stopped"
+
+
+def test_notify_config_loads_and_mails_the_mailpit_service(services: dict[str, dict[str, Any]]) -> None:
+    settings = notify_settings(services)  # raises ConfigError on any problem, as notify would at start
+    smtp = settings.smtp
+    assert smtp is not None, "notify's config has no notifiers.smtp"
+    reachable = {MAILPIT, services[MAILPIT].get("hostname"), services[MAILPIT].get("container_name")}
+    assert smtp.host in reachable - {None}, f"smtp.host {smtp.host!r} is not the mailpit service"
+    assert smtp.port == MAILPIT_SMTP_PORT
+    assert smtp.security == "none", "Mailpit offers no TLS unless given a certificate"
+    assert smtp.username is None and smtp.password_env is None, "Mailpit accepts mail without login"
+    assert smtp.sender == "西平县食安办 <shianban@xiping.example>"
+    # every department gets the e-mail
+    config = settings.config
+    assert all(settings.channels_of(d) == ("email",) for d in config.departments), \
+        {d: settings.channels_of(d) for d in config.departments}
+
+
+def test_notify_outbox_is_on_a_named_volume(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    settings = notify_settings(services)
+    raw = load(str(notify_config_file(services))).notifiers["outbox"]
+    # a relative path would resolve against /app/examples, inside the container's own layer
+    assert PurePosixPath(raw).is_absolute(), f"notifiers.outbox {raw!r} is not an absolute container path"
+    outbox = PurePosixPath(settings.outbox.as_posix())
+    mounts = volume_mounts(services[NOTIFY])
+    holding = [target for target in mounts if PurePosixPath(target) in outbox.parents]
+    assert holding, f"outbox {outbox} is on no volume of notify (volumes: {mounts})"
+    source = mounts[holding[0]]
+    # a named volume, declared at the top level: it outlives `docker compose down` (without -v)
+    assert source in (compose.get("volumes") or {}), f"{holding[0]} is mounted from {source!r}, not a named volume"
+    tmpfs = services[NOTIFY].get("tmpfs") or []
+    assert not any(PurePosixPath(str(m).split(":")[0]) in (outbox, *outbox.parents) for m in
+                   ([tmpfs] if isinstance(tmpfs, str) else tmpfs)), "the outbox must not be on a tmpfs"
+
+
+def test_notify_outbox_directory_is_made_in_the_image_for_its_user(services: dict[str, dict[str, Any]]) -> None:
+    # Docker creates a missing mount point owned by root, and a new named volume takes the owner
+    # of the image's directory: the image must make the directory and give it to its USER.
+    mounts = volume_mounts(services[NOTIFY])
+    outbox = PurePosixPath(notify_settings(services).outbox.as_posix())
+    target = next(t for t in mounts if PurePosixPath(t) in outbox.parents)
+    instructions = dockerfile_instructions()
+    users = [rest for word, rest in instructions if word == "USER"]
+    assert users, "the image has no USER"
+    user = users[-1].split(":")[0]
+    if user in {"root", "0"}:
+        return
+    runs = " ".join(rest for word, rest in instructions if word == "RUN")
+    path = rf"\s{re.escape(target)}/?(?=\s|$)"
+    made = re.search(rf"\bmkdir\b[^&;|]*{path}", runs) and re.search(
+        rf"\bchown\b[^&;|]*\b{re.escape(user)}\b[^&;|]*{path}", runs)
+    installed = re.search(rf"\binstall\b[^&;|]*\s-d\b[^&;|]*-o\s*{re.escape(user)}\b[^&;|]*{path}", runs)
+    assert made or installed, (
+        f"docker/Dockerfile must create {target} (the outbox volume's mount point) owned by {user}, "
+        f"e.g. RUN ... && mkdir -p {target} && chown {user}:{user} {target}")
+
+
+# --------------------------------------------------------------------------- examples/county-compose.yaml
+
+def _raw(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_county_compose_is_county_yaml_plus_notifiers() -> None:
+    # the two files must not drift: everything but the notifiers section is the same YAML
+    plain, compose_cfg = _raw(COUNTY), _raw(COUNTY_COMPOSE)
+    assert compose_cfg.get("notifiers"), "county-compose.yaml has no notifiers section"
+    plain.pop("notifiers", None)
+    compose_cfg.pop("notifiers")
+    assert set(compose_cfg) == set(plain), set(compose_cfg) ^ set(plain)
+    for key in plain:
+        assert compose_cfg[key] == plain[key], f"{key} differs between county.yaml and county-compose.yaml"
+
+
+def test_county_compose_describes_the_same_county_once_loaded() -> None:
+    plain, compose_cfg = load(str(COUNTY)), load(str(COUNTY_COMPOSE))
+    assert compose_cfg.county == plain.county
+    assert compose_cfg.departments == plain.departments
+    assert compose_cfg.townships == plain.townships
+    assert compose_cfg.rules == plain.rules
+    assert compose_cfg.tz == plain.tz
+    assert (compose_cfg.max_jump_days, compose_cfg.dedup_days) == (plain.max_jump_days, plain.dedup_days)
