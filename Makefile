@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install browser test demo replay bench load-test clean
 
 install: $(STAMP)
 
@@ -13,10 +13,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: install
+# Debian's chromium, chromium-driver and fonts-noto-cjk, for the dashboard's browser tests.
+browser:
+	bash scripts/install_browser.sh
+
+test: install browser
 	$(PY) -m pytest -n 2 -q
 
+# The embedded service on the example county: April's events backfilled on event time, then
+# the wall clock; the dashboard on http://127.0.0.1:8080/ until Ctrl-C.
 demo: install
+	$(VENV)/bin/shian run --config examples/county.yaml \
+	    --backfill examples/events.jsonl examples/化验室抽检结果.xlsx
+
+# The same month replayed on event time only, printed as a table and delivered to the file outbox.
+replay: install
 	$(VENV)/bin/shian replay examples/events.jsonl examples/化验室抽检结果.xlsx \
 	    --config examples/county.yaml --until 2026-05-01T00:00:00 \
 	    --out examples/out/notices.jsonl --rejects examples/out/rejects.jsonl --table --deliver
@@ -24,6 +35,11 @@ demo: install
 
 bench: install
 	$(PY) bench/replay_bench.py
+
+# 200 events/s over HTTP for 5 minutes against shian run, with a dashboard reader (LOAD_ARGS,
+# e.g. "--kill-at 120" for a kill -9 in the middle).
+load-test: install
+	$(PY) bench/load_test.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -67,6 +67,7 @@ class _File(_Strict):
     townships: dict[str, Township] = Field(min_length=1)
     rules: dict[str, dict[str, Any]] = {}
     notifiers: dict[str, Any] = {}
+    service: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Config:
     townships: Mapping[str, Township]
     rules: Mapping[str, RuleParams]
     notifiers: Mapping[str, Any]
+    service: Mapping[str, Any]  # checked by shian.office.settings
 
     def params(self, rule_id: str) -> Any:
         return self.rules[rule_id]
@@ -232,4 +234,5 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
         townships=raw.townships,
         rules=rules,
         notifiers=raw.notifiers,
+        service=raw.service,
     )

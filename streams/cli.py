@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--data-dir", default="shian-data", metavar="DIR", help="工作进程的数据目录")
     w.add_argument("--loglevel", default="warning")
 
+    ru = sub.add_parser("run", help="内嵌服务：一个进程，不需要 Kafka；接收事件（HTTP、投放文件夹），按墙上时钟运行规则并投递通知")
+    ru.add_argument("--config", required=True, metavar="FILE")
+    ru.add_argument("--backfill", nargs="+", metavar="FILES", help="先按事件时间补录这些文件，再切换到墙上时钟")
+    ru.add_argument("--broker", metavar="kafka://HOST:PORT",
+                    help="Kafka 部署：本进程不运行规则，只展示 notices / events 并把收到的事件发布到 Kafka")
+    ru.add_argument("--deliver", action="store_true", help="（仅 --broker）由本进程投递通知，而不是 shian notify")
+    ru.add_argument("--loglevel", default="info")
+
     n = sub.add_parser("notify", help="在 Kafka 上投递通知：消费 notices 主题，经发件箱发往各部门")
     n.add_argument("--config", required=True, metavar="FILE")
     n.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
@@ -229,6 +237,69 @@ def deliver(settings: Any, notices: list[dict[str, Any]]) -> None:
 
     sent = asyncio.run(go())
     print(f"投递：本次发出 {sent} 封（条）消息", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from shian.office.settings import parse as service_settings
+    from shian.rules.config import ConfigError
+
+    config = _load(args.config)
+    delivery = _settings(config)
+    try:
+        settings = service_settings(config)
+    except ConfigError as e:
+        print("服务配置（service）有误，未启动：", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.backfill:
+        missing = [p for p in args.backfill if not Path(p).is_file()]
+        if missing:
+            print(f"找不到补录文件：{', '.join(missing)}", file=sys.stderr)
+            return 2
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("aiohttp.access", "kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    async def main() -> None:
+        from shian.office.api import serve
+
+        if args.broker:
+            from shian.streams.office_kafka import KafkaOffice
+
+            service: Any = KafkaOffice(config, settings, delivery, broker=args.broker, deliver=args.deliver)
+        else:
+            from shian.streams.service import Service
+
+            service = Service(config, settings, delivery)
+            if args.backfill:
+                tally = service.backfill(args.backfill)
+                print(f"补录：接受 {tally['accepted']}，重复 {tally['duplicate']}，拒收 {tally['rejected']}；"
+                      f"时钟已切换到当前时间", file=sys.stderr)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+        print(f"shian 已启动：仪表盘 http://{host}:{settings.port}/ ，接口 http://{host}:{settings.port}/api/ ；"
+              f"按 Ctrl-C 停止", file=sys.stderr)
+        where = [f"发件箱 {delivery.outbox}"]
+        if delivery.file_dir is not None:
+            where.append(f"文件发件箱 {delivery.file_dir}")
+        if delivery.smtp is not None:
+            where.append(f"邮件服务器 {delivery.smtp.host}:{delivery.smtp.port}")
+        print("通知去向：" + "；".join(where), file=sys.stderr)
+        if settings.drop_dir is not None:
+            print(f"投放文件夹：{settings.drop_dir}（放入 JSON Lines / CSV / XLSX 文件即导入）", file=sys.stderr)
+        await serve(service, settings, stop)
+        print("shian 已停止", file=sys.stderr)
+
+    asyncio.run(main())
+    return 0
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -447,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {
         "replay": cmd_replay, "check-config": cmd_check_config, "topics": cmd_topics,
-        "ingest": cmd_ingest, "worker": cmd_worker, "notify": cmd_notify, "ack": cmd_ack,
+        "ingest": cmd_ingest, "worker": cmd_worker, "notify": cmd_notify, "ack": cmd_ack, "run": cmd_run,
         "silence": cmd_silence,
     }[args.command]
     return handler(args)

@@ -545,11 +545,12 @@ def _raw(path: Path) -> dict[str, Any]:
 
 
 def test_county_compose_is_county_yaml_plus_notifiers() -> None:
-    # the two files must not drift: everything but the notifiers section is the same YAML
+    # the two files must not drift: everything but the notifiers and service sections is the same YAML
     plain, compose_cfg = _raw(COUNTY), _raw(COUNTY_COMPOSE)
     assert compose_cfg.get("notifiers"), "county-compose.yaml has no notifiers section"
-    plain.pop("notifiers", None)
-    compose_cfg.pop("notifiers")
+    for section in ("notifiers", "service"):
+        plain.pop(section, None)
+        compose_cfg.pop(section, None)
     assert set(compose_cfg) == set(plain), set(compose_cfg) ^ set(plain)
     for key in plain:
         assert compose_cfg[key] == plain[key], f"{key} differs between county.yaml and county-compose.yaml"

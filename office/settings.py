@@ -1,0 +1,140 @@
+"""The ``service:`` section of the config: where ``shian run`` listens and keeps its data,
+the drop folder, and who may do what (feed and department tokens).
+
+Checked up front like the rest of the config. Tokens are given in the file (``token``, for a
+demo) or, better, by the name of an environment variable (``token_env``); they are compared
+in constant time and never logged.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shian.rules.config import Config, ConfigError, Problems, key_lines
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TokenSpec(_Strict):
+    token: str | None = None
+    token_env: str | None = None
+
+
+class Feed(TokenSpec):
+    name: str
+
+
+class _Section(_Strict):
+    listen: str = "127.0.0.1:8080"
+    data_dir: str = "shian-data"
+    drop_dir: str | None = None
+    snapshot_every: int = Field(1000, ge=1)
+    feeds: dict[str, Feed] = {}
+    tokens: dict[str, TokenSpec] = {}
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    config: Config
+    host: str
+    port: int
+    data_dir: Path
+    drop_dir: Path | None
+    snapshot_every: int
+    feed_names: Mapping[str, str]           # feed id → name
+    _feed_tokens: Mapping[str, str]         # feed id → token
+    _dept_tokens: Mapping[str, str]         # department id → token
+
+    def __repr__(self) -> str:  # never print tokens
+        return f"ServiceSettings(listen={self.host}:{self.port}, data_dir={self.data_dir})"
+
+    @property
+    def events_db(self) -> Path:
+        return self.data_dir / "events.sqlite"
+
+    def feed_for(self, token: str | None) -> str | None:
+        """The feed a token belongs to (None: no feed)."""
+        return _match(token, self._feed_tokens)
+
+    def department_for(self, token: str | None) -> str | None:
+        """The department a token belongs to (None: no department)."""
+        return _match(token, self._dept_tokens)
+
+    @property
+    def open_access(self) -> bool:
+        """No token configured at all: a single-user desk machine (listen must be loopback)."""
+        return not self._feed_tokens and not self._dept_tokens
+
+
+def _match(token: str | None, table: Mapping[str, str]) -> str | None:
+    if not token:
+        return None
+    found = None
+    for who, value in table.items():
+        if hmac.compare_digest(token.encode(), value.encode()):
+            found = who
+    return found
+
+
+def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSettings:
+    env = os.environ if env is None else env
+    try:
+        lines = key_lines(Path(config.path).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        lines = {}
+    problems = Problems(config.path, lines)
+    try:
+        raw = _Section.model_validate(dict(config.service or {}))
+    except ValidationError as err:
+        problems.from_pydantic(("service",), err)
+        raise ConfigError(problems.items) from None
+    base = Path(config.path).resolve().parent
+
+    def path(p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else base / q
+
+    host, _, port_text = raw.listen.rpartition(":")
+    port = int(port_text) if port_text.isdigit() else -1
+    if not host or not 0 <= port <= 65535:
+        problems.add(("service", "listen"), f"“{raw.listen}”不是 主机:端口", "例如 127.0.0.1:8080")
+
+    def token_of(keys: tuple[Any, ...], spec: TokenSpec) -> str | None:
+        if bool(spec.token) == bool(spec.token_env):
+            problems.add(keys, "应当且只能给出 token 或 token_env 之一", "写上存放令牌的环境变量名，如 token_env: SHIAN_TOKEN_HH")
+            return None
+        if spec.token_env:
+            value = env.get(spec.token_env)
+            if not value:
+                problems.add(keys + ("token_env",), f"环境变量 {spec.token_env} 未设置", "启动前设置该环境变量")
+            return value
+        if spec.token is not None and len(spec.token) < 8:
+            problems.add(keys + ("token",), "令牌太短", "至少 8 个字符，最好用随机生成的长字符串")
+        return spec.token
+
+    feeds, feed_tokens, dept_tokens = {}, {}, {}
+    for feed_id, f in raw.feeds.items():
+        feeds[feed_id] = f.name
+        if (tok := token_of(("service", "feeds", feed_id), f)) is not None:
+            feed_tokens[feed_id] = tok
+    for dept_id, spec in raw.tokens.items():
+        if dept_id not in config.departments:
+            problems.add(("service", "tokens", dept_id), f"未知的部门 id“{dept_id}”", "使用 departments 下的部门 id")
+        if (tok := token_of(("service", "tokens", dept_id), spec)) is not None:
+            dept_tokens[dept_id] = tok
+    values = list(feed_tokens.values()) + list(dept_tokens.values())
+    if len(set(values)) != len(values):
+        problems.add(("service",), "不同的来源或部门用了相同的令牌", "每个来源、每个部门各用一个令牌")
+    if problems.items:
+        raise ConfigError(problems.items)
+    return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
+                           drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
+                           snapshot_every=raw.snapshot_every, feed_names=feeds,
+                           _feed_tokens=feed_tokens, _dept_tokens=dept_tokens)

@@ -1,0 +1,137 @@
+"""The embedded service's event journal (SQLite): every accepted event, in the order it was
+run, with the clock it was run at; the rejects; and the latest engine snapshot.
+
+Why a journal: an event is acknowledged to its sender only after its row is committed, so an
+accepted event is never lost; after a crash the engine is the last snapshot plus the journal
+rows after it, run again at their recorded clocks — the same notices with the same ids (the
+outbox ignores those it has), then the deadlines missed while it was down. It is also the
+history the dashboard, the monthly report and the ledger read.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from shian.rules.timeutil import fmt
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    township TEXT NOT NULL,
+    time TEXT NOT NULL,        -- the event's own time (contract format)
+    mode TEXT NOT NULL,        -- 'event' (backfill, event time) or 'live' (wall clock)
+    clock TEXT NOT NULL,       -- the clock it was run at
+    source TEXT NOT NULL,
+    json TEXT NOT NULL         -- the event as accepted (JSON object)
+);
+CREATE INDEX IF NOT EXISTS events_type ON events(type, township);
+CREATE TABLE IF NOT EXISTS rejects (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    line TEXT,
+    raw TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshot (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    seq INTEGER NOT NULL,      -- the last journal row the snapshot covers
+    blob BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    mode: str
+    clock: datetime
+    obj: dict[str, Any]
+
+
+class Store:
+    def __init__(self, path: str | Path, tz: Any) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tz = tz
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        c = self.db.cursor()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def append(self, c: sqlite3.Cursor, obj: dict[str, Any], ev: Any, mode: str, clock: datetime,
+               source: str) -> int:
+        c.execute("INSERT INTO events (id, type, township, time, mode, clock, source, json)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  (ev.id, ev.type, ev.township, fmt(ev.time), mode, fmt(clock), source,
+                   json.dumps(obj, ensure_ascii=False)))
+        return c.lastrowid  # type: ignore[return-value]
+
+    def add_reject(self, source: str, line: Any, raw: str, reason: str, at: datetime) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO rejects (at, source, line, raw, reason) VALUES (?, ?, ?, ?, ?)",
+                      (fmt(at), source, None if line is None else str(line), raw, reason))
+
+    def after(self, seq: int) -> Iterator[Row]:
+        """The journal rows after ``seq``, in order (to run them again after a restart)."""
+        from shian.rules.timeutil import parse_time
+
+        for s, mode, clock, text in self.db.execute(
+                "SELECT seq, mode, clock, json FROM events WHERE seq > ? ORDER BY seq", (seq,)):
+            yield Row(s, mode, parse_time(clock, self.tz), json.loads(text))
+
+    def last_seq(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+
+    def save_snapshot(self, seq: int, blob: bytes) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO snapshot (one, seq, blob) VALUES (1, ?, ?)", (seq, blob))
+
+    def load_snapshot(self) -> tuple[int, bytes] | None:
+        r = self.db.execute("SELECT seq, blob FROM snapshot WHERE one = 1").fetchone()
+        return (r[0], bytes(r[1])) if r else None
+
+    # -- reading, for pages, reports and the API -------------------------------------------
+
+    def events(self, types: Iterable[str] | None = None, township: str | None = None) -> list[dict[str, Any]]:
+        """Accepted events (JSON objects as sent), in journal order."""
+        sql, args = "SELECT json FROM events WHERE 1", []
+        if types is not None:
+            types = list(types)
+            sql += f" AND type IN ({','.join('?' * len(types))})"
+            args += types
+        if township is not None:
+            sql += " AND township = ?"
+            args.append(township)
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY seq", args)]
+
+    def rejects(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT at, source, line, raw, reason FROM rejects ORDER BY seq DESC LIMIT ?",
+                               (limit,)).fetchall()
+        return [{"at": a, "source": s, "line": ln, "raw": r, "reason": why} for a, s, ln, r, why in rows]
+
+    def counts(self) -> dict[str, Any]:
+        by_type = dict(self.db.execute("SELECT type, COUNT(*) FROM events GROUP BY type").fetchall())
+        rejected = self.db.execute("SELECT COUNT(*) FROM rejects").fetchone()[0]
+        return {"events": sum(by_type.values()), "by_type": by_type, "rejects": rejected}
