@@ -1,0 +1,142 @@
+"""The embedded service's core (no HTTP): journal, wall clock, recovery after a crash, the
+drop folder, acks — each with a fake wall clock."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from conftest import county
+
+TZ = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 6, 2, 10, 0, tzinfo=TZ)
+
+
+class Clock:
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+def inspection(i: int, at: datetime, outcome: str = "限期整改", **kw) -> dict:
+    ev = {"type": "inspection", "id": f"JC-{i}", "inspected_at": at.isoformat(), "township": "红河镇",
+          "entity": f"商户{i}", "entity_type": "餐饮服务", "inspection_type": "日常检查", "outcome": outcome}
+    if outcome == "限期整改":
+        ev["rectify_by"] = (at + timedelta(days=3)).date().isoformat()
+    ev.update(kw)
+    return ev
+
+
+def sample(i: int, at: datetime, entity: str = "老王蔬菜店", bad: bool = True) -> dict:
+    return {"type": "sampling_result", "id": f"CJ-{i}", "program": "food_sampling", "township": "红河镇",
+            "entity": entity, "category": "蔬菜", "food": "韭菜", "sampled_at": (at - timedelta(days=1)).isoformat(),
+            "reported_at": at.isoformat(),
+            "items": [{"item": "腐霉利", "value": 0.5 if bad else 0.1, "limit": 0.2, "unit": "mg/kg"}]}
+
+
+def rules_in(svc) -> list[str]:
+    return [n["rule"] for n in svc.outbox.notices()]
+
+
+def test_an_accepted_event_is_in_the_journal_and_its_notice_in_the_outbox(make_service):
+    svc = make_service(now=Clock(T0))
+    out = svc.accept_object(sample(1, T0), "test")
+    assert out.status == "accepted"
+    assert [e["id"] for e in svc.store.events()] == ["CJ-1"]
+    assert rules_in(svc) == ["sample.unqualified"]
+    assert svc.accept_object(sample(1, T0), "test").status == "duplicate"
+    assert len(svc.store.events()) == 1
+
+
+def test_a_crash_loses_no_accepted_event_and_raises_no_notice_twice(make_service):
+    """No snapshot after the first sample (a SIGKILL): the second service rebuilds the state
+    from the journal, so the same entity's next sample is a repeat offence, and the first
+    sample's notice is not added again."""
+    clock = Clock(T0)
+    first = make_service(now=clock)
+    first.accept_object(sample(1, T0), "test")
+    assert first.store.load_snapshot() is None
+    clock.t = T0 + timedelta(hours=2)
+    second = make_service(now=clock)  # same data folder, the first never closed
+    assert len(second.outbox.notices()) == 1
+    second.accept_object(sample(2, clock.t), "test")
+    assert sorted(rules_in(second)) == ["entity.repeat_offender", "sample.unqualified", "sample.unqualified"]
+
+
+def test_deadlines_missed_while_down_fire_once_after_the_restart(make_service):
+    clock = Clock(T0)
+    svc = make_service(now=clock)
+    svc.accept_object(inspection(1, T0), "test")
+    svc.tick()
+    assert "inspection.rectification_overdue" not in rules_in(svc)
+    clock.t = T0 + timedelta(days=10)  # down for ten days, rectify_by passed meanwhile
+    again = make_service(now=clock)
+    again.tick()
+    assert rules_in(again).count("inspection.rectification_overdue") == 1
+    third = make_service(now=clock)
+    third.tick()
+    assert rules_in(third).count("inspection.rectification_overdue") == 1
+
+
+def test_backfill_runs_on_event_time_then_the_wall_clock_fires_what_it_passed(make_service, tmp_path: Path):
+    import json
+
+    events = tmp_path / "april.jsonl"
+    events.write_text(json.dumps(inspection(1, datetime(2026, 4, 3, 9, 0, tzinfo=TZ)), ensure_ascii=False) + "\n",
+                      encoding="utf-8")
+    clock = Clock(datetime(2026, 4, 20, 12, 0, tzinfo=TZ))
+    svc = make_service(now=clock)
+    tally = svc.backfill([str(events)])
+    assert tally["accepted"] == 1
+    overdue = [n for n in svc.outbox.notices() if n["rule"] == "inspection.rectification_overdue"]
+    assert [n["at"] for n in overdue] == ["2026-04-07T00:00:00+08:00"]
+    assert "report.reminder" not in rules_in(svc), "reminders are due on April 22, after the wall clock"
+    clock.t = datetime(2026, 4, 22, 9, 0, tzinfo=TZ)
+    svc.tick()
+    reminders = [n for n in svc.outbox.notices() if n["rule"] == "report.reminder"]
+    assert reminders and {n["at"] for n in reminders} == {"2026-04-22T09:00:00+08:00"}
+    assert svc.store.load_snapshot() is not None
+    assert svc.backfill([str(events)])["duplicate"] == 1
+
+
+def test_a_live_event_a_day_ahead_of_the_wall_clock_is_rejected_and_kept_as_a_reject(make_service):
+    svc = make_service(now=Clock(T0))
+    out = svc.accept_object(sample(1, T0 + timedelta(days=3)), "feed:lab", 7)
+    assert out.status == "rejected" and "超前一天" in out.reason
+    assert svc.store.events() == []
+    assert svc.store.rejects()[0]["source"] == "feed:lab" and svc.store.rejects()[0]["line"] == "7"
+
+
+def test_the_drop_folder_imports_files_and_moves_them_aside(make_service, tmp_path: Path):
+    import json
+    import os
+    import time
+
+    svc = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data", "drop_dir": "drop"}),
+                       now=Clock(T0))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    f = drop / "抽检.jsonl"
+    f.write_text(json.dumps(sample(1, T0), ensure_ascii=False) + "\nnot json\n", encoding="utf-8")
+    old = time.time() - 5
+    os.utime(f, (old, old))
+    assert svc.scan_drop_folder() == 1
+    assert not f.exists()
+    assert [p.name.endswith("抽检.jsonl") for p in (drop / "已处理").iterdir()] == [True]
+    assert [e["id"] for e in svc.store.events()] == ["CJ-1"]
+    assert len(svc.store.rejects()) == 1
+
+
+def test_only_a_recipient_department_can_acknowledge(make_service):
+    svc = make_service(now=Clock(T0))
+    svc.accept_object(sample(1, T0), "test")
+    notice = svc.outbox.notices()[0]
+    outsider = next(d for d in svc.config.departments if d not in notice["recipients"])
+    refused = svc.ack(notice["id"], outsider)
+    assert refused.status == "rejected" and "不是该通知的接收部门" in refused.reason
+    done = svc.ack(notice["id"], notice["recipients"][0], "办结", "已下架")
+    assert done.status == "accepted"
+    acks = svc.store.events(types=["ack"])
+    assert [(a["by"], a["action"], a["note"]) for a in acks] == [(notice["recipients"][0], "办结", "已下架")]
