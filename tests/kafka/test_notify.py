@@ -98,3 +98,25 @@ def test_notify_delivers_each_notice_from_kafka_once_and_sets_bad_records_aside(
     consumer.close()
     assert [r["raw"] for r in rejects] == ['{"id": "not a notice"}']
     assert "缺少字段" in rejects[0]["reason"] and rejects[0]["source"].startswith("notices/")
+
+
+def test_ack_with_broker_publishes_the_ack_event_on_its_townships_partition(broker, tmp_path):
+    from shian.streams.partitioned import partition_of
+
+    cfg = EXAMPLES / "county.yaml"
+    assert cli("topics", "--config", str(cfg), "--broker", broker, "--partitions", "4").returncode == 0
+    notices = tmp_path / "n.jsonl"
+    notice = {"id": "0123456789abcdef", "township": "板桥镇", "recipients": ["bq-fso"], "key": "k"}
+    notices.write_text(json.dumps(notice, ensure_ascii=False) + "\n", encoding="utf-8")
+    done = cli("ack", notice["id"], "--by", "bq-fso", "--note", "已阅", "--config", str(cfg), "--notices", str(notices),
+               "--broker", broker)
+    assert done.returncode == 0, done.stderr
+    consumer = KafkaConsumer("events", bootstrap_servers=broker.removeprefix("kafka://"),
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    records = list(consumer)
+    consumer.close()
+    assert len(records) == 1
+    ack = json.loads(records[0].value)
+    assert (ack["type"], ack["notice_id"], ack["by"], ack["action"], ack["note"]) == \
+        ("ack", notice["id"], "bq-fso", "签收", "已阅")
+    assert records[0].partition == partition_of("板桥镇", 4) and records[0].key == "板桥镇".encode()
