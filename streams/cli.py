@@ -57,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     ru.add_argument("--deliver", action="store_true", help="（仅 --broker）由本进程投递通知，而不是 shian notify")
     ru.add_argument("--loglevel", default="info")
 
+    rp = sub.add_parser("report", help="月度合规报告（XLSX 每表一页 + 带图表的 HTML），数据取自 shian run 保存的事件")
+    rp.add_argument("--month", required=True, metavar="YYYY-MM")
+    rp.add_argument("--config", required=True, metavar="FILE")
+    rp.add_argument("--out", default=".", metavar="DIR", help="输出目录（缺省为当前目录）")
+
+    lg = sub.add_parser("ledger", help="导出通知台账（XLSX）：每条通知的接收部门、签收 / 办结时间和意见")
+    lg.add_argument("--config", required=True, metavar="FILE")
+    lg.add_argument("--out", metavar="FILE", help="输出文件（缺省按县名命名，写在当前目录）")
+    lg.add_argument("--since", metavar="DATETIME", help="只导出此时刻及以后的通知")
+    lg.add_argument("--until", metavar="DATETIME", help="只导出此时刻以前的通知")
+
     n = sub.add_parser("notify", help="在 Kafka 上投递通知：消费 notices 主题，经发件箱发往各部门")
     n.add_argument("--config", required=True, metavar="FILE")
     n.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
@@ -302,6 +313,57 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _office_data(config: Config) -> tuple[Any, Any]:
+    """The store and outbox ``shian run`` keeps (read by report and ledger)."""
+    from shian.notifiers.outbox import Outbox
+    from shian.office.settings import parse as service_settings
+    from shian.streams.store import Store
+
+    try:
+        settings = service_settings(config, env={k: "-" * 8 for k in _token_envs(config)})
+    except ConfigError as e:
+        print("服务配置（service）有误：", *e.problems, sep="\n  ", file=sys.stderr)
+        raise SystemExit(2) from None
+    delivery = _settings(config)
+    if not settings.events_db.exists():
+        print(f"还没有保存的事件（{settings.events_db}）：请先运行 shian run", file=sys.stderr)
+        raise SystemExit(2)
+    return Store(settings.events_db, config.tz), Outbox(delivery.outbox)
+
+
+def _token_envs(config: Config) -> list[str]:
+    """Token variables named in the service section (report and ledger need no tokens)."""
+    service = config.service or {}
+    specs = list((service.get("feeds") or {}).values()) + list((service.get("tokens") or {}).values())
+    return [s["token_env"] for s in specs if isinstance(s, dict) and s.get("token_env")]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from shian.office.report import report_main
+
+    config = _load(args.config)
+    store, outbox = _office_data(config)
+    try:
+        paths = report_main(config, store, outbox, args.month, args.out)
+    except ValueError as e:
+        print(f"--month：{e}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from shian.office.ledger import ledger_main
+
+    config = _load(args.config)
+    since = _time_arg(args.since, config, "--since")
+    until = _time_arg(args.until, config, "--until")
+    store, outbox = _office_data(config)
+    print(ledger_main(config, store, outbox, args.out, since=since, until=until))
+    return 0
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -519,6 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "replay": cmd_replay, "check-config": cmd_check_config, "topics": cmd_topics,
         "ingest": cmd_ingest, "worker": cmd_worker, "notify": cmd_notify, "ack": cmd_ack, "run": cmd_run,
+        "report": cmd_report, "ledger": cmd_ledger,
         "silence": cmd_silence,
     }[args.command]
     return handler(args)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from conftest import county
+from office_support import county, make_service  # noqa: F401  (a fixture)
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 6, 2, 10, 0, tzinfo=TZ)

@@ -1,5 +1,9 @@
 """Fixtures for the office side: a Service on a temporary data folder, built from a config
-written to disk (paths in the config are relative to it)."""
+written to disk (paths in the config are relative to it).
+
+Not a conftest.py: tests/conftest.py is imported as ``conftest`` by the other tests, and a
+second conftest module would shadow it. Test modules import what they use from here
+(``from office_support import county, make_service``)."""
 from __future__ import annotations
 
 from pathlib import Path

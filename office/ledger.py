@@ -1,0 +1,128 @@
+"""``shian ledger``: the notice ledger (通知台账) as XLSX — every notice, who it went to,
+whether it was delivered, and when each department signed for (签收) and closed (办结) it.
+
+Offices keep such a ledger for inspections from above; it is built from the outbox (notices and
+deliveries) and the ``ack`` events of the journal, so it always matches what was sent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from shian.rules.config import Config
+from shian.rules.timeutil import parse_time
+
+from . import figures as fig
+from .report import Table, when, write_xlsx
+
+DELIVERY_NAMES = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
+CHANNEL_NAMES = {"email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉", "file": "文件发件箱"}
+SHEETS = ("通知台账", "签收明细")
+
+
+@dataclass
+class Receipt:
+    """One recipient's acks of one notice."""
+    acked_at: datetime | None = None
+    closed_at: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def receipts(config: Config, notices: Sequence[Mapping[str, Any]],
+             acks: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Receipt]:
+    """(notice id, department) → its 签收 / 办结 times and notes. An ack may name the notice by
+    its key (§1); 办结 without a 签收 counts as signed for at that time."""
+    by_key = {n.get("key"): n["id"] for n in notices if n.get("key")}
+    out: dict[tuple[str, str], Receipt] = {}
+    rows = []
+    for a in acks:
+        if a.get("type", "ack") != "ack" or not a.get("notice_id") or not a.get("by") or not a.get("acked_at"):
+            continue
+        try:
+            at = parse_time(a["acked_at"], config.tz)
+        except ValueError:
+            continue
+        rows.append((at, a))
+    for at, a in sorted(rows, key=lambda r: r[0]):
+        nid = by_key.get(a["notice_id"], a["notice_id"])
+        r = out.setdefault((nid, a["by"]), Receipt())
+        if r.acked_at is None:
+            r.acked_at = at
+        if a.get("action") == "办结" and r.closed_at is None:
+            r.closed_at = at
+        if a.get("note"):
+            r.notes.append(f"{at:%m-%d %H:%M} {a['note']}")
+    return out
+
+
+def delivery_state(rows: Sequence[Any]) -> str:
+    """A department's delivery of one notice over all its channels, in words."""
+    if not rows:
+        return "无投递渠道"
+    parts = []
+    for state in ("sent", "failed", "silenced", "sending", "pending"):
+        chans = [CHANNEL_NAMES.get(d.channel, d.channel) for d in rows if d.state == state]
+        if chans:
+            parts.append(f"{DELIVERY_NAMES[state]}（{'、'.join(chans)}）")
+    return "；".join(parts)
+
+
+def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Iterable[Mapping[str, Any]],
+                 deliveries: Callable[[str], Sequence[Any]] | Mapping[str, Sequence[Any]] | None = None) -> list[Table]:
+    got = receipts(config, notices, acks)
+    lookup = deliveries if callable(deliveries) else (lambda nid: (deliveries or {}).get(nid, ()))
+
+    def dept_name(d: str) -> str:
+        return config.departments[d].name if d in config.departments else d
+
+    summary, detail = [], []
+    for n in notices:
+        at = parse_time(n["at"], config.tz)
+        due = parse_time(n["due"], config.tz) if n.get("due") else None
+        recips = list(n.get("recipients") or ())
+        sent = list(lookup(n["id"]))
+        acked = [d for d in recips if (n["id"], d) in got]
+        closed = [d for d in recips if (n["id"], d) in got and got[(n["id"], d)].closed_at]
+        base = {"编号": n["id"], "时间": when(at), "规则": fig.rule_name(n["rule"]),
+                "级别": fig.SEVERITY_NAMES.get(n.get("severity", ""), n.get("severity", "")),
+                "层级": fig.LEVEL_NAMES.get(n.get("level", ""), n.get("level", "")),
+                "乡镇": n.get("township", ""), "标题": n.get("title", "")}
+        summary.append({**base, "办理期限": when(due), "接收部门": "、".join(dept_name(d) for d in recips),
+                        "签收情况": f"{len(acked)}/{len(recips)}",
+                        "办结": "已办结" if closed else ("已签收" if acked else "未签收")})
+        for d in recips:
+            r = got.get((n["id"], d), Receipt())
+            detail.append({**base, "接收部门": dept_name(d), "部门编号": d,
+                           "投递状态": delivery_state([x for x in sent if x.dept == d]),
+                           "签收时间": when(r.acked_at), "办结时间": when(r.closed_at), "反馈": "；".join(r.notes)})
+    s_cols = ["编号", "时间", "规则", "级别", "层级", "乡镇", "标题", "办理期限", "接收部门", "签收情况", "办结"]
+    d_cols = ["编号", "时间", "规则", "级别", "层级", "乡镇", "标题", "接收部门", "部门编号", "投递状态",
+              "签收时间", "办结时间", "反馈"]
+    return [Table(SHEETS[0], pd.DataFrame(summary, columns=s_cols)),
+            Table(SHEETS[1], pd.DataFrame(detail, columns=d_cols))]
+
+
+def write_ledger(config: Config, notices: Sequence[Mapping[str, Any]], acks: Iterable[Mapping[str, Any]],
+                 out_path: str | Path,
+                 deliveries: Callable[[str], Sequence[Any]] | Mapping[str, Sequence[Any]] | None = None) -> Path:
+    """The ledger of ``notices`` (§4 dicts, in order) with the ``ack`` events and, per notice
+    id, the outbox's delivery rows (``Outbox.deliveries_of`` or a mapping)."""
+    return write_xlsx(build_tables(config, list(notices), acks, deliveries), Path(out_path))
+
+
+def default_name(config: Config, since: datetime | None, until: datetime | None) -> str:
+    span = "".join(["_" + f"{since:%Y%m%d}" if since else "", "-" + f"{until:%Y%m%d}" if until else ""])
+    return f"{config.county.name or ''}食品安全预警通知台账{span}.xlsx"
+
+
+def ledger_main(config: Config, store: Any, outbox: Any, out_path: str | Path | None = None, *,
+                since: datetime | None = None, until: datetime | None = None) -> Path:
+    """For the CLI: the ledger of the outbox's notices with ``at`` in [since, until); without
+    ``out_path`` a file named after the county in the current folder."""
+    notices = outbox.notices(since, until)
+    path = Path(out_path) if out_path else Path(default_name(config, since, until))
+    return write_ledger(config, notices, store.events(["ack"]), path, outbox.deliveries_of)
