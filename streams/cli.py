@@ -276,9 +276,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     for noisy in ("aiohttp.access", "kafka", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    async def main() -> None:
-        from shian.office.api import serve
+    from shian.office.api import ServeRefused, check_listen, serve
 
+    try:
+        check_listen(settings)
+    except ServeRefused as e:
+        print(e, file=sys.stderr)
+        return 2
+
+    async def main() -> None:
         if args.broker:
             from shian.streams.office_kafka import KafkaOffice
 
@@ -295,21 +301,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-        print(f"shian 已启动：仪表盘 http://{host}:{settings.port}/ ，接口 http://{host}:{settings.port}/api/ ；"
-              f"按 Ctrl-C 停止", file=sys.stderr)
-        where = [f"发件箱 {delivery.outbox}"]
-        if delivery.file_dir is not None:
-            where.append(f"文件发件箱 {delivery.file_dir}")
-        if delivery.smtp is not None:
-            where.append(f"邮件服务器 {delivery.smtp.host}:{delivery.smtp.port}")
-        print("通知去向：" + "；".join(where), file=sys.stderr)
-        if settings.drop_dir is not None:
-            print(f"投放文件夹：{settings.drop_dir}（放入 JSON Lines / CSV / XLSX 文件即导入）", file=sys.stderr)
-        await serve(service, settings, stop)
+
+        def listening(urls: list[str]) -> None:
+            print(f"shian 已启动：仪表盘 {urls[0]}/ ，接口 {urls[0]}/api/ （说明 {urls[0]}/api/openapi.yaml）；"
+                  "按 Ctrl-C 停止", file=sys.stderr)
+            where = [f"发件箱 {delivery.outbox}"]
+            if delivery.file_dir is not None:
+                where.append(f"文件发件箱 {delivery.file_dir}")
+            if delivery.smtp is not None:
+                where.append(f"邮件服务器 {delivery.smtp.host}:{delivery.smtp.port}")
+            print("通知去向：" + "；".join(where), file=sys.stderr)
+            if settings.drop_dir is not None:
+                print(f"投放文件夹：{settings.drop_dir}（放入 JSON Lines / CSV / XLSX 文件即导入）", file=sys.stderr)
+
+        await serve(service, settings, stop, on_listening=listening)
         print("shian 已停止", file=sys.stderr)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ServeRefused as e:
+        print(e, file=sys.stderr)
+        return 2
     return 0
 
 

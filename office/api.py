@@ -1,0 +1,644 @@
+"""The HTTP API of ``shian run`` (aiohttp): events in, notices with their 签收/办结, silences,
+health and Prometheus metrics. ``openapi.yaml`` next to this file describes every route and
+is served at ``/api/openapi.yaml``; the tests hold the running server to it.
+
+Who may do what (tokens from the ``service:`` section, given as ``Authorization: Bearer …``
+or ``X-Shian-Token``; compared in constant time by :class:`ServiceSettings`, never logged):
+
+- ``POST /api/events``: any feed token or department token.
+- reading notices and silences: any department token (a feed only posts events).
+- 签收 / 办结: a department token, only on notices the department is a recipient of.
+- silences: the county office (``county.office``) for anything; a town office
+  (``townships.<name>.office``) only for its own township; other departments not at all.
+- ``/health``, ``/metrics`` and ``/api/openapi.yaml``: no token (no personal data).
+
+With no token configured at all (``open_access``) everything is allowed, and :func:`serve`
+then refuses any address but loopback. Errors under ``/api`` are JSON: a Chinese ``error``
+and an English, stable ``code``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib.util
+import ipaddress
+import json
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from shian.notifiers.outbox import STATES
+from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
+from shian.office.settings import ServiceSettings
+from shian.rules.events import ACTIONS, EVENT_TYPES
+from shian.rules.families import RULES
+from shian.rules.timeutil import fmt, parse_time
+from shian.streams.kafka import Record, read_records
+from shian.streams.replay import TABULAR_SUFFIXES
+from shian.streams.service import Outcome, Service
+
+log = logging.getLogger("shian.office.api")
+
+MAX_BODY = 20 * 1024 * 1024
+DEFAULT_LIMIT, MAX_LIMIT = 500, 5000
+SEVERITIES = ("info", "warning", "critical")
+NOTICE_STATES = ("open", "acked", "closed")
+JSON_TYPES = ("application/json",)
+JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json-lines")
+CSV_TYPES = ("text/csv",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+CHUNK = 200  # events accepted between two yields to the event loop
+
+SERVICE = web.AppKey("shian.service", Service)
+SETTINGS = web.AppKey("shian.settings", ServiceSettings)
+# Request key: who called (for the access log; never the token). RequestKey: aiohttp ≥ 3.11.
+CALLER: Any = web.RequestKey("shian.caller", str) if hasattr(web, "RequestKey") else "shian.caller"
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, stable English ``code``, Chinese message."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+class ServeRefused(RuntimeError):
+    """``serve`` will not start (message in Chinese, for the CLI to print)."""
+
+
+# -- who is calling ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Caller:
+    feed: str | None = None
+    dept: str | None = None
+    open_access: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"feed:{self.feed}" if self.feed else f"dept:{self.dept}" if self.dept else "open"
+
+
+def request_token(request: web.Request) -> str | None:
+    """The token of a request: ``Authorization: Bearer …`` or ``X-Shian-Token``."""
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("X-Shian-Token", "").strip() or None
+
+
+def identify(request: web.Request, settings: ServiceSettings) -> Caller | None:
+    """The caller a request's token names (None: no valid token). Open access ignores tokens."""
+    if settings.open_access:
+        return Caller(open_access=True)
+    token = request_token(request)
+    if (feed := settings.feed_for(token)) is not None:
+        return Caller(feed=feed)
+    if (dept := settings.department_for(token)) is not None:
+        return Caller(dept=dept)
+    return None
+
+
+def _caller(request: web.Request, *, feeds: bool = False) -> Caller:
+    caller = identify(request, request.app[SETTINGS])
+    if caller is None:
+        if request_token(request) is None:
+            raise ApiError(401, "token_missing", "缺少令牌：请在请求头 Authorization: Bearer <令牌> 或 X-Shian-Token 中给出")
+        raise ApiError(401, "token_invalid", "令牌无效：请核对来源或部门的令牌")
+    request[CALLER] = caller.label
+    if caller.feed is not None and not feeds:
+        raise ApiError(403, "department_required", "数据来源的令牌只能报送事件；此操作需要部门令牌")
+    return caller
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+_HTTP_ERRORS = {
+    404: ("not_found", "没有这个地址"),
+    405: ("method_not_allowed", "此地址不支持该请求方法"),
+    413: ("body_too_large", "请求体太大，请分批报送"),
+}
+
+
+def _ours(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/") or path in ("/health", "/metrics")
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="shian"'} if status == 401 else None
+    return _json({"error": message, "code": code, **extra}, status=status, headers=headers)
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers,
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                  ) -> web.StreamResponse:
+    """API errors as JSON; an unexpected failure is logged and answered 500, never a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return _error(e.status, e.code, e.message, **e.extra)
+    except web.HTTPException as e:
+        if e.status < 400 or not _ours(request.path):
+            raise
+        code, message = _HTTP_ERRORS.get(e.status, ("http_error", e.reason))
+        if e.status == 413:
+            limit = request.app.get(MAX_BODY_KEY, MAX_BODY)
+            message = f"请求体太大：上限 {limit / (1024 * 1024):g} MB，请分批报送"
+        return _error(e.status, code, message)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        if not _ours(request.path):
+            raise
+        log.exception("API request %s %s failed", request.method, request.path)
+        return _error(500, "internal_error", "服务器内部错误，已记入日志")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path (no query string), status, time and who — never headers or tokens."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float) -> None:
+        self.logger.info('%s "%s %s" %d %.3fs %s', request.remote, request.method, request.path,
+                         response.status, elapsed, request.get(CALLER, "-"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+# -- events in ------------------------------------------------------------------------------
+
+async def post_events(request: web.Request) -> web.Response:
+    caller = _caller(request, feeds=True)
+    service = request.app[SERVICE]
+    source = f"api:{caller.label}"
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        form = await request.post()
+        files = [f for f in form.values() if isinstance(f, web.FileField)]
+        if not files:
+            raise ApiError(400, "no_file", "表单中没有文件：请用文件字段（如 file）上传 CSV、XLSX 或 JSON Lines 文件")
+        records: list[Record] = []
+        for f in files:
+            records += await _file_records(f.file.read(), f.filename or "upload", source)
+    elif ctype in JSON_TYPES + JSONL_TYPES + CSV_TYPES:
+        body = await request.read()
+        if not body.strip():
+            raise ApiError(400, "empty_body", "请求体为空：没有任何事件")
+        if ctype in JSON_TYPES:
+            records = _json_records(body, f"{source}:body")
+        elif ctype in JSONL_TYPES:
+            records = await _file_records(body, "body.jsonl", source)
+        else:
+            name = Path(request.query.get("filename", "") or "body.csv").name
+            records = await _file_records(body, name if name.lower().endswith(".csv") else f"{name}.csv", source)
+    else:
+        raise ApiError(415, "unsupported_media_type",
+                       f"不支持的内容类型“{ctype}”：请用 application/json、application/x-ndjson、text/csv 或 multipart/form-data")
+    outcomes: list[Outcome] = []
+    for start in range(0, len(records), CHUNK):
+        outcomes += service.accept_records(records[start:start + CHUNK])
+        await asyncio.sleep(0)  # let the clock, the sender and other requests run
+    tally = {s: sum(o.status == s for o in outcomes) for s in ("accepted", "duplicate", "rejected")}
+    return _json({"accepted": tally["accepted"], "duplicates": tally["duplicate"], "rejected": tally["rejected"],
+                  "results": [o.to_json() for o in outcomes]})
+
+
+def _json_records(body: bytes, source: str) -> list[Record]:
+    """``application/json``: one event object or an array of them (array index = line)."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "请求体不是 UTF-8 编码的 JSON") from None
+    except json.JSONDecodeError as e:
+        hint = "；多个事件请用 JSON 数组，或以 application/x-ndjson 逐行报送" if e.msg == "Extra data" else ""
+        raise ApiError(400, "invalid_json", f"请求体不是合法的 JSON：第 {e.lineno} 行第 {e.colno} 列（{e.msg}）{hint}") from None
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for n, item in enumerate(items, 1):
+        if isinstance(item, dict):
+            out.append(Record(source, n, "", item))
+        else:
+            out.append(Record(source, n, json.dumps(item, ensure_ascii=False), reason="不是 JSON 对象：每个事件应是一个 {…} 对象"))
+    return out
+
+
+async def _file_records(data: bytes, filename: str, source: str) -> list[Record]:
+    """A file (upload or body) read as replay reads it: CSV / XLSX through the Chinese header
+    mapping (the file name can name the event type, e.g. 抽检结果.csv), else JSON Lines."""
+    name = Path(filename.replace("\\", "/")).name.strip() or "upload"
+    suffix = Path(name).suffix.lower()
+    label = f"{source}:{name}"
+    if suffix == ".json":
+        return _json_records(data, label) if data.strip() else [Record(label, 0, "", reason="文件为空：没有任何事件")]
+    if suffix not in TABULAR_SUFFIXES + JSONL_SUFFIXES:
+        return [Record(label, 0, "", reason=f"不支持的文件格式“{suffix or name}”：请用 .xlsx、.csv 或 JSON Lines（.jsonl）")]
+
+    def read() -> list[Record]:
+        with tempfile.TemporaryDirectory(prefix="shian-upload-") as tmp:
+            path = Path(tmp) / (name if not name.startswith(".") else f"upload{suffix}")
+            path.write_bytes(data)
+            try:
+                recs = list(read_records(str(path)))
+            except (OSError, ValueError) as e:
+                return [Record(label, 0, "", reason=f"无法读取文件：{type(e).__name__}")]
+        for r in recs:
+            r.source = label
+        return recs
+
+    return await asyncio.get_running_loop().run_in_executor(None, read)  # parsing off the loop
+
+
+# -- notices and acks ------------------------------------------------------------------------
+
+class AckIndex:
+    """签收 / 办结 per notice and department, from the journal's ``ack`` events (whoever sent
+    them: this API, a feed, the drop folder); rebuilt when the journal has grown."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._seq = -1
+        self._by_notice: dict[str, list[dict[str, Any]]] = {}
+
+    def refresh(self) -> None:
+        seq = self.service.store.last_seq()
+        if seq == self._seq:
+            return
+        tz = self.service.config.tz
+        index: dict[str, list[dict[str, Any]]] = {}
+        for ev in self.service.store.events(types=["ack"]):
+            try:
+                at = fmt(parse_time(ev["acked_at"], tz))
+            except (KeyError, TypeError, ValueError):
+                at = str(ev.get("acked_at"))
+            index.setdefault(ev.get("notice_id", ""), []).append(
+                {"id": ev.get("id"), "by": ev.get("by"), "action": ev.get("action") or "签收", "at": at,
+                 "note": ev.get("note")})
+        self._by_notice, self._seq = index, seq
+
+    def of(self, notice: dict[str, Any]) -> list[dict[str, Any]]:
+        """The acks of a notice (an ack may name it by id or by key), in journal order."""
+        acks = list(self._by_notice.get(notice["id"], ()))
+        if notice.get("key") and notice["key"] != notice["id"]:
+            acks += self._by_notice.get(notice["key"], ())
+        return acks
+
+
+ACKS = web.AppKey("shian.acks", AckIndex)
+MAX_BODY_KEY = web.AppKey("shian.max_body", int)
+
+
+def recipient_state(dept: str, acks: Iterable[dict[str, Any]], names: dict[str, Any]) -> dict[str, Any]:
+    mine = [a for a in acks if a["by"] == dept]
+    acked = min((a["at"] for a in mine), default=None)
+    closed = min((a["at"] for a in mine if a["action"] == "办结"), default=None)
+    notes = [a["note"] for a in mine if a.get("note")]
+    dep = names.get(dept)
+    return {"dept": dept, "name": dep.name if dep is not None else dept,
+            "state": "closed" if closed else "acked" if acked else "open",
+            "acked_at": acked, "closed_at": closed, "note": notes[-1] if notes else None}
+
+
+def _state(states: list[dict[str, Any]]) -> str:
+    """A notice is closed once any recipient closed it (办结), acked once any signed for it."""
+    kinds = {s["state"] for s in states}
+    return "closed" if "closed" in kinds else "acked" if "acked" in kinds else "open"
+
+
+def _time_param(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_time(text, request.app[SERVICE].config.tz)
+    except ValueError as e:
+        raise ApiError(400, "bad_parameter", f"参数 {name}：{e}") from None
+
+
+def _choice(request: web.Request, name: str, allowed: Iterable[str]) -> str | None:
+    value = request.query.get(name, "").strip() or None
+    allowed = tuple(allowed)
+    if value is not None and value not in allowed:
+        raise ApiError(400, "bad_parameter", f"参数 {name}：“{value}”不在可选值之内（{', '.join(allowed)}）")
+    return value
+
+
+async def list_notices(request: web.Request) -> web.Response:
+    _caller(request)
+    service = request.app[SERVICE]
+    config = service.config
+    township = _choice(request, "township", config.townships)
+    dept = _choice(request, "dept", config.departments)
+    severity = _choice(request, "severity", SEVERITIES)
+    state = _choice(request, "state", NOTICE_STATES)
+    rule = request.query.get("rule", "").strip() or None
+    since, until = _time_param(request, "since"), _time_param(request, "until")
+    try:
+        limit = int(request.query.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "bad_parameter", f"参数 limit 应为 1 到 {MAX_LIMIT} 之间的整数")
+    index = request.app[ACKS]
+    index.refresh()
+    matched = []
+    for n in reversed(service.outbox.notices(since, until, dept)):  # newest first
+        if (township and n["township"] != township) or (rule and n["rule"] != rule) \
+                or (severity and n["severity"] != severity):
+            continue
+        acks = index.of(n)
+        states = [recipient_state(d, acks, config.departments) for d in dict.fromkeys(n["recipients"])]
+        if state and _state(states) != state:
+            continue
+        matched.append((n, acks, states))
+    out = []
+    for n, acks, states in matched[:limit]:
+        deliveries = [{"dept": d.dept, "channel": d.channel, "state": d.state, "attempts": d.attempts,
+                       "sent_at": fmt(d.sent_at) if d.sent_at else None, "last_error": d.last_error}
+                      for d in service.outbox.deliveries_of(n["id"])]
+        out.append({**n, "state": _state(states), "silenced": service.outbox.is_silenced(n["id"]),
+                    "recipient_states": states, "acks": acks, "deliveries": deliveries})
+    return _json({"total": len(matched), "notices": out})
+
+
+async def _body_object(request: web.Request) -> dict[str, Any]:
+    body = await request.read()
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ApiError(400, "invalid_json", "请求体不是合法的 JSON 对象") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "请求体应是一个 JSON 对象 {…}")
+    return data
+
+
+def _text_field(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, "bad_field", f"字段 {name} 应是字符串")
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+async def ack_notice(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    service = request.app[SERVICE]
+    body = await _body_object(request)
+    action = _text_field(body, "action") or "签收"
+    if action not in ACTIONS:
+        raise ApiError(400, "bad_field", f"action 应为 {' 或 '.join(ACTIONS)}")
+    note, by = _text_field(body, "note"), _text_field(body, "by")
+    notice_id = request.match_info["id"]
+    notice = service.outbox.notice(notice_id)
+    if notice is None:
+        raise ApiError(404, "notice_not_found", f"没有编号为 {notice_id} 的通知")
+    if caller.dept is not None:
+        if by is not None and by != caller.dept:
+            raise ApiError(403, "not_your_department", f"令牌属于部门 {caller.dept}，不能以部门 {by} 的名义签收")
+        by = caller.dept
+    elif by is None:
+        raise ApiError(400, "bad_field", "未配置令牌时须在 by 中写明签收部门 id")
+    if by not in notice["recipients"]:
+        raise ApiError(403, "not_a_recipient",
+                       f"部门 {by} 不是该通知的接收部门（{', '.join(notice['recipients'])}），不能签收或办结")
+    outcome = service.ack(notice_id, by, action, note)
+    if outcome.status == "rejected":
+        raise ApiError(409, "ack_rejected", f"签收未被接受：{outcome.reason}")
+    index = request.app[ACKS]
+    index.refresh()
+    return _json({"status": outcome.status, "id": outcome.id, "notice_id": notice_id, "by": by, "action": action,
+                  "recipient_state": recipient_state(by, index.of(notice), service.config.departments)})
+
+
+# -- silences -----------------------------------------------------------------------------
+
+def _own_townships(service: Service, dept: str) -> set[str]:
+    return {name for name, t in service.config.townships.items() if t.office == dept}
+
+
+def _may_silence(service: Service, caller: Caller, township: str | None) -> None:
+    """County office: anything; a town office: its own township only; others: nothing."""
+    if caller.open_access or caller.dept == service.config.county.office:
+        return
+    own = _own_townships(service, caller.dept or "")
+    if not own:
+        raise ApiError(403, "silence_forbidden", "只有县食安办和乡镇食安办可以设置静默")
+    if township not in own:
+        raise ApiError(403, "not_your_township", f"乡镇食安办只能为本乡镇（{', '.join(sorted(own))}）设置或取消静默")
+
+
+def _silence_json(s: Any, now: datetime, source: str) -> dict[str, Any]:
+    return {"id": getattr(s, "id", None), "source": source, "rule": s.rule, "township": s.township,
+            "start": fmt(s.start), "end": fmt(s.end), "comment": s.comment, "by": getattr(s, "by", ""),
+            "created": fmt(s.created) if getattr(s, "created", None) else None, "active": s.start <= now < s.end}
+
+
+async def list_silences(request: web.Request) -> web.Response:
+    _caller(request)
+    service = request.app[SERVICE]
+    now = service.now()
+    configured = [_silence_json(s, now, "config") for s in service.delivery.silences if s.end > now]
+    stored = [_silence_json(s, now, "runtime") for s in service.outbox.silences(now)]
+    return _json({"silences": configured + stored})
+
+
+async def add_silence(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    service = request.app[SERVICE]
+    body = await _body_object(request)
+    rule, township, comment = _text_field(body, "rule"), _text_field(body, "township"), _text_field(body, "comment")
+    now = service.now()
+    times = {}
+    for name in ("start", "end"):
+        text = _text_field(body, name)
+        if text is None:
+            if name == "end":
+                raise ApiError(400, "bad_field", "缺少结束时间 end")
+            times[name] = now
+            continue
+        try:
+            times[name] = parse_time(text, service.config.tz)
+        except ValueError as e:
+            raise ApiError(400, "bad_field", f"{name}：{e}") from None
+    _may_silence(service, caller, township)
+    problems = check_silence(service.config, rule, township, times["start"], times["end"])
+    if problems:
+        raise ApiError(400, "invalid_silence", "；".join(problems), problems=problems)
+    sid = service.outbox.add_silence(rule, township, times["start"], times["end"], comment or "",
+                                     caller.dept or "", now=now)
+    silence = next(s for s in service.outbox.silences(now) if s.id == sid)
+    return _json(_silence_json(silence, now, "runtime"), status=201)
+
+
+async def delete_silence(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    service = request.app[SERVICE]
+    now = service.now()
+    sid = int(request.match_info["id"])
+    silence = next((s for s in service.outbox.silences(now) if s.id == sid), None)
+    if silence is None:
+        raise ApiError(404, "silence_not_found", f"没有生效中或将要生效的静默 #{sid}")
+    _may_silence(service, caller, silence.township)
+    service.outbox.expire_silence(sid, now)
+    ended = dataclasses.replace(silence, start=min(silence.start, now), end=now)
+    return _json(_silence_json(ended, now, "runtime"))
+
+
+# -- health, metrics, the spec ------------------------------------------------------------
+
+async def health(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    clock = service.runner.engine.clock
+    try:
+        counts = service.store.counts()
+        outbox = service.outbox.state_counts()
+    except Exception as e:  # the database is what a monitor wants to hear about
+        log.exception("health check failed")
+        return _json({"status": "error", "error": f"数据库不可用：{type(e).__name__}", "code": "unhealthy"}, status=503)
+    return _json({"status": "ok", "now": fmt(service.now()), "clock": fmt(clock) if clock else None,
+                  "events": counts["events"], "rejects": counts["rejects"], "outbox": outbox})
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and math.isfinite(x) else repr(float(x))
+
+
+def prometheus_text(service: Service) -> str:
+    """Prometheus text format 0.0.4. Counters count since the process started."""
+    m = service.metrics
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+
+    states = service.outbox.state_counts()
+    now = service.now()
+    oldest = service.outbox.db.execute(
+        "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at <= ?", (now.timestamp(),)).fetchone()[0]
+    types = list(dict.fromkeys([*EVENT_TYPES, *m.events]))
+    rules = list(dict.fromkeys([*RULES, *DELIVERY_RULES, *m.notices]))
+    family("shian_events_accepted_total", "counter", "Events accepted, by type.",
+           (({"type": t}, m.events.get(t, 0)) for t in types))
+    family("shian_events_rejected_total", "counter", "Input lines rejected (with a reason).", [({}, m.rejects)])
+    family("shian_events_duplicate_total", "counter", "Events received again and dropped.", [({}, m.duplicates)])
+    family("shian_notices_total", "counter", "Notices raised by the rules and new to the outbox, by rule.",
+           (({"rule": r}, m.notices.get(r, 0)) for r in rules))
+    family("shian_deliveries", "gauge", "Delivery rows in the outbox, by state.",
+           (({"state": s}, states.get(s, 0)) for s in STATES))
+    family("shian_delivery_failures_total", "counter", "Deliveries that failed for good.",
+           [({}, states.get("failed", 0))])
+    family("shian_delivery_lag_seconds", "gauge", "Age of the oldest due pending delivery (0 when none).",
+           [({}, max(0.0, now.timestamp() - oldest) if oldest is not None else 0)])
+    family("shian_clock_lag_seconds", "gauge", "Seconds since the rule clock last ticked (since start if never).",
+           [({}, round(max(0.0, time.time() - (m.last_tick or m.started)), 3))])
+    family("shian_start_time_seconds", "gauge", "When the process started (Unix time).", [({}, round(m.started, 3))])
+    return "\n".join(lines) + "\n"
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = prometheus_text(request.app[SERVICE]).encode()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+def openapi_text() -> str:
+    return resources.files("shian.office").joinpath("openapi.yaml").read_text(encoding="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(text=openapi_text(), content_type="application/yaml", charset="utf-8")
+
+
+# -- the app and the server ----------------------------------------------------------------
+
+def make_app(service: Service, settings: ServiceSettings, *, max_body: int = MAX_BODY) -> web.Application:
+    """The API (and the dashboard pages, when :mod:`shian.office.dashboard` is installed)."""
+    app = web.Application(client_max_size=max_body, middlewares=[_errors])
+    app[SERVICE], app[SETTINGS], app[ACKS] = service, settings, AckIndex(service)
+    app[MAX_BODY_KEY] = max_body
+    r = app.router
+    r.add_post("/api/events", post_events)
+    r.add_get("/api/notices", list_notices, allow_head=False)
+    r.add_post("/api/notices/{id}/ack", ack_notice)
+    r.add_get("/api/silences", list_silences, allow_head=False)
+    r.add_post("/api/silences", add_silence)
+    r.add_delete(r"/api/silences/{id:\d+}", delete_silence)
+    r.add_get("/api/openapi.yaml", openapi, allow_head=False)
+    r.add_get("/health", health, allow_head=False)
+    r.add_get("/metrics", metrics, allow_head=False)
+    if importlib.util.find_spec("shian.office.dashboard") is not None:
+        from shian.office import dashboard
+
+        dashboard.add_routes(app, service, settings)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(settings: ServiceSettings) -> None:
+    """Without any token the service is a single-user desk tool: loopback only."""
+    if settings.open_access and not is_loopback(settings.host):
+        raise ServeRefused(
+            f"未配置任何令牌（service.feeds / service.tokens），只能监听本机地址，不能监听 {settings.host}："
+            f"请为数据来源和部门配置令牌，或把 service.listen 改为 127.0.0.1:{settings.port}")
+
+
+async def serve(service: Service, settings: ServiceSettings, stop: asyncio.Event, *,
+                on_listening: Callable[[list[str]], None] | None = None) -> None:
+    """The API on ``settings.host:port`` and ``service.run`` until ``stop``; then the server
+    stops (open requests finish) and the service is closed — also when starting failed.
+    ``on_listening`` gets the bound addresses (``http://host:port``) for the caller to print."""
+    try:
+        check_listen(settings)
+        app = make_app(service, settings)
+        runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, settings.host.strip("[]"), settings.port)
+            try:
+                await site.start()
+            except OSError as e:
+                raise ServeRefused(f"无法监听 {settings.host}:{settings.port}：{e.strerror or e}") from None
+            if on_listening is not None:
+                on_listening([_url(a) for a in runner.addresses])
+            await service.run(stop)
+        finally:
+            await runner.cleanup()
+    finally:
+        await service.close()
+
+
+def _url(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
