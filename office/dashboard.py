@@ -1,0 +1,449 @@
+"""The dashboard: server-rendered Chinese pages for the town and county offices, on the same
+aiohttp app as the API (``shian.office.api`` calls :func:`add_routes`).
+
+Why server-rendered, no script: the pages must work on an office desk machine without
+internet (no CDN, fonts or scripts from elsewhere) and in any browser the office has; charts
+are inline SVG drawn here.
+
+Who may act: with department tokens configured, staff log in with their department's token
+(a session cookie, HttpOnly and SameSite=Strict; the token itself is never stored) and may
+签收 / 办结 only notices addressed to their department. With no token at all
+(``settings.open_access``: a single desk machine on loopback) nobody logs in and the form
+asks which recipient department acts. Every form carries the session's CSRF token, checked on
+POST; sessions live in memory (a restart means logging in again).
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import math
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from shian.notifiers.render import cn_date, cn_datetime, cn_month, pct
+from shian.office import figures
+from shian.office.figures import program_name, rule_name
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "shian_session"
+SESSION_IDLE = 12 * 3600        # seconds a session lives without use
+MAX_SESSIONS = 2000             # oldest sessions are dropped beyond this
+MAX_PER_SEVERITY = 200          # notices listed per severity on the main page
+ACTIONS = ("签收", "办结")
+
+SEVERITIES = (("critical", "紧急"), ("warning", "警示"), ("info", "提示"))
+NAV = (("/", "首页"), ("/reports", "月报报送"), ("/rates", "合格率"), ("/pace", "抽检进度"),
+       ("/calendar", "期限与节前检查"))
+STATUS_TEXT = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
+CAMPAIGN_TEXT = {"done": "已检查", "missed": "未检查", "open": "待检查", "upcoming": "未开始"}
+APP_KEY = web.AppKey("shian.dashboard", object)
+REQUEST_KEY: Any = (web.RequestKey("shian.dashboard.session", tuple) if hasattr(web, "RequestKey")
+                    else "shian.dashboard.session")
+
+_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+@dataclass
+class _Session:
+    csrf: str
+    dept: str | None = None
+    seen: float = field(default_factory=time.monotonic)
+    flash: tuple[str, str] | None = None      # (kind, text), shown once
+    failures: int = 0
+
+
+class Dashboard:
+    def __init__(self, service: Any, settings: Any) -> None:
+        self.service, self.settings = service, settings
+        self.config = service.config
+        self.sessions: OrderedDict[str, _Session] = OrderedDict()
+        self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
+                               autoescape=select_autoescape(("html",), default=True),
+                               trim_blocks=True, lstrip_blocks=True)
+        self.env.filters.update(cn_date=cn_date, cn_datetime=cn_datetime, cn_month=cn_month, pct=pct,
+                                dept_name=self.dept_name, program_name=program_name)
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def _session(self, request: web.Request) -> tuple[str, _Session, bool]:
+        """The caller's session, or a fresh anonymous one (then the cookie must be set); the
+        same one for the whole request."""
+        if REQUEST_KEY in request:
+            return request[REQUEST_KEY]
+        now = time.monotonic()
+        sid = request.cookies.get(COOKIE, "")
+        s = self.sessions.get(sid) if sid else None
+        if s is not None and now - s.seen < SESSION_IDLE:
+            s.seen = now
+            self.sessions.move_to_end(sid)
+            found = (sid, s, False)
+        else:
+            if s is not None:
+                del self.sessions[sid]
+            found = self._new_session(None)
+        request[REQUEST_KEY] = found
+        return found
+
+    def _new_session(self, dept: str | None) -> tuple[str, _Session, bool]:
+        while len(self.sessions) >= MAX_SESSIONS:
+            # anonymous sessions go first, so a flood of page views cannot log staff out
+            victim = next((k for k, v in self.sessions.items() if v.dept is None), None)
+            if victim is None:
+                self.sessions.popitem(last=False)
+            else:
+                del self.sessions[victim]
+        sid = secrets.token_urlsafe(32)
+        s = _Session(csrf=secrets.token_urlsafe(32), dept=dept)
+        self.sessions[sid] = s
+        return sid, s, True
+
+    @staticmethod
+    def _set_cookie(resp: web.StreamResponse, sid: str) -> None:
+        resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/")
+
+    async def _checked_post(self, request: web.Request) -> tuple[str, _Session, bool, Mapping[str, str]]:
+        """The form of a POST whose CSRF token matches the session's (else 403)."""
+        sid, s, fresh = self._session(request)
+        origin = request.headers.get("Origin")
+        if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+            raise self._refuse(request, s, 403, "请求来源不是本系统页面，已拒绝。")
+        form = await request.post()
+        token = str(form.get("csrf", ""))
+        if fresh or not token or not hmac.compare_digest(token.encode(), s.csrf.encode()):
+            raise self._refuse(request, s, 403, "表单已过期或来源不明（缺少有效的校验码），请刷新页面后重试。",
+                               sid if fresh else None)
+        return sid, s, fresh, {k: str(v) for k, v in form.items()}
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def dept_name(self, dept: str | None) -> str:
+        d = self.config.departments.get(dept or "")
+        return d.name if d is not None else (dept or "")
+
+    def _render(self, request: web.Request, template: str, title: str, *, status: int = 200,
+                active: str | None = None, **ctx: Any) -> web.Response:
+        sid, s, fresh = self._session(request)
+        flash, s.flash = s.flash, None
+        page = self.env.get_template(template).render(
+            title=title, county_name=self.config.county.name or "本县", nav=NAV,
+            active=active if active is not None else request.path, dept=s.dept,
+            dept_name=self.dept_name(s.dept), open_access=self.settings.open_access, csrf=s.csrf,
+            now=self.service.now(), message=flash[1] if flash else None,
+            message_kind=flash[0] if flash else None, **ctx)
+        resp = web.Response(text=page, content_type="text/html", charset="utf-8", status=status)
+        _secure(resp)
+        if fresh:
+            self._set_cookie(resp, sid)
+        return resp
+
+    def _refuse(self, request: web.Request, s: _Session, status: int, reason: str,
+                sid: str | None = None) -> web.HTTPException:
+        """An HTML error page as an exception (aiohttp sends it as the response)."""
+        titles = {403: "无权操作", 404: "未找到", 400: "请求有误"}
+        page = self.env.get_template("error.html").render(
+            title=titles.get(status, "出错了"), county_name=self.config.county.name or "本县", nav=NAV,
+            active="", dept=s.dept, dept_name=self.dept_name(s.dept), open_access=self.settings.open_access,
+            csrf=s.csrf, now=self.service.now(), reason=reason, back="/")
+        exc_cls = {403: web.HTTPForbidden, 404: web.HTTPNotFound}.get(status, web.HTTPBadRequest)
+        exc = exc_cls(text=page, content_type="text/html")
+        _secure(exc)
+        if sid:
+            self._set_cookie(exc, sid)
+        return exc
+
+    # -- pages --------------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.Response:
+        _, s, _ = self._session(request)
+        scope = "all" if request.query.get("scope") == "all" or s.dept is None else "mine"
+        notices = self.service.outbox.notices()
+        quiet = {n["id"] for n in notices} - {n["id"] for n in self.service.outbox.notices(include_silenced=False)}
+        state = ack_state(notices, self.service.store.events(["ack"]))
+        groups: dict[str, list[dict[str, Any]]] = {sev: [] for sev, _ in SEVERITIES}
+        for n in reversed(notices):                      # newest first
+            st = state.get(n["id"], _AckState())
+            if st.closed or n["severity"] not in groups:
+                continue
+            if scope == "mine" and s.dept not in n["recipients"]:
+                continue
+            groups[n["severity"]].append(n | {
+                "rule_name": rule_name(n["rule"]),
+                "recipient_names": [self.dept_name(d) for d in n["recipients"]],
+                "recipient_pairs": [(d, self.dept_name(d)) for d in n["recipients"]],
+                "acked": bool(st.acked_by), "acked_by": [self.dept_name(d) for d in st.acked_by],
+                "acked_by_me": s.dept in st.acked_by, "silenced": n["id"] in quiet,
+                "can_act": self.settings.open_access or (s.dept is not None and s.dept in n["recipients"]),
+            })
+        counts = {sev: len(rows) for sev, rows in groups.items()}
+        unacked = sum(1 for rows in groups.values() for n in rows if not n["acked"])
+        more = {sev: max(0, len(rows) - MAX_PER_SEVERITY) for sev, rows in groups.items()}
+        groups = {sev: rows[:MAX_PER_SEVERITY] for sev, rows in groups.items()}
+        back = "/?scope=all" if scope == "all" and s.dept else "/"
+        return self._render(request, "index.html", "首页 · 待办通知", active="/", severities=SEVERITIES,
+                            groups=groups, counts=counts, unacked=unacked, more=more, scope=scope, back=back)
+
+    async def act(self, request: web.Request) -> web.Response:
+        """签收 / 办结 from the main page's form: only by a recipient department."""
+        _, s, _, form = await self._checked_post(request)
+        notice_id, action = form.get("notice_id", ""), form.get("action", "签收")
+        if action not in ACTIONS:
+            raise self._refuse(request, s, 400, f"未知的操作“{action}”。")
+        if self.settings.open_access:
+            if not _loopback(request.remote):
+                raise self._refuse(request, s, 403, "本机模式只接受本机的操作；请配置部门令牌后在其他电脑上使用。")
+            dept = form.get("dept") or None
+            if dept is None:
+                raise self._refuse(request, s, 403, "请选择由哪个部门签收或办结。")
+        else:
+            dept = s.dept
+            if dept is None:
+                raise self._refuse(request, s, 403, "请先登录本部门账号再签收或办结通知。")
+        notice = self.service.outbox.notice(notice_id)
+        if notice is None:
+            raise self._refuse(request, s, 404, f"没有编号为 {notice_id} 的通知。")
+        if dept not in notice["recipients"]:
+            raise self._refuse(request, s, 403, f"{self.dept_name(dept)}不是这条通知的接收部门，不能{action}。")
+        note = form.get("note", "").strip()[:200] or None
+        outcome = self.service.ack(notice_id, dept, action, note)
+        if outcome.status == "rejected":
+            raise self._refuse(request, s, 403, f"未能{action}：{outcome.reason}")
+        s.flash = ("ok", f"{self.dept_name(dept)}已{action}：{notice.get('title', notice_id)}")
+        raise web.HTTPSeeOther(_local(form.get("back", "/")))
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        return self._render(request, "login.html", "登录")
+
+    async def login(self, request: web.Request) -> web.Response:
+        sid, s, _, form = await self._checked_post(request)
+        if self.settings.open_access:
+            raise web.HTTPSeeOther("/")
+        dept = self.settings.department_for(form.get("token", "").strip())
+        if dept is None:
+            s.failures += 1
+            await asyncio.sleep(min(0.2 * s.failures, 3.0))   # slows guessing
+            s.flash = ("error", "令牌不正确，请核对后重试。")
+            return self._render(request, "login.html", "登录", status=403)
+        self.sessions.pop(sid, None)                         # a new session id after login
+        new_sid, new, _ = self._new_session(dept)
+        new.flash = ("ok", f"已登录：{self.dept_name(dept)}")
+        resp = web.HTTPSeeOther("/")
+        self._set_cookie(resp, new_sid)
+        raise resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            sid, _, _, _ = await self._checked_post(request)
+        else:
+            # a cross-site GET carries no SameSite=Strict cookie, so this is only ever the user
+            sid = request.cookies.get(COOKIE, "")
+        self.sessions.pop(sid, None)
+        resp = web.HTTPSeeOther("/")
+        resp.del_cookie(COOKIE, path="/")
+        raise resp
+
+    # -- figure pages -------------------------------------------------------------------------
+
+    def _events(self) -> list[dict[str, Any]]:
+        return self.service.store.events(["sampling_result", "monthly_report", "inspection"])
+
+    def _township_filter(self, request: web.Request) -> str | None:
+        t = request.query.get("township") or None
+        return t if t in self.config.townships else None
+
+    async def reports(self, request: web.Request) -> web.Response:
+        now = self.service.now()
+        count = 12 if request.query.get("months") == "12" else 6
+        months = last_months(now.date(), count)
+        town = self._township_filter(request)
+        rows = [r for r in figures.report_board(self.config, self._events(), months, now)
+                if town is None or r.township == town]
+        tally = {st: sum(1 for r in rows if r.cells[months[-1]].status == st) for st in STATUS_TEXT}
+        return self._render(request, "reports.html", "月报报送", rows=rows, months=months, status_text=STATUS_TEXT,
+                            township=town, townships=list(self.config.townships), count=count,
+                            due_day=self.config.params("report.reminder").due_day, tally=tally)
+
+    async def rates(self, request: web.Request) -> web.Response:
+        now = self.service.now()
+        choices = last_months(now.date(), 12)
+        period = request.query.get("period") or ""
+        if period != str(now.year) and period not in choices:
+            period = choices[-2]                     # the month just closed: the one the rule judged
+        town = self._township_filter(request)
+        rows = [r for r in figures.pass_rates(self.config, self._events(), period)
+                if town is None or r.township == town]
+        charts = []
+        for program in dict.fromkeys(r.program for r in rows):
+            mine = [r for r in rows if r.program == program]
+            items = [{"label": r.township, "value": r.rate, "below": r.below,
+                      "text": f"{r.rate * 100:.1f}%（{r.qualified}/{r.total}）" if r.total else "无样品",
+                      "attrs": {"township": r.township, "program": r.program,
+                                "rate": f"{r.rate * 100:.1f}" if r.rate is not None else "",
+                                "below": "true" if r.below else "false"}} for r in mine]
+            target = mine[0].target
+            charts.append({"program": program, "name": program_name(program), "target": target,
+                           "svg": bar_chart(items, target=target, target_label=f"目标 {target * 100:g}%",
+                                            lo=rate_floor([r.rate for r in mine if r.rate is not None] + [target]))})
+        return self._render(request, "rates.html", "抽检合格率", rows=rows, charts=charts, period=period,
+                            choices=[str(now.year), *reversed(choices)], township=town,
+                            townships=list(self.config.townships))
+
+    async def pace(self, request: web.Request) -> web.Response:
+        today = self.service.now().date()
+        rows = figures.sampling_pace(self.config, self._events(), today)
+        days = (date(today.year + 1, 1, 1) - date(today.year, 1, 1)).days
+        share = today.timetuple().tm_yday / days
+        items = [{"label": r.township, "value": (r.batches / r.yearly_target) if r.yearly_target else None,
+                  "below": r.behind,
+                  "text": f"{r.batches}/{r.yearly_target} 批次" if r.yearly_target else "未设人口",
+                  "attrs": {"township": r.township, "batches": str(r.batches), "target": str(r.yearly_target),
+                            "behind": "true" if r.behind else "false"}} for r in rows]
+        hi = max([1.0] + [i["value"] for i in items if i["value"] is not None])
+        svg = bar_chart(items, target=share, target_label=f"按进度应完成 {share * 100:.1f}%", lo=0.0,
+                        hi=min(1.5, math.ceil(hi * 10) / 10), width=900)
+        return self._render(request, "pace.html", "抽检进度", rows=rows, svg=svg, today=today,
+                            per_thousand=figures.BATCHES_PER_THOUSAND, share=share)
+
+    async def calendar(self, request: web.Request) -> web.Response:
+        now = self.service.now()
+        upcoming = []
+        for at, label in self.service.upcoming(20):
+            rule, _, detail = label.partition(" ")
+            words = [cn_month(w) if len(w) == 7 and w[4] == "-" else w for w in detail.split()]
+            upcoming.append({"at": at, "rule": rule, "rule_name": rule_name(rule), "detail": " ".join(words)})
+        before = self.config.params("campaign.reminder").remind_days_before
+        window = self.config.params("campaign.missed").window_days
+        events = self.service.store.events(["inspection"])
+        found = [c for y in (now.year, now.year + 1) for c in figures.campaigns(self.config, events, y, now)]
+        towns = list(self.config.townships)
+        holidays: dict[tuple[int, str], dict[str, Any]] = {}
+        for c in sorted(found, key=lambda c: (c.date, towns.index(c.township))):
+            h = holidays.setdefault((c.date.year, c.holiday), {
+                "holiday": c.holiday, "year": c.date.year, "date": c.date,
+                "remind": c.date - timedelta(days=before), "window_start": c.window_start, "townships": []})
+            h["townships"].append(c)
+        return self._render(request, "calendar.html", "期限与节前检查", upcoming=upcoming,
+                            campaigns=list(holidays.values()), townships=towns, window=window, before=before,
+                            campaign_status=CAMPAIGN_TEXT)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _AckState:
+    acked_by: list[str] = field(default_factory=list)
+    closed: bool = False
+
+
+def ack_state(notices: Iterable[Mapping[str, Any]], acks: Iterable[Mapping[str, Any]]) -> dict[str, _AckState]:
+    """Per notice id: which departments acknowledged it and whether one closed it (办结).
+    An ack may name the notice by its key instead of its id."""
+    by_key = {n["key"]: n["id"] for n in notices}
+    out: dict[str, _AckState] = {}
+    for a in acks:
+        nid = by_key.get(a.get("notice_id"), a.get("notice_id"))
+        st = out.setdefault(nid, _AckState())
+        if a.get("by") not in st.acked_by:
+            st.acked_by.append(a.get("by"))
+        if a.get("action") == "办结":
+            st.closed = True
+    return out
+
+
+def last_months(today: date, count: int) -> list[str]:
+    """``count`` months ending with the month of ``today``, oldest first (YYYY-MM)."""
+    y, m = today.year, today.month
+    out = []
+    for _ in range(count):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return out[::-1]
+
+
+def rate_floor(values: list[float]) -> float:
+    """Where a pass-rate axis starts: rates cluster near 100%, so a 0–100% axis would hide
+    the gap to a 98% target; the axis is labelled, so the cut is visible."""
+    low = min(values, default=1.0)
+    for floor in (0.8, 0.5):
+        if low >= floor + 0.02:
+            return floor
+    return 0.0
+
+
+def bar_chart(items: list[dict[str, Any]], *, target: float | None = None, target_label: str = "",
+              lo: float = 0.0, hi: float = 1.0, width: int = 640) -> dict[str, Any]:
+    """Geometry of a horizontal bar chart (values are fractions; the axis in per cent), drawn
+    as inline SVG by the ``bar_chart`` macro: the server draws, the page needs no script."""
+    label_w, text_w, row_h, top, bottom = 70, 150, 28, 30, 28
+    plot_w = width - label_w - text_w
+    span = (hi - lo) or 1.0
+
+    def x(v: float) -> float:
+        return round(label_w + plot_w * (min(max(v, lo), hi) - lo) / span, 1)
+
+    bars = []
+    for i, it in enumerate(items):
+        y = top + i * row_h
+        v = it.get("value")
+        bars.append({**it, "y": y, "x": label_w, "w": 0 if v is None else max(1.0, x(v) - label_w),
+                     "h": row_h - 8, "ty": y + row_h / 2 + 1, "tx": (x(v) if v is not None else label_w) + 6,
+                     "cls": "bar-below" if it.get("below") else "bar-ok"})
+    step = 0.05 if span <= 0.25 else (0.1 if span <= 0.6 else 0.2)
+    ticks, k = [], 0
+    while lo + k * step <= hi + 1e-9:
+        v = lo + k * step
+        ticks.append({"x": x(v), "label": f"{v * 100:.0f}%"})
+        k += 1
+    height = top + len(items) * row_h + bottom
+    return {"width": width, "height": height, "bars": bars, "ticks": ticks, "top": top - 6,
+            "axis_y": top + len(items) * row_h, "label_w": label_w,
+            "target": None if target is None else {"x": x(target), "label": target_label},
+            "lo": lo}
+
+
+def _secure(resp: web.StreamResponse) -> None:
+    resp.headers["Content-Security-Policy"] = _CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Cache-Control"] = "no-store"
+
+
+def _local(path: str) -> str:
+    """Only a path on this site is a place to go back to (no open redirect)."""
+    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def add_routes(app: web.Application, service: Any, settings: Any) -> Dashboard:
+    """Adds the dashboard's pages, forms and static files to ``app``."""
+    board = Dashboard(service, settings)
+    app[APP_KEY] = board
+    app.router.add_get("/", board.index)
+    app.router.add_get("/reports", board.reports)
+    app.router.add_get("/rates", board.rates)
+    app.router.add_get("/pace", board.pace)
+    app.router.add_get("/calendar", board.calendar)
+    app.router.add_get("/login", board.login_page)
+    app.router.add_post("/login", board.login)
+    app.router.add_get("/logout", board.logout)
+    app.router.add_post("/logout", board.logout)
+    app.router.add_post("/board/ack", board.act)
+    app.router.add_static("/static/", HERE / "static", append_version=False)
+    return board
