@@ -564,3 +564,47 @@ def test_county_compose_describes_the_same_county_once_loaded() -> None:
     assert compose_cfg.rules == plain.rules
     assert compose_cfg.tz == plain.tz
     assert (compose_cfg.max_jump_days, compose_cfg.dedup_days) == (plain.max_jump_days, plain.dedup_days)
+
+
+
+# --------------------------------------------------------------------------- the office service
+
+def test_office_runs_shian_run_on_kafka_after_the_topics(services: dict[str, dict[str, Any]]) -> None:
+    office = services["office"]
+    args = _parser().parse_args(office["command"][1:])
+    assert args.command == "run" and args.broker == f"kafka://{KAFKA}:9092" and not args.backfill
+    assert office["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_office_dashboard_is_published_on_loopback_at_its_listen_port(services: dict[str, dict[str, Any]]) -> None:
+    from shian.office.settings import parse as service_settings
+
+    office = services["office"]
+    config = load(str(COUNTY_COMPOSE))
+    settings = service_settings(config, env={k: f"{k}-0123456789" for k in env_of(office)})
+    assert office["ports"] == [f"127.0.0.1:{settings.port}:{settings.port}"]
+
+
+def test_office_tokens_come_from_the_environment_and_the_config_needs_them(services: dict[str, dict[str, Any]]) -> None:
+    from shian.office.settings import parse as service_settings
+    from shian.rules.config import ConfigError
+
+    env = env_of(services["office"])
+    assert env and all(str(v).startswith("${") and ":?" in str(v) for v in env.values()), \
+        "tokens must come from the host's environment, required, never written in the file"
+    config = load(str(COUNTY_COMPOSE))
+    with pytest.raises(ConfigError):
+        service_settings(config, env={})
+    settings = service_settings(config, env={k: f"{k}-0123456789" for k in env})
+    assert not settings.open_access, "listening beyond loopback needs tokens"
+
+
+def test_office_data_is_on_a_named_volume_under_the_image_made_directory(compose: dict[str, Any],
+                                                                          services: dict[str, dict[str, Any]]) -> None:
+    from shian.office.settings import parse as service_settings
+
+    mounts = dict(v.split(":", 1) for v in services["office"]["volumes"])
+    assert set(mounts) <= set(compose["volumes"])
+    config = load(str(COUNTY_COMPOSE))
+    settings = service_settings(config, env={k: f"{k}-0123456789" for k in env_of(services["office"])})
+    assert any(str(settings.data_dir).startswith(target) for target in mounts.values())
