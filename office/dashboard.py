@@ -63,11 +63,16 @@ class _Session:
     failures: int = 0
 
 
+FIGURE_TYPES = ("sampling_result", "monthly_report", "inspection")
+
+
 class Dashboard:
     def __init__(self, service: Any, settings: Any) -> None:
         self.service, self.settings = service, settings
         self.config = service.config
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._seq = 0
+        self._typed: list[Any] = []
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(("html",), default=True),
                                trim_blocks=True, lstrip_blocks=True)
@@ -254,8 +259,14 @@ class Dashboard:
 
     # -- figure pages -------------------------------------------------------------------------
 
-    def _events(self) -> list[dict[str, Any]]:
-        return self.service.store.events(["sampling_result", "monthly_report", "inspection"])
+    def _events(self) -> list[Any]:
+        """The figure pages' events, typed once: each page load reads only the journal rows
+        added since the last one (the journal only grows)."""
+        seq, new = self.service.store.events_after(self._seq, FIGURE_TYPES)
+        if new:
+            self._typed.extend(figures.typed(self.config, new))
+        self._seq = seq
+        return self._typed
 
     def _township_filter(self, request: web.Request) -> str | None:
         t = request.query.get("township") or None

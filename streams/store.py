@@ -126,6 +126,15 @@ class Store:
             args.append(township)
         return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY seq", args)]
 
+    def events_after(self, seq: int, types: Iterable[str]) -> tuple[int, list[dict[str, Any]]]:
+        """The events of these types after journal row ``seq``, and the last row read: the
+        journal only grows, so a reader can keep what it has and ask for the rest."""
+        types = list(types)
+        rows = self.db.execute(f"SELECT seq, json FROM events WHERE seq > ? AND type IN ({','.join('?' * len(types))})"
+                               " ORDER BY seq", (seq, *types)).fetchall()
+        last = max(seq, self.last_seq()) if not rows else max(rows[-1][0], self.last_seq())
+        return last, [json.loads(r[1]) for r in rows]
+
     def rejects(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT at, source, line, raw, reason FROM rejects ORDER BY seq DESC LIMIT ?",
                                (limit,)).fetchall()
