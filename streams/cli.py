@@ -521,6 +521,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
           + (f"非紧急通知在工作日 {settings.work_start:%H:%M}–{settings.work_end:%H:%M} 发送" if settings.quiet_hours
              else "不设免打扰时段")
           + (f"；每日汇总 {settings.digest_at:%H:%M}" if settings.digest_at else "；无每日汇总"))
+    from shian.office.settings import parse as service_settings
+
+    try:
+        service = service_settings(config)
+    except ConfigError as e:
+        print("服务配置（service）有误：", *e.problems, sep="\n  ", file=sys.stderr)
+        return 2
+    print(f"内嵌服务（shian run）：监听 {service.host}:{service.port}；数据 {service.data_dir}"
+          + (f"；投放文件夹 {service.drop_dir}" if service.drop_dir else "")
+          + (f"；数据来源 {', '.join(service.feed_names)}" if service.feed_names else "")
+          + ("；未配置令牌（仅限本机访问）" if service.open_access else ""))
     print("\n乡镇：")
     for name, t in config.townships.items():
         pop = f"人口 {t.population}，" if t.population is not None else ""

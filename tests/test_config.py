@@ -174,3 +174,12 @@ def test_yaml_file_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         load(p)
     assert any(str(p) in x and "source.silent" in x and "days" in x for x in err.value.problems)
+
+
+def test_check_config_refuses_a_service_section_whose_token_variable_is_unset(write_config, capsys, monkeypatch):
+    """The service section is checked like the rest: a token named by an unset variable."""
+    monkeypatch.delenv("SHIAN_TEST_UNSET_TOKEN", raising=False)
+    path = write_config(config_overrides={"service": {"tokens": {"hh-fso": {"token_env": "SHIAN_TEST_UNSET_TOKEN"}}}})
+    assert main(["check-config", "--config", path, "--now", "2026-04-20T00:00"]) == 2
+    err = capsys.readouterr().err
+    assert "service.tokens.hh-fso.token_env" in err and "SHIAN_TEST_UNSET_TOKEN" in err
