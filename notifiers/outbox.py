@@ -441,6 +441,15 @@ class Outbox:
             sql += " WHERE " + " AND ".join(where)
         return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY n.at, n.rowid", args)]
 
+    def notices_after(self, rowid: int) -> tuple[int, list[dict[str, Any]]]:
+        """Notices stored after row ``rowid``, in arrival order, and the last row: notices are
+        only ever added, so a reader can keep what it has and ask for the rest."""
+        rows = self.db.execute("SELECT rowid, json FROM notices WHERE rowid > ? ORDER BY rowid", (rowid,)).fetchall()
+        return (rows[-1][0] if rows else rowid), [json.loads(r[1]) for r in rows]
+
+    def silenced_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM notices WHERE silenced = 1")}
+
     def open_deadlines(self, dept: str, after: datetime) -> list[dict[str, Any]]:
         """``dept``'s notices (not silenced) whose ``due`` is later than ``after``, soonest first."""
         return [json.loads(r[0]) for r in self.db.execute(

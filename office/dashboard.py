@@ -73,6 +73,10 @@ class Dashboard:
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self._seq = 0
         self._typed: list[Any] = []
+        self._notice_row = self._ack_seq = 0
+        self._notice_list: list[dict[str, Any]] = []
+        self._by_key: dict[str, str] = {}
+        self._ack_state: dict[str, _AckState] = {}
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(("html",), default=True),
                                trim_blocks=True, lstrip_blocks=True)
@@ -172,11 +176,10 @@ class Dashboard:
     async def index(self, request: web.Request) -> web.Response:
         _, s, _ = self._session(request)
         scope = "all" if request.query.get("scope") == "all" or s.dept is None else "mine"
-        notices = self.service.outbox.notices()
-        quiet = {n["id"] for n in notices} - {n["id"] for n in self.service.outbox.notices(include_silenced=False)}
-        state = ack_state(notices, self.service.store.events(["ack"]))
+        notices, state = self._notices()
+        quiet = self.service.outbox.silenced_ids()
         groups: dict[str, list[dict[str, Any]]] = {sev: [] for sev, _ in SEVERITIES}
-        for n in reversed(notices):                      # newest first
+        for n in sorted(notices, key=lambda n: n["at"], reverse=True):    # newest first
             st = state.get(n["id"], _AckState())
             if st.closed or n["severity"] not in groups:
                 continue
@@ -258,6 +261,16 @@ class Dashboard:
         raise resp
 
     # -- figure pages -------------------------------------------------------------------------
+
+    def _notices(self) -> tuple[list[dict[str, Any]], dict[str, "_AckState"]]:
+        """All notices and their ack state, kept between page loads: only the notices and
+        acks added since the last load are read (both stores only grow)."""
+        self._notice_row, new = self.service.outbox.notices_after(self._notice_row)
+        self._notice_list.extend(new)
+        self._by_key.update({n["key"]: n["id"] for n in new})
+        self._ack_seq, acks = self.service.store.events_after(self._ack_seq, ("ack",))
+        apply_acks(self._ack_state, self._by_key, acks)
+        return self._notice_list, self._ack_state
 
     def _events(self) -> list[Any]:
         """The figure pages' events, typed once: each page load reads only the journal rows
@@ -357,11 +370,9 @@ class _AckState:
     closed: bool = False
 
 
-def ack_state(notices: Iterable[Mapping[str, Any]], acks: Iterable[Mapping[str, Any]]) -> dict[str, _AckState]:
+def apply_acks(out: dict[str, _AckState], by_key: Mapping[str, str], acks: Iterable[Mapping[str, Any]]) -> None:
     """Per notice id: which departments acknowledged it and whether one closed it (办结).
     An ack may name the notice by its key instead of its id."""
-    by_key = {n["key"]: n["id"] for n in notices}
-    out: dict[str, _AckState] = {}
     for a in acks:
         nid = by_key.get(a.get("notice_id"), a.get("notice_id"))
         st = out.setdefault(nid, _AckState())
@@ -369,7 +380,6 @@ def ack_state(notices: Iterable[Mapping[str, Any]], acks: Iterable[Mapping[str, 
             st.acked_by.append(a.get("by"))
         if a.get("action") == "办结":
             st.closed = True
-    return out
 
 
 def last_months(today: date, count: int) -> list[str]:
