@@ -274,12 +274,13 @@ class Dashboard:
 
     def _events(self) -> list[Any]:
         """The figure pages' events, typed once: each page load reads only the journal rows
-        added since the last one (the journal only grows)."""
+        added since the last one (the journal only grows). A copy, for the worker thread the
+        figures are computed in (so the event loop keeps taking events meanwhile)."""
         seq, new = self.service.store.events_after(self._seq, FIGURE_TYPES)
         if new:
             self._typed.extend(figures.typed(self.config, new))
         self._seq = seq
-        return self._typed
+        return list(self._typed)
 
     def _township_filter(self, request: web.Request) -> str | None:
         t = request.query.get("township") or None
@@ -290,7 +291,7 @@ class Dashboard:
         count = 12 if request.query.get("months") == "12" else 6
         months = last_months(now.date(), count)
         town = self._township_filter(request)
-        rows = [r for r in figures.report_board(self.config, self._events(), months, now)
+        rows = [r for r in await asyncio.to_thread(figures.report_board, self.config, self._events(), months, now)
                 if town is None or r.township == town]
         tally = {st: sum(1 for r in rows if r.cells[months[-1]].status == st) for st in STATUS_TEXT}
         return self._render(request, "reports.html", "月报报送", rows=rows, months=months, status_text=STATUS_TEXT,
@@ -304,7 +305,7 @@ class Dashboard:
         if period != str(now.year) and period not in choices:
             period = choices[-2]                     # the month just closed: the one the rule judged
         town = self._township_filter(request)
-        rows = [r for r in figures.pass_rates(self.config, self._events(), period)
+        rows = [r for r in await asyncio.to_thread(figures.pass_rates, self.config, self._events(), period)
                 if town is None or r.township == town]
         charts = []
         for program in dict.fromkeys(r.program for r in rows):
@@ -324,7 +325,7 @@ class Dashboard:
 
     async def pace(self, request: web.Request) -> web.Response:
         today = self.service.now().date()
-        rows = figures.sampling_pace(self.config, self._events(), today)
+        rows = await asyncio.to_thread(figures.sampling_pace, self.config, self._events(), today)
         days = (date(today.year + 1, 1, 1) - date(today.year, 1, 1)).days
         share = today.timetuple().tm_yday / days
         items = [{"label": r.township, "value": (r.batches / r.yearly_target) if r.yearly_target else None,
