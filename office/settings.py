@@ -35,7 +35,7 @@ class _Section(_Strict):
     listen: str = "127.0.0.1:8080"
     data_dir: str = "shian-data"
     drop_dir: str | None = None
-    snapshot_every: int = Field(1000, ge=1)
+    snapshot_every: int = Field(10_000, ge=1)  # a snapshot pickles the whole state: not too often
     feeds: dict[str, Feed] = {}
     tokens: dict[str, TokenSpec] = {}
 
