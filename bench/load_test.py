@@ -222,7 +222,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     down.clear()
                     result["restart_s"] = round(time.monotonic() - t_start - result["killed_at_s"], 2)
 
-                tasks.add(asyncio.create_task(back()))
+                restart = asyncio.create_task(back())
+                tasks.add(restart)
+                restart.add_done_callback(tasks.discard)
             t = asyncio.create_task(post(i))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
