@@ -94,10 +94,10 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
             runner = runners[p] = PartitionRunner(config, p, partitions, outbox.append, engine=engine)
         return runner
 
-    def save(p: int) -> None:
+    def save(p: int, runner: PartitionRunner) -> None:
         """Write the snapshot's chunks into the slot the head does not name, then move the
         head: a worker killed half-way through leaves the previous snapshot whole."""
-        blob = runners[p].engine.snapshot()
+        blob = runner.engine.snapshot()
         chunks = [blob[i:i + CHUNK] for i in range(0, len(blob), CHUNK)] or [b""]
         head = table.get(f"engine-{p}".encode())
         slot = "b" if head and head.startswith(b"a:") else "a"
@@ -124,14 +124,28 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
                        partition=None, timestamp=None, headers=None)
         outbox.clear()
 
+    async def checkpoint(tp: Any, runner: PartitionRunner, state: list[Any]) -> None:
+        """Notices out, then the snapshot, then the offset (Faust flushes before it commits)."""
+        await flush_outbox()
+        await app.producer.flush()
+        save(tp.partition, runner)
+        await app.consumer._commit_offsets({tp: state[1] + 1})
+        state[0], state[2] = 0, time.monotonic()
+
     @app.on_partitions_revoked.connect
-    async def forget_revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        """A partition that moves to another worker is that worker's; its state follows in
-        the table, and what was not committed here is redelivered there."""
+    async def hand_over(sender: Any, revoked: Any, **_: Any) -> None:
+        """A partition that moves to another worker is that worker's: a last snapshot and
+        commit here, so that it starts where this one stopped (if that fails, it is only
+        redelivered more events: at least once)."""
         for tp in revoked:
-            if tp.topic == EVENTS:
-                runners.pop(tp.partition, None)
-                progress.pop(tp.partition, None)
+            if tp.topic != EVENTS:
+                continue
+            runner, state = runners.pop(tp.partition, None), progress.pop(tp.partition, None)
+            if runner is not None and state is not None and state[0]:
+                try:
+                    await checkpoint(tp, runner, state)
+                except Exception:  # the runtime's boundary: the next owner is redelivered the rest
+                    log.warning("partition %d: no hand-over snapshot", tp.partition, exc_info=True)
 
     progress: dict[int, list[Any]] = {}  # partition → [events since the snapshot, last offset, saved at]
 
@@ -160,15 +174,15 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
             except Exception as e:  # the runtime's boundary: the input is set aside, never lost
                 log.exception("partition %d offset %d", p, record.offset)
                 await reject(record, f"处理失败：{type(e).__name__}: {e}")
-        await flush_outbox()
         state[0] += len(records)
         state[1] = records[-1].offset
-        now = time.monotonic()
-        if ticked or state[0] >= SNAPSHOT_EVERY or now - state[2] >= SNAPSHOT_SECONDS:
-            await app.producer.flush()  # the notices before the snapshot that covers them
-            save(p)
-            await app.consumer._commit_offsets({tp: state[1] + 1})  # flushes the snapshot first
-            state[0], state[2] = 0, now
+        if runners.get(p) is not runner:  # handed over meanwhile: the new owner is redelivered the rest
+            await flush_outbox()
+            return
+        if ticked or state[0] >= SNAPSHOT_EVERY or time.monotonic() - state[2] >= SNAPSHOT_SECONDS:
+            await checkpoint(tp, runner, state)
+        else:
+            await flush_outbox()
 
     install(app, EVENTS, on_batch)
     app.topics.add(events)
