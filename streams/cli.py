@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     where = a.add_mutually_exclusive_group()
     where.add_argument("--out", metavar="FILE", help="把 ack 事件追加到此事件文件（JSON Lines，供 replay）")
     where.add_argument("--broker", metavar="kafka://HOST:PORT", help="把 ack 事件发布到 Kafka 的 events 主题")
+    where.add_argument("--service", metavar="URL", help="交给正在运行的 shian run（如 http://127.0.0.1:8080）")
+    a.add_argument("--token-env", default="SHIAN_TOKEN", metavar="VAR",
+                   help="（--service）存放本部门令牌的环境变量，缺省 SHIAN_TOKEN；服务未配置令牌时可不设")
 
     si = sub.add_parser("silence", help="静默：在一段时间内不发送某条规则和/或某个乡镇的通知（仍然记录）")
     ss = si.add_subparsers(dest="silence_command", required=True)
@@ -420,6 +423,8 @@ def cmd_ack(args: argparse.Namespace) -> int:
     import json
 
     config = _load(args.config)
+    if args.service:
+        return _ack_by_service(args)
     at = _time_arg(args.at, config, "--at") or datetime.now(config.tz).replace(microsecond=0)
     if args.by not in config.departments:
         print(f"--by：未知的部门 id“{args.by}”；可用：{', '.join(config.departments)}", file=sys.stderr)
@@ -461,6 +466,41 @@ def cmd_ack(args: argparse.Namespace) -> int:
         print(f"已发布到 events：{line}", file=sys.stderr)
     else:
         print(line)
+    return 0
+
+
+def _ack_by_service(args: argparse.Namespace) -> int:
+    """``shian ack --service URL``: the running ``shian run`` checks the recipient and records
+    the ack at its own clock (``POST /api/notices/{id}/ack``)."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    body = {"action": args.action, "by": args.by}
+    if args.note:
+        body["note"] = args.note
+    headers = {"Content-Type": "application/json"}
+    token = os.environ.get(args.token_env)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"{args.service.rstrip('/')}/api/notices/{quote(args.notice_id)}/ack"
+    req = urllib.request.Request(url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answer = json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            reason = json.loads(e.read()).get("error", "")
+        except ValueError:
+            reason = ""
+        print(f"shian run 拒绝了（HTTP {e.code}）：{reason or e.reason}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"无法连接 {args.service}：{e}", file=sys.stderr)
+        return 2
+    print(f"已{args.action}：{args.notice_id}（{answer.get('status', '')}）", file=sys.stderr)
     return 0
 
 

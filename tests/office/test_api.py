@@ -512,3 +512,27 @@ def test_open_access_on_loopback_needs_no_token(make_service):
             assert st == 201 and body["by"] == ""
 
     go(make_service, scenario, county(service={"listen": "127.0.0.1:0", "data_dir": "data"}))
+
+
+def test_shian_ack_service_signs_for_a_notice_through_the_running_service(make_service, monkeypatch, capsys):
+    """``shian ack --service URL`` acts with the department token from the environment; the
+    service refuses a department that did not receive the notice."""
+    from shian.streams.cli import main
+
+    async def scenario(service: Service, base: str) -> tuple[int, int, dict]:
+        service.accept_object(sample("CLI-1"), "test")
+        notice = next(n for n in service.outbox.notices() if "CLI-1" in n["event_ids"])
+        outsider = next(d for d in TOKENS if d not in notice["recipients"])
+        recipient = next(d for d in notice["recipients"] if d in TOKENS)
+        monkeypatch.setenv("SHIAN_TOKEN", TOKENS[outsider])
+        refused = await asyncio.to_thread(main, ["ack", notice["id"], "--by", outsider, "--config",
+                                                 service.config.path, "--service", base])
+        monkeypatch.setenv("SHIAN_TOKEN", TOKENS[recipient])
+        done = await asyncio.to_thread(main, ["ack", notice["id"], "--by", recipient, "--action", "办结",
+                                              "--note", "已处置", "--config", service.config.path, "--service", base])
+        return refused, done, {"acks": service.store.events(["ack"]), "recipient": recipient}
+
+    refused, done, seen = go(make_service, scenario)
+    assert refused == 2 and "403" in capsys.readouterr().err
+    assert done == 0
+    assert [(a["by"], a["action"], a.get("note")) for a in seen["acks"]] == [(seen["recipient"], "办结", "已处置")]
