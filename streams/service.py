@@ -25,7 +25,7 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -88,6 +88,7 @@ class Service:
         self.validator = Validator(config.known())
         self.metrics = Metrics()
         self._raised: list[Notice] = []
+        self._backfilling = False
         self._since_snapshot = 0
         snap = self.store.load_snapshot()
         engine = None
@@ -153,10 +154,14 @@ class Service:
     def backfill(self, paths: list[str]) -> Counter:
         """``--backfill``: files on event time (as replay), then the clock to the wall clock."""
         tally: Counter = Counter()
-        for path in paths:
-            for o in self.accept_records(read_records(path), mode="event"):
-                tally[o.status] += 1
-        self.tick()
+        self._backfilling = True  # all its notices arrive at once: no group waits for more
+        try:
+            for path in paths:
+                for o in self.accept_records(read_records(path), mode="event"):
+                    tally[o.status] += 1
+            self.tick()
+        finally:
+            self._backfilling = False
         self.snapshot()
         return tally
 
@@ -200,6 +205,8 @@ class Service:
         """Notices raised so far into the outbox (known ids are ignored there)."""
         added = 0
         now = self.now()
+        if self._backfilling:
+            now -= timedelta(seconds=self.delivery.group_wait_seconds)
         for n in self._raised:
             if self.outbox.add(n.to_json(), now):
                 added += 1

@@ -140,3 +140,22 @@ def test_only_a_recipient_department_can_acknowledge(make_service):
     assert done.status == "accepted"
     acks = svc.store.events(types=["ack"])
     assert [(a["by"], a["action"], a["note"]) for a in acks] == [(notice["recipients"][0], "办结", "已下架")]
+
+
+def test_a_backfills_notices_are_due_at_once_not_after_a_group_wait(make_service, tmp_path: Path):
+    """They all arrive together: a group has nothing more to wait for."""
+    import json
+
+    data = county(notifiers={"outbox": "outbox.sqlite", "file": {"dir": "out"}, "quiet_hours": False,
+                             "group_wait_seconds": 30, "digest": None})
+    events = tmp_path / "april.jsonl"
+    events.write_text(json.dumps(sample(1, datetime(2026, 4, 3, 9, 0, tzinfo=TZ)), ensure_ascii=False) + "\n",
+                      encoding="utf-8")
+    clock = Clock(datetime(2026, 4, 3, 12, 0, tzinfo=TZ))
+    svc = make_service(data, now=clock)
+    svc.backfill([str(events)])
+    assert svc.outbox.due(clock.t), "the backfill's notices wait for nothing"
+    svc.accept_object(sample(2, clock.t, entity="另一家"), "test")
+    due_ids = {n["id"] for b in svc.outbox.due(clock.t) for n in b.notices}
+    assert not any("CJ-2" in n["event_ids"] for n in svc.outbox.notices() if n["id"] in due_ids), \
+        "a live notice still waits its group's 30 s"
