@@ -1,6 +1,6 @@
 """Shared test helpers: a small two-township config and an in-process replay.
 
-Everything here follows /work/shared/spec/CONTRACT.md; tests assert the contract, not the
+Everything here follows the shared specification's CONTRACT.md; tests assert the contract, not the
 implementation.
 """
 from __future__ import annotations
