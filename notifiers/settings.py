@@ -13,9 +13,9 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shian.rules.config import Config, ConfigError, Robot, key_lines, Problems
+from shian.rules.config import Config, ConfigError, Robot, check_section
 from shian.rules.families import RULES
 from shian.rules.timeutil import parse_time
 
@@ -153,23 +153,8 @@ def webhook_of(robot: Robot) -> str | None:
 def parse(config: Config, *, env: Mapping[str, str] | None = None) -> Settings:
     """Checks ``config.notifiers`` and the departments' channels; raises ConfigError."""
     env = os.environ if env is None else env
-    try:
-        text = Path(config.path).read_text(encoding="utf-8-sig")
-        lines = key_lines(text)
-    except (OSError, ValueError):
-        lines = {}
-    problems = Problems(config.path, lines)
-    try:
-        raw = _Section.model_validate(dict(config.notifiers))
-    except ValidationError as err:
-        problems.from_pydantic(("notifiers",), err)
-        raise ConfigError(problems.items) from None
-
-    base = Path(config.path).resolve().parent
-
-    def path(p: str) -> Path:
-        q = Path(p).expanduser()
-        return q if q.is_absolute() else base / q
+    section = check_section(config, "notifiers", _Section)
+    raw, problems, path = section.raw, section.problems, section.path
 
     if raw.smtp is not None:
         if raw.smtp.username and not raw.smtp.password_env:

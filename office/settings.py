@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shian.rules.config import Config, ConfigError, Problems, key_lines
+from shian.rules.config import Config, ConfigError, check_section
 
 
 class _Strict(BaseModel):
@@ -85,21 +85,8 @@ def _match(token: str | None, table: Mapping[str, str]) -> str | None:
 
 def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSettings:
     env = os.environ if env is None else env
-    try:
-        lines = key_lines(Path(config.path).read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
-        lines = {}
-    problems = Problems(config.path, lines)
-    try:
-        raw = _Section.model_validate(dict(config.service or {}))
-    except ValidationError as err:
-        problems.from_pydantic(("service",), err)
-        raise ConfigError(problems.items) from None
-    base = Path(config.path).resolve().parent
-
-    def path(p: str) -> Path:
-        q = Path(p).expanduser()
-        return q if q.is_absolute() else base / q
+    section = check_section(config, "service", _Section)
+    raw, problems, path = section.raw, section.problems, section.path
 
     host, _, port_text = raw.listen.rpartition(":")
     port = int(port_text) if port_text.isdigit() else -1

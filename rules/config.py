@@ -147,6 +147,35 @@ class Problems:
                 self.add(loc, f"取值 {e.get('input')!r} 无效：{e['msg']}", "按 README 中的说明修改")
 
 
+@dataclass(frozen=True)
+class Section:
+    """A section of the config checked after :func:`load` by the part that owns it
+    (``notifiers:``, ``service:``): its typed model, a problem list that names the config's
+    file and lines, and paths resolved against the config file's folder."""
+    raw: Any
+    problems: Problems
+    base: Path
+
+    def path(self, p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else self.base / q
+
+
+def check_section(config: Config, key: str, model: type[BaseModel]) -> Section:
+    """Validates ``config.<key>`` with ``model``; raises ConfigError with every problem."""
+    try:
+        lines = key_lines(Path(config.path).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        lines = {}
+    problems = Problems(config.path, lines)
+    try:
+        raw = model.model_validate(dict(getattr(config, key) or {}))
+    except ValidationError as err:
+        problems.from_pydantic((key,), err)
+        raise ConfigError(problems.items) from None
+    return Section(raw, problems, Path(config.path).resolve().parent)
+
+
 def _merge(spec_params: type[RuleParams], override: dict[str, Any]) -> dict[str, Any]:
     """Parameter-by-parameter merge; mapping parameters (targets, hours) merge per key."""
     merged: dict[str, Any] = {}
