@@ -21,7 +21,9 @@ from shian.rules.events import Rejected
 
 from .kafka import CLOCK_HEADER, EVENTS, NOTICES, TICK_HEADER, bootstrap
 from .partitioned import check_live_time, partition_of
-from .service import Outcome, Service, _route
+from shian.notifiers.routing import recipients
+
+from .service import Outcome, Service
 
 log = logging.getLogger("shian.office.kafka")
 
@@ -39,11 +41,7 @@ class KafkaOffice(Service):
 
     def accept_object(self, obj: Any, source: str, line: Any = None, *, mode: str = "live") -> Outcome:
         try:
-            if isinstance(obj, (str, bytes)):
-                ev = self.validator.from_json(obj)
-                obj = json.loads(obj)
-            else:
-                ev = self.validator.from_object(obj)
+            ev, obj = self._decode(obj)
             check_live_time(ev, self.now())
         except Rejected as r:
             return self._reject(source, line, obj, r.reason)
@@ -67,7 +65,7 @@ class KafkaOffice(Service):
     def upcoming(self, count: int = 20) -> list[tuple[datetime, str]]:
         """The calendar's deadlines (reports, campaigns, pass rates) from a fresh engine: the
         entity deadlines live in the workers."""
-        return Engine(self.config, _route, lambda n: None).upcoming(self.now(), count)
+        return Engine(self.config, recipients, lambda n: None).upcoming(self.now(), count)
 
     def _follow(self, consumer: Any, stop: asyncio.Event) -> None:
         """Blocking loop in a thread: notices into the outbox, events into the journal."""
@@ -99,9 +97,7 @@ class KafkaOffice(Service):
             ev = self.validator.from_object(obj)
         except (ValueError, Rejected):
             return
-        exists = self.store.db.execute("SELECT 1 FROM events WHERE type = ? AND township = ? AND id = ?",
-                                       (ev.type, ev.township, ev.id)).fetchone()
-        if exists:
+        if self.store.has(ev):
             return
         now = self.now()
         with self.store.transaction() as c:

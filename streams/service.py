@@ -20,16 +20,17 @@ ahead of the wall clock is rejected as a probable typo.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from shian.notifiers.delivery import open_dispatcher
+from shian.notifiers.routing import recipients
 from shian.notifiers.settings import Settings as DeliverySettings
 from shian.office.settings import ServiceSettings
 from shian.rules.config import Config
@@ -93,7 +94,7 @@ class Service:
         snap = self.store.load_snapshot()
         engine = None
         if snap is not None:
-            engine = Engine.restore(snap[1], config, _route, self._raised.append)
+            engine = Engine.restore(snap[1], config, recipients, self._raised.append)
         self.runner = PartitionRunner(config, 0, 1, self._raised.append, engine=engine)
         self._recover(snap[0] if snap else 0)
 
@@ -118,10 +119,7 @@ class Service:
     def accept_object(self, obj: Any, source: str, line: Any = None, *, mode: str = "live") -> Outcome:
         """One event as a JSON value (already parsed) or text."""
         try:
-            ev = self.validator.from_json(obj) if isinstance(obj, (str, bytes)) else self.validator.from_object(obj)
-            if isinstance(obj, (str, bytes)):
-                import json
-                obj = json.loads(obj)
+            ev, obj = self._decode(obj)
             now = self.now()
             status = self.runner.engine.admit(ev) if mode == "event" else self.runner.live_event(ev, now)
         except Rejected as r:
@@ -139,6 +137,14 @@ class Service:
         if self._since_snapshot >= self.settings.snapshot_every:
             self.snapshot()
         return Outcome("accepted", line, ev.id)
+
+    def _decode(self, obj: Any) -> tuple[Any, dict[str, Any]]:
+        """The validated event and its JSON object, from text or an already parsed value;
+        raises Rejected."""
+        if isinstance(obj, (str, bytes)):
+            ev = self.validator.from_json(obj)
+            return ev, json.loads(obj)
+        return self.validator.from_object(obj), obj
 
     def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
         """Records of a file or an upload (JSON Lines, CSV, XLSX), each on its own."""
@@ -181,8 +187,6 @@ class Service:
         return self.accept_object(obj, f"ack:{dept}")
 
     def _reject(self, source: str, line: Any, raw: Any, reason: str) -> Outcome:
-        import json
-
         text = raw if isinstance(raw, str) else (raw.decode("utf-8", "replace") if isinstance(raw, bytes)
                                                 else json.dumps(raw, ensure_ascii=False))
         self._deliver()  # deadlines the clock passed before the event was refused
@@ -216,7 +220,7 @@ class Service:
 
     def upcoming(self, count: int = 20) -> list[tuple[datetime, str]]:
         """The next deadlines of the live state (on a copy: the engine itself is untouched)."""
-        copy = Engine.restore(self.runner.engine.snapshot(), self.config, _route, lambda n: None)
+        copy = Engine.restore(self.runner.engine.snapshot(), self.config, recipients, lambda n: None)
         return copy.upcoming(self.now(), count)
 
     def snapshot(self) -> None:
@@ -277,8 +281,3 @@ class Service:
         self.outbox.close()
         self.store.close()
 
-
-def _route(config: Config, level: str, township: str, route_key: str | None) -> tuple[str, ...]:
-    from shian.notifiers.routing import recipients
-
-    return recipients(config, level, township, route_key)

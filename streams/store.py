@@ -101,6 +101,11 @@ class Store:
                 "SELECT seq, mode, clock, json FROM events WHERE seq > ? ORDER BY seq", (seq,)):
             yield Row(s, mode, parse_time(clock, self.tz), json.loads(text))
 
+    def has(self, ev: Any) -> bool:
+        """Whether the journal holds this event (same type, township and id)."""
+        return self.db.execute("SELECT 1 FROM events WHERE type = ? AND township = ? AND id = ?",
+                               (ev.type, ev.township, ev.id)).fetchone() is not None
+
     def last_seq(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
 

@@ -70,8 +70,6 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
         broker_heartbeat_interval=SESSION_TIMEOUT / 4,
     )
     events = app.topic(EVENTS, key_serializer="raw", value_serializer="raw", partitions=partitions)
-    notices = app.topic(NOTICES, key_serializer="raw", value_serializer="raw", partitions=partitions)
-    rejects = app.topic(REJECTS, key_serializer="raw", value_serializer="raw", partitions=1)
     table = app.Table("shian-engines", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
     validator = Validator(config.known())
     runners: dict[int, PartitionRunner] = {}
