@@ -24,12 +24,6 @@ def open_dispatcher(settings: Settings, *, now: Callable[[], datetime] | None = 
     return Dispatcher(settings, outbox, build(settings), Renderer(settings), now=now)
 
 
-def next_due(outbox: Outbox) -> datetime | None:
-    """When the earliest waiting delivery is due (None: nothing waits)."""
-    times = [d.next_at for d in outbox.deliveries(state="pending") if d.next_at is not None]
-    return min(times) if times else None
-
-
 async def deliver_due(dispatcher: Dispatcher, *, within: float, poll: float = 0.5) -> int:
     """Sends what is due now and what falls due in the next ``within`` seconds (a group's
     wait, a quick retry), then returns; later deliveries (working hours, long backoffs) stay
@@ -39,7 +33,7 @@ async def deliver_due(dispatcher: Dispatcher, *, within: float, poll: float = 0.
     deadline = time.monotonic() + within + 5 * poll
     while True:
         sent += await dispatcher.step()
-        due = next_due(dispatcher.outbox)
+        due = dispatcher.outbox.next_due()
         if due is None or due > horizon or time.monotonic() > deadline:
             return sent
         await asyncio.sleep(min(poll, max(0.0, (due - dispatcher.now()).total_seconds())))

@@ -441,6 +441,11 @@ class Outbox:
             sql += " WHERE " + " AND ".join(where)
         return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY n.at, n.rowid", args)]
 
+    def next_due(self) -> datetime | None:
+        """When the earliest waiting delivery is due (None: nothing waits)."""
+        t = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+        return self._dt(t)
+
     def notices_after(self, rowid: int) -> tuple[int, list[dict[str, Any]]]:
         """Notices stored after row ``rowid``, in arrival order, and the last row: notices are
         only ever added, so a reader can keep what it has and ask for the rest."""

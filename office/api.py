@@ -537,8 +537,7 @@ def prometheus_text(service: Service) -> str:
 
     states = service.outbox.state_counts()
     now = service.now()
-    oldest = service.outbox.db.execute(
-        "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at <= ?", (now.timestamp(),)).fetchone()[0]
+    oldest = service.outbox.next_due()  # later than now: nothing is due, no lag
     types = list(dict.fromkeys([*EVENT_TYPES, *m.events]))
     rules = list(dict.fromkeys([*RULES, *DELIVERY_RULES, *m.notices]))
     family("shian_events_accepted_total", "counter", "Events accepted, by type.",
@@ -552,7 +551,7 @@ def prometheus_text(service: Service) -> str:
     family("shian_delivery_failures_total", "counter", "Deliveries that failed for good.",
            [({}, states.get("failed", 0))])
     family("shian_delivery_lag_seconds", "gauge", "Age of the oldest due pending delivery (0 when none).",
-           [({}, max(0.0, now.timestamp() - oldest) if oldest is not None else 0)])
+           [({}, max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0)])
     family("shian_clock_lag_seconds", "gauge", "Seconds since the rule clock last ticked (since start if never).",
            [({}, round(max(0.0, time.time() - (m.last_tick or m.started)), 3))])
     family("shian_start_time_seconds", "gauge", "When the process started (Unix time).", [({}, round(m.started, 3))])
