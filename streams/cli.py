@@ -113,27 +113,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(path: str) -> Config:
+def _checked(what: str, parse: Any, *args: Any, **kw: Any) -> Any:
+    """``parse(*args)``, or every problem it found and exit 2: a refused config never starts."""
     try:
-        return load(path)
+        return parse(*args, **kw)
     except ConfigError as e:
-        print("配置有误，未启动：", file=sys.stderr)
-        for problem in e.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(f"{what}有误：", *e.problems, sep="\n  ", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _load(path: str) -> Config:
+    return _checked("配置", load, path)
 
 
 def _settings(config: Config) -> Any:
     """The ``notifiers:`` section, checked like the rest of the config."""
     from shian.notifiers.settings import parse
 
-    try:
-        return parse(config)
-    except ConfigError as e:
-        print("投递配置（notifiers）有误，未启动：", file=sys.stderr)
-        for problem in e.problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return _checked("投递配置（notifiers）", parse, config)
+
+
+def _service(config: Config, env: Any = None) -> Any:
+    """The ``service:`` section, checked like the rest of the config."""
+    from shian.office.settings import parse
+
+    return _checked("服务配置（service）", parse, config, env=env)
 
 
 def _time_arg(text: str | None, config: Config, flag: str) -> datetime | None:
@@ -258,18 +262,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    from shian.office.settings import parse as service_settings
-    from shian.rules.config import ConfigError
-
     config = _load(args.config)
     delivery = _settings(config)
-    try:
-        settings = service_settings(config)
-    except ConfigError as e:
-        print("服务配置（service）有误，未启动：", file=sys.stderr)
-        for problem in e.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+    settings = _service(config)
     if args.backfill:
         missing = [p for p in args.backfill if not Path(p).is_file()]
         if missing:
@@ -331,14 +326,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _office_data(config: Config) -> tuple[Any, Any]:
     """The store and outbox ``shian run`` keeps (read by report and ledger)."""
     from shian.notifiers.outbox import Outbox
-    from shian.office.settings import parse as service_settings
     from shian.streams.store import Store
 
-    try:
-        settings = service_settings(config, env={k: "-" * 8 for k in _token_envs(config)})
-    except ConfigError as e:
-        print("服务配置（service）有误：", *e.problems, sep="\n  ", file=sys.stderr)
-        raise SystemExit(2) from None
+    settings = _service(config, env={k: "-" * 8 for k in _token_envs(config)})
     delivery = _settings(config)
     if not settings.events_db.exists():
         print(f"还没有保存的事件（{settings.events_db}）：请先运行 shian run", file=sys.stderr)
@@ -561,13 +551,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
           + (f"非紧急通知在工作日 {settings.work_start:%H:%M}–{settings.work_end:%H:%M} 发送" if settings.quiet_hours
              else "不设免打扰时段")
           + (f"；每日汇总 {settings.digest_at:%H:%M}" if settings.digest_at else "；无每日汇总"))
-    from shian.office.settings import parse as service_settings
-
-    try:
-        service = service_settings(config)
-    except ConfigError as e:
-        print("服务配置（service）有误：", *e.problems, sep="\n  ", file=sys.stderr)
-        return 2
+    service = _service(config)
     print(f"内嵌服务（shian run）：监听 {service.host}:{service.port}；数据 {service.data_dir}"
           + (f"；投放文件夹 {service.drop_dir}" if service.drop_dir else "")
           + (f"；数据来源 {', '.join(service.feed_names)}" if service.feed_names else "")

@@ -180,6 +180,6 @@ def test_check_config_refuses_a_service_section_whose_token_variable_is_unset(wr
     """The service section is checked like the rest: a token named by an unset variable."""
     monkeypatch.delenv("SHIAN_TEST_UNSET_TOKEN", raising=False)
     path = write_config(config_overrides={"service": {"tokens": {"hh-fso": {"token_env": "SHIAN_TEST_UNSET_TOKEN"}}}})
-    assert main(["check-config", "--config", path, "--now", "2026-04-20T00:00"]) == 2
+    assert _exit_code(["check-config", "--config", path, "--now", "2026-04-20T00:00"]) == 2
     err = capsys.readouterr().err
     assert "service.tokens.hh-fso.token_env" in err and "SHIAN_TEST_UNSET_TOKEN" in err
