@@ -38,6 +38,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from shian.notifiers.outbox import STATES
 from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
+from shian.office.receipts import Receipt, Receipts
 from shian.office.settings import ServiceSettings
 from shian.rules.events import ACTIONS, EVENT_TYPES
 from shian.rules.families import RULES
@@ -266,52 +267,16 @@ async def _file_records(data: bytes, filename: str, source: str) -> list[Record]
 
 # -- notices and acks ------------------------------------------------------------------------
 
-class AckIndex:
-    """签收 / 办结 per notice and department, from the journal's ``ack`` events (whoever sent
-    them: this API, a feed, the drop folder); rebuilt when the journal has grown."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self._seq = -1
-        self._by_notice: dict[str, list[dict[str, Any]]] = {}
-
-    def refresh(self) -> None:
-        seq = self.service.store.last_seq()
-        if seq == self._seq:
-            return
-        tz = self.service.config.tz
-        index: dict[str, list[dict[str, Any]]] = {}
-        for ev in self.service.store.events(types=["ack"]):
-            try:
-                at = fmt(parse_time(ev["acked_at"], tz))
-            except (KeyError, TypeError, ValueError):
-                at = str(ev.get("acked_at"))
-            index.setdefault(ev.get("notice_id", ""), []).append(
-                {"id": ev.get("id"), "by": ev.get("by"), "action": ev.get("action") or "签收", "at": at,
-                 "note": ev.get("note")})
-        self._by_notice, self._seq = index, seq
-
-    def of(self, notice: dict[str, Any]) -> list[dict[str, Any]]:
-        """The acks of a notice (an ack may name it by id or by key), in journal order."""
-        acks = list(self._by_notice.get(notice["id"], ()))
-        if notice.get("key") and notice["key"] != notice["id"]:
-            acks += self._by_notice.get(notice["key"], ())
-        return acks
-
-
-ACKS = web.AppKey("shian.acks", AckIndex)
+ACKS = web.AppKey("shian.acks", Receipts)
 MAX_BODY_KEY = web.AppKey("shian.max_body", int)
 
 
-def recipient_state(dept: str, acks: Iterable[dict[str, Any]], names: dict[str, Any]) -> dict[str, Any]:
-    mine = [a for a in acks if a["by"] == dept]
-    acked = min((a["at"] for a in mine), default=None)
-    closed = min((a["at"] for a in mine if a["action"] == "办结"), default=None)
-    notes = [a["note"] for a in mine if a.get("note")]
+def recipient_state(dept: str, receipt: Receipt, names: dict[str, Any]) -> dict[str, Any]:
     dep = names.get(dept)
-    return {"dept": dept, "name": dep.name if dep is not None else dept,
-            "state": "closed" if closed else "acked" if acked else "open",
-            "acked_at": acked, "closed_at": closed, "note": notes[-1] if notes else None}
+    return {"dept": dept, "name": dep.name if dep is not None else dept, "state": receipt.state,
+            "acked_at": fmt(receipt.acked_at) if receipt.acked_at else None,
+            "closed_at": fmt(receipt.closed_at) if receipt.closed_at else None,
+            "note": receipt.notes[-1][1] if receipt.notes else None}
 
 
 def _state(states: list[dict[str, Any]]) -> str:
@@ -354,15 +319,14 @@ async def list_notices(request: web.Request) -> web.Response:
         limit = -1
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, "bad_parameter", f"参数 limit 应为 1 到 {MAX_LIMIT} 之间的整数")
-    index = request.app[ACKS]
-    index.refresh()
+    index = request.app[ACKS].follow(service.store)
     matched = []
     for n in reversed(service.outbox.notices(since, until, dept)):  # newest first
         if (township and n["township"] != township) or (rule and n["rule"] != rule) \
                 or (severity and n["severity"] != severity):
             continue
-        acks = index.of(n)
-        states = [recipient_state(d, acks, config.departments) for d in dict.fromkeys(n["recipients"])]
+        acks = [{**a, "at": fmt(a["at"])} for a in index.acks(n)]
+        states = [recipient_state(d, index.of(n, d), config.departments) for d in dict.fromkeys(n["recipients"])]
         if state and _state(states) != state:
             continue
         matched.append((n, acks, states))
@@ -420,10 +384,9 @@ async def ack_notice(request: web.Request) -> web.Response:
     outcome = service.ack(notice_id, by, action, note)
     if outcome.status == "rejected":
         raise ApiError(409, "ack_rejected", f"签收未被接受：{outcome.reason}")
-    index = request.app[ACKS]
-    index.refresh()
+    index = request.app[ACKS].follow(service.store)
     return _json({"status": outcome.status, "id": outcome.id, "notice_id": notice_id, "by": by, "action": action,
-                  "recipient_state": recipient_state(by, index.of(notice), service.config.departments)})
+                  "recipient_state": recipient_state(by, index.of(notice, by), service.config.departments)})
 
 
 # -- silences -----------------------------------------------------------------------------
@@ -576,7 +539,7 @@ async def openapi(request: web.Request) -> web.Response:
 def make_app(service: Service, settings: ServiceSettings, *, max_body: int = MAX_BODY) -> web.Application:
     """The API (and the dashboard pages, when :mod:`shian.office.dashboard` is installed)."""
     app = web.Application(client_max_size=max_body, middlewares=[_errors])
-    app[SERVICE], app[SETTINGS], app[ACKS] = service, settings, AckIndex(service)
+    app[SERVICE], app[SETTINGS], app[ACKS] = service, settings, Receipts(service.config.tz)
     app[MAX_BODY_KEY] = max_body
     r = app.router
     r.add_post("/api/events", post_events)

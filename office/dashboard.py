@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -33,6 +33,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from shian.notifiers.render import cn_date, cn_datetime, cn_month, pct
 from shian.office import figures
 from shian.office.figures import program_name, rule_name
+from shian.office.receipts import Receipts
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "shian_session"
@@ -73,10 +74,9 @@ class Dashboard:
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self._seq = 0
         self._typed: list[Any] = []
-        self._notice_row = self._ack_seq = 0
+        self._notice_row = 0
         self._notice_list: list[dict[str, Any]] = []
-        self._by_key: dict[str, str] = {}
-        self._ack_state: dict[str, _AckState] = {}
+        self._receipts = Receipts(self.config.tz)
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(("html",), default=True),
                                trim_blocks=True, lstrip_blocks=True)
@@ -176,12 +176,12 @@ class Dashboard:
     async def index(self, request: web.Request) -> web.Response:
         _, s, _ = self._session(request)
         scope = "all" if request.query.get("scope") == "all" or s.dept is None else "mine"
-        notices, state = self._notices()
+        notices, receipts = self._notices()
         quiet = self.service.outbox.silenced_ids()
         groups: dict[str, list[dict[str, Any]]] = {sev: [] for sev, _ in SEVERITIES}
         for n in sorted(notices, key=lambda n: n["at"], reverse=True):    # newest first
-            st = state.get(n["id"], _AckState())
-            if st.closed or n["severity"] not in groups:
+            acked_by = receipts.departments(n)
+            if receipts.closed(n) or n["severity"] not in groups:
                 continue
             if scope == "mine" and s.dept not in n["recipients"]:
                 continue
@@ -189,8 +189,8 @@ class Dashboard:
                 "rule_name": rule_name(n["rule"]),
                 "recipient_names": [self.dept_name(d) for d in n["recipients"]],
                 "recipient_pairs": [(d, self.dept_name(d)) for d in n["recipients"]],
-                "acked": bool(st.acked_by), "acked_by": [self.dept_name(d) for d in st.acked_by],
-                "acked_by_me": s.dept in st.acked_by, "silenced": n["id"] in quiet,
+                "acked": bool(acked_by), "acked_by": [self.dept_name(d) for d in acked_by],
+                "acked_by_me": s.dept in acked_by, "silenced": n["id"] in quiet,
                 "can_act": self.settings.open_access or (s.dept is not None and s.dept in n["recipients"]),
             })
         counts = {sev: len(rows) for sev, rows in groups.items()}
@@ -262,15 +262,12 @@ class Dashboard:
 
     # -- figure pages -------------------------------------------------------------------------
 
-    def _notices(self) -> tuple[list[dict[str, Any]], dict[str, "_AckState"]]:
-        """All notices and their ack state, kept between page loads: only the notices and
+    def _notices(self) -> tuple[list[dict[str, Any]], Receipts]:
+        """All notices and their 签收 / 办结, kept between page loads: only the notices and
         acks added since the last load are read (both stores only grow)."""
         self._notice_row, new = self.service.outbox.notices_after(self._notice_row)
         self._notice_list.extend(new)
-        self._by_key.update({n["key"]: n["id"] for n in new})
-        self._ack_seq, acks = self.service.store.events_after(self._ack_seq, ("ack",))
-        apply_acks(self._ack_state, self._by_key, acks)
-        return self._notice_list, self._ack_state
+        return self._notice_list, self._receipts.follow(self.service.store)
 
     def _events(self) -> list[Any]:
         """The figure pages' events, typed once: each page load reads only the journal rows
@@ -363,24 +360,6 @@ class Dashboard:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _AckState:
-    acked_by: list[str] = field(default_factory=list)
-    closed: bool = False
-
-
-def apply_acks(out: dict[str, _AckState], by_key: Mapping[str, str], acks: Iterable[Mapping[str, Any]]) -> None:
-    """Per notice id: which departments acknowledged it and whether one closed it (办结).
-    An ack may name the notice by its key instead of its id."""
-    for a in acks:
-        nid = by_key.get(a.get("notice_id"), a.get("notice_id"))
-        st = out.setdefault(nid, _AckState())
-        if a.get("by") not in st.acked_by:
-            st.acked_by.append(a.get("by"))
-        if a.get("action") == "办结":
-            st.closed = True
 
 
 def last_months(today: date, count: int) -> list[str]:

@@ -6,7 +6,6 @@ deliveries) and the ``ack`` events of the journal, so it always matches what was
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -17,46 +16,12 @@ from shian.rules.config import Config
 from shian.rules.timeutil import parse_time
 
 from . import figures as fig
+from .receipts import receipts
 from .report import Table, when, write_xlsx
 
 DELIVERY_NAMES = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
 CHANNEL_NAMES = {"email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉", "file": "文件发件箱"}
 SHEETS = ("通知台账", "签收明细")
-
-
-@dataclass
-class Receipt:
-    """One recipient's acks of one notice."""
-    acked_at: datetime | None = None
-    closed_at: datetime | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def receipts(config: Config, notices: Sequence[Mapping[str, Any]],
-             acks: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Receipt]:
-    """(notice id, department) → its 签收 / 办结 times and notes. An ack may name the notice by
-    its key (§1); 办结 without a 签收 counts as signed for at that time."""
-    by_key = {n.get("key"): n["id"] for n in notices if n.get("key")}
-    out: dict[tuple[str, str], Receipt] = {}
-    rows = []
-    for a in acks:
-        if a.get("type", "ack") != "ack" or not a.get("notice_id") or not a.get("by") or not a.get("acked_at"):
-            continue
-        try:
-            at = parse_time(a["acked_at"], config.tz)
-        except ValueError:
-            continue
-        rows.append((at, a))
-    for at, a in sorted(rows, key=lambda r: r[0]):
-        nid = by_key.get(a["notice_id"], a["notice_id"])
-        r = out.setdefault((nid, a["by"]), Receipt())
-        if r.acked_at is None:
-            r.acked_at = at
-        if a.get("action") == "办结" and r.closed_at is None:
-            r.closed_at = at
-        if a.get("note"):
-            r.notes.append(f"{at:%m-%d %H:%M} {a['note']}")
-    return out
 
 
 def delivery_state(rows: Sequence[Any]) -> str:
@@ -73,7 +38,7 @@ def delivery_state(rows: Sequence[Any]) -> str:
 
 def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Iterable[Mapping[str, Any]],
                  deliveries: Callable[[str], Sequence[Any]] | Mapping[str, Sequence[Any]] | None = None) -> list[Table]:
-    got = receipts(config, notices, acks)
+    got = receipts(config.tz, acks)
     lookup = deliveries if callable(deliveries) else (lambda nid: (deliveries or {}).get(nid, ()))
 
     def dept_name(d: str) -> str:
@@ -85,8 +50,9 @@ def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Ite
         due = parse_time(n["due"], config.tz) if n.get("due") else None
         recips = list(n.get("recipients") or ())
         sent = list(lookup(n["id"]))
-        acked = [d for d in recips if (n["id"], d) in got]
-        closed = [d for d in recips if (n["id"], d) in got and got[(n["id"], d)].closed_at]
+        by_dept = {d: got.of(n, d) for d in recips}
+        acked = [d for d in recips if by_dept[d].acked_at]
+        closed = [d for d in recips if by_dept[d].closed_at]
         base = {"编号": n["id"], "时间": when(at), "规则": fig.rule_name(n["rule"]),
                 "级别": fig.SEVERITY_NAMES.get(n.get("severity", ""), n.get("severity", "")),
                 "层级": fig.LEVEL_NAMES.get(n.get("level", ""), n.get("level", "")),
@@ -95,10 +61,11 @@ def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Ite
                         "签收情况": f"{len(acked)}/{len(recips)}",
                         "办结": "已办结" if closed else ("已签收" if acked else "未签收")})
         for d in recips:
-            r = got.get((n["id"], d), Receipt())
+            r = by_dept[d]
+            notes = [f"{at:%m-%d %H:%M} {text}" for at, text in sorted(r.notes, key=lambda x: x[0])]
             detail.append({**base, "接收部门": dept_name(d), "部门编号": d,
                            "投递状态": delivery_state([x for x in sent if x.dept == d]),
-                           "签收时间": when(r.acked_at), "办结时间": when(r.closed_at), "反馈": "；".join(r.notes)})
+                           "签收时间": when(r.acked_at), "办结时间": when(r.closed_at), "反馈": "；".join(notes)})
     s_cols = ["编号", "时间", "规则", "级别", "层级", "乡镇", "标题", "办理期限", "接收部门", "签收情况", "办结"]
     d_cols = ["编号", "时间", "规则", "级别", "层级", "乡镇", "标题", "接收部门", "部门编号", "投递状态",
               "签收时间", "办结时间", "反馈"]
