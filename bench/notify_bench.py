@@ -53,20 +53,18 @@ _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 def load_by_path(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """bench/ is not a package: import a script by its path (once)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
-def rss_now_kib() -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return None
+def replay_bench() -> Any:
+    return load_by_path("replay_bench", DIR / "replay_bench.py")
 
 
 # --------------------------------------------------------------------------- the notices
@@ -77,7 +75,7 @@ def make_notices(out: Path, n: int, events: int, townships: int, seed: int) -> t
     from shian.rules.notice import notice_id
     from shian.streams.replay import Replay
 
-    rb = load_by_path("replay_bench", DIR / "replay_bench.py")
+    rb = replay_bench()
     t0 = time.perf_counter()
     m = rb.dataset(out, events, townships, seed, False)
     gen_seconds = time.perf_counter() - t0
@@ -266,6 +264,7 @@ async def deliver(config_path: str, notices_path: str, group_wait: float, timeou
         return datetime.now(tz) + offset
 
     dispatcher = Dispatcher(settings, outbox, channels, Renderer(settings), now=now)
+    rss_now_kib = replay_bench().rss_now_kib
     rss_before = rss_now_kib()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 
