@@ -47,7 +47,7 @@ import dataclasses
 import logging
 import random
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from shian.rules.notice import notice_id
@@ -125,9 +125,14 @@ class Dispatcher:
         self._digest_done: date | None = None
         self._warned: set[str] = set()
 
-    def submit(self, notice: Mapping[str, Any]) -> bool:
-        """Accepts a notice (§4 JSON) for delivery; False if it was already accepted."""
-        return self.outbox.add(notice, self.now())
+    def submit(self, notice: Mapping[str, Any], *, whole_batch: bool = False) -> bool:
+        """Accepts a notice (§4 JSON) for delivery; False if it was already accepted.
+        ``whole_batch``: it comes with every notice of its run (a replay, a backfill), so its
+        group has nothing more to wait for."""
+        now = self.now()
+        if whole_batch:
+            now -= timedelta(seconds=self.settings.group_wait_seconds)
+        return self.outbox.add(notice, now)
 
     async def step(self) -> int:
         """Sends everything due now; returns how many messages were delivered."""

@@ -5,7 +5,7 @@ import argparse
 import contextlib
 import sys
 import unicodedata
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -244,9 +244,7 @@ def deliver(settings: Any, notices: list[dict[str, Any]]) -> None:
     async def go() -> int:
         dispatcher = open_dispatcher(settings)
         try:
-            # replay hands over all its notices at once: no group has anything more to wait for
-            arrived = dispatcher.now() - timedelta(seconds=settings.group_wait_seconds)
-            new = sum(dispatcher.outbox.add(n, arrived) for n in notices)
+            new = sum(dispatcher.submit(n, whole_batch=True) for n in notices)
             print(f"投递：{new} 条新通知进入发件箱（{len(notices) - new} 条此前已收）", file=sys.stderr)
             return await deliver_due(dispatcher, within=1.0)
         finally:

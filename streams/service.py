@@ -26,7 +26,7 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from shian.notifiers.delivery import open_dispatcher
@@ -160,7 +160,7 @@ class Service:
     def backfill(self, paths: list[str]) -> Counter:
         """``--backfill``: files on event time (as replay), then the clock to the wall clock."""
         tally: Counter = Counter()
-        self._backfilling = True  # all its notices arrive at once: no group waits for more
+        self._backfilling = True
         try:
             for path in paths:
                 for o in self.accept_records(read_records(path), mode="event"):
@@ -208,11 +208,8 @@ class Service:
     def _deliver(self) -> int:
         """Notices raised so far into the outbox (known ids are ignored there)."""
         added = 0
-        now = self.now()
-        if self._backfilling:
-            now -= timedelta(seconds=self.delivery.group_wait_seconds)
         for n in self._raised:
-            if self.outbox.add(n.to_json(), now):
+            if self.dispatcher.submit(n.to_json(), whole_batch=self._backfilling):
                 added += 1
                 self.metrics.notices[n.rule] += 1
         self._raised.clear()
