@@ -13,15 +13,15 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from shian.rules.config import Config, ConfigError, Robot, check_section
+from shian.rules.config import Config, ConfigError, Robot, Strict, check_section
 from shian.rules.families import RULES
 from shian.rules.timeutil import parse_time
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+class _Strict(Strict):
+    model_config = ConfigDict(**Strict.model_config, populate_by_name=True)  # smtp's ``from`` is an alias
 
 
 class Smtp(_Strict):

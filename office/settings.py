@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from shian.rules.config import Config, ConfigError, check_section
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+from shian.rules.config import Config, ConfigError, Strict, check_section
 
 
-class TokenSpec(_Strict):
+class TokenSpec(Strict):
     token: str | None = None
     token_env: str | None = None
 
@@ -31,7 +27,7 @@ class Feed(TokenSpec):
     name: str
 
 
-class _Section(_Strict):
+class _Section(Strict):
     listen: str = "127.0.0.1:8080"
     data_dir: str = "shian-data"
     drop_dir: str | None = None

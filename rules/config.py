@@ -26,11 +26,12 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Every config model: an unknown key is an error, values are not coerced, nothing changes."""
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class Robot(_Strict):
+class Robot(Strict):
     """A chat group robot: its webhook address, given in the file or (because it carries an
     access token) in an environment variable; DingTalk's signing secret only by variable."""
     webhook: str | None = None
@@ -38,27 +39,27 @@ class Robot(_Strict):
     secret_env: str | None = None
 
 
-class Department(_Strict):
+class Department(Strict):
     name: str
     email: list[str] = []
     wecom: Robot | None = None
     dingtalk: Robot | None = None
 
 
-class County(_Strict):
+class County(Strict):
     name: str = ""
     office: str
     escalation: list[str] = []
 
 
-class Township(_Strict):
+class Township(Strict):
     population: NonNegInt | None = None
     office: str
     reporters: list[str] = []
     routing: dict[str, str] = {}
 
 
-class _File(_Strict):
+class _File(Strict):
     timezone: str = "Asia/Shanghai"
     county: County
     max_jump_days: PositiveInt = 60
