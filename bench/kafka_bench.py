@@ -225,7 +225,7 @@ class Reader:
 
 def cli(*args: str, timeout: float | None = None) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "shian.streams.cli", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "shian.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     secs = time.perf_counter() - t0
     if done.returncode != 0:
@@ -235,7 +235,7 @@ def cli(*args: str, timeout: float | None = None) -> tuple[float, subprocess.Com
 
 def worker_cmd(*cli_args: str) -> list[str]:
     """``shian worker …`` as a subprocess: the CLI as shipped."""
-    return [sys.executable, "-m", "shian.streams.cli", "worker", *cli_args]
+    return [sys.executable, "-m", "shian.cli", "worker", *cli_args]
 
 
 def spawn_worker(args: list[str], log_path: Path) -> subprocess.Popen:

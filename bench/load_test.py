@@ -98,7 +98,7 @@ def write_config(work: Path, port: int, smtp_port: int) -> Path:
 
 def start_server(config: Path, log: Path) -> subprocess.Popen:
     out = open(log, "a")
-    return subprocess.Popen([sys.executable, "-m", "shian.streams.cli", "run", "--config", str(config),
+    return subprocess.Popen([sys.executable, "-m", "shian.cli", "run", "--config", str(config),
                              "--loglevel", "warning"], stdout=out, stderr=out,
                             env=dict(os.environ, PYTHONWARNINGS="ignore"))
 

@@ -905,8 +905,8 @@ def child(mode: str, events_path: str, config_path: str, prof_path: str | None) 
             def on_notice(n: Any) -> None:
                 notices[n.rule] += 1
 
-            def on_reject(r: dict[str, Any]) -> None:
-                reason = re.sub(r"“[^”]*”", "“…”", r["reason"])
+            def on_reject(r: Any) -> None:
+                reason = re.sub(r"“[^”]*”", "“…”", r.reason)
                 reasons[re.sub(r"\d{4}-\d\d-\d\dT[\d:+-]+", "…", reason)] += 1
 
             until = datetime(UNTIL.year, UNTIL.month, UNTIL.day, tzinfo=config.tz)

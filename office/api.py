@@ -19,13 +19,10 @@ and an English, stable ``code``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import importlib.util
 import ipaddress
 import json
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,13 +36,12 @@ from aiohttp.abc import AbstractAccessLogger
 from shian.notifiers.outbox import STATES
 from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
 from shian.office.receipts import Receipt, Receipts
+from shian.office.runtime import Runtime
 from shian.office.settings import ServiceSettings
 from shian.rules.events import ACTIONS, EVENT_TYPES
 from shian.rules.families import RULES
+from shian.rules.records import Outcome, UnreadableInput
 from shian.rules.timeutil import fmt, parse_time
-from shian.streams.kafka import Record, read_records
-from shian.streams.replay import TABULAR_SUFFIXES
-from shian.streams.service import Outcome, Service
 
 log = logging.getLogger("shian.office.api")
 
@@ -56,10 +52,8 @@ NOTICE_STATES = ("open", "acked", "closed")
 JSON_TYPES = ("application/json",)
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json-lines")
 CSV_TYPES = ("text/csv",)
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-CHUNK = 200  # events accepted between two yields to the event loop
 
-SERVICE = web.AppKey("shian.service", Service)
+SERVICE = web.AppKey("shian.service", Runtime)
 SETTINGS = web.AppKey("shian.settings", ServiceSettings)
 # Request key: who called (for the access log; never the token). RequestKey: aiohttp ≥ 3.11.
 CALLER: Any = web.RequestKey("shian.caller", str) if hasattr(web, "RequestKey") else "shian.caller"
@@ -186,83 +180,42 @@ class AccessLogger(AbstractAccessLogger):
 
 async def post_events(request: web.Request) -> web.Response:
     caller = _caller(request, feeds=True)
-    service = request.app[SERVICE]
+    runtime = request.app[SERVICE]
     source = f"api:{caller.label}"
     ctype = request.content_type
-    if ctype == "multipart/form-data":
-        form = await request.post()
-        files = [f for f in form.values() if isinstance(f, web.FileField)]
-        if not files:
-            raise ApiError(400, "no_file", "表单中没有文件：请用文件字段（如 file）上传 CSV、XLSX 或 JSON Lines 文件")
-        records: list[Record] = []
-        for f in files:
-            records += await _file_records(f.file.read(), f.filename or "upload", source)
-    elif ctype in JSON_TYPES + JSONL_TYPES + CSV_TYPES:
-        body = await request.read()
-        if not body.strip():
-            raise ApiError(400, "empty_body", "请求体为空：没有任何事件")
-        if ctype in JSON_TYPES:
-            records = _json_records(body, f"{source}:body")
-        elif ctype in JSONL_TYPES:
-            records = await _file_records(body, "body.jsonl", source)
+    try:
+        if ctype == "multipart/form-data":
+            form = await request.post()
+            files = [f for f in form.values() if isinstance(f, web.FileField)]
+            if not files:
+                raise ApiError(400, "no_file", "表单中没有文件：请用文件字段（如 file）上传 CSV、XLSX 或 JSON Lines 文件")
+            outcomes: list[Outcome] = []
+            for f in files:
+                outcomes += await runtime.accept_file(f.file.read(), f.filename or "upload", source)
+        elif ctype in JSON_TYPES + JSONL_TYPES + CSV_TYPES:
+            body = await request.read()
+            if not body.strip():
+                raise ApiError(400, "empty_body", "请求体为空：没有任何事件")
+            outcomes = await runtime.accept_file(body, _body_name(request, ctype), source)
         else:
-            name = Path(request.query.get("filename", "") or "body.csv").name
-            records = await _file_records(body, name if name.lower().endswith(".csv") else f"{name}.csv", source)
-    else:
-        raise ApiError(415, "unsupported_media_type",
-                       f"不支持的内容类型“{ctype}”：请用 application/json、application/x-ndjson、text/csv 或 multipart/form-data")
-    outcomes: list[Outcome] = []
-    for start in range(0, len(records), CHUNK):
-        outcomes += service.accept_records(records[start:start + CHUNK])
-        await asyncio.sleep(0)  # let the clock, the sender and other requests run
+            raise ApiError(415, "unsupported_media_type",
+                           f"不支持的内容类型“{ctype}”：请用 application/json、application/x-ndjson、text/csv 或 multipart/form-data")
+    except UnreadableInput as e:
+        raise ApiError(400, "invalid_json", str(e)) from None
     tally = {s: sum(o.status == s for o in outcomes) for s in ("accepted", "duplicate", "rejected")}
     return _json({"accepted": tally["accepted"], "duplicates": tally["duplicate"], "rejected": tally["rejected"],
                   "results": [o.to_json() for o in outcomes]})
 
 
-def _json_records(body: bytes, source: str) -> list[Record]:
-    """``application/json``: one event object or an array of them (array index = line)."""
-    try:
-        data = json.loads(body)
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "请求体不是 UTF-8 编码的 JSON") from None
-    except json.JSONDecodeError as e:
-        hint = "；多个事件请用 JSON 数组，或以 application/x-ndjson 逐行报送" if e.msg == "Extra data" else ""
-        raise ApiError(400, "invalid_json", f"请求体不是合法的 JSON：第 {e.lineno} 行第 {e.colno} 列（{e.msg}）{hint}") from None
-    items = data if isinstance(data, list) else [data]
-    out = []
-    for n, item in enumerate(items, 1):
-        if isinstance(item, dict):
-            out.append(Record(source, n, "", item))
-        else:
-            out.append(Record(source, n, json.dumps(item, ensure_ascii=False), reason="不是 JSON 对象：每个事件应是一个 {…} 对象"))
-    return out
-
-
-async def _file_records(data: bytes, filename: str, source: str) -> list[Record]:
-    """A file (upload or body) read as replay reads it: CSV / XLSX through the Chinese header
-    mapping (the file name can name the event type, e.g. 抽检结果.csv), else JSON Lines."""
-    name = Path(filename.replace("\\", "/")).name.strip() or "upload"
-    suffix = Path(name).suffix.lower()
-    label = f"{source}:{name}"
-    if suffix == ".json":
-        return _json_records(data, label) if data.strip() else [Record(label, 0, "", reason="文件为空：没有任何事件")]
-    if suffix not in TABULAR_SUFFIXES + JSONL_SUFFIXES:
-        return [Record(label, 0, "", reason=f"不支持的文件格式“{suffix or name}”：请用 .xlsx、.csv 或 JSON Lines（.jsonl）")]
-
-    def read() -> list[Record]:
-        with tempfile.TemporaryDirectory(prefix="shian-upload-") as tmp:
-            path = Path(tmp) / (name if not name.startswith(".") else f"upload{suffix}")
-            path.write_bytes(data)
-            try:
-                recs = list(read_records(str(path)))
-            except (OSError, ValueError) as e:
-                return [Record(label, 0, "", reason=f"无法读取文件：{type(e).__name__}")]
-        for r in recs:
-            r.source = label
-        return recs
-
-    return await asyncio.get_running_loop().run_in_executor(None, read)  # parsing off the loop
+def _body_name(request: web.Request, ctype: str) -> str:
+    """A request body read as a file of this name: JSON (one object or an array), JSON Lines,
+    or CSV (``?filename=`` can name the event type, e.g. 抽检结果.csv)."""
+    if ctype in JSON_TYPES:
+        return "body.json"
+    if ctype in JSONL_TYPES:
+        return "body.jsonl"
+    name = Path(request.query.get("filename", "") or "body.csv").name
+    return name if name.lower().endswith(".csv") else f"{name}.csv"
 
 
 # -- notices and acks ------------------------------------------------------------------------
@@ -319,9 +272,9 @@ async def list_notices(request: web.Request) -> web.Response:
         limit = -1
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, "bad_parameter", f"参数 limit 应为 1 到 {MAX_LIMIT} 之间的整数")
-    index = request.app[ACKS].follow(service.store)
+    index = request.app[ACKS].follow(service)
     matched = []
-    for n in reversed(service.outbox.notices(since, until, dept)):  # newest first
+    for n in reversed(service.notices(since, until, dept)):  # newest first
         if (township and n["township"] != township) or (rule and n["rule"] != rule) \
                 or (severity and n["severity"] != severity):
             continue
@@ -331,11 +284,12 @@ async def list_notices(request: web.Request) -> web.Response:
             continue
         matched.append((n, acks, states))
     out = []
+    quiet = service.silenced_ids() if matched else set()
     for n, acks, states in matched[:limit]:
         deliveries = [{"dept": d.dept, "channel": d.channel, "state": d.state, "attempts": d.attempts,
                        "sent_at": fmt(d.sent_at) if d.sent_at else None, "last_error": d.last_error}
-                      for d in service.outbox.deliveries_of(n["id"])]
-        out.append({**n, "state": _state(states), "silenced": service.outbox.is_silenced(n["id"]),
+                      for d in service.deliveries_of(n["id"])]
+        out.append({**n, "state": _state(states), "silenced": n["id"] in quiet,
                     "recipient_states": states, "acks": acks, "deliveries": deliveries})
     return _json({"total": len(matched), "notices": out})
 
@@ -369,7 +323,7 @@ async def ack_notice(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_field", f"action 应为 {' 或 '.join(ACTIONS)}")
     note, by = _text_field(body, "note"), _text_field(body, "by")
     notice_id = request.match_info["id"]
-    notice = service.outbox.notice(notice_id)
+    notice = service.notice(notice_id)
     if notice is None:
         raise ApiError(404, "notice_not_found", f"没有编号为 {notice_id} 的通知")
     if caller.dept is not None:
@@ -384,18 +338,18 @@ async def ack_notice(request: web.Request) -> web.Response:
     outcome = service.ack(notice_id, by, action, note)
     if outcome.status == "rejected":
         raise ApiError(409, "ack_rejected", f"签收未被接受：{outcome.reason}")
-    index = request.app[ACKS].follow(service.store)
+    index = request.app[ACKS].follow(service)
     return _json({"status": outcome.status, "id": outcome.id, "notice_id": notice_id, "by": by, "action": action,
                   "recipient_state": recipient_state(by, index.of(notice, by), service.config.departments)})
 
 
 # -- silences -----------------------------------------------------------------------------
 
-def _own_townships(service: Service, dept: str) -> set[str]:
+def _own_townships(service: Runtime, dept: str) -> set[str]:
     return {name for name, t in service.config.townships.items() if t.office == dept}
 
 
-def _may_silence(service: Service, caller: Caller, township: str | None) -> None:
+def _may_silence(service: Runtime, caller: Caller, township: str | None) -> None:
     """County office: anything; a town office: its own township only; others: nothing."""
     if caller.open_access or caller.dept == service.config.county.office:
         return
@@ -416,8 +370,8 @@ async def list_silences(request: web.Request) -> web.Response:
     _caller(request)
     service = request.app[SERVICE]
     now = service.now()
-    configured = [_silence_json(s, now, "config") for s in service.delivery.silences if s.end > now]
-    stored = [_silence_json(s, now, "runtime") for s in service.outbox.silences(now)]
+    configured = [_silence_json(s, now, "config") for s in service.configured_silences() if s.end > now]
+    stored = [_silence_json(s, now, "runtime") for s in service.silences(now)]
     return _json({"silences": configured + stored})
 
 
@@ -443,9 +397,7 @@ async def add_silence(request: web.Request) -> web.Response:
     problems = check_silence(service.config, rule, township, times["start"], times["end"])
     if problems:
         raise ApiError(400, "invalid_silence", "；".join(problems), problems=problems)
-    sid = service.outbox.add_silence(rule, township, times["start"], times["end"], comment or "",
-                                     caller.dept or "", now=now)
-    silence = next(s for s in service.outbox.silences(now) if s.id == sid)
+    silence = service.add_silence(rule, township, times["start"], times["end"], comment or "", caller.dept or "")
     return _json(_silence_json(silence, now, "runtime"), status=201)
 
 
@@ -454,23 +406,24 @@ async def delete_silence(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     now = service.now()
     sid = int(request.match_info["id"])
-    silence = next((s for s in service.outbox.silences(now) if s.id == sid), None)
+    silence = next((s for s in service.silences(now) if s.id == sid), None)
     if silence is None:
         raise ApiError(404, "silence_not_found", f"没有生效中或将要生效的静默 #{sid}")
     _may_silence(service, caller, silence.township)
-    service.outbox.expire_silence(sid, now)
-    ended = dataclasses.replace(silence, start=min(silence.start, now), end=now)
-    return _json(_silence_json(ended, now, "runtime"))
+    ended = service.expire_silence(sid)
+    if ended is None:
+        raise ApiError(404, "silence_not_found", f"没有生效中或将要生效的静默 #{sid}")
+    return _json(_silence_json(ended, service.now(), "runtime"))
 
 
 # -- health, metrics, the spec ------------------------------------------------------------
 
 async def health(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    clock = service.runner.engine.clock
+    clock = service.clock()
     try:
-        counts = service.store.counts()
-        outbox = service.outbox.state_counts()
+        counts = service.counts()
+        outbox = counts["outbox"]
     except Exception as e:  # the database is what a monitor wants to hear about
         log.exception("health check failed")
         return _json({"status": "error", "error": f"数据库不可用：{type(e).__name__}", "code": "unhealthy"}, status=503)
@@ -486,7 +439,7 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and math.isfinite(x) else repr(float(x))
 
 
-def prometheus_text(service: Service) -> str:
+def prometheus_text(service: Runtime) -> str:
     """Prometheus text format 0.0.4. Counters count since the process started."""
     m = service.metrics
     lines: list[str] = []
@@ -498,9 +451,9 @@ def prometheus_text(service: Service) -> str:
             text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
             lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
 
-    states = service.outbox.state_counts()
+    states = service.counts()["outbox"]
     now = service.now()
-    oldest = service.outbox.next_due()  # later than now: nothing is due, no lag
+    oldest = service.next_delivery()  # later than now: nothing is due, no lag
     types = list(dict.fromkeys([*EVENT_TYPES, *m.events]))
     rules = list(dict.fromkeys([*RULES, *DELIVERY_RULES, *m.notices]))
     family("shian_events_accepted_total", "counter", "Events accepted, by type.",
@@ -536,10 +489,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 # -- the app and the server ----------------------------------------------------------------
 
-def make_app(service: Service, settings: ServiceSettings, *, max_body: int = MAX_BODY) -> web.Application:
-    """The API (and the dashboard pages, when :mod:`shian.office.dashboard` is installed)."""
+def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX_BODY) -> web.Application:
+    """The API and the dashboard pages on ``runtime``."""
+    from shian.office import dashboard
+
     app = web.Application(client_max_size=max_body, middlewares=[_errors])
-    app[SERVICE], app[SETTINGS], app[ACKS] = service, settings, Receipts(service.config.tz)
+    app[SERVICE], app[SETTINGS], app[ACKS] = runtime, settings, Receipts(runtime.config.tz)
     app[MAX_BODY_KEY] = max_body
     r = app.router
     r.add_post("/api/events", post_events)
@@ -551,10 +506,7 @@ def make_app(service: Service, settings: ServiceSettings, *, max_body: int = MAX
     r.add_get("/api/openapi.yaml", openapi, allow_head=False)
     r.add_get("/health", health, allow_head=False)
     r.add_get("/metrics", metrics, allow_head=False)
-    if importlib.util.find_spec("shian.office.dashboard") is not None:
-        from shian.office import dashboard
-
-        dashboard.add_routes(app, service, settings)
+    dashboard.add_routes(app, runtime, settings)
     return app
 
 
@@ -576,29 +528,20 @@ def check_listen(settings: ServiceSettings) -> None:
             f"请为数据来源和部门配置令牌，或把 service.listen 改为 127.0.0.1:{settings.port}")
 
 
-async def serve(service: Service, settings: ServiceSettings, stop: asyncio.Event, *,
-                on_listening: Callable[[list[str]], None] | None = None) -> None:
-    """The API on ``settings.host:port`` and ``service.run`` until ``stop``; then the server
-    stops (open requests finish) and the service is closed — also when starting failed.
-    ``on_listening`` gets the bound addresses (``http://host:port``) for the caller to print."""
+async def listen(app: web.Application, settings: ServiceSettings) -> tuple[web.AppRunner, list[str]]:
+    """The app bound to ``settings.host:port`` (open requests get 5 s at cleanup); returns the
+    runner, for the caller to clean up, and the bound addresses (``http://host:port``).
+    Raises :class:`ServeRefused` when the address is refused or taken."""
+    check_listen(settings)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host.strip("[]"), settings.port)
     try:
-        check_listen(settings)
-        app = make_app(service, settings)
-        runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=5.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, settings.host.strip("[]"), settings.port)
-            try:
-                await site.start()
-            except OSError as e:
-                raise ServeRefused(f"无法监听 {settings.host}:{settings.port}：{e.strerror or e}") from None
-            if on_listening is not None:
-                on_listening([_url(a) for a in runner.addresses])
-            await service.run(stop)
-        finally:
-            await runner.cleanup()
-    finally:
-        await service.close()
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise ServeRefused(f"无法监听 {settings.host}:{settings.port}：{e.strerror or e}") from None
+    return runner, [_url(a) for a in runner.addresses]
 
 
 def _url(address: Any) -> str:

@@ -177,7 +177,7 @@ class Dashboard:
         _, s, _ = self._session(request)
         scope = "all" if request.query.get("scope") == "all" or s.dept is None else "mine"
         notices, receipts = self._notices()
-        quiet = self.service.outbox.silenced_ids()
+        quiet = self.service.silenced_ids()
         groups: dict[str, list[dict[str, Any]]] = {sev: [] for sev, _ in SEVERITIES}
         for n in sorted(notices, key=lambda n: n["at"], reverse=True):    # newest first
             acked_by = receipts.departments(n)
@@ -217,7 +217,7 @@ class Dashboard:
             dept = s.dept
             if dept is None:
                 raise self._refuse(request, s, 403, "请先登录本部门账号再签收或办结通知。")
-        notice = self.service.outbox.notice(notice_id)
+        notice = self.service.notice(notice_id)
         if notice is None:
             raise self._refuse(request, s, 404, f"没有编号为 {notice_id} 的通知。")
         if dept not in notice["recipients"]:
@@ -265,9 +265,9 @@ class Dashboard:
     def _notices(self) -> tuple[list[dict[str, Any]], Receipts]:
         """All notices and their 签收 / 办结, kept between page loads: only the notices and
         acks added since the last load are read (both stores only grow)."""
-        self._notice_row, new = self.service.outbox.notices_after(self._notice_row)
+        self._notice_row, new = self.service.notices_after(self._notice_row)
         self._notice_list.extend(new)
-        return self._notice_list, self._receipts.follow(self.service.store)
+        return self._notice_list, self._receipts.follow(self.service)
 
     def _events(self) -> list[Any]:
         """The figure pages' events, typed once: each page load reads only the journal rows

@@ -48,9 +48,9 @@ class Receipts:
             self._acks.setdefault(a["notice_id"], []).append(
                 {"id": a.get("id"), "by": a["by"], "action": a.get("action") or "签收", "at": at, "note": a.get("note")})
 
-    def follow(self, store: Any) -> "Receipts":
-        """Adds the acks journalled since the last call."""
-        self._seq, acks = store.events_after(self._seq, ("ack",))
+    def follow(self, runtime: Any) -> "Receipts":
+        """Adds the acks journalled since the last call (``runtime.acks_after``)."""
+        self._seq, acks = runtime.acks_after(self._seq)
         self.add(acks)
         return self
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Iterable, Sequence
 
+from .records import Record
+
 __all__ = [
     "HEADERS",
     "TYPES",
-    "TabularRecord",
     "event_time_key",
     "rows_to_events",
     "type_from_name",
@@ -28,17 +29,6 @@ __all__ = [
 ]
 
 Cell = Any
-
-
-@dataclass(frozen=True)
-class TabularRecord:
-    """One spreadsheet event (``obj``) or one reject (``obj`` None, ``reason`` set)."""
-
-    source: str
-    line: str
-    raw: str
-    obj: dict | None
-    reason: str | None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +350,7 @@ class _Sample:
 
 def rows_to_events(
     rows: Sequence[Sequence[Cell]], *, source: str, sheet: str | None, default_type: str | None
-) -> list[TabularRecord]:
+) -> list[Record]:
     """Turn one sheet (or CSV file) into records in row order, a grouped sample at its first row.
 
     ``rows[0]`` is the first spreadsheet row; the header is the first row (of the first few
@@ -385,7 +375,7 @@ def rows_to_events(
         return [_reject(source, sheet, [start + 1], _raw_json(labels),
                         f"{where}无法识别事件类型：请增加“类型”列或以“抽检/检查/月报…”命名工作表或文件")]
 
-    entries: list[TabularRecord | _Sample] = []
+    entries: list[Record | _Sample] = []
     samples: list[_Sample] = []
     last: _Sample | None = None  # a row without 样品编号 continues it (merged cells)
     for index in range(start + 1, len(rows)):
@@ -396,17 +386,9 @@ def rows_to_events(
         for label, cell in zip(labels, row):
             if not _blank(cell):
                 raw.setdefault(label, cell)
-        kind = sheet_type
-        if type_column is not None and (word := _text(_at(row, type_column))) is not None:
-            kind = type_from_value(word)
-            if kind is None:
-                reason = f"无法识别事件类型：列“{labels[type_column]}”的值“{word}”"
-                entries.append(_reject(source, sheet, [index + 1], _raw_json(raw), reason))
-                last = None
-                continue
-        if kind is None:
-            reason = "无法识别事件类型：“类型”为空，工作表名和文件名也不含“抽检/检查/月报…”"
-            entries.append(_reject(source, sheet, [index + 1], _raw_json(raw), reason))
+        kind = _row_type(row, labels, type_column, sheet_type)
+        if kind not in HEADERS:
+            entries.append(_reject(source, sheet, [index + 1], _raw_json(raw), kind))
             last = None
             continue
         cells: dict[str, tuple[str, Cell]] = {}
@@ -430,6 +412,17 @@ def rows_to_events(
             else entry for entry in entries]
 
 
+def _row_type(row: Sequence[Cell], labels: list[str], type_column: int | None, sheet_type: str | None) -> str:
+    """The event type of a row (its 类型 cell, else the sheet's or file's), or — when there is
+    none — the reason to reject the row."""
+    if type_column is not None and (word := _text(_at(row, type_column))) is not None:
+        kind = type_from_value(word)
+        return kind if kind is not None else f"无法识别事件类型：列“{labels[type_column]}”的值“{word}”"
+    if sheet_type is None:
+        return "无法识别事件类型：“类型”为空，工作表名和文件名也不含“抽检/检查/月报…”"
+    return sheet_type
+
+
 def _sample_of(samples: list[_Sample], last: _Sample | None,
                cells: dict[str, tuple[str, Cell]]) -> _Sample | None:
     """The sample a row belongs to: same 样品编号 and 乡镇 (an empty 乡镇 matches), or the
@@ -449,7 +442,7 @@ def _cell_text(cells: dict[str, tuple[str, Cell]], name: str) -> str | None:
     return _text(cells[name][1]) if name in cells else None
 
 
-def _event(source: str, sheet: str | None, kind: str, rows: list[_Row]) -> TabularRecord:
+def _event(source: str, sheet: str | None, kind: str, rows: list[_Row]) -> Record:
     """One event from its row(s): sample-level cells from the first row that has them, one
     item per row with a 检验项目."""
     raw = _raw_json(rows[0].raw if len(rows) == 1 else [row.raw for row in rows])
@@ -468,11 +461,11 @@ def _event(source: str, sheet: str | None, kind: str, rows: list[_Row]) -> Tabul
             ]
     except _Unreadable as reason:
         return _reject(source, sheet, lines, raw, str(reason))
-    return TabularRecord(source=source, line=_line(sheet, lines), raw=raw, obj=obj, reason=None)
+    return Record(source=source, line=_line(sheet, lines), raw=raw, obj=obj, reason=None)
 
 
-def _reject(source: str, sheet: str | None, rows: list[int], raw: str, reason: str) -> TabularRecord:
-    return TabularRecord(source=source, line=_line(sheet, rows), raw=raw, obj=None, reason=reason)
+def _reject(source: str, sheet: str | None, rows: list[int], raw: str, reason: str) -> Record:
+    return Record(source=source, line=_line(sheet, rows), raw=raw, obj=None, reason=reason)
 
 
 def _line(sheet: str | None, rows: Iterable[int]) -> str:

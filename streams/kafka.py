@@ -15,16 +15,16 @@ the instant as value, sent to every partition (see :mod:`shian.streams.partition
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable
 
 from shian.rules.config import Config
 from shian.rules.events import Rejected, Validator
+from shian.rules.records import Record, Reject
 from shian.rules.timeutil import fmt
 
 from .partitioned import Stamped, Stamper, check_live_time, partition_of
-from .replay import TABULAR_SUFFIXES
 
 EVENTS, NOTICES, REJECTS = "events", "notices", "rejects"
 CLOCK_HEADER, TICK_HEADER = "shian-clock", "shian-tick"
@@ -81,37 +81,6 @@ class IngestSummary:
         ]
 
 
-@dataclass
-class Record:
-    source: str
-    line: Any
-    raw: str
-    obj: dict[str, Any] | None = None
-    reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def read_records(path: str) -> Iterator[Record]:
-    """The input as replay reads it: JSON Lines in line order, spreadsheets in event-time order."""
-    if path.lower().endswith(TABULAR_SUFFIXES):
-        from .sources import read_tabular
-
-        for rec in read_tabular(path):
-            yield Record(rec.source, rec.line, rec.raw, rec.obj, rec.reason)
-        return
-    with open(path, "rb") as f:
-        empty = True
-        for number, line in enumerate(f, 1):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line or line.isspace():
-                continue
-            empty = False
-            yield Record(path, number, line.decode("utf-8", "replace").rstrip("\r\n"))
-        if empty:
-            yield Record(path, 0, "", reason="文件为空：没有任何事件行")
-
-
 class Ingest:
     """Validates input like replay and publishes it to ``events``; rejects go to ``rejects``.
 
@@ -119,7 +88,7 @@ class Ingest:
     the start tick before the first event and the ``until`` tick after the last."""
 
     def __init__(self, config: Config, producer: Any, partitions: int, *, event_time: bool,
-                 until: datetime | None = None, on_reject: Any = None) -> None:
+                 until: datetime | None = None, on_reject: Callable[[Reject], None] | None = None) -> None:
         self.config, self.producer, self.partitions = config, producer, partitions
         self.event_time, self.until = event_time, until
         self.validator = Validator(config.known())
@@ -136,10 +105,10 @@ class Ingest:
 
     def _reject(self, rec: Record, reason: str) -> None:
         self.summary.rejected += 1
-        record = {"source": rec.source, "line": rec.line, "raw": rec.raw, "reason": reason}
-        self.producer.send(REJECTS, key=rec.source.encode(), value=json.dumps(record, ensure_ascii=False).encode())
+        reject = rec.reject(reason)
+        self.producer.send(REJECTS, key=rec.source.encode(), value=json.dumps(reject.to_json(), ensure_ascii=False).encode())
         if self._on_reject is not None:
-            self._on_reject(record)
+            self._on_reject(reject)
 
     def add(self, rec: Record) -> None:
         self.summary.read += 1
@@ -150,8 +119,9 @@ class Ingest:
                 value = json.dumps(rec.obj, ensure_ascii=False)
                 ev = self.validator.from_object(rec.obj)
             else:
-                value = rec.raw
-                ev = self.validator.from_json(rec.raw)
+                raw = rec.raw.encode() if isinstance(rec.raw, str) else rec.raw
+                ev = self.validator.from_json(raw)
+                value = raw.rstrip(b"\r\n").decode("utf-8", "replace")
             if self.event_time:
                 out = self.stamper.stamp(ev)
             else:

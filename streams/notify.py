@@ -19,6 +19,7 @@ from typing import Any
 
 from shian.notifiers.delivery import open_dispatcher, state_line
 from shian.notifiers.settings import Settings
+from shian.rules.records import Record
 
 from .kafka import NOTICES, REJECTS, bootstrap
 
@@ -74,11 +75,10 @@ async def run_notify(settings: Settings, broker: str, group: str, stop: asyncio.
                         except (KeyError, TypeError, ValueError) as e:
                             problem = f"无法存入发件箱：{type(e).__name__}: {e}"
                     if problem is not None:
-                        raw = (r.value or b"").decode("utf-8", "replace")
                         log.error("notices/%d offset %d set aside: %s", tp.partition, r.offset, problem)
-                        await producer.send_and_wait(REJECTS, json.dumps(
-                            {"source": f"{NOTICES}/{tp.partition}", "line": r.offset, "raw": raw, "reason": problem},
-                            ensure_ascii=False).encode(), key=b"notify")
+                        reject = Record(f"{NOTICES}/{tp.partition}", r.offset, r.value or b"").reject(problem)
+                        await producer.send_and_wait(REJECTS, json.dumps(reject.to_json(), ensure_ascii=False).encode(),
+                                                     key=b"notify")
             if batch:
                 await consumer.commit()
     finally:

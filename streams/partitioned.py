@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from kafka.partitioner.default import murmur2
-
 from shian.notifiers.routing import recipients
 from shian.rules.config import Config
 from shian.rules.engine import Engine, Status
@@ -39,6 +37,30 @@ LIVE_JUMP = timedelta(days=1)
 def partition_of(township: str, partitions: int) -> int:
     """Kafka's default partitioner (murmur2 of the key), so keyed records and owners agree."""
     return (murmur2(township.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+def murmur2(data: bytes) -> int:
+    """MurmurHash2 as Kafka's Java client computes it for keys (seed 0x9747b28c); written out
+    here so that this module needs no Kafka client (a test holds it to kafka-python's)."""
+    m, mask = 0x5BD1E995, 0xFFFFFFFF
+    length = len(data)
+    h = (0x9747B28C ^ length) & mask
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> 24
+        k = (k * m) & mask
+        h = ((h * m) & mask) ^ k
+    tail = data[length - length % 4:]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h = ((h ^ tail[0]) * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    return h ^ (h >> 15)
 
 
 def townships_of(config: Config, partition: int, partitions: int) -> list[str]:

@@ -17,8 +17,11 @@ from shian.rules.config import Config
 from shian.rules.engine import Engine, Status
 from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
+from shian.rules.records import Record, Reject
 
-TABULAR_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+from .sources import read_path
+
+PROGRESS_EVERY = 0x1000  # records between two progress reports
 
 
 @dataclass
@@ -40,10 +43,6 @@ class Summary:
         return out
 
 
-def _reject_record(source: str, line: Any, raw: str, reason: str) -> dict[str, Any]:
-    return {"source": source, "line": line, "raw": raw, "reason": reason}
-
-
 class Replay:
     """Runs the engine over files; ``on_notice`` and ``on_reject`` receive what comes out."""
 
@@ -51,7 +50,7 @@ class Replay:
         self,
         config: Config,
         on_notice: Callable[[Notice], None],
-        on_reject: Callable[[dict[str, Any]], None],
+        on_reject: Callable[[Reject], None],
         until: datetime | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
@@ -70,61 +69,37 @@ class Replay:
 
     def run(self, paths: list[str]) -> Summary:
         for path in paths:
-            if Path(path).suffix.lower() in TABULAR_SUFFIXES:
-                self._tabular(path)
-            else:
-                self._jsonl(path)
+            self._file(path)
         self.engine.finish(self.until)
         s, tally = self.summary, self._tally
         s.accepted, s.duplicates, s.skipped = tally[Status.ACCEPTED], tally[Status.DUPLICATE], tally[Status.SKIPPED]
         return self.summary
 
-    def _reject(self, source: str, line: Any, raw: str, reason: str) -> None:
-        self.summary.rejected += 1
-        self._on_reject(_reject_record(source, line, raw, reason))
-
-    def _admit(self, ev: Any) -> None:
-        self._tally[self.engine.admit(ev, self.until)] += 1
-
-    def _jsonl(self, path: str) -> None:
-        from_json, admit, until, tally = self.validator.from_json, self.engine.admit, self.until, self._tally
-        progress = self._progress
-        done = read = 0
-        with open(path, "rb") as f:
-            for number, line in enumerate(f, 1):
-                done += len(line)
-                if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                if not line or line.isspace():
-                    continue
-                read += 1
-                try:
-                    tally[admit(from_json(line), until)] += 1
-                except Rejected as r:
-                    self._reject(path, number, line.decode("utf-8", "replace").rstrip("\r\n"), r.reason)
-                if progress is not None and not number & 0xFFF:
-                    progress(done)
-                    done = 0
-        self.summary.read += read
-        if read == 0:
-            self.summary.read += 1
-            self._reject(path, 0, "", "文件为空：没有任何事件行")
-        if progress is not None:
-            progress(done)
-
-    def _tabular(self, path: str) -> None:
-        from .sources import read_tabular
-
-        for rec in read_tabular(path):
-            self.summary.read += 1
+    def _file(self, path: str) -> None:
+        """Every record of one file through the validator and the engine (the hot loop)."""
+        from_json, from_object = self.validator.from_json, self.validator.from_object
+        admit, until, tally, progress = self.engine.admit, self.until, self._tally, self._progress
+        read = reported = done = 0
+        for rec in read_path(path):
+            read += 1
             try:
-                if rec.obj is None:
-                    raise Rejected(rec.reason or "无法读取该行")
-                self._admit(self.validator.from_object(rec.obj))
+                if rec.reason is not None:
+                    raise Rejected(rec.reason)
+                tally[admit(from_json(rec.raw) if rec.obj is None else from_object(rec.obj), until)] += 1
             except Rejected as r:
-                self._reject(rec.source, rec.line, rec.raw, r.reason)
-        if self._progress is not None:
-            self._progress(Path(path).stat().st_size)
+                self._reject(rec, r.reason)
+            if progress is not None:
+                done += len(rec.raw)
+                if not read % PROGRESS_EVERY:
+                    progress(done)
+                    reported, done = reported + done, 0
+        self.summary.read += read
+        if progress is not None:
+            progress(max(0, Path(path).stat().st_size - reported))
+
+    def _reject(self, rec: Record, reason: str) -> None:
+        self.summary.rejected += 1
+        self._on_reject(rec.reject(reason))
 
 
 def jsonl_writer(stream: IO[str]) -> Callable[[Any], None]:

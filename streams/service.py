@@ -25,69 +25,31 @@ import logging
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from shian.notifiers.delivery import open_dispatcher
 from shian.notifiers.routing import recipients
 from shian.notifiers.settings import Settings as DeliverySettings
-from shian.office.settings import ServiceSettings
 from shian.rules.config import Config
 from shian.rules.engine import Engine, Status
-from shian.rules.events import Rejected, Validator
+from shian.rules.events import Rejected
 from shian.rules.notice import Notice
-from shian.rules.timeutil import fmt
+from shian.rules.records import ACCEPTED, DUPLICATE, Outcome, Record
 
-from .kafka import Record, read_records
+from .base import RuntimeBase, Storage
 from .partitioned import PartitionRunner
-from .replay import TABULAR_SUFFIXES
-from .store import Store
+from .sources import INPUT_SUFFIXES, read_path
 
 log = logging.getLogger("shian.service")
-DROP_SUFFIXES = (".jsonl", ".json", ".ndjson", *TABULAR_SUFFIXES)
 DONE_DIR, BAD_DIR = "已处理", "无法读取"
 
 
-@dataclass
-class Outcome:
-    """What happened to one posted line: accepted, duplicate or rejected (with the reason)."""
-    status: str
-    line: Any = None
-    id: str | None = None
-    reason: str | None = None
+class Service(RuntimeBase):
+    """The embedded runtime: one engine owning every township, on the wall clock."""
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status}
-        if self.line is not None:
-            out["line"] = self.line
-        if self.id is not None:
-            out["id"] = self.id
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
-
-
-@dataclass
-class Metrics:
-    events: Counter = field(default_factory=Counter)      # accepted, by type
-    duplicates: int = 0
-    rejects: int = 0
-    notices: Counter = field(default_factory=Counter)     # by rule
-    started: float = field(default_factory=time.time)
-    last_tick: float = 0.0
-
-
-class Service:
-    def __init__(self, config: Config, settings: ServiceSettings, delivery: DeliverySettings, *,
+    def __init__(self, config: Config, storage: Storage, delivery: DeliverySettings, *,
                  now: Callable[[], datetime] | None = None) -> None:
-        self.config, self.settings, self.delivery = config, settings, delivery
-        self.now = now or (lambda: datetime.now(config.tz))
-        self.store = Store(settings.events_db, config.tz)
-        self.dispatcher = open_dispatcher(delivery, now=self.now)
-        self.outbox = self.dispatcher.outbox
-        self.validator = Validator(config.known())
-        self.metrics = Metrics()
+        super().__init__(config, storage, delivery, now=now)
         self._raised: list[Notice] = []
         self._backfilling = False
         self._since_snapshot = 0
@@ -118,44 +80,43 @@ class Service:
 
     def accept_object(self, obj: Any, source: str, line: Any = None, *, mode: str = "live") -> Outcome:
         """One event as a JSON value (already parsed) or text."""
-        try:
-            ev, obj = self._decode(obj)
-            now = self.now()
-            status = self.runner.engine.admit(ev) if mode == "event" else self.runner.live_event(ev, now)
-        except Rejected as r:
-            return self._reject(source, line, obj, r.reason)
-        if status != Status.ACCEPTED:
-            self.metrics.duplicates += 1
-            self._deliver()  # deadlines the clock passed on the way
-            return Outcome("duplicate", line, getattr(ev, "id", None))
-        clock = self.runner.engine.clock if mode == "event" else now
-        with self.store.transaction() as c:
-            self.store.append(c, obj, ev, mode, clock, source)
-        self.metrics.events[ev.type] += 1
-        self._deliver()
-        self._since_snapshot += 1
-        if self._since_snapshot >= self.settings.snapshot_every:
-            self.snapshot()
-        return Outcome("accepted", line, ev.id)
-
-    def _decode(self, obj: Any) -> tuple[Any, dict[str, Any]]:
-        """The validated event and its JSON object, from text or an already parsed value;
-        raises Rejected."""
-        if isinstance(obj, (str, bytes)):
-            ev = self.validator.from_json(obj)
-            return ev, json.loads(obj)
-        return self.validator.from_object(obj), obj
+        text = isinstance(obj, (str, bytes))
+        return self._accept(Record(source, line, obj if text else "", None if text else obj), mode)
 
     def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
         """Records of a file or an upload (JSON Lines, CSV, XLSX), each on its own."""
-        out = []
-        for rec in records:
+        return [self._accept(rec, mode) for rec in records]
+
+    def _accept(self, rec: Record, mode: str) -> Outcome:
+        try:
             if rec.reason is not None:
-                out.append(self._reject(rec.source, rec.line, rec.raw, rec.reason))
-            else:
-                out.append(self.accept_object(rec.obj if rec.obj is not None else rec.raw, rec.source, rec.line,
-                                              mode=mode))
-        return out
+                raise Rejected(rec.reason)
+            ev, obj = self._decode(rec)
+            now = self.now()
+            status = self.runner.engine.admit(ev) if mode == "event" else self.runner.live_event(ev, now)
+        except Rejected as r:
+            self._deliver()  # deadlines the clock passed before the event was refused
+            return self.reject(rec, r.reason)
+        if status != Status.ACCEPTED:
+            self.metrics.duplicates += 1
+            self._deliver()  # deadlines the clock passed on the way
+            return Outcome(DUPLICATE, rec.line, getattr(ev, "id", None))
+        clock = self.runner.engine.clock if mode == "event" else now
+        with self.store.transaction() as c:
+            self.store.append(c, obj, ev, mode, clock, rec.source)
+        self.metrics.events[ev.type] += 1
+        self._deliver()
+        self._since_snapshot += 1
+        if self._since_snapshot >= self.storage.snapshot_every:
+            self.snapshot()
+        return Outcome(ACCEPTED, rec.line, ev.id)
+
+    def _decode(self, rec: Record) -> tuple[Any, dict[str, Any]]:
+        """The validated event and its JSON object; raises Rejected."""
+        if rec.obj is None:
+            ev = self.validator.from_json(rec.raw)
+            return ev, json.loads(rec.raw)
+        return self.validator.from_object(rec.obj), rec.obj
 
     def backfill(self, paths: list[str]) -> Counter:
         """``--backfill``: files on event time (as replay), then the clock to the wall clock."""
@@ -163,36 +124,13 @@ class Service:
         self._backfilling = True
         try:
             for path in paths:
-                for o in self.accept_records(read_records(path), mode="event"):
+                for o in self.accept_records(read_path(path), mode="event"):
                     tally[o.status] += 1
             self.tick()
         finally:
             self._backfilling = False
         self.snapshot()
         return tally
-
-    def ack(self, notice_id: str, dept: str, action: str = "签收", note: str | None = None) -> Outcome:
-        """签收 / 办结 of a notice by one of its recipients, as an ``ack`` event."""
-        notice = self.outbox.notice(notice_id)
-        if notice is None:
-            return Outcome("rejected", reason=f"没有编号为 {notice_id} 的通知")
-        if dept not in notice["recipients"]:
-            return Outcome("rejected", reason=f"部门 {dept} 不是该通知的接收部门")
-        now = self.now().replace(microsecond=0)
-        obj = {"type": "ack", "id": f"{'close' if action == '办结' else 'ack'}-{notice_id}-{dept}-{now:%Y%m%d%H%M%S}",
-               "township": notice["township"], "notice_id": notice_id, "by": dept, "action": action,
-               "acked_at": fmt(now)}
-        if note:
-            obj["note"] = note
-        return self.accept_object(obj, f"ack:{dept}")
-
-    def _reject(self, source: str, line: Any, raw: Any, reason: str) -> Outcome:
-        text = raw if isinstance(raw, str) else (raw.decode("utf-8", "replace") if isinstance(raw, bytes)
-                                                else json.dumps(raw, ensure_ascii=False))
-        self._deliver()  # deadlines the clock passed before the event was refused
-        self.store.add_reject(source, line, text, reason, self.now())
-        self.metrics.rejects += 1
-        return Outcome("rejected", line, reason=reason)
 
     # -- clock, notices, snapshots ------------------------------------------------------------
 
@@ -220,6 +158,10 @@ class Service:
         copy = Engine.restore(self.runner.engine.snapshot(), self.config, recipients, lambda n: None)
         return copy.upcoming(self.now(), count)
 
+    def clock(self) -> datetime | None:
+        """The rules' clock (event time during a backfill, then the wall clock)."""
+        return self.runner.engine.clock
+
     def snapshot(self) -> None:
         self.store.save_snapshot(self.store.last_seq(), self.runner.engine.snapshot())
         self._since_snapshot = 0
@@ -228,21 +170,21 @@ class Service:
 
     def scan_drop_folder(self) -> int:
         """Files dropped into ``drop_dir`` are read, then moved to 已处理/ (or 无法读取/)."""
-        folder = self.settings.drop_dir
+        folder = self.storage.drop_dir
         if folder is None:
             return 0
         folder.mkdir(parents=True, exist_ok=True)
         done = 0
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in DROP_SUFFIXES
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
                            and not p.name.startswith((".", "~$"))):
             if time.time() - path.stat().st_mtime < 1.0:
                 continue  # still being written
             target = DONE_DIR
             try:
-                outcomes = self.accept_records(read_records(str(path)))
+                outcomes = self.accept_records(read_path(path))
                 log.info("drop folder: %s: %s", path.name, dict(Counter(o.status for o in outcomes)))
             except (OSError, ValueError) as e:
-                self._reject(str(path), None, "", f"无法读取文件：{e}")
+                self.reject(Record(str(path), None, ""), f"无法读取文件：{e}")
                 target = BAD_DIR
             stamp = self.now().strftime("%Y%m%d-%H%M%S")
             (folder / target).mkdir(exist_ok=True)
@@ -274,7 +216,5 @@ class Service:
 
     async def close(self) -> None:
         self.snapshot()
-        await self.dispatcher.close()
-        self.outbox.close()
-        self.store.close()
+        await super().close()
 

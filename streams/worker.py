@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from shian.rules.config import Config
 from shian.rules.engine import Engine, SnapshotError
 from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
+from shian.rules.records import Record
 from shian.rules.timeutil import parse_time
 
 from .kafka import CLOCK_HEADER, EVENTS, NOTICES, REJECTS, TICK_HEADER, bootstrap
@@ -48,11 +50,12 @@ SNAPSHOT_SECONDS = 5.0
 SESSION_TIMEOUT = 10.0  # a killed worker's partitions move to the others after this long
 
 
-def build_app(config: Config, broker: str, partitions: int, *, event_time: bool, data_dir: str,
-              app_id: str = "shian") -> Any:
+def faust_app(broker: str, partitions: int, data_dir: str, app_id: str) -> Any:
+    """The Faust app: consumer group, in-memory table store recovered from its changelog,
+    commits and heartbeats tuned for quick hand-overs (see the module docstring)."""
     import faust
 
-    app = faust.App(
+    return faust.App(
         app_id,
         broker=f"kafka://{bootstrap(broker)}",
         store="memory://",
@@ -69,134 +72,182 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
         broker_session_timeout=SESSION_TIMEOUT,
         broker_heartbeat_interval=SESSION_TIMEOUT / 4,
     )
-    events = app.topic(EVENTS, key_serializer="raw", value_serializer="raw", partitions=partitions)
-    table = app.Table("shian-engines", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
-    validator = Validator(config.known())
-    runners: dict[int, PartitionRunner] = {}
-    outbox: list[Notice] = []
 
-    def runner_for(p: int) -> PartitionRunner:
-        runner = runners.get(p)
+
+class Snapshots:
+    """Engine snapshots in the Faust table, in chunks under Kafka's message size, in two slots
+    that take turns; the head key naming the complete slot is written last."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def load(self, p: int) -> bytes | None:
+        head = self.table.get(f"engine-{p}".encode())
+        if not head:
+            return None
+        slot, chunks = head.decode().split(":")
+        return b"".join(self.table[f"engine-{p}-{slot}-{i}".encode()] for i in range(int(chunks)))
+
+    def save(self, p: int, blob: bytes) -> None:
+        """The chunks into the slot the head does not name, then the head: a worker killed
+        half-way through leaves the previous snapshot whole."""
+        chunks = [blob[i:i + CHUNK] for i in range(0, len(blob), CHUNK)] or [b""]
+        head = self.table.get(f"engine-{p}".encode())
+        slot = "b" if head and head.startswith(b"a:") else "a"
+        for i, chunk in enumerate(chunks):
+            self._put(p, f"engine-{p}-{slot}-{i}".encode(), chunk)
+        self._put(p, f"engine-{p}".encode(), f"{slot}:{len(chunks)}".encode())
+
+    def _put(self, p: int, key: bytes, value: bytes) -> None:
+        """A table write on partition ``p`` of the changelog, outside Faust's stream iteration
+        (which would take the partition from the current event)."""
+        self.table.data[key] = value
+        self.table.send_changelog(p, key, value)
+
+
+@dataclass
+class Progress:
+    """Of one partition: events since its snapshot, the last offset run, when it was saved."""
+    since_snapshot: int = 0
+    offset: int | None = None
+    saved_at: float = field(default_factory=time.monotonic)
+
+
+class PartitionWorker:
+    """The engines of the partitions this worker owns, fed batch by batch; what they raise is
+    published to ``notices`` before each snapshot, input they refuse to ``rejects``."""
+
+    def __init__(self, app: Any, config: Config, partitions: int, *, event_time: bool,
+                 snapshots: Snapshots) -> None:
+        self.app, self.config, self.partitions, self.event_time = app, config, partitions, event_time
+        self.snapshots = snapshots
+        self.validator = Validator(config.known())
+        self.runners: dict[int, PartitionRunner] = {}
+        self.progress: dict[int, Progress] = {}
+        self.outbox: list[Notice] = []
+
+    def runner_for(self, p: int) -> PartitionRunner:
+        runner = self.runners.get(p)
         if runner is None:
             engine = None
-            head = table.get(f"engine-{p}".encode())
-            if head:
-                slot, chunks = head.decode().split(":")
-                blob = b"".join(table[f"engine-{p}-{slot}-{i}".encode()] for i in range(int(chunks)))
+            blob = self.snapshots.load(p)
+            if blob is not None:
                 try:
-                    engine = Engine.restore(blob, config, recipients, outbox.append)
+                    engine = Engine.restore(blob, self.config, recipients, self.outbox.append)
                 except SnapshotError as e:
                     log.critical("分区 %d 的已保存状态无法恢复，工作进程退出（不会从头重算而重复发出通知）：%s", p, e)
                     raise
                 log.info("partition %d: state restored (%d bytes)", p, len(blob))
-            runner = runners[p] = PartitionRunner(config, p, partitions, outbox.append, engine=engine)
+            runner = self.runners[p] = PartitionRunner(self.config, p, self.partitions, self.outbox.append,
+                                                       engine=engine)
         return runner
 
-    def save(p: int, runner: PartitionRunner) -> None:
-        """Write the snapshot's chunks into the slot the head does not name, then move the
-        head: a worker killed half-way through leaves the previous snapshot whole."""
-        blob = runner.engine.snapshot()
-        chunks = [blob[i:i + CHUNK] for i in range(0, len(blob), CHUNK)] or [b""]
-        head = table.get(f"engine-{p}".encode())
-        slot = "b" if head and head.startswith(b"a:") else "a"
-        for i, chunk in enumerate(chunks):
-            put(p, f"engine-{p}-{slot}-{i}".encode(), chunk)
-        put(p, f"engine-{p}".encode(), f"{slot}:{len(chunks)}".encode())
+    async def reject(self, record: Any, reason: str) -> None:
+        reject = Record(f"{EVENTS}/{record.partition}", record.offset, record.value or b"").reject(reason)
+        await self.app.producer.send(REJECTS, b"worker", json.dumps(reject.to_json(), ensure_ascii=False).encode(),
+                                     partition=None, timestamp=None, headers=None)
 
-    def put(p: int, key: bytes, value: bytes) -> None:
-        """A table write on partition ``p`` of the changelog, outside Faust's stream iteration
-        (which would take the partition from the current event)."""
-        table.data[key] = value
-        table.send_changelog(p, key, value)
-
-    async def reject(record: Any, reason: str) -> None:
-        out = {"source": f"{EVENTS}/{record.partition}", "line": record.offset,
-               "raw": (record.value or b"").decode("utf-8", "replace"), "reason": reason}
-        await app.producer.send(REJECTS, b"worker", json.dumps(out, ensure_ascii=False).encode(),
-                                partition=None, timestamp=None, headers=None)
-
-    async def flush_outbox() -> None:
-        send = app.producer.send
-        for n in outbox:
+    async def flush_outbox(self) -> None:
+        send = self.app.producer.send
+        for n in self.outbox:
             await send(NOTICES, n.key.encode(), json.dumps(n.to_json(), ensure_ascii=False).encode(),
                        partition=None, timestamp=None, headers=None)
-        outbox.clear()
+        self.outbox.clear()
 
-    async def checkpoint(tp: Any, runner: PartitionRunner, state: list[Any]) -> None:
+    async def checkpoint(self, tp: Any, runner: PartitionRunner, state: Progress) -> None:
         """Notices out, then the snapshot, then the offset (Faust flushes before it commits)."""
-        await flush_outbox()
-        await app.producer.flush()
-        save(tp.partition, runner)
-        await app.consumer._commit_offsets({tp: state[1] + 1})
-        state[0], state[2] = 0, time.monotonic()
+        await self.flush_outbox()
+        await self.app.producer.flush()
+        self.snapshots.save(tp.partition, runner.engine.snapshot())
+        await self.app.consumer._commit_offsets({tp: state.offset + 1})
+        state.since_snapshot, state.saved_at = 0, time.monotonic()
 
-    @app.on_partitions_revoked.connect
-    async def hand_over(sender: Any, revoked: Any, **_: Any) -> None:
+    async def hand_over(self, revoked: Any) -> None:
         """A partition that moves to another worker is that worker's: a last snapshot and
         commit here, so that it starts where this one stopped (if that fails, it is only
         redelivered more events: at least once)."""
         for tp in revoked:
             if tp.topic != EVENTS:
                 continue
-            runner, state = runners.pop(tp.partition, None), progress.pop(tp.partition, None)
-            if runner is not None and state is not None and state[0]:
+            runner, state = self.runners.pop(tp.partition, None), self.progress.pop(tp.partition, None)
+            if runner is not None and state is not None and state.since_snapshot:
                 try:
-                    await checkpoint(tp, runner, state)
+                    await self.checkpoint(tp, runner, state)
                 except Exception:  # the runtime's boundary: the next owner is redelivered the rest
                     log.warning("partition %d: no hand-over snapshot", tp.partition, exc_info=True)
 
-    progress: dict[int, list[Any]] = {}  # partition → [events since the snapshot, last offset, saved at]
+    def _run(self, runner: PartitionRunner, record: Any) -> bool:
+        """One record into its partition's engine; True for a clock tick. Raises Rejected."""
+        headers = dict(record.headers or ())
+        tick = headers.get(TICK_HEADER)
+        if tick is not None:
+            runner.tick(parse_time(record.value.decode(), self.config.tz))
+            return True
+        ev = self.validator.from_json(record.value)
+        stamp = headers.get(CLOCK_HEADER)
+        if self.event_time and stamp:
+            runner.event(ev, parse_time(stamp.decode(), self.config.tz))
+        else:
+            runner.live_event(ev, datetime.now(self.config.tz))
+        return False
 
-    async def on_batch(tp: Any, records: list[Any]) -> None:
+    async def on_batch(self, tp: Any, records: list[Any]) -> None:
         """One fetched batch of one ``events`` partition, in offset order (see FastConsumer)."""
         p = tp.partition
-        runner = runner_for(p)
-        state = progress.setdefault(p, [0, None, time.monotonic()])
+        runner = self.runner_for(p)
+        state = self.progress.setdefault(p, Progress())
         ticked = False
         for record in records:
-            headers = dict(record.headers or ())
-            tick = headers.get(TICK_HEADER)
             try:
-                if tick is not None:
-                    ticked = True
-                    runner.tick(parse_time(record.value.decode(), config.tz))
-                else:
-                    ev = validator.from_json(record.value)
-                    stamp = headers.get(CLOCK_HEADER)
-                    if event_time and stamp:
-                        runner.event(ev, parse_time(stamp.decode(), config.tz))
-                    else:
-                        runner.live_event(ev, datetime.now(config.tz))
+                ticked = self._run(runner, record) or ticked
             except Rejected as r:
-                await reject(record, r.reason)
+                await self.reject(record, r.reason)
             except Exception as e:  # the runtime's boundary: the input is set aside, never lost
                 log.exception("partition %d offset %d", p, record.offset)
-                await reject(record, f"处理失败：{type(e).__name__}: {e}")
-        state[0] += len(records)
-        state[1] = records[-1].offset
-        if runners.get(p) is not runner:  # handed over meanwhile: the new owner is redelivered the rest
-            await flush_outbox()
+                await self.reject(record, f"处理失败：{type(e).__name__}: {e}")
+        state.since_snapshot += len(records)
+        state.offset = records[-1].offset
+        if self.runners.get(p) is not runner:  # handed over meanwhile: the new owner is redelivered the rest
+            await self.flush_outbox()
             return
-        if ticked or state[0] >= SNAPSHOT_EVERY or time.monotonic() - state[2] >= SNAPSHOT_SECONDS:
-            await checkpoint(tp, runner, state)
+        if ticked or state.since_snapshot >= SNAPSHOT_EVERY or time.monotonic() - state.saved_at >= SNAPSHOT_SECONDS:
+            await self.checkpoint(tp, runner, state)
         else:
-            await flush_outbox()
+            await self.flush_outbox()
 
-    install(app, EVENTS, on_batch)
+    async def wall_clock(self) -> None:
+        """Deadlines on the wall clock, for every partition this worker owns — also those
+        with no new event, so that a restarted worker fires what it missed, once."""
+        app = self.app
+        if app.rebalancing or app.in_recovery:
+            return
+        now = datetime.now(self.config.tz)
+        for tp in app.consumer.assignment():
+            if tp.topic == EVENTS:
+                self.runner_for(tp.partition).tick(now)
+        await self.flush_outbox()
+
+
+def build_app(config: Config, broker: str, partitions: int, *, event_time: bool, data_dir: str,
+              app_id: str = "shian") -> Any:
+    """The worker's Faust app: batches of ``events`` into a :class:`PartitionWorker`, its
+    snapshots in the table ``shian-engines``, the wall clock every second unless on event time."""
+    app = faust_app(broker, partitions, data_dir, app_id)
+    events = app.topic(EVENTS, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    table = app.Table("shian-engines", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
+    worker = PartitionWorker(app, config, partitions, event_time=event_time, snapshots=Snapshots(table))
+
+    @app.on_partitions_revoked.connect
+    async def hand_over(sender: Any, revoked: Any, **_: Any) -> None:
+        await worker.hand_over(revoked)
+
+    install(app, EVENTS, worker.on_batch)
     app.topics.add(events)
 
     if not event_time:
         @app.timer(interval=1.0)
         async def wall_clock() -> None:
-            """Deadlines on the wall clock, for every partition this worker owns — also those
-            with no new event, so that a restarted worker fires what it missed, once."""
-            if app.rebalancing or app.in_recovery:
-                return
-            now = datetime.now(config.tz)
-            for tp in app.consumer.assignment():
-                if tp.topic == EVENTS:
-                    runner_for(tp.partition).tick(now)
-            await flush_outbox()
+            await worker.wall_clock()
 
     return app
 

@@ -124,7 +124,7 @@ def replay(tmp_path: Path) -> Callable[..., tuple[list[dict[str, Any]], list[dic
             until = t(until)
         notices: list[dict[str, Any]] = []
         rejects: list[dict[str, Any]] = []
-        summary = Replay(config, lambda n: notices.append(n.to_json()), rejects.append, until=until).run([str(path)])
+        summary = Replay(config, lambda n: notices.append(n.to_json()), lambda r: rejects.append(r.to_json()), until=until).run([str(path)])
         return notices, rejects, summary
 
     return run

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conftest import check, nid, of, t, write_events
-from shian.streams.cli import main
+from shian.cli import main
 
 HH, BQ = "红河镇", "板桥镇"
 

@@ -21,7 +21,7 @@ import yaml
 
 from shian.notifiers.settings import parse as parse_notifiers
 from shian.rules.config import load
-from shian.streams.cli import _parser
+from shian.cli import parser as _parser
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"

@@ -8,7 +8,7 @@ import yaml
 
 from conftest import config_dict, of
 from shian.rules.config import ConfigError, parse
-from shian.streams.cli import main
+from shian.cli import main
 
 HH = "红河镇"
 

@@ -19,7 +19,7 @@ import pytest
 
 from shian.rules.config import load
 from shian.rules.families import RULES
-from shian.streams.cli import main
+from shian.cli import main
 from shian.streams.replay import Replay
 from shian.streams.sources import read_tabular
 
@@ -42,7 +42,7 @@ def replay() -> tuple[list[dict], list[dict], object]:
     notices: list[dict] = []
     rejects: list[dict] = []
     config = load(CONFIG)
-    summary = Replay(config, lambda n: notices.append(n.to_json()), rejects.append, until=UNTIL).run(
+    summary = Replay(config, lambda n: notices.append(n.to_json()), lambda r: rejects.append(r.to_json()), until=UNTIL).run(
         [str(EVENTS), str(WORKBOOK)]
     )
     return notices, rejects, summary

@@ -56,7 +56,7 @@ def replayed(config_path: Path, events: Path) -> tuple[dict[str, dict], list[dic
         obj = json.loads(json.dumps(n.to_json(), ensure_ascii=False))
         assert notices.setdefault(obj["id"], obj) == obj, "replay: one id, two notices"
 
-    Replay(config, on_notice, rejects.append, until=parse_time(UNTIL, config.tz)).run([str(events)])
+    Replay(config, on_notice, lambda r: rejects.append(r.to_json()), until=parse_time(UNTIL, config.tz)).run([str(events)])
     return notices, rejects
 
 
@@ -138,7 +138,7 @@ def kill_mid_snapshot(bootstrap: str, worker: subprocess.Popen) -> str:
 
 def shian(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     with open(log, "w") as err:  # the child keeps its own copy
-        return subprocess.Popen([sys.executable, "-m", "shian.streams.cli", *args], env=env,
+        return subprocess.Popen([sys.executable, "-m", "shian.cli", *args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=err)
 
 
@@ -189,7 +189,7 @@ def test_worker_killed_mid_stream_loses_no_notice(tmp_path):
     with load_kafka_broker().Broker() as b:
         broker = f"kafka://{b.bootstrap}"
         try:
-            subprocess.run([sys.executable, "-m", "shian.streams.cli", "topics", "--config", str(config_path),
+            subprocess.run([sys.executable, "-m", "shian.cli", "topics", "--config", str(config_path),
                             "--broker", broker, "--partitions", "4"], check=True, timeout=120, env=env)
             mark("broker")
             notices = Topic(b.bootstrap, "notices")

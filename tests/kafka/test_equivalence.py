@@ -24,7 +24,7 @@ UNTIL = "2026-05-01T00:00:00"
 
 def shian(*args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "shian.streams.cli", *args], env=env, **kw)
+    return subprocess.Popen([sys.executable, "-m", "shian.cli", *args], env=env, **kw)
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def collect(broker: str, want: int, timeout: float) -> dict[str, dict]:
 
 def test_two_workers_on_four_partitions_issue_replays_notices(broker, tmp_path):
     expected = replayed()
-    subprocess.run([sys.executable, "-m", "shian.streams.cli", "topics", "--config", str(CONFIG),
+    subprocess.run([sys.executable, "-m", "shian.cli", "topics", "--config", str(CONFIG),
                     "--broker", broker, "--partitions", "4"], check=True)
     workers = [
         shian("worker", "--config", str(CONFIG), "--broker", broker, "--event-time",
@@ -71,7 +71,7 @@ def test_two_workers_on_four_partitions_issue_replays_notices(broker, tmp_path):
     ]
     try:
         time.sleep(3)
-        ingest = subprocess.run([sys.executable, "-m", "shian.streams.cli", "ingest", *map(str, FILES),
+        ingest = subprocess.run([sys.executable, "-m", "shian.cli", "ingest", *map(str, FILES),
                                  "--config", str(CONFIG), "--broker", broker, "--until", UNTIL],
                                 capture_output=True, text=True, timeout=120)
         assert ingest.returncode == 0, ingest.stderr

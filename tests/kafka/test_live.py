@@ -26,13 +26,13 @@ def broker():
 
 
 def cli(*args: str, **kw):
-    return subprocess.run([sys.executable, "-m", "shian.streams.cli", *args], **kw)
+    return subprocess.run([sys.executable, "-m", "shian.cli", *args], **kw)
 
 
 def test_live_worker_raises_notices_and_rejects_a_far_future_time(broker, tmp_path):
     cli("topics", "--config", str(CONFIG), "--broker", broker, "--partitions", "2", check=True)
     log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([sys.executable, "-m", "shian.streams.cli", "worker", "--config", str(CONFIG),
+    worker = subprocess.Popen([sys.executable, "-m", "shian.cli", "worker", "--config", str(CONFIG),
                                "--broker", broker, "--data-dir", str(tmp_path / "w")], stderr=log)
     try:
         now = datetime.now(TZ).replace(microsecond=0)

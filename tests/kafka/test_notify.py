@@ -46,7 +46,7 @@ def broker():
 
 
 def cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shian.streams.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shian.cli", *args], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONWARNINGS="ignore"), **kw)
 
 
@@ -77,7 +77,7 @@ def test_notify_delivers_each_notice_from_kafka_once_and_sets_bad_records_aside(
     producer.close()
     want = Counter((n["id"], d) for n in notices for d in n["recipients"] if data["departments"][d].get("email"))
     log = open(tmp_path / "notify.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "shian.streams.cli", "notify", "--config", str(cfg),
+    proc = subprocess.Popen([sys.executable, "-m", "shian.cli", "notify", "--config", str(cfg),
                              "--broker", broker, "--loglevel", "info"], stderr=log, stdout=log)
     try:
         deadline = time.monotonic() + 90

@@ -31,7 +31,7 @@ def test_kafka_office_publishes_posted_events_and_follows_notices_and_events(bro
     from shian.office.settings import parse as service_settings
     from shian.rules.config import load
     from shian.streams.kafka import create_topics
-    from shian.streams.office_kafka import KafkaOffice
+    from shian.streams.follower import KafkaFollower
 
     data = yaml.safe_load((ROOT / "examples" / "county.yaml").read_text(encoding="utf-8"))
     data["notifiers"] = {"outbox": "outbox.sqlite", "file": {"dir": "out"}, "quiet_hours": False}
@@ -52,7 +52,7 @@ def test_kafka_office_publishes_posted_events_and_follows_notices_and_events(bro
     producer.close()
 
     async def scenario() -> tuple:
-        office = KafkaOffice(config, service_settings(config, env={}), delivery_settings(config, env={}),
+        office = KafkaFollower(config, service_settings(config, env={}), delivery_settings(config, env={}),
                              broker=f"kafka://{broker}")
         stop = asyncio.Event()
         task = asyncio.create_task(office.run(stop))

@@ -32,7 +32,7 @@ UNTIL = "2026-05-01T00:00:00"
 
 
 def shian(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shian.streams.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shian.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
 
@@ -96,7 +96,7 @@ def test_delivery_killed_half_way_and_restarted_loses_nothing_and_repeats_only_i
     recorder = SlowRecorder()
     with smtp_server(recorder) as server:
         cfg = example_config(tmp_path, server.port)
-        args = [sys.executable, "-m", "shian.streams.cli", "replay", *EVENTS, "--config", cfg, "--until", UNTIL,
+        args = [sys.executable, "-m", "shian.cli", "replay", *EVENTS, "--config", cfg, "--until", UNTIL,
                 "--out", os.devnull, "--deliver"]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.monotonic()

@@ -121,7 +121,7 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str,
     path = write_events(tmp_path_factory.mktemp("render") / "events.jsonl", sorted(EVENTS, key=_event_time))
     notices: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    Replay(config, lambda n: notices.append(n.to_json()), rejects.append, until=t("2026-05-01T00:00:00")).run([str(path)])
+    Replay(config, lambda n: notices.append(n.to_json()), lambda r: rejects.append(r.to_json()), until=t("2026-05-01T00:00:00")).run([str(path)])
     assert not rejects, rejects
     return config, notices
 

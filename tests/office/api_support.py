@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from shian.office.api import serve
+from shian.cli.run import serve
 from shian.office.settings import ServiceSettings
 from shian.streams.service import Service
 

@@ -54,7 +54,7 @@ def go(make_service: Callable[..., Service], scenario: Callable[[Service, str], 
     service = make_service(cfg or config(), now=lambda: NOW)
 
     async def main() -> Any:
-        async with running(service, service.settings) as base:
+        async with running(service, service.storage) as base:
             return await scenario(service, base)
 
     return asyncio.run(main())
@@ -112,7 +112,7 @@ def test_every_operation_in_the_spec_is_served_exercised_and_answers_as_document
     seen = go(make_service, scenario)
     assert seen == spec.operations()
 
-    app = make_app(svc_holder["s"], svc_holder["s"].settings)
+    app = make_app(svc_holder["s"], svc_holder["s"].storage)
     served = {(route.method, resource.canonical) for resource in app.router.resources() for route in resource
               if route.method != "HEAD" and (resource.canonical.startswith("/api")
                                              or resource.canonical in ("/health", "/metrics"))}
@@ -274,7 +274,7 @@ def test_a_body_over_the_limit_is_refused_with_413(make_service):
     service = make_service(config(), now=lambda: NOW)
 
     async def main() -> None:
-        runner = web.AppRunner(make_app(service, service.settings, max_body=2048))
+        runner = web.AppRunner(make_app(service, service.storage, max_body=2048))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -470,7 +470,7 @@ def test_no_token_ever_reaches_the_log(make_service, caplog):
 
 def test_open_access_serves_loopback_only(make_service):
     service = make_service(county(service={"listen": "0.0.0.0:0", "data_dir": "data"}), now=lambda: NOW)
-    assert service.settings.open_access
+    assert service.storage.open_access
     with pytest.raises(ServeRefused, match="只能监听本机地址"):
         asyncio.run(_serve_briefly(service))
     with pytest.raises(Exception):
@@ -490,11 +490,11 @@ def test_a_port_in_use_is_refused_in_words(make_service):
 
 
 async def _serve_briefly(service: Service) -> None:
-    from shian.office.api import serve
+    from shian.cli.run import serve
 
     stop = asyncio.Event()
     stop.set()
-    await serve(service, service.settings, stop)
+    await serve(service, service.storage, stop)
 
 
 def test_open_access_on_loopback_needs_no_token(make_service):
@@ -517,7 +517,7 @@ def test_open_access_on_loopback_needs_no_token(make_service):
 def test_shian_ack_service_signs_for_a_notice_through_the_running_service(make_service, monkeypatch, capsys):
     """``shian ack --service URL`` acts with the department token from the environment; the
     service refuses a department that did not receive the notice."""
-    from shian.streams.cli import main
+    from shian.cli import main
 
     async def scenario(service: Service, base: str) -> tuple[int, int, dict]:
         service.accept_object(sample("CLI-1"), "test")

@@ -47,7 +47,7 @@ class Served:
         from shian.office.api import make_app
 
         self.service = self.build()
-        self.runner = web.AppRunner(make_app(self.service, self.service.settings))
+        self.runner = web.AppRunner(make_app(self.service, self.service.storage))
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()

@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def start(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "shian.streams.cli", "run", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "shian.cli", "run", "--config", str(config)],
                             stdout=open(log, "a"), stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
 

@@ -1,85 +1,102 @@
 """``shian run --broker kafka://…``: the office's screen on a Kafka deployment.
 
-The rules run in the workers, not here. This process follows ``notices`` (every partition,
+The rules run in the workers, not here. This runtime follows ``notices`` (every partition,
 no consumer group: it shows all of them) into its outbox — recorded only, not delivered,
-since ``shian notify`` delivers (``--deliver`` makes this process deliver instead) — and
+since ``shian notify`` delivers (``deliver=True`` makes this process deliver instead) — and
 ``events`` into its journal, for the pages and reports (ticks and records that are not valid
-events are skipped, repeats of an event id ignored). Events and acks posted to its API are
+events are skipped, repeats of an event id ignored). Events and acks posted to it are
 validated like ``ingest`` and published to ``events`` (the workers judge duplicates and
 deadlines); the answer "accepted" means published.
+
+Its clock is the workers' clock as the ``events`` topic shows it: the latest ``shian-clock``
+stamp or tick of an event-time feed, or, once live events (no stamp) have been seen, the wall
+clock the workers run on; None before anything was followed.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable, Iterable
 
+from shian.notifiers.routing import recipients
+from shian.notifiers.settings import Settings as DeliverySettings
+from shian.rules.config import Config
 from shian.rules.engine import Engine
 from shian.rules.events import Rejected
+from shian.rules.records import ACCEPTED, Outcome, Record
+from shian.rules.timeutil import parse_time
 
+from .base import RuntimeBase, Storage
 from .kafka import CLOCK_HEADER, EVENTS, NOTICES, TICK_HEADER, bootstrap
 from .partitioned import check_live_time, partition_of
-from shian.notifiers.routing import recipients
 
-from .service import Outcome, Service
-
-log = logging.getLogger("shian.office.kafka")
+log = logging.getLogger("shian.follower")
 
 
-class KafkaOffice(Service):
-    def __init__(self, *args: Any, broker: str, deliver: bool = False, **kw: Any) -> None:
+class KafkaFollower(RuntimeBase):
+    def __init__(self, config: Config, storage: Storage, delivery: DeliverySettings, *, broker: str,
+                 deliver: bool = False, now: Callable[[], datetime] | None = None) -> None:
+        super().__init__(config, storage, delivery, now=now)
         self.broker = bootstrap(broker)
         self.deliver = deliver
         self._producer: Any = None
         self._partitions = 0
-        super().__init__(*args, **kw)
+        self._clock: datetime | None = None
+        self._live = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _recover(self, seq: int) -> None:
-        """Nothing to run again: the workers own the state."""
+    # -- input: published, not run -------------------------------------------------------
 
-    def accept_object(self, obj: Any, source: str, line: Any = None, *, mode: str = "live") -> Outcome:
+    def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
+        return [self._publish(rec) for rec in records]
+
+    def _publish(self, rec: Record) -> Outcome:
         try:
-            ev, obj = self._decode(obj)
+            if rec.reason is not None:
+                raise Rejected(rec.reason)
+            obj = rec.obj if rec.obj is not None else json.loads(rec.raw)
+            ev = self.validator.from_object(obj) if rec.obj is not None else self.validator.from_json(rec.raw)
             check_live_time(ev, self.now())
         except Rejected as r:
-            return self._reject(source, line, obj, r.reason)
+            return self.reject(rec, r.reason)
+        except ValueError:
+            return self.reject(rec, "不是有效的 JSON")
         if self._producer is None:
-            return self._reject(source, line, obj, "尚未连接 Kafka，请稍后重发")
+            return self.reject(rec, "尚未连接 Kafka，请稍后重发")
         self._producer.send(EVENTS, key=ev.township.encode(), value=json.dumps(obj, ensure_ascii=False).encode(),
                             partition=partition_of(ev.township, self._partitions))
         self._producer.flush(timeout=10)
         self.metrics.events[ev.type] += 1
-        return Outcome("accepted", line, ev.id)
+        return Outcome(ACCEPTED, rec.line, ev.id)
 
-    def tick(self) -> int:
-        import time
+    # -- what the office asks -------------------------------------------------------------------
 
-        self.metrics.last_tick = time.time()
-        return 0
-
-    def snapshot(self) -> None:
-        """No engine here."""
+    def clock(self) -> datetime | None:
+        return self.now() if self._live else self._clock
 
     def upcoming(self, count: int = 20) -> list[tuple[datetime, str]]:
         """The calendar's deadlines (reports, campaigns, pass rates) from a fresh engine: the
         entity deadlines live in the workers."""
         return Engine(self.config, recipients, lambda n: None).upcoming(self.now(), count)
 
+    # -- following ------------------------------------------------------------------------------
+
     def _follow(self, consumer: Any, stop: asyncio.Event) -> None:
         """Blocking loop in a thread: notices into the outbox, events into the journal."""
+        loop = self._loop
+        assert loop is not None
         while not stop.is_set():
             batch = consumer.poll(timeout_ms=500)
             for tp, records in batch.items():
                 for r in records:
                     try:
                         if tp.topic == NOTICES:
-                            self._loop.call_soon_threadsafe(self._take_notice, r.value)
+                            loop.call_soon_threadsafe(self._take_notice, r.value)
                         else:
-                            headers = dict(r.headers or ())
-                            if TICK_HEADER not in headers:
-                                self._loop.call_soon_threadsafe(self._take_event, r.value, headers.get(CLOCK_HEADER))
+                            loop.call_soon_threadsafe(self._take_event, r.value, dict(r.headers or ()))
                     except RuntimeError:
                         return
 
@@ -91,7 +108,11 @@ class KafkaOffice(Service):
         except (ValueError, KeyError, TypeError) as e:
             log.error("a record on %s is not a notice: %s", NOTICES, e)
 
-    def _take_event(self, value: bytes, clock: bytes | None) -> None:
+    def _take_event(self, value: bytes, headers: dict[str, bytes]) -> None:
+        if TICK_HEADER in headers:
+            self._see_clock(value)
+            return
+        self._see_clock(headers.get(CLOCK_HEADER))
         try:
             obj = json.loads(value)
             ev = self.validator.from_object(obj)
@@ -99,9 +120,21 @@ class KafkaOffice(Service):
             return
         if self.store.has(ev):
             return
-        now = self.now()
         with self.store.transaction() as c:
-            self.store.append(c, obj, ev, "kafka", now, f"{EVENTS}")
+            self.store.append(c, obj, ev, "kafka", self.now(), EVENTS)
+
+    def _see_clock(self, stamp: bytes | None) -> None:
+        """The workers' clock: an event-time stamp moves it forward; a live event (no stamp)
+        means the workers run on the wall clock."""
+        if stamp is None:
+            self._live = True
+            return
+        try:
+            at = parse_time(stamp.decode(), self.config.tz)
+        except (UnicodeDecodeError, ValueError):
+            return
+        if self._clock is None or at > self._clock:
+            self._clock = at
 
     async def run(self, stop: asyncio.Event) -> None:
         from kafka import KafkaConsumer, KafkaProducer
@@ -118,7 +151,7 @@ class KafkaOffice(Service):
         sender = asyncio.create_task(self.dispatcher.run(stop, poll_seconds=1.0)) if self.deliver else None
         try:
             while not stop.is_set():
-                self.tick()
+                self.metrics.last_tick = time.time()
                 self._producer.flush(timeout=5)
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)

@@ -1,0 +1,3 @@
+from shian.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""``shian ack``: 签收 / 办结 of a notice, as an ``ack`` event appended to an events file,
+published to Kafka, or handed to a running ``shian run``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from shian.rules.config import Config, ConfigError
+
+from .common import load_config, time_arg
+
+
+def register(sub: Any) -> None:
+    a = sub.add_parser("ack", help="签收 / 办结一条通知：生成 ack 事件（追加到事件文件，或发布到 Kafka）")
+    a.add_argument("notice_id", metavar="NOTICE_ID", help="通知编号（id）")
+    a.add_argument("--by", required=True, metavar="DEPT", help="签收部门 id（须是该通知的接收部门）")
+    a.add_argument("--action", default="签收", choices=("签收", "办结"))
+    a.add_argument("--note", metavar="TEXT", help="反馈意见，如处置情况")
+    a.add_argument("--config", required=True, metavar="FILE")
+    a.add_argument("--at", metavar="DATETIME", help="签收时间（缺省为当前时间）")
+    a.add_argument("--township", metavar="NAME", help="通知所属乡镇（缺省从发件箱或 --notices 文件中查）")
+    a.add_argument("--notices", metavar="FILE", help="到此通知文件（replay --out 的输出）中查找通知")
+    where = a.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="FILE", help="把 ack 事件追加到此事件文件（JSON Lines，供 replay）")
+    where.add_argument("--broker", metavar="kafka://HOST:PORT", help="把 ack 事件发布到 Kafka 的 events 主题")
+    where.add_argument("--service", metavar="URL", help="交给正在运行的 shian run（如 http://127.0.0.1:8080）")
+    a.add_argument("--token-env", default="SHIAN_TOKEN", metavar="VAR",
+                   help="（--service）存放本部门令牌的环境变量，缺省 SHIAN_TOKEN；服务未配置令牌时可不设")
+    a.set_defaults(func=cmd_ack)
+
+
+def find_notice(args: argparse.Namespace, config: Config) -> dict[str, Any] | None:
+    """The notice by id (or key): in the outbox of the config, else in ``--notices``."""
+    from shian.notifiers.settings import parse
+
+    try:
+        outbox_path = parse(config, env={}).outbox if config.notifiers else None
+    except ConfigError:
+        outbox_path = None
+    if outbox_path is not None and outbox_path.exists():
+        from shian.notifiers.outbox import Outbox
+
+        with Outbox(outbox_path) as outbox:
+            found = outbox.notice(args.notice_id)
+        if found is not None:
+            return found
+    if args.notices:
+        with open(args.notices, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    n = json.loads(line)
+                    if args.notice_id in (n.get("id"), n.get("key")):
+                        return n
+    return None
+
+
+def ack_event(args: argparse.Namespace, config: Config) -> dict[str, Any] | str:
+    """The ack event for the arguments, or why there is none (exit 2)."""
+    from shian.rules.records import ack_event
+
+    at = time_arg(args.at, config, "--at") or datetime.now(config.tz).replace(microsecond=0)
+    if args.by not in config.departments:
+        return f"--by：未知的部门 id“{args.by}”；可用：{', '.join(config.departments)}"
+    notice = find_notice(args, config)
+    township = args.township or (notice or {}).get("township")
+    if township is None:
+        return f"找不到通知 {args.notice_id}：请用 --township 指明乡镇，或用 --notices 给出通知文件"
+    if township not in config.townships:
+        return f"--township：未配置的乡镇“{township}”"
+    if notice is not None and args.by not in notice.get("recipients", ()):
+        return f"部门 {args.by} 不是通知 {args.notice_id} 的接收部门（{', '.join(notice['recipients'])}），不能签收"
+    nid = notice["id"] if notice is not None else args.notice_id
+    return ack_event(nid, township, args.by, args.action, at, args.note)
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.service:
+        return _ack_by_service(args)
+    event = ack_event(args, config)
+    if isinstance(event, str):
+        print(event, file=sys.stderr)
+        return 2
+    line = json.dumps(event, ensure_ascii=False)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8", newline="\n") as f:
+            f.write(line + "\n")
+        print(f"已追加到 {args.out}：{line}", file=sys.stderr)
+    elif args.broker:
+        _publish(args.broker, event["township"], line)
+        print(f"已发布到 events：{line}", file=sys.stderr)
+    else:
+        print(line)
+    return 0
+
+
+def _publish(broker: str, township: str, line: str) -> None:
+    from kafka import KafkaProducer
+
+    from shian.streams.kafka import EVENTS, bootstrap, event_partitions
+    from shian.streams.partitioned import partition_of
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap(broker), acks="all")
+    producer.send(EVENTS, key=township.encode(), value=line.encode(),
+                  partition=partition_of(township, event_partitions(broker)))
+    producer.flush()
+    producer.close()
+
+
+def _ack_by_service(args: argparse.Namespace) -> int:
+    """``shian ack --service URL``: the running ``shian run`` checks the recipient and records
+    the ack at its own clock (``POST /api/notices/{id}/ack``)."""
+    import os
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    body = {"action": args.action, "by": args.by}
+    if args.note:
+        body["note"] = args.note
+    headers = {"Content-Type": "application/json"}
+    token = os.environ.get(args.token_env)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"{args.service.rstrip('/')}/api/notices/{quote(args.notice_id)}/ack"
+    req = urllib.request.Request(url, data=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answer = json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            reason = json.loads(e.read()).get("error", "")
+        except ValueError:
+            reason = ""
+        print(f"shian run 拒绝了（HTTP {e.code}）：{reason or e.reason}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"无法连接 {args.service}：{e}", file=sys.stderr)
+        return 2
+    print(f"已{args.action}：{args.notice_id}（{answer.get('status', '')}）", file=sys.stderr)
+    return 0

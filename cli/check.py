@@ -1,0 +1,87 @@
+"""``shian check-config``: the config checked and shown as shian will use it."""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from .common import delivery_settings, load_config, service_settings, time_arg
+
+
+def register(sub: Any) -> None:
+    c = sub.add_parser("check-config", help="检查配置文件并列出生效的规则、阈值和即将到来的期限")
+    c.add_argument("--config", required=True, metavar="FILE")
+    c.add_argument("--now", metavar="DATETIME", help="从此时刻起列出期限（缺省为当前时间）")
+    c.add_argument("--deadlines", type=int, default=12, metavar="N", help="列出多少个即将到来的期限")
+    c.set_defaults(func=cmd_check_config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from shian.rules.timeutil import fmt
+
+    config = load_config(args.config)
+    now = time_arg(args.now, config, "--now") or datetime.now(config.tz)
+    print(f"配置 {args.config} 有效。")
+    print(f"时区 {config.tz.key}；县 {config.county.name or '（未命名）'}，县食安办 {config.county.office}"
+          + (f"，升级对象 {', '.join(config.county.escalation)}" if config.county.escalation else ""))
+    print(f"max_jump_days {config.max_jump_days}，dedup_days {config.dedup_days}")
+    _delivery(config)
+    _service(config)
+    _townships(config)
+    _rules(config)
+    print(f"\n自 {fmt(now)} 起即将到来的期限：")
+    _deadlines(config, now, args.deadlines)
+    return 0
+
+
+def _delivery(config: Any) -> None:
+    settings = delivery_settings(config)
+    print("\n部门（投递渠道）：")
+    for dept_id, d in config.departments.items():
+        channels = settings.channels_of(dept_id)
+        print(f"  {dept_id:<14} {d.name}" + (f"  <{', '.join(d.email)}>" if d.email else "")
+              + f"  [{', '.join(channels) if channels else '无渠道：通知只记录，不发送'}]")
+    print(f"\n投递：发件箱 {settings.outbox}；分组等待 {settings.group_wait_seconds:g} 秒；"
+          + (f"非紧急通知在工作日 {settings.work_start:%H:%M}–{settings.work_end:%H:%M} 发送" if settings.quiet_hours
+             else "不设免打扰时段")
+          + (f"；每日汇总 {settings.digest_at:%H:%M}" if settings.digest_at else "；无每日汇总"))
+
+
+def _service(config: Any) -> None:
+    service = service_settings(config)
+    print(f"内嵌服务（shian run）：监听 {service.host}:{service.port}；数据 {service.data_dir}"
+          + (f"；投放文件夹 {service.drop_dir}" if service.drop_dir else "")
+          + (f"；数据来源 {', '.join(service.feed_names)}" if service.feed_names else "")
+          + ("；未配置令牌（仅限本机访问）" if service.open_access else ""))
+
+
+def _townships(config: Any) -> None:
+    print("\n乡镇：")
+    for name, t in config.townships.items():
+        pop = f"人口 {t.population}，" if t.population is not None else ""
+        print(f"  {name}：{pop}食安办 {t.office}")
+        print(f"    报送单位：{', '.join(t.reporters) or '（无）'}")
+        if t.routing:
+            print(f"    分派：{', '.join(f'{k}→{v}' for k, v in t.routing.items())}")
+
+
+def _rules(config: Any) -> None:
+    from shian.rules.families import RULES
+
+    print("\n规则：")
+    for rule_id, spec in RULES.items():
+        p = config.rules[rule_id]
+        params = {k: v for k, v in p.model_dump().items() if k != "enabled"}
+        state = "启用" if p.enabled else "停用"
+        shown = "，".join(f"{k}={v}" for k, v in params.items())
+        print(f"  {rule_id:<34} {state}  {spec.level}/{spec.severity}  {spec.summary}" + (f"  [{shown}]" if shown else ""))
+
+
+def _deadlines(config: Any, now: datetime, count: int) -> None:
+    from shian.notifiers.routing import recipients
+    from shian.rules.engine import Engine
+    from shian.rules.timeutil import fmt
+
+    engine = Engine(config, recipients, lambda n: None)
+    for at, label in engine.upcoming(now, count):
+        print(f"  {fmt(at)}  {label}")

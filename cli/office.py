@@ -1,0 +1,72 @@
+"""The office's offline outputs: ``report`` (monthly compliance report) and ``ledger`` (台账),
+from what ``shian run`` keeps."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from shian.rules.config import Config
+
+from .common import delivery_settings, load_config, service_settings, time_arg
+
+
+def register(sub: Any) -> None:
+    rp = sub.add_parser("report", help="月度合规报告（XLSX 每表一页 + 带图表的 HTML），数据取自 shian run 保存的事件")
+    rp.add_argument("--month", required=True, metavar="YYYY-MM")
+    rp.add_argument("--config", required=True, metavar="FILE")
+    rp.add_argument("--out", default=".", metavar="DIR", help="输出目录（缺省为当前目录）")
+    rp.set_defaults(func=cmd_report)
+
+    lg = sub.add_parser("ledger", help="导出通知台账（XLSX）：每条通知的接收部门、签收 / 办结时间和意见")
+    lg.add_argument("--config", required=True, metavar="FILE")
+    lg.add_argument("--out", metavar="FILE", help="输出文件（缺省按县名命名，写在当前目录）")
+    lg.add_argument("--since", metavar="DATETIME", help="只导出此时刻及以后的通知")
+    lg.add_argument("--until", metavar="DATETIME", help="只导出此时刻以前的通知")
+    lg.set_defaults(func=cmd_ledger)
+
+
+def office_data(config: Config) -> tuple[Any, Any]:
+    """The store and outbox ``shian run`` keeps (read by report and ledger)."""
+    from shian.notifiers.outbox import Outbox
+    from shian.streams.store import Store
+
+    settings = service_settings(config, env={k: "-" * 8 for k in _token_envs(config)})
+    delivery = delivery_settings(config)
+    if not settings.events_db.exists():
+        print(f"还没有保存的事件（{settings.events_db}）：请先运行 shian run", file=sys.stderr)
+        raise SystemExit(2)
+    return Store(settings.events_db, config.tz), Outbox(delivery.outbox)
+
+
+def _token_envs(config: Config) -> list[str]:
+    """Token variables named in the service section (report and ledger need no tokens)."""
+    service = config.service or {}
+    specs = list((service.get("feeds") or {}).values()) + list((service.get("tokens") or {}).values())
+    return [s["token_env"] for s in specs if isinstance(s, dict) and s.get("token_env")]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from shian.office.report import report_main
+
+    config = load_config(args.config)
+    store, outbox = office_data(config)
+    try:
+        paths = report_main(config, store, outbox, args.month, args.out)
+    except ValueError as e:
+        print(f"--month：{e}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from shian.office.ledger import ledger_main
+
+    config = load_config(args.config)
+    since = time_arg(args.since, config, "--since")
+    until = time_arg(args.until, config, "--until")
+    store, outbox = office_data(config)
+    print(ledger_main(config, store, outbox, args.out, since=since, until=until))
+    return 0

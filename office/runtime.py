@@ -1,0 +1,63 @@
+"""What the office needs from the runtime behind it, and nothing more.
+
+The HTTP API, the dashboard, the report and the ledger see the running system only through
+this interface: they hand in events (files, bodies) and acks, and ask for notices, 签收 / 办结,
+rejects, silences, the clock, counts and figures. The embedded service
+(``shian.streams.service.Service``) and the Kafka follower
+(``shian.streams.follower.KafkaFollower``) implement it; the composition root (``shian.cli``)
+hands one of them to :func:`shian.office.api.make_app`. The office imports nothing from the
+runtimes, and they import nothing from the office.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any, Protocol
+
+from shian.rules.config import Config
+from shian.rules.records import Outcome
+
+
+class Metrics(Protocol):
+    events: Counter            # accepted, by type
+    duplicates: int
+    rejects: int
+    notices: Counter           # by rule
+    started: float             # Unix time
+    last_tick: float
+
+
+class Runtime(Protocol):
+    config: Config
+    metrics: Metrics
+
+    def now(self) -> datetime: ...
+
+    # -- handing in ---------------------------------------------------------------------------
+    async def accept_file(self, data: bytes, filename: str, source: str) -> list[Outcome]:
+        """An upload or body read like a file of that name; one outcome per line or row.
+        Raises :class:`~shian.rules.records.UnreadableInput` for a JSON document that is not JSON."""
+        ...
+
+    def ack(self, notice_id: str, dept: str, action: str = "签收", note: str | None = None) -> Outcome: ...
+
+    # -- asking -------------------------------------------------------------------------------
+    def clock(self) -> datetime | None: ...
+    def notice(self, notice_id: str) -> dict[str, Any] | None: ...
+    def notices(self, since: datetime | None = None, until: datetime | None = None,
+                dept: str | None = None) -> list[dict[str, Any]]: ...
+    def notices_after(self, row: int) -> tuple[int, list[dict[str, Any]]]: ...
+    def deliveries_of(self, notice_id: str) -> list[Any]: ...
+    def silenced_ids(self) -> set[str]: ...
+    def acks_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]: ...
+    def rejects(self, limit: int = 100) -> list[dict[str, Any]]: ...
+    def counts(self) -> dict[str, Any]: ...
+    def next_delivery(self) -> datetime | None: ...
+    def upcoming(self, count: int = 20) -> list[tuple[datetime, str]]: ...
+
+    # -- silences -----------------------------------------------------------------------------
+    def configured_silences(self) -> list[Any]: ...
+    def silences(self, now: datetime) -> list[Any]: ...
+    def add_silence(self, rule: str | None, township: str | None, start: datetime, end: datetime,
+                    comment: str, by: str) -> Any: ...
+    def expire_silence(self, silence_id: int) -> Any | None: ...
