@@ -50,7 +50,7 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from shian.rules.notice import notice_id
+from shian.rules.notice import notice_id, notice_key
 from shian.rules.timeutil import fmt, parse_time
 
 from . import timing
@@ -88,7 +88,7 @@ def failure_notice(settings: Settings, notice: Mapping[str, Any], dept: str, cha
         return None
     config = settings.config
     township = notice["township"]
-    key = f"{FAILED_RULE}|{township}|{notice['id']}|{dept}|{channel}"
+    key = notice_key(FAILED_RULE, township, notice["id"], dept, channel)
     dept_name = config.departments[dept].name if dept in config.departments else dept
     return {
         "id": notice_id(key),

@@ -24,7 +24,7 @@ from shian.rules.families import RULES
 from shian.rules.families.base import entity_key
 from shian.rules.families.campaigns import JOINT
 from shian.rules.families.pass_rate import COUNTED_PROGRAMS
-from shian.rules.notice import PROGRAM_NAMES, notice_id
+from shian.rules.notice import PROGRAM_NAMES, notice_id, notice_key
 from shian.rules.params import exact
 from shian.rules.timeutil import add_days, local_midnight, month_of, parse_time
 from shian.rules.verdict import Judge, substance_pattern
@@ -350,7 +350,7 @@ def disposals(config: Config, events: Iterable[Any], notices: Iterable[Mapping[s
             continue
         seen.add((ev.township, ev.id))
         rule = "sample.banned_substance" if v.banned else "sample.unqualified"
-        nid = notice_id(f"{rule}|{ev.township}|{ev.id}")
+        nid = notice_id(notice_key(rule, ev.township, ev.id))
         due = add_days(ev.time, days)
         n = by_id.get(nid)
         if n and n.get("due"):

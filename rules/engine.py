@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from .config import Config
 from .events import Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
-from .notice import Notice, notice_id
+from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
@@ -120,7 +120,7 @@ class Engine:
             return None
         spec = RULES[rule]
         level = level or spec.level
-        key = f"{rule}|{township}|{key_tail}"
+        key = notice_key(rule, township, key_tail)
         notice = Notice(
             id=notice_id(key),
             rule=rule,
