@@ -15,7 +15,7 @@ from ..calendar import HOLIDAYS, holiday_date
 from ..events import Inspection
 from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days, at_local, local_midnight
-from .base import Family
+from .base import Context, Family
 
 
 class CampaignParams(RuleParams):
@@ -44,7 +44,7 @@ class Campaigns(Family):
     name = "campaigns"
     RULES = (REMINDER, MISSED)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(REMINDER.id)
         self.holidays, self.remind = p.holidays, p.remind_days_before

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ..events import Incident
 from ..params import RuleParams, RuleSpec
-from .base import Family
+from .base import Context, Family
 
 
 class LateReportParams(RuleParams):
@@ -27,7 +27,7 @@ class Incidents(Family):
     name = "incidents"
     RULES = (REPORTED, LATE_REPORT)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.within_hours = ctx.params(LATE_REPORT.id).report_within_hours
         self.within = timedelta(hours=self.within_hours)

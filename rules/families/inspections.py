@@ -12,7 +12,7 @@ from typing import Any
 from ..events import Inspection
 from ..params import Rate, RuleParams, RuleSpec, exact
 from ..timeutil import local_midnight
-from .base import Family, drop_oldest, entity_key
+from .base import Context, Family, drop_oldest, entity_key
 
 
 class HealthCertParams(RuleParams):
@@ -43,7 +43,7 @@ class Inspections(Family):
     name = "inspections"
     RULES = (LICENSE, HEALTH_CERT, SEVERE, RECTIFY)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.min_rate = ctx.params(HEALTH_CERT.id).min_rate
         self.min_rate_exact = exact(self.min_rate)

@@ -12,7 +12,7 @@ from typing import Any
 from ..events import SamplingResult
 from ..params import PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days
-from .base import Family, entity_key
+from .base import Context, Family, entity_key
 from .samples import sample_facts
 
 
@@ -27,10 +27,10 @@ class Offenders(Family):
     name = "offenders"
     RULES = (REPEAT,)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.window = ctx.params(REPEAT.id).window_days
-        self.keep_days = self.window + ctx.config.dedup_days
+        self.keep_days = self.window + ctx.dedup_days
         self.bad: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
 
     def handlers(self) -> dict[str, Any]:

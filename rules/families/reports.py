@@ -13,7 +13,7 @@ from pydantic import model_validator
 from ..events import MonthlyReport
 from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days, at_local, local_midnight, month_of, next_month
-from .base import Family
+from .base import Context, Family
 
 
 class ReminderParams(RuleParams):
@@ -46,7 +46,7 @@ class Reports(Family):
     name = "reports"
     RULES = (REMINDER, OVERDUE, ESCALATION)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(REMINDER.id)
         self.due_day, self.remind = p.due_day, p.remind_days_before
@@ -79,7 +79,7 @@ class Reports(Family):
         done = self.received.get(period, set())
         y, m = period[:4], int(period[5:])
         for township in self.ctx.townships:
-            for reporter in self.ctx.config.townships[township].reporters:
+            for reporter in self.ctx.reporters(township):
                 if (township, reporter) in done:
                     continue
                 if rule == REMINDER.id:

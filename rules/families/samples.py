@@ -11,7 +11,7 @@ from typing import Any
 from ..events import Disposal, SamplingResult
 from ..params import PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days
-from .base import Family, drop_oldest
+from .base import Context, Family, drop_oldest
 
 DEFAULT_SUBSTANCES = (
     "克伦特罗", "克仑特罗", "瘦肉精", "莱克多巴胺", "沙丁胺醇", "西马特罗", "氯霉素", "孔雀石绿",
@@ -50,7 +50,7 @@ class Samples(Family):
     name = "samples"
     RULES = (BANNED, UNQUALIFIED, DISPOSAL_OVERDUE)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.disposal_days = ctx.params(UNQUALIFIED.id).disposal_days
         self.disposed: dict[tuple[str, str], datetime] = {}

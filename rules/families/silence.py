@@ -11,7 +11,7 @@ from typing import Any
 
 from ..params import PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days, fmt
-from .base import Family
+from .base import Context, Family
 
 
 class SilentParams(RuleParams):
@@ -26,7 +26,7 @@ class Silence(Family):
     name = "silence"
     RULES = (SILENT,)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.days = ctx.params(SILENT.id).days
         self.last: dict[str, datetime] = {}
