@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
+from shian.notifiers.render import spec_of
 from shian.rules.calendar import holiday_date
 from shian.rules.config import Config
 from shian.rules.events import (Disposal, Event, Inspection, MonthlyReport, Rejected, SamplingResult,
@@ -385,8 +386,7 @@ def notice_counts(config: Config, notices: Iterable[Mapping[str, Any]], period: 
 
 
 def rule_name(rule: str) -> str:
-    spec = RULES.get(rule)
-    return spec.summary if spec is not None and spec.summary else rule
+    return spec_of(rule).summary or rule
 
 
 def program_name(program: str) -> str:

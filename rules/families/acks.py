@@ -31,7 +31,8 @@ class UnackParams(RuleParams):
             raise ValueError(f"hours 只接受 critical 和 warning，不认识：{', '.join(sorted(unknown))}")
 
 
-UNACK = RuleSpec("notice.unacknowledged", "county", "warning", UnackParams, "通知超时未签收")
+UNACK = RuleSpec("notice.unacknowledged", "county", "warning", UnackParams, "通知超时未签收",
+                 kind="督办", template="acks")
 
 
 @dataclass(frozen=True, slots=True)

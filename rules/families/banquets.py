@@ -20,8 +20,10 @@ class OnsiteParams(RuleParams):
     onsite_guests: NonNegInt = 100
 
 
-LATE = RuleSpec("banquet.late_registration", "town", "warning", LateRegistrationParams, "聚餐登记不及时")
-ONSITE = RuleSpec("banquet.onsite_guidance", "town", "info", OnsiteParams, "大型聚餐需派员现场指导")
+LATE = RuleSpec("banquet.late_registration", "town", "warning", LateRegistrationParams, "集体聚餐登记不及时",
+                kind="预警", template="banquets")
+ONSITE = RuleSpec("banquet.onsite_guidance", "town", "info", OnsiteParams, "大型集体聚餐现场指导",
+                  kind="工作提示", template="banquets")
 
 
 class Banquets(Family):

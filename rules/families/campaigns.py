@@ -35,8 +35,10 @@ class MissedParams(RuleParams):
     window_days: PositiveInt = 30
 
 
-REMINDER = RuleSpec("campaign.reminder", "town", "info", CampaignParams, "节前联合检查提醒")
-MISSED = RuleSpec("campaign.missed", "county", "warning", MissedParams, "节前未开展联合检查")
+REMINDER = RuleSpec("campaign.reminder", "town", "info", CampaignParams, "节前联合检查提醒",
+                    kind="工作提示", template="campaigns")
+MISSED = RuleSpec("campaign.missed", "county", "warning", MissedParams, "节前未开展联合检查",
+                  kind="督办", template="campaigns")
 JOINT = "节前联合检查"
 
 

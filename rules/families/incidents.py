@@ -15,8 +15,10 @@ class LateReportParams(RuleParams):
     report_within_hours: Annotated[float, Field(gt=0)] = 2
 
 
-REPORTED = RuleSpec("incident.reported", "county", "critical", summary="食品安全事件报告")
-LATE_REPORT = RuleSpec("incident.late_report", "county", "critical", LateReportParams, "食品安全事件迟报")
+REPORTED = RuleSpec("incident.reported", "county", "critical", summary="食品安全事件",
+                    kind="预警", template="incidents")
+LATE_REPORT = RuleSpec("incident.late_report", "county", "critical", LateReportParams, "食品安全事件迟报",
+                       kind="预警", template="incidents")
 
 
 def _hours(delta: timedelta) -> float:

@@ -20,7 +20,8 @@ class RepeatParams(RuleParams):
     window_days: PositiveInt = 365
 
 
-REPEAT = RuleSpec("entity.repeat_offender", "county", "critical", RepeatParams, "同一主体多次抽检不合格")
+REPEAT = RuleSpec("entity.repeat_offender", "county", "critical", RepeatParams, "同一主体多次抽检不合格",
+                  kind="预警", template="offenders")
 
 
 class Offenders(Family):

@@ -35,7 +35,8 @@ class PassRateParams(RuleParams):
         return self
 
 
-PASS_RATE = RuleSpec("sample.pass_rate_low", "town", "warning", PassRateParams, "月度抽检合格率低于目标")
+PASS_RATE = RuleSpec("sample.pass_rate_low", "town", "warning", PassRateParams, "月度抽检合格率低于目标",
+                     kind="预警", template="pass_rate")
 
 
 class PassRate(Family):

@@ -33,9 +33,11 @@ class EscalationParams(RuleParams):
     escalate_after_days: PositiveInt = 5
 
 
-REMINDER = RuleSpec("report.reminder", "town", "info", ReminderParams, "月报催报提醒")
-OVERDUE = RuleSpec("report.overdue", "town", "warning", summary="月报逾期未报")
-ESCALATION = RuleSpec("report.escalation", "county", "warning", EscalationParams, "月报逾期未报，升级至县")
+REMINDER = RuleSpec("report.reminder", "town", "info", ReminderParams, "月报报送提醒",
+                    kind="催报", template="reports")
+OVERDUE = RuleSpec("report.overdue", "town", "warning", summary="月报逾期未报", kind="催报", template="reports")
+ESCALATION = RuleSpec("report.escalation", "county", "warning", EscalationParams, "月报逾期未报（升级督办）",
+                      kind="督办", template="reports")
 
 
 def _month_day(period: str, day: int) -> date:

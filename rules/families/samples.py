@@ -28,9 +28,12 @@ class UnqualifiedParams(RuleParams):
     disposal_days: PositiveInt = 90
 
 
-BANNED = RuleSpec("sample.banned_substance", "county", "critical", BannedParams, "样品检出禁用物质")
-UNQUALIFIED = RuleSpec("sample.unqualified", "town", "warning", UnqualifiedParams, "样品抽检不合格")
-DISPOSAL_OVERDUE = RuleSpec("sample.disposal_overdue", "county", "warning", summary="不合格样品逾期未核查处置")
+BANNED = RuleSpec("sample.banned_substance", "county", "critical", BannedParams, "样品检出禁用物质",
+                  kind="预警", template="samples")
+UNQUALIFIED = RuleSpec("sample.unqualified", "town", "warning", UnqualifiedParams, "样品抽检不合格",
+                       kind="预警", template="samples")
+DISPOSAL_OVERDUE = RuleSpec("sample.disposal_overdue", "county", "warning", summary="不合格样品逾期未核查处置",
+                            kind="督办", template="samples")
 
 
 def sample_facts(ev: SamplingResult) -> dict[str, Any]:

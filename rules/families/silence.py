@@ -18,7 +18,8 @@ class SilentParams(RuleParams):
     days: PositiveInt = 14
 
 
-SILENT = RuleSpec("source.silent", "county", "warning", SilentParams, "乡镇长期无数据报送")
+SILENT = RuleSpec("source.silent", "county", "warning", SilentParams, "长期无数据报送",
+                  kind="预警", template="silence")
 COUNTED_TYPES = ("sampling_result", "inspection", "monthly_report", "incident", "disposal", "banquet")
 
 
