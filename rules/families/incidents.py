@@ -18,7 +18,7 @@ class LateReportParams(RuleParams):
 REPORTED = RuleSpec("incident.reported", "county", "critical", summary="食品安全事件",
                     kind="预警", template="incidents")
 LATE_REPORT = RuleSpec("incident.late_report", "county", "critical", LateReportParams, "食品安全事件迟报",
-                       kind="预警", template="incidents")
+                       kind="督办", template="incidents")
 
 
 def _hours(delta: timedelta) -> float:

@@ -24,7 +24,7 @@ LICENSE = RuleSpec("inspection.license_missing", "town", "warning", summary="经
 HEALTH_CERT = RuleSpec("inspection.health_cert_low", "town", "warning", HealthCertParams, "从业人员健康证持证率偏低",
                        kind="预警", template="inspections")
 SEVERE = RuleSpec("inspection.severe_outcome", "county", "critical", summary="检查结果为责令停业或立案查处",
-                  kind="预警", template="inspections")
+                  kind="督办", template="inspections")
 RECTIFY = RuleSpec("inspection.rectification_overdue", "town", "warning", summary="限期整改逾期未复查合格",
                    kind="督办", template="inspections")
 

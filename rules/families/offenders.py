@@ -21,7 +21,7 @@ class RepeatParams(RuleParams):
 
 
 REPEAT = RuleSpec("entity.repeat_offender", "county", "critical", RepeatParams, "同一主体多次抽检不合格",
-                  kind="预警", template="offenders")
+                  kind="督办", template="offenders")
 
 
 class Offenders(Family):

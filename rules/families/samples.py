@@ -29,7 +29,7 @@ class UnqualifiedParams(RuleParams):
 
 
 BANNED = RuleSpec("sample.banned_substance", "county", "critical", BannedParams, "样品检出禁用物质",
-                  kind="预警", template="samples")
+                  kind="督办", template="samples")
 UNQUALIFIED = RuleSpec("sample.unqualified", "town", "warning", UnqualifiedParams, "样品抽检不合格",
                        kind="预警", template="samples")
 DISPOSAL_OVERDUE = RuleSpec("sample.disposal_overdue", "county", "warning", summary="不合格样品逾期未核查处置",
