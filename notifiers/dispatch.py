@@ -50,7 +50,8 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from shian.rules.notice import notice_id
+from shian.rules.notice import notice_id, notice_key
+from shian.rules.params import RuleSpec
 from shian.rules.timeutil import fmt, parse_time
 
 from . import timing
@@ -61,7 +62,9 @@ from .silences import muting
 
 log = logging.getLogger("shian.notifiers.dispatch")
 
-FAILED_RULE = "delivery.failed"
+# Raised here, not by a rule family: a notice whose delivery failed for good. The county
+# office follows it up (督办) until the original notice has reached its department.
+DELIVERY_FAILED = RuleSpec("delivery.failed", "county", "warning", summary="通知送达失败", kind="督办", template="delivery")
 _URL = re.compile(r"\w+://\S+")
 CHANNEL_NAMES = {"email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉", "file": "文件"}
 
@@ -84,17 +87,17 @@ def failure_notice(settings: Settings, notice: Mapping[str, Any], dept: str, cha
                    error: str, now: datetime) -> dict[str, Any] | None:
     """The ``delivery.failed`` notice for a delivery that failed for good (None for one about
     a ``delivery.failed`` notice)."""
-    if notice["rule"] == FAILED_RULE:
+    if notice["rule"] == DELIVERY_FAILED.id:
         return None
     config = settings.config
     township = notice["township"]
-    key = f"{FAILED_RULE}|{township}|{notice['id']}|{dept}|{channel}"
+    key = notice_key(DELIVERY_FAILED.id, township, notice["id"], dept, channel)
     dept_name = config.departments[dept].name if dept in config.departments else dept
     return {
         "id": notice_id(key),
-        "rule": FAILED_RULE,
-        "severity": "warning",
-        "level": "county",
+        "rule": DELIVERY_FAILED.id,
+        "severity": DELIVERY_FAILED.severity,
+        "level": DELIVERY_FAILED.level,
         "township": township,
         "recipients": [config.county.office],
         "title": f"通知未能送达{dept_name}（{CHANNEL_NAMES.get(channel, channel)}）：{notice.get('title', notice['id'])}",

@@ -2,8 +2,9 @@
 
 The wording lives in jinja2 templates (packaged flat in ``templates/``; a file of the same name
 in ``notifiers.templates`` replaces the packaged one), so an office can adjust it without code.
-This module decides what the templates cannot be trusted with: which kind of notice a rule is,
-who issues it, the delivery ref, and a subject that is always one line. Output depends only on
+This module decides what the templates cannot be trusted with: who issues a notice, the
+delivery ref, and a subject that is always one line. The kind of notice and the rule's name
+come from the rule's :class:`~shian.rules.params.RuleSpec` (:func:`spec_of`), as on every page. Output depends only on
 the notices and the config (no current time), so a redelivery renders the same bytes.
 """
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -20,54 +20,36 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 
 from shian.rules.families import RULES
 from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK
+from shian.rules.params import RuleSpec
 
+from .dispatch import DELIVERY_FAILED
 from .message import Message
 from .settings import Settings
 
 PACKAGED = Path(__file__).resolve().parent / "templates"
-DELIVERY_FAILED = "delivery.failed"
-URGENT = "【紧急】"
-
-
-@dataclass(frozen=True)
-class Kind:
-    """The document a rule produces (its title) and the template that words its facts."""
-    title: str
-    family: str
-
-
-WARNING, URGE, SUPERVISE, HINT = "预警通知", "催报通知", "督办通知", "工作提示"
-
-# One table: rule id → kind of notice and family template (templates/<family>.txt).
-# campaign.reminder and banquet.onsite_guidance ask for routine work ahead of time, nothing
-# has gone wrong yet: a 工作提示, not a 预警通知.
-KINDS: dict[str, Kind] = {
-    "sample.banned_substance": Kind(WARNING, "samples"),
-    "sample.unqualified": Kind(WARNING, "samples"),
-    "sample.disposal_overdue": Kind(SUPERVISE, "samples"),
-    "entity.repeat_offender": Kind(WARNING, "offenders"),
-    "sample.pass_rate_low": Kind(WARNING, "pass_rate"),
-    "inspection.license_missing": Kind(WARNING, "inspections"),
-    "inspection.health_cert_low": Kind(WARNING, "inspections"),
-    "inspection.severe_outcome": Kind(WARNING, "inspections"),
-    "inspection.rectification_overdue": Kind(SUPERVISE, "inspections"),
-    "report.reminder": Kind(URGE, "reports"),
-    "report.overdue": Kind(URGE, "reports"),
-    "report.escalation": Kind(SUPERVISE, "reports"),
-    "campaign.reminder": Kind(HINT, "campaigns"),
-    "campaign.missed": Kind(SUPERVISE, "campaigns"),
-    "incident.reported": Kind(WARNING, "incidents"),
-    "incident.late_report": Kind(WARNING, "incidents"),
-    "source.silent": Kind(WARNING, "silence"),
-    "banquet.late_registration": Kind(WARNING, "banquets"),
-    "banquet.onsite_guidance": Kind(HINT, "banquets"),
-    "notice.unacknowledged": Kind(SUPERVISE, "acks"),
-    DELIVERY_FAILED: Kind(SUPERVISE, "delivery"),
-}
 FALLBACK = "generic"
+NOTIFIER_RULES: dict[str, RuleSpec] = {DELIVERY_FAILED.id: DELIVERY_FAILED}
+
+
+def spec_of(rule: str, severity: str = "warning") -> RuleSpec:
+    """The spec of a notice's rule — a rule family's, or one the notifiers raise — from which
+    every message and page takes the notice's kind and name. A rule this version does not
+    know (a notice from a newer one) is a 工作提示 if ``severity`` is info, else a 预警, has
+    no name of its own and is worded by the generic template."""
+    spec = RULES.get(rule) or NOTIFIER_RULES.get(rule)
+    if spec is not None:
+        return spec
+    kind = "工作提示" if severity == "info" else "预警"
+    return RuleSpec(rule, "town", "info" if severity == "info" else "warning", kind=kind, template=FALLBACK)
+
+
+def rule_name(rule: str) -> str:
+    """The rule's Chinese name (its spec's summary); its id when it has none."""
+    return spec_of(rule).summary or rule
+
 
 # The sentence that leads from the facts' summary into the facts block, per kind.
-INTROS = {WARNING: "现将有关情况通知如下：", SUPERVISE: "现予督办，有关情况如下：", URGE: "", HINT: ""}
+INTROS = {"预警": "现将有关情况通知如下：", "督办": "现予督办，有关情况如下：", "催报": "", "工作提示": ""}
 
 CHANNEL_NAMES = {"email": "电子邮件", "wecom": "企业微信群机器人", "dingtalk": "钉钉群机器人", "file": "文件"}
 SEVERITY_NAMES = {"critical": "紧急", "warning": "警示", "info": "提示"}
@@ -209,7 +191,7 @@ class Renderer:
             cn_date=cn_date, cn_datetime=cn_datetime, cn_month=cn_month, pct=pct, num=num, placed=placed,
             dept=self.dept_name, program=lambda p: PROGRAM_NAMES.get(p, p),
             channel=lambda c: CHANNEL_NAMES.get(c, c),
-            rule_name=lambda r: RULES[r].summary if r in RULES and RULES[r].summary else r,
+            rule_name=rule_name,
             join_cn=lambda xs, sep="、": sep.join(map(str, xs or ())),
         )
         self.env = env
@@ -226,16 +208,13 @@ class Renderer:
             return self.dept_name(self.config.county.office)
         return self.dept_name(township.office)
 
-    def kind(self, rule: str, severity: str = "warning") -> Kind:
-        if rule in KINDS:
-            return KINDS[rule]
-        return Kind(HINT if severity == "info" else WARNING, FALLBACK)
-
     def _item(self, notice: Mapping[str, Any], dept_id: str) -> dict[str, Any]:
-        """Everything the layouts need about one notice, its wording from its family template."""
+        """Everything the layouts need about one notice: its kind and name from its rule's spec,
+        its wording from the spec's template (whose ``label``, if an office's own template sets
+        one, replaces the name in this office's messages)."""
         n = _clean(dict(notice))
         n.setdefault("facts", {})
-        kind = self.kind(n["rule"], n.get("severity", "warning"))
+        spec = spec_of(n["rule"], n.get("severity", "warning"))
         township = n.get("township") or ""
         office = self.config.townships[township].office if township in self.config.townships else None
         c = {
@@ -246,12 +225,12 @@ class Renderer:
             "county_office": self.dept_name(self.config.county.office),
             "county": self.config.county.name,
         }
-        module = self.env.get_template(f"{kind.family}.txt").make_module({"n": n, "f": n["facts"], "c": c})
+        module = self.env.get_template(f"{spec.template}.txt").make_module({"n": n, "f": n["facts"], "c": c})
 
         def get(name: str) -> str:
             return str(getattr(module, name, "") or "")
 
-        label = one_line(get("label")) or one_line(n.get("title", "")) or n["rule"]
+        label = one_line(get("label")) or spec.summary or one_line(n.get("title", "")) or n["rule"]
         return {
             "id": n["id"],
             "rule": n["rule"],
@@ -259,11 +238,11 @@ class Renderer:
             "critical": n.get("severity") == "critical",
             "level": n.get("level", "town"),
             "township": township,
-            "kind": kind.title,
+            "kind": spec.document,
             "label": label,
             "detail": one_line(get("detail")),
             "lead": _para(get("lead")),
-            "intro": INTROS.get(kind.title, ""),
+            "intro": INTROS[spec.kind],
             "rows": _rows(get("facts")),
             "action": _para(get("action")),
             "at": n.get("at"),

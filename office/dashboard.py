@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from shian.notifiers.render import cn_date, cn_datetime, cn_month, pct
+from shian.notifiers.render import cn_date, cn_datetime, cn_month, pct, rule_name, spec_of
 from shian.office import figures
-from shian.office.figures import program_name, rule_name
+from shian.office.figures import program_name
 from shian.office.receipts import Receipts
 
 HERE = Path(__file__).resolve().parent
@@ -186,7 +186,7 @@ class Dashboard:
             if scope == "mine" and s.dept not in n["recipients"]:
                 continue
             groups[n["severity"]].append(n | {
-                "rule_name": rule_name(n["rule"]),
+                "kind": spec_of(n["rule"], n["severity"]).document, "rule_name": rule_name(n["rule"]),
                 "recipient_names": [self.dept_name(d) for d in n["recipients"]],
                 "recipient_pairs": [(d, self.dept_name(d)) for d in n["recipients"]],
                 "acked": bool(acked_by), "acked_by": [self.dept_name(d) for d in acked_by],

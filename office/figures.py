@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
+from shian.notifiers.render import spec_of
 from shian.rules.calendar import holiday_date
 from shian.rules.config import Config
 from shian.rules.events import (Disposal, Event, Inspection, MonthlyReport, Rejected, SamplingResult,
@@ -24,7 +25,7 @@ from shian.rules.families import RULES
 from shian.rules.families.base import entity_key
 from shian.rules.families.campaigns import JOINT
 from shian.rules.families.pass_rate import COUNTED_PROGRAMS
-from shian.rules.notice import PROGRAM_NAMES, notice_id
+from shian.rules.notice import PROGRAM_NAMES, notice_id, notice_key
 from shian.rules.params import exact
 from shian.rules.timeutil import add_days, local_midnight, month_of, parse_time
 from shian.rules.verdict import Judge, substance_pattern
@@ -350,7 +351,7 @@ def disposals(config: Config, events: Iterable[Any], notices: Iterable[Mapping[s
             continue
         seen.add((ev.township, ev.id))
         rule = "sample.banned_substance" if v.banned else "sample.unqualified"
-        nid = notice_id(f"{rule}|{ev.township}|{ev.id}")
+        nid = notice_id(notice_key(rule, ev.township, ev.id))
         due = add_days(ev.time, days)
         n = by_id.get(nid)
         if n and n.get("due"):
@@ -385,8 +386,7 @@ def notice_counts(config: Config, notices: Iterable[Mapping[str, Any]], period: 
 
 
 def rule_name(rule: str) -> str:
-    spec = RULES.get(rule)
-    return spec.summary if spec is not None and spec.summary else rule
+    return spec_of(rule).summary or rule
 
 
 def program_name(program: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from shian.notifiers.render import rule_name, spec_of
 from shian.rules.config import Config
 from shian.rules.timeutil import parse_time
 
@@ -53,7 +54,8 @@ def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Ite
         by_dept = {d: got.of(n, d) for d in recips}
         acked = [d for d in recips if by_dept[d].acked_at]
         closed = [d for d in recips if by_dept[d].closed_at]
-        base = {"编号": n["id"], "时间": when(at), "规则": fig.rule_name(n["rule"]),
+        base = {"编号": n["id"], "时间": when(at), "类别": spec_of(n["rule"], n.get("severity", "")).document,
+                "规则": rule_name(n["rule"]),
                 "级别": fig.SEVERITY_NAMES.get(n.get("severity", ""), n.get("severity", "")),
                 "层级": fig.LEVEL_NAMES.get(n.get("level", ""), n.get("level", "")),
                 "乡镇": n.get("township", ""), "标题": n.get("title", "")}
@@ -66,8 +68,8 @@ def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Ite
             detail.append({**base, "接收部门": dept_name(d), "部门编号": d,
                            "投递状态": delivery_state([x for x in sent if x.dept == d]),
                            "签收时间": when(r.acked_at), "办结时间": when(r.closed_at), "反馈": "；".join(notes)})
-    s_cols = ["编号", "时间", "规则", "级别", "层级", "乡镇", "标题", "办理期限", "接收部门", "签收情况", "办结"]
-    d_cols = ["编号", "时间", "规则", "级别", "层级", "乡镇", "标题", "接收部门", "部门编号", "投递状态",
+    s_cols = ["编号", "时间", "类别", "规则", "级别", "层级", "乡镇", "标题", "办理期限", "接收部门", "签收情况", "办结"]
+    d_cols = ["编号", "时间", "类别", "规则", "级别", "层级", "乡镇", "标题", "接收部门", "部门编号", "投递状态",
               "签收时间", "办结时间", "反馈"]
     return [Table(SHEETS[0], pd.DataFrame(summary, columns=s_cols)),
             Table(SHEETS[1], pd.DataFrame(detail, columns=d_cols))]

@@ -18,6 +18,7 @@ import pandas as pd
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from shian.notifiers.render import rule_name, spec_of
 from shian.rules.config import Config
 from shian.rules.params import exact
 from shian.rules.timeutil import local_midnight, parse_period, parse_time
@@ -157,9 +158,10 @@ def build_tables(config: Config, events: Sequence[Mapping[str, Any]], notices: S
                               "禁用物质", "处置期限", "处置时间", "处置措施", "状态", "达标情况"])
 
     count_df = pd.DataFrame([{
-        "规则": c.rule, "规则名称": c.summary, "级别": fig.SEVERITY_NAMES.get(c.severity, c.severity),
+        "规则": c.rule, "规则名称": rule_name(c.rule), "类别": spec_of(c.rule, c.severity).document,
+        "级别": fig.SEVERITY_NAMES.get(c.severity, c.severity),
         "层级": fig.LEVEL_NAMES.get(c.level, c.level), "乡镇": c.township, "通知数": c.count,
-    } for c in counts], columns=["规则", "规则名称", "级别", "层级", "乡镇", "通知数"])
+    } for c in counts], columns=["规则", "规则名称", "类别", "级别", "层级", "乡镇", "通知数"])
 
     overview = _overview(config, month, now, as_of, rates, pace, board, health, camps, disp, month_notices)
     return [
@@ -218,7 +220,7 @@ def _overview(config: Config, month: str, now: datetime, as_of: date, rates: lis
     add("不合格样品按期处置率", sum(d.status == "disposed" for d in settled), len(settled), 1.0,
         f"本月不合格样品 {len(disp)} 批次，逾期未处置 {sum(d.status == 'overdue' for d in disp)} 批次")
     crit = sum(n.get("severity") == "critical" for n in notices)
-    rows.append({"指标": "本月预警通知", "实际": None, "目标": None, "数量": str(len(notices)), "达标情况": "—",
+    rows.append({"指标": "本月发出通知", "实际": None, "目标": None, "数量": str(len(notices)), "达标情况": "—",
                  "说明": f"其中紧急 {crit} 条"})
     head = {"指标": f"{config.county.name or ''}{month[:4]}年{int(month[5:])}月食品安全工作情况",
             "实际": None, "目标": None, "数量": "", "达标情况": "",

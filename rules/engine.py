@@ -2,8 +2,9 @@
 
 One engine serves every runtime: replay drives it with event time, the embedded service and
 the Kafka worker with their own clocks. It knows no rule: the families in
-:mod:`shian.rules.families` do, and they reach the engine only through the small API below
-(``params``, ``emit``, ``schedule``, ``verdict``).
+:mod:`shian.rules.families` do, and they reach the engine only through the
+:class:`~shian.rules.families.base.Context` it implements (``params``, ``emit``, ``schedule``,
+``verdict``, ``offices``, ``reporters``, ``tz``, ``townships``, ``dedup_days``).
 
 State kept, and for how long (all bounded):
 - event ids with a content fingerprint, for ``dedup_days`` of event time;
@@ -20,7 +21,8 @@ from typing import Any, Callable, Iterable
 from .config import Config
 from .events import Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
-from .notice import Notice, notice_id
+from .families.base import Context, Offices
+from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
@@ -84,9 +86,20 @@ class Engine:
             for event_type, handler in fam.handlers().items():
                 self._handlers.setdefault(event_type, []).append(handler)
 
-    # -- the API families use -------------------------------------------------
+    # -- the Context families use (rules/families/base.py) ----------------------
+    @property
+    def dedup_days(self) -> int:
+        return self._dedup_days
+
     def params(self, rule_id: str) -> Any:
         return self.config.rules[rule_id]
+
+    def offices(self, township: str) -> Offices:
+        county = self.config.county
+        return Offices(self.config.townships[township].office, county.office, tuple(county.escalation))
+
+    def reporters(self, township: str) -> tuple[str, ...]:
+        return tuple(self.config.townships[township].reporters)
 
     def schedule(self, at: datetime, fire: Callable[[datetime, Any], None], arg: Any = None) -> None:
         heapq.heappush(self._timers, (at, next(self._seq), fire, arg))
@@ -120,7 +133,7 @@ class Engine:
             return None
         spec = RULES[rule]
         level = level or spec.level
-        key = f"{rule}|{township}|{key_tail}"
+        key = notice_key(rule, township, key_tail)
         notice = Notice(
             id=notice_id(key),
             rule=rule,
@@ -267,3 +280,8 @@ class Engine:
         horizon = self.clock - timedelta(days=self._dedup_days)  # type: ignore[operator]
         for fam in self.families:
             fam.forget(horizon)
+
+
+def _as_context(engine: Engine) -> Context:
+    """Type checkers hold the engine to the families' :class:`Context` here."""
+    return engine

@@ -12,6 +12,12 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 PROGRAM_NAMES = {"food_sampling": "食品安全抽检", "agri_monitoring": "食用农产品监测", "rapid_test": "快检"}
 
 
+def notice_key(rule: str, township: str, *tail: str) -> str:
+    """The key that identifies a notice (§4): ``rule|township|tail…``, e.g.
+    ``report.overdue|红河镇|新寨村|2026-04``. Every notice's key is made here."""
+    return "|".join((rule, township, *tail))
+
+
 def notice_id(key: str) -> str:
     """First 16 hex digits of SHA-256 of the key: anyone can recompute it."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]

@@ -1,12 +1,15 @@
-"""What a rule is: its id, level, severity and typed parameters with their defaults.
+"""What a rule is: its id, level, severity, kind of notice, name, message template and typed
+parameters with their defaults.
 
 Each rule family module declares its :class:`RuleSpec` objects next to its logic; the
 registry in :mod:`shian.rules.families` lists the families, and config loading validates the
-``rules:`` section against the specs found there.
+``rules:`` section against the specs found there. Every page and message names a rule from its
+spec (kind and summary), so the dashboard, the e-mail, the robot card, the ledger and the
+report cannot call one notice two different things.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Literal
@@ -19,6 +22,12 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, Field(ge=0, le=1)]
 
+# The kind of document a notice is, as an office files it: 预警 (a risk found), 催报 (a report
+# is owed), 督办 (the county follows up a case or a missed duty until it is done), 工作提示
+# (routine work ahead; nothing has gone wrong yet).
+Kind = Literal["预警", "催报", "督办", "工作提示"]
+DOCUMENTS: dict[str, str] = {"预警": "预警通知", "催报": "催报通知", "督办": "督办通知", "工作提示": "工作提示"}
+
 
 class RuleParams(BaseModel):
     """Parameters every rule takes. Subclasses add their own, each with its default."""
@@ -29,11 +38,21 @@ class RuleParams(BaseModel):
 
 @dataclass(frozen=True)
 class RuleSpec:
+    """``summary`` is the rule's Chinese name on every page and message; ``template`` names the
+    message template that words its facts (``notifiers/templates/<template>.txt``)."""
+
     id: str
     level: Level
     severity: Severity
     params: type[RuleParams] = RuleParams
     summary: str = ""
+    kind: Kind = field(kw_only=True)
+    template: str = field(kw_only=True)
+
+    @property
+    def document(self) -> str:
+        """The document's title: 预警通知, 催报通知, 督办通知 or 工作提示."""
+        return DOCUMENTS[self.kind]
 
 
 def exact(x: float | int) -> Fraction:

@@ -16,7 +16,7 @@ from ..events import Ack, Rejected
 from ..notice import Notice, notice_id
 from ..params import RuleParams, RuleSpec
 from ..timeutil import add_days, local_midnight
-from .base import Family
+from .base import Context, Family
 
 Hours = Annotated[float, Field(gt=0)] | None
 
@@ -31,7 +31,8 @@ class UnackParams(RuleParams):
             raise ValueError(f"hours 只接受 critical 和 warning，不认识：{', '.join(sorted(unknown))}")
 
 
-UNACK = RuleSpec("notice.unacknowledged", "county", "warning", UnackParams, "通知超时未签收")
+UNACK = RuleSpec("notice.unacknowledged", "county", "warning", UnackParams, "通知超时未签收",
+                 kind="督办", template="acks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class Acks(Family):
     name = "acks"
     RULES = (UNACK,)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(UNACK.id)
         self.enabled = p.enabled
@@ -104,12 +105,11 @@ class Acks(Family):
     def _check(self, at: datetime, ref: Issued) -> None:
         if ref.id in self.acked:
             return
-        cfg = self.ctx.config
-        town_office = cfg.townships[ref.township].office
+        offices = self.ctx.offices(ref.township)
         if ref.level == "county":
-            recipients = tuple(cfg.county.escalation) or (cfg.county.office,)
+            recipients = offices.escalation or (offices.county,)
         else:
-            recipients = tuple(dict.fromkeys((cfg.county.office, town_office)))
+            recipients = tuple(dict.fromkeys((offices.county, offices.town)))
         hours = self.hours[ref.severity]
         self.ctx.emit(
             UNACK.id, ref.township, ref.id, at,

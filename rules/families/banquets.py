@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ..events import Banquet
 from ..params import NonNegInt, RuleParams, RuleSpec
-from .base import Family
+from .base import Context, Family
 
 
 class LateRegistrationParams(RuleParams):
@@ -20,15 +20,17 @@ class OnsiteParams(RuleParams):
     onsite_guests: NonNegInt = 100
 
 
-LATE = RuleSpec("banquet.late_registration", "town", "warning", LateRegistrationParams, "聚餐登记不及时")
-ONSITE = RuleSpec("banquet.onsite_guidance", "town", "info", OnsiteParams, "大型聚餐需派员现场指导")
+LATE = RuleSpec("banquet.late_registration", "town", "warning", LateRegistrationParams, "集体聚餐登记不及时",
+                kind="预警", template="banquets")
+ONSITE = RuleSpec("banquet.onsite_guidance", "town", "info", OnsiteParams, "大型集体聚餐现场指导",
+                  kind="工作提示", template="banquets")
 
 
 class Banquets(Family):
     name = "banquets"
     RULES = (LATE, ONSITE)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(LATE.id)
         self.min_guests, self.hours = p.min_guests, p.register_hours_before
@@ -40,7 +42,7 @@ class Banquets(Family):
 
     def on_banquet(self, ev: Banquet, now: datetime) -> None:
         tw = ev.township
-        office = (self.ctx.config.townships[tw].office,)
+        office = (self.ctx.offices(tw).town,)
         facts: dict[str, Any] = {"host": ev.host, "guests": ev.guests, "held_at": ev.held_at.isoformat(),
                                  "registered_at": ev.registered_at.isoformat()}
         for name in ("village", "chef", "chef_health_cert"):

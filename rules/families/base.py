@@ -1,13 +1,66 @@
-"""The one interface every rule family implements."""
+"""The one interface every rule family implements, and the one it is given (:class:`Context`)."""
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol, runtime_checkable
 
 from ..params import RuleSpec
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..events import SamplingResult
+    from ..notice import Notice
+    from ..verdict import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Offices:
+    """The offices a rule addresses by name rather than by routing: the township's own office,
+    the county office, and the county's escalation departments (``county.escalation``)."""
+
+    town: str
+    county: str
+    escalation: tuple[str, ...]
+
+
+@runtime_checkable
+class Context(Protocol):
+    """All a rule family may use of the engine that runs it. The engine implements it; a
+    family reaches nothing else (no config, no clock, no other family)."""
+
+    @property
+    def tz(self) -> tzinfo:
+        """The configured timezone: day, month and holiday boundaries."""
+
+    @property
+    def townships(self) -> tuple[str, ...]:
+        """The townships this engine owns (all, or a Kafka partition's share), in config order."""
+
+    @property
+    def dedup_days(self) -> int:
+        """How long accepted events are remembered, so that state for late arrivals is kept as long."""
+
+    def params(self, rule_id: str) -> Any:
+        """The rule's parameters (its ``RuleParams`` subclass, defaults merged with ``rules:``)."""
+
+    def offices(self, township: str) -> Offices:
+        """The township's office, the county office and the escalation departments."""
+
+    def reporters(self, township: str) -> tuple[str, ...]:
+        """Who owes ``township`` a monthly report."""
+
+    def verdict(self, sample: SamplingResult) -> Verdict:
+        """The sample's verdict, judged once per event however many families ask."""
+
+    def schedule(self, at: datetime, fire: Callable[[datetime, Any], None], arg: Any = None) -> None:
+        """Call ``fire(at, arg)`` when the clock reaches ``at``."""
+
+    def emit(self, rule: str, township: str, key_tail: str, at: datetime, title: str, facts: dict[str, Any], *,
+             route: str | None = None, event_ids: Iterable[str] = (), due: datetime | None = None,
+             level: str | None = None, severity: str | None = None,
+             recipients: tuple[str, ...] | None = None) -> Notice | None:
+        """Raise a notice of ``rule`` keyed ``rule|township|key_tail`` (None when the rule is
+        switched off); level and severity default to the rule's spec, recipients to routing."""
 
 
 class Family:
@@ -17,7 +70,7 @@ class Family:
     name: ClassVar[str]
     RULES: ClassVar[tuple[RuleSpec, ...]]
 
-    def __init__(self, ctx: "Engine") -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
     def handlers(self) -> dict[str, Callable[[Any, datetime], None]]:

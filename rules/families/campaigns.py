@@ -15,7 +15,7 @@ from ..calendar import HOLIDAYS, holiday_date
 from ..events import Inspection
 from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days, at_local, local_midnight
-from .base import Family
+from .base import Context, Family
 
 
 class CampaignParams(RuleParams):
@@ -35,8 +35,10 @@ class MissedParams(RuleParams):
     window_days: PositiveInt = 30
 
 
-REMINDER = RuleSpec("campaign.reminder", "town", "info", CampaignParams, "节前联合检查提醒")
-MISSED = RuleSpec("campaign.missed", "county", "warning", MissedParams, "节前未开展联合检查")
+REMINDER = RuleSpec("campaign.reminder", "town", "info", CampaignParams, "节前联合检查提醒",
+                    kind="工作提示", template="campaigns")
+MISSED = RuleSpec("campaign.missed", "county", "warning", MissedParams, "节前未开展联合检查",
+                  kind="督办", template="campaigns")
 JOINT = "节前联合检查"
 
 
@@ -44,7 +46,7 @@ class Campaigns(Family):
     name = "campaigns"
     RULES = (REMINDER, MISSED)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(REMINDER.id)
         self.holidays, self.remind = p.holidays, p.remind_days_before

@@ -8,15 +8,17 @@ from pydantic import Field
 
 from ..events import Incident
 from ..params import RuleParams, RuleSpec
-from .base import Family
+from .base import Context, Family
 
 
 class LateReportParams(RuleParams):
     report_within_hours: Annotated[float, Field(gt=0)] = 2
 
 
-REPORTED = RuleSpec("incident.reported", "county", "critical", summary="食品安全事件报告")
-LATE_REPORT = RuleSpec("incident.late_report", "county", "critical", LateReportParams, "食品安全事件迟报")
+REPORTED = RuleSpec("incident.reported", "county", "critical", summary="食品安全事件",
+                    kind="预警", template="incidents")
+LATE_REPORT = RuleSpec("incident.late_report", "county", "critical", LateReportParams, "食品安全事件迟报",
+                       kind="督办", template="incidents")
 
 
 def _hours(delta: timedelta) -> float:
@@ -27,7 +29,7 @@ class Incidents(Family):
     name = "incidents"
     RULES = (REPORTED, LATE_REPORT)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.within_hours = ctx.params(LATE_REPORT.id).report_within_hours
         self.within = timedelta(hours=self.within_hours)

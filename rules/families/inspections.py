@@ -12,17 +12,21 @@ from typing import Any
 from ..events import Inspection
 from ..params import Rate, RuleParams, RuleSpec, exact
 from ..timeutil import local_midnight
-from .base import Family, drop_oldest, entity_key
+from .base import Context, Family, drop_oldest, entity_key
 
 
 class HealthCertParams(RuleParams):
     min_rate: Rate = 0.95
 
 
-LICENSE = RuleSpec("inspection.license_missing", "town", "warning", summary="经营许可证缺失或无效")
-HEALTH_CERT = RuleSpec("inspection.health_cert_low", "town", "warning", HealthCertParams, "从业人员健康证持证率偏低")
-SEVERE = RuleSpec("inspection.severe_outcome", "county", "critical", summary="检查结果为责令停业或立案查处")
-RECTIFY = RuleSpec("inspection.rectification_overdue", "town", "warning", summary="限期整改逾期未复查合格")
+LICENSE = RuleSpec("inspection.license_missing", "town", "warning", summary="经营许可证缺失或无效",
+                   kind="预警", template="inspections")
+HEALTH_CERT = RuleSpec("inspection.health_cert_low", "town", "warning", HealthCertParams, "从业人员健康证持证率偏低",
+                       kind="预警", template="inspections")
+SEVERE = RuleSpec("inspection.severe_outcome", "county", "critical", summary="检查结果为责令停业或立案查处",
+                  kind="督办", template="inspections")
+RECTIFY = RuleSpec("inspection.rectification_overdue", "town", "warning", summary="限期整改逾期未复查合格",
+                   kind="督办", template="inspections")
 
 SEVERE_OUTCOMES = ("责令停业", "立案查处")
 
@@ -43,7 +47,7 @@ class Inspections(Family):
     name = "inspections"
     RULES = (LICENSE, HEALTH_CERT, SEVERE, RECTIFY)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.min_rate = ctx.params(HEALTH_CERT.id).min_rate
         self.min_rate_exact = exact(self.min_rate)

@@ -12,7 +12,7 @@ from typing import Any
 from ..events import SamplingResult
 from ..params import PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days
-from .base import Family, entity_key
+from .base import Context, Family, entity_key
 from .samples import sample_facts
 
 
@@ -20,17 +20,18 @@ class RepeatParams(RuleParams):
     window_days: PositiveInt = 365
 
 
-REPEAT = RuleSpec("entity.repeat_offender", "county", "critical", RepeatParams, "同一主体多次抽检不合格")
+REPEAT = RuleSpec("entity.repeat_offender", "county", "critical", RepeatParams, "同一主体多次抽检不合格",
+                  kind="督办", template="offenders")
 
 
 class Offenders(Family):
     name = "offenders"
     RULES = (REPEAT,)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.window = ctx.params(REPEAT.id).window_days
-        self.keep_days = self.window + ctx.config.dedup_days
+        self.keep_days = self.window + ctx.dedup_days
         self.bad: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
 
     def handlers(self) -> dict[str, Any]:

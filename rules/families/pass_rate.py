@@ -16,7 +16,7 @@ from ..events import SamplingResult
 from ..notice import PROGRAM_NAMES
 from ..params import NonNegInt, Rate, RuleParams, RuleSpec, exact
 from ..timeutil import add_days, local_midnight, month_of, next_month
-from .base import Family
+from .base import Context, Family
 
 COUNTED_PROGRAMS = ("food_sampling", "agri_monitoring")
 
@@ -35,14 +35,15 @@ class PassRateParams(RuleParams):
         return self
 
 
-PASS_RATE = RuleSpec("sample.pass_rate_low", "town", "warning", PassRateParams, "月度抽检合格率低于目标")
+PASS_RATE = RuleSpec("sample.pass_rate_low", "town", "warning", PassRateParams, "月度抽检合格率低于目标",
+                     kind="预警", template="pass_rate")
 
 
 class PassRate(Family):
     name = "pass_rate"
     RULES = (PASS_RATE,)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(PASS_RATE.id)
         self.p = p

@@ -13,7 +13,7 @@ from pydantic import model_validator
 from ..events import MonthlyReport
 from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days, at_local, local_midnight, month_of, next_month
-from .base import Family
+from .base import Context, Family
 
 
 class ReminderParams(RuleParams):
@@ -33,9 +33,11 @@ class EscalationParams(RuleParams):
     escalate_after_days: PositiveInt = 5
 
 
-REMINDER = RuleSpec("report.reminder", "town", "info", ReminderParams, "月报催报提醒")
-OVERDUE = RuleSpec("report.overdue", "town", "warning", summary="月报逾期未报")
-ESCALATION = RuleSpec("report.escalation", "county", "warning", EscalationParams, "月报逾期未报，升级至县")
+REMINDER = RuleSpec("report.reminder", "town", "info", ReminderParams, "月报报送提醒",
+                    kind="催报", template="reports")
+OVERDUE = RuleSpec("report.overdue", "town", "warning", summary="月报逾期未报", kind="催报", template="reports")
+ESCALATION = RuleSpec("report.escalation", "county", "warning", EscalationParams, "月报逾期未报（升级督办）",
+                      kind="督办", template="reports")
 
 
 def _month_day(period: str, day: int) -> date:
@@ -46,7 +48,7 @@ class Reports(Family):
     name = "reports"
     RULES = (REMINDER, OVERDUE, ESCALATION)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(REMINDER.id)
         self.due_day, self.remind = p.due_day, p.remind_days_before
@@ -79,7 +81,7 @@ class Reports(Family):
         done = self.received.get(period, set())
         y, m = period[:4], int(period[5:])
         for township in self.ctx.townships:
-            for reporter in self.ctx.config.townships[township].reporters:
+            for reporter in self.ctx.reporters(township):
                 if (township, reporter) in done:
                     continue
                 if rule == REMINDER.id:

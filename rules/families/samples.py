@@ -11,7 +11,7 @@ from typing import Any
 from ..events import Disposal, SamplingResult
 from ..params import PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days
-from .base import Family, drop_oldest
+from .base import Context, Family, drop_oldest
 
 DEFAULT_SUBSTANCES = (
     "克伦特罗", "克仑特罗", "瘦肉精", "莱克多巴胺", "沙丁胺醇", "西马特罗", "氯霉素", "孔雀石绿",
@@ -28,9 +28,12 @@ class UnqualifiedParams(RuleParams):
     disposal_days: PositiveInt = 90
 
 
-BANNED = RuleSpec("sample.banned_substance", "county", "critical", BannedParams, "样品检出禁用物质")
-UNQUALIFIED = RuleSpec("sample.unqualified", "town", "warning", UnqualifiedParams, "样品抽检不合格")
-DISPOSAL_OVERDUE = RuleSpec("sample.disposal_overdue", "county", "warning", summary="不合格样品逾期未核查处置")
+BANNED = RuleSpec("sample.banned_substance", "county", "critical", BannedParams, "样品检出禁用物质",
+                  kind="督办", template="samples")
+UNQUALIFIED = RuleSpec("sample.unqualified", "town", "warning", UnqualifiedParams, "样品抽检不合格",
+                       kind="预警", template="samples")
+DISPOSAL_OVERDUE = RuleSpec("sample.disposal_overdue", "county", "warning", summary="不合格样品逾期未核查处置",
+                            kind="督办", template="samples")
 
 
 def sample_facts(ev: SamplingResult) -> dict[str, Any]:
@@ -50,7 +53,7 @@ class Samples(Family):
     name = "samples"
     RULES = (BANNED, UNQUALIFIED, DISPOSAL_OVERDUE)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.disposal_days = ctx.params(UNQUALIFIED.id).disposal_days
         self.disposed: dict[tuple[str, str], datetime] = {}

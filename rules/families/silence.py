@@ -11,14 +11,15 @@ from typing import Any
 
 from ..params import PositiveInt, RuleParams, RuleSpec
 from ..timeutil import add_days, fmt
-from .base import Family
+from .base import Context, Family
 
 
 class SilentParams(RuleParams):
     days: PositiveInt = 14
 
 
-SILENT = RuleSpec("source.silent", "county", "warning", SilentParams, "乡镇长期无数据报送")
+SILENT = RuleSpec("source.silent", "county", "warning", SilentParams, "长期无数据报送",
+                  kind="预警", template="silence")
 COUNTED_TYPES = ("sampling_result", "inspection", "monthly_report", "incident", "disposal", "banquet")
 
 
@@ -26,7 +27,7 @@ class Silence(Family):
     name = "silence"
     RULES = (SILENT,)
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.days = ctx.params(SILENT.id).days
         self.last: dict[str, datetime] = {}

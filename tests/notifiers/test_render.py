@@ -1,9 +1,9 @@
 """Rendering notices into Chinese 预警 / 催报 / 督办 messages (CONTRACT.md §3–§4, the
 notifiers' Renderer): golden files for every rule, and the behaviour an office relies on.
 
-The notices come from running the rules on one April of 红河镇 and 板桥镇 (the base config of
-conftest), so their facts are exactly what the rule families emit. ``delivery.failed`` is made
-by the delivery side and is written by hand. ``SHIAN_UPDATE_GOLDEN=1`` rewrites the goldens.
+The notices come from running the rules on one April of 红河镇 and 板桥镇 (``notice_month``),
+so their facts are exactly what the rule families emit. ``delivery.failed`` is made by the
+delivery side and is written by hand. ``SHIAN_UPDATE_GOLDEN=1`` rewrites the goldens.
 """
 from __future__ import annotations
 
@@ -17,113 +17,20 @@ from typing import Any
 
 import pytest
 
-from conftest import config_dict, nid, t, write_events
-from shian.notifiers.render import KINDS, Renderer, group_ref
+from notice_month import april, first_of_each_rule
+from shian.notifiers.render import NOTIFIER_RULES, PACKAGED, Renderer, group_ref, spec_of
 from shian.notifiers.settings import parse as parse_settings
-from shian.rules.config import parse
 from shian.rules.families import RULES
-from shian.streams.replay import Replay
+from shian.rules.params import DOCUMENTS
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("SHIAN_UPDATE_GOLDEN") == "1"
-RULE_OVERRIDES = {"sample.unqualified": {"disposal_days": 15}, "notice.unacknowledged": {"enabled": True}}
-
-
-def _sample(sid: str, at: str, entity: str, food: str, items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    ev = {"type": "sampling_result", "id": sid, "program": "agri_monitoring", "township": "红河镇",
-          "village": "新寨村", "sampled_at": at, "reported_at": at, "entity": entity, "category": "蔬菜",
-          "food": food, "items": items}
-    ev.update(extra)
-    return ev
-
-
-def _qualified(i: int) -> dict[str, Any]:
-    return _sample(f"HH-NJ-2026-{100 + i}", f"2026-04-{2 + i:02d}T15:00:00", f"新寨村蔬菜种植户{i}", "白菜",
-                   [{"item": "毒死蜱", "value": "未检出", "unit": "mg/kg", "limit": 0.02}])
-
-
-EVENTS: list[dict[str, Any]] = [
-    {"type": "sampling_result", "id": "BQ-KJ-20260401-01", "program": "rapid_test", "township": "板桥镇",
-     "village": "板桥村", "sampled_at": "2026-04-01T09:00:00", "entity": "板桥村农贸市场", "category": "蔬菜",
-     "food": "菠菜", "items": [{"item": "有机磷和氨基甲酸酯类农药", "value": "阴性"}]},
-    *[_qualified(i) for i in range(18)],
-    _sample("XP-NJ-2026-0317", "2026-04-03T10:00:00", "王建军蔬菜批发部", "韭菜",
-            [{"item": "腐霉利", "value": 0.86, "unit": "mg/kg", "limit": 0.2, "result": "不合格"}],
-            entity_id="92411721MA44KQ9T1F"),
-    {"type": "banquet", "id": "HH-YX-2026-011", "township": "红河镇", "village": "红河村", "host": "张玉山",
-     "held_at": "2026-04-11T11:30:00", "registered_at": "2026-04-07T09:30:00", "guests": 160,
-     "chef": "王留根", "chef_health_cert": True},
-    {"type": "inspection", "id": "HH-JC-20260408-02", "township": "红河镇", "village": "坝心村",
-     "inspected_at": "2026-04-08T10:15:00", "entity": "坝心村张记豆腐坊", "entity_type": "小作坊",
-     "inspection_type": "日常检查", "license_valid": False,
-     "findings": ["未取得食品小作坊登记证", "生产车间地面积水，防蝇设施缺失"], "outcome": "限期整改",
-     "rectify_by": "2026-04-20"},
-    {"type": "sampling_result", "id": "XP-JC-2026-0352", "program": "food_sampling", "township": "红河镇",
-     "village": "红河村", "sampled_at": "2026-04-02", "reported_at": "2026-04-09T10:00:00", "entity": "刘记鲜肉店",
-     "entity_id": "92411721MA47M6WE2U", "category": "畜禽肉", "food": "猪肝",
-     "items": [{"item": "克伦特罗", "value": 1.2, "unit": "μg/kg", "limit": None, "result": "不合格"}]},
-    {"type": "disposal", "id": "HH-CZ-2026-004", "township": "红河镇", "sample_id": "XP-JC-2026-0352",
-     "disposed_at": "2026-04-12T16:00:00", "measures": ["下架", "立案"]},
-    {"type": "inspection", "id": "HH-JC-20260415-03", "township": "红河镇", "village": "红河村",
-     "inspected_at": "2026-04-15T11:00:00", "entity": "兴旺饭店", "entity_id": "92411721MA45D8JL6R",
-     "entity_type": "餐饮服务", "inspection_type": "双随机", "license_valid": True, "staff_total": 10,
-     "staff_with_health_cert": 8, "grade": "B", "findings": ["2名帮厨无健康证明", "留样记录不全"],
-     "outcome": "限期整改", "rectify_by": "2026-04-29"},
-    {"type": "incident", "id": "HH-SJ-2026-002", "township": "红河镇", "occurred_at": "2026-04-18T19:30:00",
-     "reported_at": "2026-04-19T07:40:00", "kind": "食物中毒", "cases": 23, "deaths": 0, "grade": "Ⅳ"},
-    {"type": "monthly_report", "id": "HH-YB-2026-04-01", "township": "红河镇", "reporter": "红河村",
-     "period": "2026-04", "submitted_at": "2026-04-20T16:00:00"},
-    {"type": "inspection", "id": "HH-JC-20260420-01", "township": "红河镇", "village": "红河村",
-     "inspected_at": "2026-04-20T10:00:00", "entity": "红河镇中心学校食堂", "entity_type": "学校食堂",
-     "inspection_type": "专项检查", "license_valid": True, "staff_total": 6, "staff_with_health_cert": 6,
-     "findings": ["使用超过保质期的食品原料", "未落实食品留样"], "outcome": "责令停业"},
-    {"type": "inspection", "id": "HH-JC-20260423-01", "township": "红河镇", "village": "红河村",
-     "inspected_at": "2026-04-23T09:00:00", "entity": "红河农贸市场", "entity_type": "集贸市场",
-     "inspection_type": "节前联合检查", "outcome": "合格"},
-    _sample("XP-NJ-2026-0421", "2026-04-24T10:00:00", "王建军蔬菜批发部", "豇豆",
-            [{"item": "灭蝇胺", "value": 0.9, "unit": "mg/kg", "limit": 0.5, "result": "不合格"}],
-            entity_id="92411721MA44KQ9T1F"),
-    {"type": "monthly_report", "id": "HH-YB-2026-04-03", "township": "红河镇", "reporter": "镇卫生院",
-     "period": "2026-04", "submitted_at": "2026-04-27T10:00:00"},
-    {"type": "inspection", "id": "HH-JC-20260428-01", "township": "红河镇", "village": "红河村",
-     "inspected_at": "2026-04-28T10:00:00", "entity": "兴旺饭店", "entity_id": "92411721MA45D8JL6R",
-     "entity_type": "餐饮服务", "inspection_type": "复查", "license_valid": True, "staff_total": 10,
-     "staff_with_health_cert": 10, "outcome": "合格"},
-    {"type": "banquet", "id": "HH-YX-2026-019", "township": "红河镇", "village": "坝心村", "host": "罗兴旺",
-     "held_at": "2026-05-01T11:30:00", "registered_at": "2026-04-30T18:00:00", "guests": 90,
-     "chef": "杨正贵", "chef_health_cert": False},
-]
-
-def _event_time(ev: dict[str, Any]) -> Any:
-    field = {"sampling_result": "reported_at", "inspection": "inspected_at", "monthly_report": "submitted_at",
-             "incident": "reported_at", "disposal": "disposed_at", "banquet": "registered_at"}[ev["type"]]
-    return t(ev.get(field) or ev["sampled_at"])
-
-
-_UNDELIVERED = nid("sample.unqualified|红河镇|XP-NJ-2026-0317")
-DELIVERY_FAILED = {  # as notifiers.dispatch.failure_notice makes it
-    "id": nid(f"delivery.failed|红河镇|{_UNDELIVERED}|hh-agri|email"),
-    "rule": "delivery.failed", "severity": "warning", "level": "county", "township": "红河镇",
-    "recipients": ["county-fso"],
-    "title": "通知未能送达红河镇农技中心（邮件）：【预警】红河镇王建军蔬菜批发部韭菜抽检不合格，请于2026年4月18日前完成核查处置",
-    "at": "2026-04-04T10:00:00+08:00", "due": None, "event_ids": [],
-    "key": f"delivery.failed|红河镇|{_UNDELIVERED}|hh-agri|email",
-    "facts": {"notice_id": _UNDELIVERED, "dept": "hh-agri", "dept_name": "红河镇农技中心", "channel": "email",
-              "error": "550 5.1.1 <nongji@honghe.example>: Recipient address rejected: User unknown",
-              "rule": "sample.unqualified"},
-}
 
 
 @pytest.fixture(scope="module")
 def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, Any]]]:
     """The base config (unacknowledged escalation on) and April's notices from the rules."""
-    config = parse(config_dict(RULE_OVERRIDES), path="<test>")
-    path = write_events(tmp_path_factory.mktemp("render") / "events.jsonl", sorted(EVENTS, key=_event_time))
-    notices: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    Replay(config, lambda n: notices.append(n.to_json()), lambda r: rejects.append(r.to_json()), until=t("2026-05-01T00:00:00")).run([str(path)])
-    assert not rejects, rejects
-    return config, notices
+    return april(tmp_path_factory.mktemp("render"))
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +41,7 @@ def renderer(month: tuple[Any, list[dict[str, Any]]]) -> Renderer:
 @pytest.fixture(scope="module")
 def by_rule(month: tuple[Any, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """The first notice of every rule, plus delivery.failed."""
-    out: dict[str, dict[str, Any]] = {}
-    for n in month[1]:
-        out.setdefault(n["rule"], n)
-    out["delivery.failed"] = DELIVERY_FAILED
-    return out
+    return first_of_each_rule(month[1])
 
 
 def _golden(name: str, text: str) -> None:
@@ -156,12 +59,19 @@ def _sections(m: Any) -> str:
             + f"== severity\n{m.severity}\n== text\n{m.text}== markdown\n{m.markdown}")
 
 
-def test_every_rule_has_a_kind_and_a_notice_in_the_month(by_rule: dict[str, dict[str, Any]]) -> None:
-    assert set(RULES) | {"delivery.failed"} == set(KINDS)
-    assert set(by_rule) == set(KINDS)
+EVERY_RULE = {**RULES, **NOTIFIER_RULES}
 
 
-@pytest.mark.parametrize("rule", sorted(set(RULES) | {"delivery.failed"}))
+def test_every_rule_has_a_spec_with_kind_name_and_template_and_a_notice_in_the_month(
+        by_rule: dict[str, dict[str, Any]]) -> None:
+    """The families' rules and delivery.failed each have a spec (kind, name, packaged template)."""
+    assert "delivery.failed" in EVERY_RULE and set(by_rule) == set(EVERY_RULE)
+    for rule, spec in EVERY_RULE.items():
+        assert spec_of(rule) is spec and spec.document in DOCUMENTS.values() and spec.summary, rule
+        assert (PACKAGED / f"{spec.template}.txt").is_file(), rule
+
+
+@pytest.mark.parametrize("rule", sorted(EVERY_RULE))
 def test_golden_notice(rule: str, renderer: Renderer, by_rule: dict[str, dict[str, Any]]) -> None:
     n = by_rule[rule]
     m = renderer.notice(n, n["recipients"][0])

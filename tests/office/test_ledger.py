@@ -30,10 +30,10 @@ def test_ledger_rows_acks_and_deliveries(filled, tmp_path):
     notices = filled.outbox.notices()
 
     summary = rows_of(wb["通知台账"])
-    assert list(summary[0])[:8] == ["编号", "时间", "规则", "级别", "层级", "乡镇", "标题", "办理期限"]
+    assert list(summary[0])[:9] == ["编号", "时间", "类别", "规则", "级别", "层级", "乡镇", "标题", "办理期限"]
     assert [r["编号"] for r in summary] == [n["id"] for n in notices]
     hh = next(r for r in summary if r["编号"] == kc.HH_NOTICE)
-    assert hh["规则"] == "样品抽检不合格"
+    assert (hh["类别"], hh["规则"]) == ("预警通知", "样品抽检不合格")
     assert hh["接收部门"] == "红河镇畜牧站、红河镇食安办" and hh["签收情况"] == "1/2" and hh["办结"] == "已签收"
     assert hh["时间"] == "2026-04-08 09:00" and hh["办理期限"] == "2026-04-23 09:00" and hh["级别"] == "警示"
     bq = next(r for r in summary if r["编号"] == kc.BQ_NOTICE)

@@ -83,8 +83,9 @@ def test_workbook_sheets_headers_and_values(written):
     assert disp[kc.HH_UNQUALIFIED]["被抽样单位"] == "'" + kc.FORMULA_ENTITY
 
     counts = rows_of(wb["通知汇总"])
-    assert list(counts[0]) == ["规则", "规则名称", "级别", "层级", "乡镇", "通知数"]
+    assert list(counts[0]) == ["规则", "规则名称", "类别", "级别", "层级", "乡镇", "通知数"]
     assert any(r["规则"] == "sample.unqualified" and r["乡镇"] == "红河镇" and r["通知数"] == 1 for r in counts)
+    assert {(r["规则名称"], r["类别"]) for r in counts if r["规则"] == "sample.unqualified"} == {("样品抽检不合格", "预警通知")}
 
     overview = {r["指标"]: r for r in rows_of(wb["概况"])}
     assert overview["食品安全抽检合格率"]["数量"] == "39/40"
