@@ -26,9 +26,6 @@ from pathlib import Path
 from typing import Any, Iterator
 from zipfile import BadZipFile
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
-
 from shian.rules.records import Record, UnreadableInput
 from shian.rules.tabular import event_time_key, rows_to_events, type_from_name
 
@@ -123,6 +120,8 @@ def read_tabular(path: str | os.PathLike[str]) -> list[Record]:
             return [_file_reject(source, "文件编码无法识别：请另存为 UTF-8 或 GB18030（GBK）编码的 CSV")]
         sheets: list[tuple[str | None, Rows]] = [(None, [list(row) for row in csv.reader(io.StringIO(text))])]
     elif suffix in (".xlsx", ".xlsm"):
+        from openpyxl.utils.exceptions import InvalidFileException  # openpyxl only when a workbook comes
+
         try:
             sheets = _workbook_sheets(file)
         except (BadZipFile, InvalidFileException, KeyError):
@@ -150,6 +149,8 @@ def _decode(data: bytes) -> str | None:
 
 def _workbook_sheets(file: Path) -> list[tuple[str, Rows]]:
     """Cell values of every worksheet; date cells stay datetimes (data_only: formula results)."""
+    from openpyxl import load_workbook
+
     workbook = load_workbook(file, read_only=True, data_only=True)
     try:
         sheets = []
