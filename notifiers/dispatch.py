@@ -54,6 +54,7 @@ from shian.rules.notice import notice_id
 from shian.rules.timeutil import fmt, parse_time
 
 from . import timing
+from .channels import SHORT_LABELS
 from .message import Channel, Message, Outcome, Result
 from .outbox import Batch, Outbox
 from .settings import Settings
@@ -63,7 +64,7 @@ log = logging.getLogger("shian.notifiers.dispatch")
 
 FAILED_RULE = "delivery.failed"
 _URL = re.compile(r"\w+://\S+")
-CHANNEL_NAMES = {"email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉", "file": "文件"}
+CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its module
 
 
 def redact(text: str) -> str:

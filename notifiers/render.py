@@ -21,6 +21,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from shian.rules.families import RULES
 from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK
 
+from .channels import FULL_LABELS
 from .message import Message
 from .settings import Settings
 
@@ -69,7 +70,7 @@ FALLBACK = "generic"
 # The sentence that leads from the facts' summary into the facts block, per kind.
 INTROS = {WARNING: "现将有关情况通知如下：", SUPERVISE: "现予督办，有关情况如下：", URGE: "", HINT: ""}
 
-CHANNEL_NAMES = {"email": "电子邮件", "wecom": "企业微信群机器人", "dingtalk": "钉钉群机器人", "file": "文件"}
+CHANNEL_NAMES = FULL_LABELS  # a channel's full label (电子邮件), from its module
 SEVERITY_NAMES = {"critical": "紧急", "warning": "警示", "info": "提示"}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")

@@ -123,7 +123,11 @@ def _checked(what: str, parse: Any, *args: Any, **kw: Any) -> Any:
 
 
 def _load(path: str) -> Config:
-    return _checked("配置", load, path)
+    from shian.notifiers.channels import check_contacts
+
+    config = _checked("配置", load, path)
+    _checked("配置", check_contacts, config)  # the departments' contacts belong to the channels
+    return config
 
 
 def _settings(config: Config) -> Any:
@@ -260,6 +264,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
     import signal
 
+    from shian.notifiers.channels import destinations
+
     config = _load(args.config)
     delivery = _settings(config)
     settings = _service(config)
@@ -301,11 +307,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         def listening(urls: list[str]) -> None:
             print(f"shian 已启动：仪表盘 {urls[0]}/ ，接口 {urls[0]}/api/ （说明 {urls[0]}/api/openapi.yaml）；"
                   "按 Ctrl-C 停止", file=sys.stderr)
-            where = [f"发件箱 {delivery.outbox}"]
-            if delivery.file_dir is not None:
-                where.append(f"文件发件箱 {delivery.file_dir}")
-            if delivery.smtp is not None:
-                where.append(f"邮件服务器 {delivery.smtp.host}:{delivery.smtp.port}")
+            where = [f"发件箱 {delivery.outbox}", *destinations(delivery)]
             print("通知去向：" + "；".join(where), file=sys.stderr)
             if settings.drop_dir is not None:
                 print(f"投放文件夹：{settings.drop_dir}（放入 JSON Lines / CSV / XLSX 文件即导入）", file=sys.stderr)
@@ -531,6 +533,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from shian.rules.engine import Engine
+    from shian.notifiers.channels import shown
     from shian.notifiers.routing import recipients
 
     config = _load(args.config)
@@ -543,7 +546,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print("\n部门（投递渠道）：")
     for dept_id, d in config.departments.items():
         channels = settings.channels_of(dept_id)
-        print(f"  {dept_id:<14} {d.name}" + (f"  <{', '.join(d.email)}>" if d.email else "")
+        print(f"  {dept_id:<14} {d.name}" + shown(d)
               + f"  [{', '.join(channels) if channels else '无渠道：通知只记录，不发送'}]")
     print(f"\n投递：发件箱 {settings.outbox}；分组等待 {settings.group_wait_seconds:g} 秒；"
           + (f"非紧急通知在工作日 {settings.work_start:%H:%M}–{settings.work_end:%H:%M} 发送" if settings.quiet_hours
