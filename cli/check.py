@@ -35,11 +35,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _delivery(config: Any) -> None:
+    from shian.notifiers.channels import shown
+
     settings = delivery_settings(config)
     print("\n部门（投递渠道）：")
     for dept_id, d in config.departments.items():
         channels = settings.channels_of(dept_id)
-        print(f"  {dept_id:<14} {d.name}" + (f"  <{', '.join(d.email)}>" if d.email else "")
+        print(f"  {dept_id:<14} {d.name}" + shown(d)
               + f"  [{', '.join(channels) if channels else '无渠道：通知只记录，不发送'}]")
     print(f"\n投递：发件箱 {settings.outbox}；分组等待 {settings.group_wait_seconds:g} 秒；"
           + (f"非紧急通知在工作日 {settings.work_start:%H:%M}–{settings.work_end:%H:%M} 发送" if settings.quiet_hours

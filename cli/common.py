@@ -21,7 +21,11 @@ def checked(what: str, parse: Any, *args: Any, **kw: Any) -> Any:
 
 
 def load_config(path: str) -> Config:
-    return checked("配置", load, path)
+    from shian.notifiers.channels import check_contacts
+
+    config = checked("配置", load, path)
+    checked("配置", check_contacts, config)  # the departments' contacts belong to the channels
+    return config
 
 
 def delivery_settings(config: Config) -> Any:

@@ -60,14 +60,12 @@ def build_runtime(args: argparse.Namespace, config: Any, settings: Any, delivery
 
 
 def _announce(settings: Any, delivery: Any) -> Callable[[list[str]], None]:
+    from shian.notifiers.channels import destinations
+
     def listening(urls: list[str]) -> None:
         print(f"shian 已启动：仪表盘 {urls[0]}/ ，接口 {urls[0]}/api/ （说明 {urls[0]}/api/openapi.yaml）；"
               "按 Ctrl-C 停止", file=sys.stderr)
-        where = [f"发件箱 {delivery.outbox}"]
-        if delivery.file_dir is not None:
-            where.append(f"文件发件箱 {delivery.file_dir}")
-        if delivery.smtp is not None:
-            where.append(f"邮件服务器 {delivery.smtp.host}:{delivery.smtp.port}")
+        where = [f"发件箱 {delivery.outbox}", *destinations(delivery)]
         print("通知去向：" + "；".join(where), file=sys.stderr)
         if settings.drop_dir is not None:
             print(f"投放文件夹：{settings.drop_dir}（放入 JSON Lines / CSV / XLSX 文件即导入）", file=sys.stderr)

@@ -55,6 +55,7 @@ from shian.rules.params import RuleSpec
 from shian.rules.timeutil import fmt, parse_time
 
 from . import timing
+from .channels import SHORT_LABELS
 from .message import Channel, Message, Outcome, Result
 from .outbox import Batch, Outbox
 from .settings import Settings
@@ -66,7 +67,7 @@ log = logging.getLogger("shian.notifiers.dispatch")
 # office follows it up (督办) until the original notice has reached its department.
 DELIVERY_FAILED = RuleSpec("delivery.failed", "county", "warning", summary="通知送达失败", kind="督办", template="delivery")
 _URL = re.compile(r"\w+://\S+")
-CHANNEL_NAMES = {"email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉", "file": "文件"}
+CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its module
 
 
 def redact(text: str) -> str:

@@ -51,7 +51,9 @@ DELIVERED = Result(Outcome.DELIVERED)
 
 
 class Channel(Protocol):
-    """One delivery channel. ``name`` is what the outbox records (email, wecom, dingtalk, file)."""
+    """One delivery channel. ``name`` is what the outbox records (email, wecom, dingtalk, file).
+    ``dept`` is the department as configured: the channel reads its own contact from it through
+    its ChannelSpec (:mod:`shian.notifiers.channels`)."""
     name: str
 
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result: ...

@@ -22,6 +22,7 @@ from shian.rules.families import RULES
 from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK
 from shian.rules.params import RuleSpec
 
+from .channels import FULL_LABELS
 from .dispatch import DELIVERY_FAILED
 from .message import Message
 from .settings import Settings
@@ -51,7 +52,7 @@ def rule_name(rule: str) -> str:
 # The sentence that leads from the facts' summary into the facts block, per kind.
 INTROS = {"预警": "现将有关情况通知如下：", "督办": "现予督办，有关情况如下：", "催报": "", "工作提示": ""}
 
-CHANNEL_NAMES = {"email": "电子邮件", "wecom": "企业微信群机器人", "dingtalk": "钉钉群机器人", "file": "文件"}
+CHANNEL_NAMES = FULL_LABELS  # a channel's full label (电子邮件), from its module
 SEVERITY_NAMES = {"critical": "紧急", "warning": "警示", "info": "提示"}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")

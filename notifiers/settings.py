@@ -7,36 +7,24 @@ names of the environment variables that hold them, and are never logged.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, create_model, field_validator
 
-from shian.rules.config import Config, ConfigError, Robot, Strict, check_section
+from shian.notifiers import channels as registry
+from shian.notifiers.channels.spec import ChannelSpec
+from shian.rules.config import Config, ConfigError, Strict, check_section
 from shian.rules.families import RULES
 from shian.rules.timeutil import parse_time
 
 
 class _Strict(Strict):
-    model_config = ConfigDict(**Strict.model_config, populate_by_name=True)  # smtp's ``from`` is an alias
-
-
-class Smtp(_Strict):
-    host: str
-    port: int = Field(587, ge=1, le=65535)
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password_env: str | None = None
-    sender: str = Field(alias="from")
-    timeout_seconds: float = Field(30.0, gt=0)
-    tls_ca_file: str | None = None  # extra CA bundle to trust (a self-signed server); verification stays on
-
-
-class FileOutbox(_Strict):
-    dir: str
+    model_config = ConfigDict(**Strict.model_config, populate_by_name=True)
 
 
 def _hhmm(v: Any) -> str:
@@ -80,10 +68,10 @@ class SilenceSpec(_Strict):
 
 
 class _Section(_Strict):
+    """The section's own keys; each channel's section (``smtp``, ``file``) is added by
+    :func:`_section_model`."""
     outbox: str = "shian-outbox.sqlite"
     templates: str | None = None
-    smtp: Smtp | None = None
-    file: FileOutbox | None = None
     group_wait_seconds: float = Field(30.0, ge=0)
     quiet_hours: bool = True
     working_hours: WorkingHours = WorkingHours()
@@ -114,8 +102,8 @@ class Settings:
     config: Config
     outbox: Path
     templates: Path | None
-    smtp: Smtp | None
-    file_dir: Path | None
+    sections: Mapping[str, Any]  # channel name → its settled notifiers section (absent: not given)
+    routes: Mapping[str, tuple[str, ...]]  # department id → the channels it receives on
     group_wait_seconds: float
     quiet_hours: bool
     work_start: time
@@ -126,62 +114,41 @@ class Settings:
     silences: tuple[Silence, ...]
 
     def channels_of(self, dept_id: str) -> tuple[str, ...]:
-        """The channels this department receives on: email when SMTP is set and it has
-        addresses, its robots, and the development file outbox for everyone when set."""
-        d = self.config.departments[dept_id]
-        out = []
-        if self.smtp is not None and d.email:
-            out.append("email")
-        if d.wecom is not None:
-            out.append("wecom")
-        if d.dingtalk is not None:
-            out.append("dingtalk")
-        if self.file_dir is not None:
-            out.append("file")
-        return tuple(out)
+        """The channels this department receives on, in the registry's order: email when
+        SMTP is set and it has addresses, its robots, and the development file outbox for
+        everyone when set (see :mod:`shian.notifiers.channels`)."""
+        return self.routes[dept_id]
+
+    def section(self, channel: str) -> Any:
+        """The channel's ``notifiers:`` section, checked and with paths resolved; None when
+        it is not given (or the channel takes none)."""
+        return self.sections.get(channel)
 
 
-def secret(name: str | None) -> str | None:
-    """The value of an environment variable named in the config (never logged)."""
-    return os.environ.get(name) if name else None
-
-
-def webhook_of(robot: Robot) -> str | None:
-    return robot.webhook or secret(robot.webhook_env)
+@functools.cache
+def _section_model(channels: tuple[ChannelSpec, ...]) -> type[_Section]:
+    """The ``notifiers:`` model: the section's own keys and each channel's section."""
+    fields: dict[str, Any] = {c.section: (c.section_model | None, None)
+                              for c in channels if c.section is not None}
+    return create_model("Notifiers", __base__=_Section, **fields)
 
 
 def parse(config: Config, *, env: Mapping[str, str] | None = None) -> Settings:
     """Checks ``config.notifiers`` and the departments' channels; raises ConfigError."""
     env = os.environ if env is None else env
-    section = check_section(config, "notifiers", _Section)
+    contacts = registry.contact_problems(config, env)
+    try:
+        section = check_section(config, "notifiers", _section_model(registry.CHANNELS))
+    except ConfigError as err:
+        raise ConfigError(err.problems + contacts) from None
     raw, problems, path = section.raw, section.problems, section.path
 
-    if raw.smtp is not None:
-        if raw.smtp.username and not raw.smtp.password_env:
-            problems.add(("notifiers", "smtp", "password_env"), "设置了 username 却没有给出密码所在的环境变量",
-                         "写上环境变量名，如 password_env: SHIAN_SMTP_PASSWORD")
-        elif raw.smtp.password_env and raw.smtp.password_env not in env:
-            problems.add(("notifiers", "smtp", "password_env"), f"环境变量 {raw.smtp.password_env} 未设置",
-                         "启动前设置该环境变量（密码不写进配置文件）")
-    if raw.smtp is not None and raw.smtp.tls_ca_file and not path(raw.smtp.tls_ca_file).is_file():
-        problems.add(("notifiers", "smtp", "tls_ca_file"), f"证书文件 {raw.smtp.tls_ca_file} 不存在",
-                     "写上邮件服务器证书（或其 CA 证书）的 PEM 文件路径，或删除该键")
-    for dept_id, d in config.departments.items():
-        for kind in ("wecom", "dingtalk"):
-            robot: Robot | None = getattr(d, kind)
-            if robot is None:
-                continue
-            keys = ("departments", dept_id, kind)
-            if bool(robot.webhook) == bool(robot.webhook_env):
-                problems.add(keys, "应当且只能给出 webhook 或 webhook_env 之一", "写上机器人的 Webhook 地址或存放它的环境变量名")
-            elif robot.webhook_env and robot.webhook_env not in env:
-                problems.add(keys + ("webhook_env",), f"环境变量 {robot.webhook_env} 未设置", "启动前设置该环境变量")
-            elif robot.webhook and not robot.webhook.startswith(("http://", "https://")):
-                problems.add(keys + ("webhook",), "Webhook 地址应以 https:// 开头", "从群机器人设置中复制完整地址")
-            if kind == "wecom" and robot.secret_env:
-                problems.add(keys + ("secret_env",), "企业微信群机器人没有签名密钥", "删除该键")
-            if kind == "dingtalk" and robot.secret_env and robot.secret_env not in env:
-                problems.add(keys + ("secret_env",), f"环境变量 {robot.secret_env} 未设置", "启动前设置该环境变量（加签密钥 SEC…）")
+    sections: dict[str, Any] = {}
+    for c in registry.CHANNELS:
+        given = getattr(raw, c.section) if c.section is not None else None
+        if given is not None:
+            sections[c.name] = c.settle(given, section, env)
+    problems.items.extend(contacts)
     silences = []
     for i, s in enumerate(raw.silences):
         keys = ("notifiers", "silences", i)
@@ -209,9 +176,8 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> Settings:
         config=config,
         outbox=path(raw.outbox),
         templates=path(raw.templates) if raw.templates else None,
-        smtp=(raw.smtp.model_copy(update={"tls_ca_file": str(path(raw.smtp.tls_ca_file))})
-              if raw.smtp is not None and raw.smtp.tls_ca_file else raw.smtp),
-        file_dir=path(raw.file.dir) if raw.file else None,
+        sections=sections,
+        routes=registry.routes(config, sections),
         group_wait_seconds=raw.group_wait_seconds,
         quiet_hours=raw.quiet_hours,
         work_start=time.fromisoformat(raw.working_hours.start),

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from shian.notifiers.channels import LEDGER_LABELS
 from shian.notifiers.render import rule_name, spec_of
 from shian.rules.config import Config
 from shian.rules.timeutil import parse_time
@@ -21,7 +22,7 @@ from .receipts import receipts
 from .report import Table, when, write_xlsx
 
 DELIVERY_NAMES = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
-CHANNEL_NAMES = {"email": "邮件", "wecom": "企业微信", "dingtalk": "钉钉", "file": "文件发件箱"}
+CHANNEL_NAMES = LEDGER_LABELS  # a channel's label in the ledger, from its module
 SHEETS = ("通知台账", "签收明细")
 
 

@@ -5,7 +5,7 @@ line and the fix. Nothing here is mutated at run time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,19 +31,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class Robot(Strict):
-    """A chat group robot: its webhook address, given in the file or (because it carries an
-    access token) in an environment variable; DingTalk's signing secret only by variable."""
-    webhook: str | None = None
-    webhook_env: str | None = None
-    secret_env: str | None = None
-
-
-class Department(Strict):
+@dataclass(frozen=True)
+class Department:
+    """What the rules know of a department: its name. Its other keys say how notices reach it
+    (``email``, ``wecom``, …); the rules do not read them. They are kept as written in
+    ``contacts``, and ``lines`` gives the line of each key path below the department (``("email",)``,
+    ``("wecom", "webhook")``), for the delivery side to check them in the same terms as the rest
+    (shian.notifiers.channels)."""
     name: str
-    email: list[str] = []
-    wecom: Robot | None = None
-    dingtalk: Robot | None = None
+    contacts: Mapping[str, Any] = field(default_factory=dict)
+    lines: Mapping[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)  # where, not what
+
+
+class _Department(Strict):
+    """A department as written: its name, and any other key kept for the delivery side."""
+    model_config = ConfigDict(**{**Strict.model_config, "extra": "allow"})
+    name: str
 
 
 class County(Strict):
@@ -64,7 +67,7 @@ class _File(Strict):
     county: County
     max_jump_days: PositiveInt = 60
     dedup_days: PositiveInt = 400
-    departments: dict[str, Department]
+    departments: dict[str, _Department]
     townships: dict[str, Township] = Field(min_length=1)
     rules: dict[str, dict[str, Any]] = {}
     notifiers: dict[str, Any] = {}
@@ -204,6 +207,15 @@ def load(path: str | Path) -> Config:
     return parse(data, path=path, lines=lines)
 
 
+def _departments(written: Mapping[str, _Department], lines: Mapping[tuple[str, ...], int]) -> dict[str, Department]:
+    """Each department with its contact keys as written and the lines below it."""
+    below: dict[str, dict[tuple[str, ...], int]] = {dept_id: {} for dept_id in written}
+    for keys, line in lines.items():
+        if len(keys) > 2 and keys[0] == "departments" and keys[1] in below:
+            below[keys[1]][keys[2:]] = line
+    return {dept_id: Department(d.name, dict(d.model_extra or {}), below[dept_id]) for dept_id, d in written.items()}
+
+
 def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int] | None = None) -> Config:
     problems = Problems(path, lines or {})
     if not isinstance(data, dict):
@@ -220,7 +232,7 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
         problems.add(("timezone",), f"未知的时区“{raw.timezone}”", "使用 IANA 时区名，如 Asia/Shanghai")
         tz = ZoneInfo("Asia/Shanghai")
 
-    depts = raw.departments
+    depts = _departments(raw.departments, lines or {})
 
     def dept(keys: tuple[Any, ...], dept_id: str) -> None:
         if dept_id not in depts:

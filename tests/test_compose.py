@@ -433,7 +433,7 @@ def test_dockerignore_keeps_what_the_build_and_the_config_need() -> None:
         pytest.skip("no docker/Dockerfile.dockerignore")
     patterns = [ln.strip() for ln in ignore.read_text(encoding="utf-8").splitlines()
                 if ln.strip() and not ln.startswith("#")]
-    needed = ["pyproject.toml", "README.md", "rules/__init__.py", "streams/cli.py",
+    needed = ["pyproject.toml", "README.md", "rules/__init__.py", "cli/__init__.py", "streams/service.py",
               "notifiers/__init__.py", "notifiers/templates", "examples/county.yaml",
               "examples/county-compose.yaml"]
     for path in needed:
@@ -483,7 +483,7 @@ def test_notify_runs_shian_notify_once(services: dict[str, dict[str, Any]]) -> N
 
 def test_notify_config_loads_and_mails_the_mailpit_service(services: dict[str, dict[str, Any]]) -> None:
     settings = notify_settings(services)  # raises ConfigError on any problem, as notify would at start
-    smtp = settings.smtp
+    smtp = settings.section("email")
     assert smtp is not None, "notify's config has no notifiers.smtp"
     reachable = {MAILPIT, services[MAILPIT].get("hostname"), services[MAILPIT].get("container_name")}
     assert smtp.host in reachable - {None}, f"smtp.host {smtp.host!r} is not the mailpit service"

@@ -183,3 +183,60 @@ def test_check_config_refuses_a_service_section_whose_token_variable_is_unset(wr
     assert _exit_code(["check-config", "--config", path, "--now", "2026-04-20T00:00"]) == 2
     err = capsys.readouterr().err
     assert "service.tokens.hh-fso.token_env" in err and "SHIAN_TEST_UNSET_TOKEN" in err
+
+
+# --------------------------------------------------------------------------- departments' contacts
+
+BAD_CONTACTS = [
+    # (id, keys added to hh-fso, key path the message must name, words it must hold, refused by replay too)
+    ("unknown key", {"emial": ["a@hh.example"]}, "departments.hh-fso.emial", "未知的键", True),
+    ("file is not a department key", {"file": {"dir": "out"}}, "departments.hh-fso.file", "未知的键", True),
+    ("email not a list", {"email": "a@hh.example"}, "departments.hh-fso.email", "valid list", True),
+    ("email address not a string", {"email": ["a@hh.example", 5]}, "departments.hh-fso.email.1", "valid string",
+     True),
+    ("robot not a mapping", {"dingtalk": "https://oapi.dingtalk.com/robot/send"}, "departments.hh-fso.dingtalk",
+     "无效", True),
+    ("robot unknown key", {"wecom": {"webhok": "https://x.example"}}, "departments.hh-fso.wecom.webhok", "未知的键",
+     True),
+    ("robot with two webhooks", {"wecom": {"webhook": "https://x.example", "webhook_env": "SHIAN_TEST_HOOK"}},
+     "departments.hh-fso.wecom", "webhook 或 webhook_env", False),
+    ("robot webhook not http", {"dingtalk": {"webhook": "oapi.dingtalk.com"}}, "departments.hh-fso.dingtalk.webhook",
+     "https://", False),
+    ("robot webhook variable unset", {"wecom": {"webhook_env": "SHIAN_TEST_UNSET_HOOK"}},
+     "departments.hh-fso.wecom.webhook_env", "SHIAN_TEST_UNSET_HOOK", False),
+    ("wecom has no signing secret", {"wecom": {"webhook": "https://x.example", "secret_env": "S"}},
+     "departments.hh-fso.wecom.secret_env", "没有签名密钥", False),
+    ("dingtalk secret variable unset", {"dingtalk": {"webhook": "https://x.example", "secret_env": "SHIAN_TEST_UNSET"}},
+     "departments.hh-fso.dingtalk.secret_env", "SHIAN_TEST_UNSET", False),
+]
+
+
+@pytest.mark.parametrize("keys, where, words, on_load", [c[1:] for c in BAD_CONTACTS], ids=[c[0] for c in BAD_CONTACTS])
+def test_bad_contact_refused_with_file_key_path_and_line(write_config, tmp_path, capsys, keys, where, words, on_load):
+    """A department's contact is checked by its channel, in the config's terms; a malformed one
+    stops every command (replay too), one the environment lacks stops the delivering ones."""
+    path = write_config(config_overrides={"departments": {"hh-fso": keys}}, name="bad.yaml")
+    assert _exit_code(["check-config", "--config", path, "--now", "2026-04-20T00:00"]) == 2
+    err = capsys.readouterr().err
+    [problem] = [p for p in err.splitlines() if where + "（" in p]
+    assert "bad.yaml" in problem and "行）" in problem and words in problem, problem
+    ev = tmp_path / "e.jsonl"
+    ev.write_text("", encoding="utf-8")
+    refused = _exit_code(["replay", str(ev), "--config", path, "--out", str(tmp_path / "o.jsonl")]) != 0
+    assert refused == on_load, capsys.readouterr().err
+
+
+def test_contact_and_notifiers_problems_are_reported_together(write_config):
+    """Every problem at once: two departments' contacts and the notifiers section."""
+    from shian.notifiers.settings import parse as parse_settings
+    from shian.rules.config import load
+
+    path = write_config(config_overrides={
+        "departments": {"hh-fso": {"wecom": {"webhook_env": "SHIAN_TEST_UNSET_HOOK"}},
+                        "bq-fso": {"email": "fso@bq.example"}},
+        "notifiers": {"smtp": {"host": "localhost", "from": "a@b.example", "port": 0}}})
+    with pytest.raises(ConfigError) as err:
+        parse_settings(load(path), env={})
+    problems = err.value.problems
+    for where in ("departments.hh-fso.wecom.webhook_env", "departments.bq-fso.email", "notifiers.smtp.port"):
+        assert any(where + "（第 " in p for p in problems), (where, problems)

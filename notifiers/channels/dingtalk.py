@@ -9,6 +9,9 @@ Answers come as HTTP 200 with an errcode:
 -1 (system busy)                                         RETRY
 310000 (sign / keyword / IP check), 300001 (token), …    FAILED
 =======================================================  =========
+
+Config: ``departments.<id>.dingtalk: {webhook: …}`` or ``{webhook_env: VAR}``, and
+``secret_env: VAR`` when the robot signs (加签).
 """
 from __future__ import annotations
 
@@ -16,13 +19,16 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from shian.notifiers.channels.email import clean
-from shian.notifiers.channels.robot import RobotChannel
+from shian.notifiers.channels.robot import ROBOT, Robot, RobotChannel, check_robot
+from shian.notifiers.channels.spec import ChannelSpec, Label, secret
 from shian.notifiers.message import Message, Outcome, Result
-from shian.notifiers.settings import Settings, secret
-from shian.rules.config import Robot
+from shian.rules.config import Problems
+
+if TYPE_CHECKING:
+    from shian.notifiers.settings import Settings
 
 RETRY_LATER = {130101: 60.0, 410100: 60.0, -1: None}
 HINTS = {310000: "（加签、关键词或 IP 校验未通过）", 300001: "（access_token 无效）"}
@@ -34,10 +40,13 @@ def sign(secret_value: str, timestamp_ms: int) -> str:
     return base64.b64encode(digest).decode()
 
 
+def check(robot: Robot | None, keys: tuple[str, ...], problems: Problems, env: Mapping[str, str]) -> None:
+    check_robot(robot, keys, problems, env)
+    if robot is not None and robot.secret_env and robot.secret_env not in env:
+        problems.add(keys + ("secret_env",), f"环境变量 {robot.secret_env} 未设置", "启动前设置该环境变量（加签密钥 SEC…）")
+
+
 class DingtalkChannel(RobotChannel):
-    name = "dingtalk"
-    kind = "dingtalk"
-    label = "钉钉群机器人"
     max_bytes = 20000
 
     def __init__(self, settings: Settings, *, now: Callable[[], float] = time.monotonic,
@@ -62,3 +71,13 @@ class DingtalkChannel(RobotChannel):
             return Result(Outcome.RETRY, f"{self.label}暂时拒绝：errcode {errcode} {errmsg}",
                           retry_after=RETRY_LATER[errcode])
         return Result(Outcome.FAILED, f"{self.label}拒绝：errcode {errcode} {errmsg}{HINTS.get(errcode, '')}")
+
+
+SPEC = ChannelSpec(
+    name="dingtalk",
+    label=Label(short="钉钉", full="钉钉群机器人"),
+    make=DingtalkChannel,
+    contact=ROBOT,
+    check_contact=check,
+)
+DingtalkChannel.spec = SPEC

@@ -12,6 +12,9 @@ some recipients refused, the others accepted           DELIVERED, error names th
 
 A partly refused message is DELIVERED because sending it again would reach the accepted
 recipients twice; the error text keeps the refused addresses for the outbox record.
+
+Config: a department's addresses, ``departments.<id>.email: [a@b, …]``, and the server,
+``notifiers.smtp`` (:class:`Smtp`); without the server no e-mail is sent.
 """
 from __future__ import annotations
 
@@ -21,20 +24,61 @@ import re
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
-import aiosmtplib
+from pydantic import Field
 
+from shian.notifiers.channels.spec import ChannelSpec, Label, SectionModel, secret, strict
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
-from shian.notifiers.settings import Settings, secret
-from shian.rules.config import Department
+from shian.rules.config import Department, Section
+
+if TYPE_CHECKING:
+    import aiosmtplib
+
+    from shian.notifiers.settings import Settings
 
 DEFAULT_SENDER = "食安预警 <shian@localhost>"
+ADDRESSES = strict(list[str])
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _RESERVED = {"from", "to", "cc", "bcc", "subject", "message-id", "date", "mime-version", "sender",
              "reply-to", "return-path", "content-type", "content-transfer-encoding"}
 _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+class Smtp(SectionModel):
+    """``notifiers.smtp``: the one server all e-mail goes through."""
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    sender: str = Field(alias="from")
+    timeout_seconds: float = Field(30.0, gt=0)
+    tls_ca_file: str | None = None  # extra CA bundle to trust (a self-signed server); verification stays on
+
+
+def settle(smtp: Smtp, where: Section, env: Mapping[str, str]) -> Smtp:
+    """The login's password is in a variable that is set; the CA file exists (path resolved)."""
+    keys = ("notifiers", "smtp")
+    if smtp.username and not smtp.password_env:
+        where.problems.add(keys + ("password_env",), "设置了 username 却没有给出密码所在的环境变量",
+                           "写上环境变量名，如 password_env: SHIAN_SMTP_PASSWORD")
+    elif smtp.password_env and smtp.password_env not in env:
+        where.problems.add(keys + ("password_env",), f"环境变量 {smtp.password_env} 未设置",
+                           "启动前设置该环境变量（密码不写进配置文件）")
+    if not smtp.tls_ca_file:
+        return smtp
+    if not where.path(smtp.tls_ca_file).is_file():
+        where.problems.add(keys + ("tls_ca_file",), f"证书文件 {smtp.tls_ca_file} 不存在",
+                           "写上邮件服务器证书（或其 CA 证书）的 PEM 文件路径，或删除该键")
+    return smtp.model_copy(update={"tls_ca_file": str(where.path(smtp.tls_ca_file))})
+
+
+def addresses_of(dept: Department) -> list[str]:
+    """The department's addresses (``departments.<id>.email``), none when it gives none."""
+    return SPEC.contact_of(dept) or []
 
 
 def clean(value: str) -> str:
@@ -50,12 +94,12 @@ def message_id(ref: str, dept_id: str) -> str:
     return f"<{token(ref)}.{token(dept_id)}.email@shian>"
 
 
-def build_message(sender: str, dept_id: str, dept: Department, message: Message) -> EmailMessage:
+def build_message(sender: str, dept_id: str, addresses: Sequence[str], message: Message) -> EmailMessage:
     """The RFC 5322 message for one department, 7-bit clean (encoded words, base64 parts) so
     that a server without SMTPUTF8 / 8BITMIME accepts it. Shared with the file outbox."""
     msg = EmailMessage()
     msg["From"] = clean(sender)
-    to = [a for a in (clean(x) for x in dept.email) if a]
+    to = [a for a in (clean(x) for x in addresses) if a]
     if to:
         msg["To"] = ", ".join(to)
     msg["Subject"] = clean(message.subject)
@@ -89,9 +133,10 @@ class EmailChannel:
     name = "email"
 
     def __init__(self, settings: Settings) -> None:
-        if settings.smtp is None:
+        smtp = settings.section(self.name)
+        if smtp is None:
             raise ValueError("email channel needs notifiers.smtp")
-        self._cfg = settings.smtp
+        self._cfg: Smtp = smtp
         self._envelope_from = parseaddr(clean(self._cfg.sender))[1]
         self._client: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
@@ -115,17 +160,20 @@ class EmailChannel:
         return result if error == result.error else Result(result.outcome, error, result.retry_after)
 
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result:
-        recipients = [parseaddr(a)[1] or a for a in (clean(x) for x in dept.email) if a]
+        addresses = addresses_of(dept)
+        recipients = [parseaddr(a)[1] or a for a in (clean(x) for x in addresses) if a]
         if not recipients:
             return Result(Outcome.FAILED, f"部门 {dept_id} 没有配置邮箱地址")
         try:
-            data = as_bytes(build_message(self._cfg.sender, dept_id, dept, message))
+            data = as_bytes(build_message(self._cfg.sender, dept_id, addresses, message))
         except (ValueError, TypeError) as e:
             return Result(Outcome.FAILED, f"无法生成邮件：{e}")
         async with self._lock:
             return self._scrub(await self._send(recipients, data))
 
     async def _connect(self) -> aiosmtplib.SMTP:
+        import aiosmtplib  # here, not at the top: loading the config must not pay for the SMTP library
+
         cfg = self._cfg
         client = aiosmtplib.SMTP(
             hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds,
@@ -148,6 +196,8 @@ class EmailChannel:
             client.close()
 
     async def _send(self, recipients: list[str], data: bytes) -> Result:
+        import aiosmtplib
+
         for attempt in (1, 2):
             client = self._client
             reused = client is not None and client.is_connected
@@ -195,9 +245,24 @@ class EmailChannel:
         return Result(Outcome.RETRY, f"邮件服务器 {self._where()} 反复断开连接")
 
     async def close(self) -> None:
+        import aiosmtplib
+
         client, self._client = self._client, None
         if client is not None and client.is_connected:
             try:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
+
+
+SPEC = ChannelSpec(
+    name="email",
+    label=Label(short="邮件", full="电子邮件"),
+    make=EmailChannel,
+    contact=ADDRESSES,
+    section="smtp",
+    section_model=Smtp,
+    settle=settle,
+    show=lambda addresses: f"<{', '.join(addresses)}>" if addresses else "",
+    destination=lambda smtp: f"邮件服务器 {smtp.host}:{smtp.port}",
+)

@@ -4,6 +4,9 @@ the email channel would send, to open in a mail client) and ``<ref>.md`` (the ro
 Writing the same (department, ref) again replaces the files, each written whole (temporary
 file, then rename), so a redelivery leaves one copy. OSError → RETRY; a message that cannot
 be built → FAILED.
+
+Config: ``notifiers.file: {dir: …}`` (relative to the config file's folder); it then receives
+every department's messages, and takes no contact of its own.
 """
 from __future__ import annotations
 
@@ -12,11 +15,25 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
-from shian.notifiers.channels.email import DEFAULT_SENDER, as_bytes, build_message
+from shian.notifiers.channels import email
+from shian.notifiers.channels.email import DEFAULT_SENDER, addresses_of, as_bytes, build_message
+from shian.notifiers.channels.spec import ChannelSpec, Label, SectionModel
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
-from shian.notifiers.settings import Settings
-from shian.rules.config import Department
+from shian.rules.config import Department, Section
+
+if TYPE_CHECKING:
+    from shian.notifiers.settings import Settings
+
+
+class FileOutbox(SectionModel):
+    """``notifiers.file``: the folder the messages are written to."""
+    dir: str
+
+
+def settle(section: FileOutbox, where: Section, env: Mapping[str, str]) -> FileOutbox:
+    return section.model_copy(update={"dir": str(where.path(section.dir))})
 
 _UNSAFE = re.compile(r"[^\w.@-]+")
 
@@ -45,10 +62,12 @@ class FileChannel:
     name = "file"
 
     def __init__(self, settings: Settings) -> None:
-        if settings.file_dir is None:
+        section: FileOutbox | None = settings.section(self.name)
+        if section is None:
             raise ValueError("file channel needs notifiers.file.dir")
-        self.dir = Path(settings.file_dir)
-        self._sender = settings.smtp.sender if settings.smtp is not None else DEFAULT_SENDER
+        self.dir = Path(section.dir)
+        smtp: email.Smtp | None = settings.section(email.SPEC.name)
+        self._sender = smtp.sender if smtp is not None else DEFAULT_SENDER
 
     def _write(self, dept_id: str, eml: bytes, md: bytes, ref: str) -> None:
         folder = self.dir / safe_name(dept_id)
@@ -58,7 +77,7 @@ class FileChannel:
 
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result:
         try:
-            eml = as_bytes(build_message(self._sender, dept_id, dept, message))
+            eml = as_bytes(build_message(self._sender, dept_id, addresses_of(dept), message))
         except (ValueError, TypeError) as e:
             return Result(Outcome.FAILED, f"无法生成邮件：{e}")
         try:
@@ -69,3 +88,14 @@ class FileChannel:
 
     async def close(self) -> None:
         return None
+
+
+SPEC = ChannelSpec(
+    name="file",
+    label=Label(short="文件", full="文件", ledger="文件发件箱"),
+    make=FileChannel,
+    section="file",
+    section_model=FileOutbox,
+    settle=settle,
+    destination=lambda section: f"文件发件箱 {section.dir}",
+)

@@ -10,6 +10,8 @@ other HTTP 4xx, an invalid webhook address             FAILED
 200 whose body is not the robot's JSON                 RETRY
 own rate limit full (robot_per_minute per 60 s)        RETRY, retry_after = until a slot frees
 =====================================================  =========
+
+Config: a department's robot, ``departments.<id>.wecom`` / ``.dingtalk`` (:class:`Robot`).
 """
 from __future__ import annotations
 
@@ -18,16 +20,46 @@ import collections
 import json
 import re
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-import aiohttp
-
+from shian.notifiers.channels.spec import ChannelSpec, secret, strict
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
-from shian.notifiers.settings import Settings, webhook_of
-from shian.rules.config import Department, Robot
+from shian.rules.config import Department, Problems, Strict
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from shian.notifiers.settings import Settings
 
 WINDOW = 60.0
+
+
+class Robot(Strict):
+    """A chat group robot: its webhook address, given in the file or (because it carries an
+    access token) in an environment variable; DingTalk's signing secret only by variable."""
+    webhook: str | None = None
+    webhook_env: str | None = None
+    secret_env: str | None = None
+
+
+ROBOT = strict(Robot | None)
+
+
+def webhook_of(robot: Robot) -> str | None:
+    return robot.webhook or secret(robot.webhook_env)
+
+
+def check_robot(robot: Robot | None, keys: tuple[str, ...], problems: Problems, env: Mapping[str, str]) -> None:
+    """One webhook, given once: in the file (an http(s) address) or by a variable that is set."""
+    if robot is None:
+        return
+    if bool(robot.webhook) == bool(robot.webhook_env):
+        problems.add(keys, "应当且只能给出 webhook 或 webhook_env 之一", "写上机器人的 Webhook 地址或存放它的环境变量名")
+    elif robot.webhook_env and robot.webhook_env not in env:
+        problems.add(keys + ("webhook_env",), f"环境变量 {robot.webhook_env} 未设置", "启动前设置该环境变量")
+    elif robot.webhook and not robot.webhook.startswith(("http://", "https://")):
+        problems.add(keys + ("webhook",), "Webhook 地址应以 https:// 开头", "从群机器人设置中复制完整地址")
 _QUERY_SECRET = re.compile(r"(?i)\b(key|access_token|sign|secret)=[^&\s'\"\])>,;]*")
 
 
@@ -83,14 +115,23 @@ def url_secrets(url: str) -> list[str]:
 
 
 class RobotChannel:
-    """A chat robot channel; subclasses give the request and read the errcode."""
-    name = ""
-    kind = ""  # the Department field holding the Robot
-    label = ""
+    """A chat robot channel; subclasses give the request and read the errcode, and ``spec``
+    (their module's ChannelSpec) reads the department's robot and names the channel."""
+    spec: ClassVar[ChannelSpec]
     max_bytes = 4096
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def label(self) -> str:
+        return self.spec.label.full
 
     def __init__(self, settings: Settings, *, now: Callable[[], float] = time.monotonic,
                  timeout: float = 10.0) -> None:
+        import aiohttp  # here, not at the top: loading the config must not pay for the HTTP library
+
         self.limit = RateLimit(settings.robot_per_minute, now)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -110,7 +151,7 @@ class RobotChannel:
         return truncate_utf8(message.markdown, self.max_bytes, f"\n\n……（内容过长，已截断）\n{last}")
 
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result:
-        robot: Robot | None = getattr(dept, self.kind)
+        robot: Robot | None = self.spec.contact_of(dept)
         if robot is None:
             return Result(Outcome.FAILED, f"部门 {dept_id} 没有配置{self.label}")
         url = webhook_of(robot)
@@ -129,6 +170,8 @@ class RobotChannel:
         return Result(result.outcome, redact(result.error, secrets), result.retry_after)
 
     async def _post(self, url: str, params: dict[str, str], body: dict[str, Any]) -> Result:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:

@@ -8,22 +8,28 @@ Answers come as HTTP 200 with an errcode:
 -1 (system busy)                                         RETRY
 93000 (invalid webhook key), 40008, any other            FAILED
 =======================================================  =========
+
+Config: ``departments.<id>.wecom: {webhook: …}`` or ``{webhook_env: VAR}`` (no signing secret).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from shian.notifiers.channels.robot import RobotChannel
+from shian.notifiers.channels.robot import ROBOT, Robot, RobotChannel, check_robot
+from shian.notifiers.channels.spec import ChannelSpec, Label
 from shian.notifiers.message import Message, Outcome, Result
-from shian.rules.config import Robot
+from shian.rules.config import Problems
 
 RETRY_LATER = {45009: 60.0, -1: None}
 
 
+def check(robot: Robot | None, keys: tuple[str, ...], problems: Problems, env: Mapping[str, str]) -> None:
+    check_robot(robot, keys, problems, env)
+    if robot is not None and robot.secret_env:
+        problems.add(keys + ("secret_env",), "企业微信群机器人没有签名密钥", "删除该键")
+
+
 class WecomChannel(RobotChannel):
-    name = "wecom"
-    kind = "wecom"
-    label = "企业微信群机器人"
     max_bytes = 4096
 
     def request(self, url: str, robot: Robot, message: Message) -> tuple[dict[str, str], dict[str, Any], list[str]]:
@@ -34,3 +40,13 @@ class WecomChannel(RobotChannel):
             return Result(Outcome.RETRY, f"{self.label}暂时拒绝：errcode {errcode} {errmsg}",
                           retry_after=RETRY_LATER[errcode])
         return Result(Outcome.FAILED, f"{self.label}拒绝：errcode {errcode} {errmsg}")
+
+
+SPEC = ChannelSpec(
+    name="wecom",
+    label=Label(short="企业微信", full="企业微信群机器人"),
+    make=WecomChannel,
+    contact=ROBOT,
+    check_contact=check,
+)
+WecomChannel.spec = SPEC

@@ -16,7 +16,8 @@ from shian.rules.config import Department
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
-DEPT = Department(name="红河镇食安办", email=["zhang@hh.example", "li@hh.example"])
+ADDRESSES = ["zhang@hh.example", "li@hh.example"]
+DEPT = Department(name="红河镇食安办", contacts={"email": ADDRESSES})
 SENDER = "西平县食安办 <fso@xp.example>"
 
 
@@ -53,13 +54,13 @@ def test_chinese_subject_sender_parts_and_shian_headers_arrive_decoded():
         [result] = send_all(channel(srv.port), ("hh-fso", DEPT, make_message()))
     assert result.outcome is Outcome.DELIVERED, result
     [(_, mail_from, rcpt, raw)] = rec.messages
-    assert mail_from == "fso@xp.example" and rcpt == DEPT.email
+    assert mail_from == "fso@xp.example" and rcpt == ADDRESSES
     assert all(b < 128 for b in raw), "7-bit clean so a server without SMTPUTF8/8BITMIME accepts it"
     m = parsed(raw)
     assert m["Subject"] == "【食安预警】红河镇 蔬菜农残抽检不合格"
     assert m["From"].addresses[0].display_name == "西平县食安办"
     assert m["From"].addresses[0].addr_spec == "fso@xp.example"
-    assert [a.addr_spec for a in m["To"].addresses] == DEPT.email
+    assert [a.addr_spec for a in m["To"].addresses] == ADDRESSES
     assert m.get_content_type() == "multipart/alternative"
     assert m.get_body(("plain",)).get_content().startswith("红河镇新寨村送检的青菜农残超标。")
     assert "<b>青菜</b>" in m.get_body(("html",)).get_content()
@@ -69,7 +70,7 @@ def test_chinese_subject_sender_parts_and_shian_headers_arrive_decoded():
 
 def test_message_id_is_stable_for_a_redelivery_and_differs_per_department():
     rec = SmtpRecorder()
-    other = Department(name="板桥镇食安办", email=["wang@bq.example"])
+    other = Department(name="板桥镇食安办", contacts={"email": ["wang@bq.example"]})
     msg = make_message()
     with smtp_server(rec) as srv:
         results = send_all(channel(srv.port), ("hh-fso", DEPT, msg), ("hh-fso", DEPT, msg), ("bq-fso", other, msg))
@@ -88,7 +89,7 @@ def test_cr_lf_in_subject_or_headers_cannot_inject_a_header_or_recipient():
     assert result.outcome is Outcome.DELIVERED, result
     [(_, _, rcpt, raw)] = rec.messages
     m = parsed(raw)
-    assert rcpt == DEPT.email
+    assert rcpt == ADDRESSES
     assert m["Bcc"] is None and m["X-Injected"] is None
     assert "\n" not in m["Subject"] and m["Subject"].startswith("抽检不合格 Bcc:")
     assert m.get_all("X-Shian-Ref") == ["r1 Bcc: evil2@attacker.example"]
@@ -127,7 +128,7 @@ def test_department_without_addresses_is_failed():
 def test_unsendable_address_is_failed_and_the_next_message_still_goes():
     rec = SmtpRecorder()
     with smtp_server(rec) as srv:
-        bad, ok = send_all(channel(srv.port), ("x", Department(name="x", email=["张三@hh.example"]), make_message()),
+        bad, ok = send_all(channel(srv.port), ("x", Department(name="x", contacts={"email": ["张三@hh.example"]}), make_message()),
                            ("hh-fso", DEPT, make_message()))
     assert bad.outcome is Outcome.FAILED and "张三@hh.example" in bad.error
     assert ok.outcome is Outcome.DELIVERED and len(rec.messages) == 1

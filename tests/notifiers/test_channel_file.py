@@ -11,7 +11,7 @@ from shian.notifiers.channels.file import FileChannel
 from shian.notifiers.message import Outcome
 from shian.rules.config import Department
 
-DEPT = Department(name="红河镇食安办", email=["zhang@hh.example"])
+DEPT = Department(name="红河镇食安办", contacts={"email": ["zhang@hh.example"]})
 
 
 def send_all(channel, *sends):

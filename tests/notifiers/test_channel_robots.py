@@ -10,7 +10,7 @@ from shian.notifiers.channels.dingtalk import DingtalkChannel
 from shian.notifiers.channels.robot import truncate_utf8
 from shian.notifiers.channels.wecom import WecomChannel
 from shian.notifiers.message import Outcome, Result
-from shian.rules.config import Department, Robot
+from shian.rules.config import Department
 
 KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 TOKEN = "b7e0c9d1a2f3e4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a6f7e8d9"
@@ -26,12 +26,12 @@ class Clock:
 
 
 def wecom_dept(server: RobotServer, key: str = KEY) -> Department:
-    return Department(name="红河镇食安办", wecom=Robot(webhook=server.url("wecom", key=key)))
+    return Department(name="红河镇食安办", contacts={"wecom": {"webhook": server.url("wecom", key=key)}})
 
 
 def dingtalk_dept(server: RobotServer, secret_env: str | None = None) -> Department:
-    return Department(name="红河镇食安办",
-                      dingtalk=Robot(webhook=server.url("dingtalk", access_token=TOKEN), secret_env=secret_env))
+    return Department(name="红河镇食安办", contacts={"dingtalk": {
+        "webhook": server.url("dingtalk", access_token=TOKEN), "secret_env": secret_env}})
 
 
 async def send_each(channel, dept: Department, messages) -> list[Result]:
@@ -154,9 +154,10 @@ def test_dingtalk_signing_secret_missing_from_environment_is_failed_without_requ
 
 
 @pytest.mark.parametrize("make", [
-    lambda: (WecomChannel, Department(name="x", wecom=Robot(webhook=f"http://127.0.0.1:{free_port()}/wecom?key={KEY}"))),
-    lambda: (DingtalkChannel, Department(name="x", dingtalk=Robot(
-        webhook=f"http://127.0.0.1:{free_port()}/dingtalk?access_token={TOKEN}"))),
+    lambda: (WecomChannel, Department(name="x", contacts={
+        "wecom": {"webhook": f"http://127.0.0.1:{free_port()}/wecom?key={KEY}"}})),
+    lambda: (DingtalkChannel, Department(name="x", contacts={
+        "dingtalk": {"webhook": f"http://127.0.0.1:{free_port()}/dingtalk?access_token={TOKEN}"}})),
 ])
 def test_robot_unreachable_is_retry_without_the_key(make):
     cls, dept = make()
