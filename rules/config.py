@@ -233,36 +233,8 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
         tz = ZoneInfo("Asia/Shanghai")
 
     depts = _departments(raw.departments, lines or {})
-
-    def dept(keys: tuple[Any, ...], dept_id: str) -> None:
-        if dept_id not in depts:
-            problems.add(keys, f"未知的部门 id“{dept_id}”", f"在 departments 下定义它，或改用已有的部门：{', '.join(depts)}")
-
-    dept(("county", "office"), raw.county.office)
-    for i, d in enumerate(raw.county.escalation):
-        dept(("county", "escalation", i), d)
-    for name, t in raw.townships.items():
-        dept(("townships", name, "office"), t.office)
-        for key, d in t.routing.items():
-            dept(("townships", name, "routing", key), d)
-        if len(set(t.reporters)) != len(t.reporters):
-            problems.add(("townships", name, "reporters"), "报送单位重复", "每个报送单位只列一次")
-
-    rules: dict[str, RuleParams] = {}
-    for rule_id, override in raw.rules.items():
-        if rule_id not in RULES:
-            problems.add(("rules", rule_id), "未知的规则 id", f"可用的规则：{', '.join(RULES)}")
-    for rule_id, spec in RULES.items():
-        override = raw.rules.get(rule_id) or {}
-        if not isinstance(override, dict):
-            problems.add(("rules", rule_id), "应为参数映射", "例如 {enabled: false}")
-            override = {}
-        try:
-            rules[rule_id] = spec.params.model_validate(_merge(spec.params, override))
-        except ValidationError as err:
-            problems.from_pydantic(("rules", rule_id), err)
-        except ValueError as err:
-            problems.add(("rules", rule_id), str(err))
+    _check_departments(raw, depts, problems)
+    rules = _rule_params(raw, problems)
 
     if problems.items:
         raise ConfigError(problems.items)
@@ -278,3 +250,40 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
         notifiers=raw.notifiers,
         service=raw.service,
     )
+
+
+def _check_departments(raw: _File, depts: dict[str, Department], problems: Problems) -> None:
+    """Every department the county and townships name is defined; reporters listed once."""
+    def dept(keys: tuple[Any, ...], dept_id: str) -> None:
+        if dept_id not in depts:
+            problems.add(keys, f"未知的部门 id“{dept_id}”", f"在 departments 下定义它，或改用已有的部门：{', '.join(depts)}")
+
+    dept(("county", "office"), raw.county.office)
+    for i, d in enumerate(raw.county.escalation):
+        dept(("county", "escalation", i), d)
+    for name, t in raw.townships.items():
+        dept(("townships", name, "office"), t.office)
+        for key, d in t.routing.items():
+            dept(("townships", name, "routing", key), d)
+        if len(set(t.reporters)) != len(t.reporters):
+            problems.add(("townships", name, "reporters"), "报送单位重复", "每个报送单位只列一次")
+
+
+def _rule_params(raw: _File, problems: Problems) -> dict[str, RuleParams]:
+    """Each rule's parameters: its defaults with the config's overrides, validated."""
+    rules: dict[str, RuleParams] = {}
+    for rule_id, override in raw.rules.items():
+        if rule_id not in RULES:
+            problems.add(("rules", rule_id), "未知的规则 id", f"可用的规则：{', '.join(RULES)}")
+    for rule_id, spec in RULES.items():
+        override = raw.rules.get(rule_id) or {}
+        if not isinstance(override, dict):
+            problems.add(("rules", rule_id), "应为参数映射", "例如 {enabled: false}")
+            override = {}
+        try:
+            rules[rule_id] = spec.params.model_validate(_merge(spec.params, override))
+        except ValidationError as err:
+            problems.from_pydantic(("rules", rule_id), err)
+        except ValueError as err:
+            problems.add(("rules", rule_id), str(err))
+    return rules

@@ -382,20 +382,13 @@ def rows_to_events(
         row = rows[index]
         if _blank_row(row):
             continue
-        raw = {}
-        for label, cell in zip(labels, row):
-            if not _blank(cell):
-                raw.setdefault(label, cell)
+        raw = _by_label(labels, row)
         kind = _row_type(row, labels, type_column, sheet_type)
         if kind not in HEADERS:
             entries.append(_reject(source, sheet, [index + 1], _raw_json(raw), kind))
             last = None
             continue
-        cells: dict[str, tuple[str, Cell]] = {}
-        for label, key, cell in zip(labels, keys, row):
-            name = HEADERS[kind].get(key)
-            if name is not None and not _blank(cell):
-                cells.setdefault(name, (label, cell))
+        cells = _fields(HEADERS[kind], labels, keys, row)
         this = _Row(index + 1, raw, cells)
         if kind != "sampling_result":
             entries.append(_event(source, sheet, kind, [this]))
@@ -410,6 +403,26 @@ def rows_to_events(
         last = sample
     return [_event(source, sheet, "sampling_result", entry.rows) if isinstance(entry, _Sample)
             else entry for entry in entries]
+
+
+def _by_label(labels: list[str], row: Sequence[Cell]) -> dict[str, Cell]:
+    """The row's non-empty cells by column label (the first of a repeated label wins)."""
+    raw: dict[str, Cell] = {}
+    for label, cell in zip(labels, row):
+        if not _blank(cell):
+            raw.setdefault(label, cell)
+    return raw
+
+
+def _fields(headers: dict[str, str], labels: list[str], keys: list[Any], row: Sequence[Cell]
+            ) -> dict[str, tuple[str, Cell]]:
+    """The row's non-empty cells by event field (with the column label they came from)."""
+    cells: dict[str, tuple[str, Cell]] = {}
+    for label, key, cell in zip(labels, keys, row):
+        name = headers.get(key)
+        if name is not None and not _blank(cell):
+            cells.setdefault(name, (label, cell))
+    return cells
 
 
 def _row_type(row: Sequence[Cell], labels: list[str], type_column: int | None, sheet_type: str | None) -> str:
