@@ -3,10 +3,12 @@
 One engine serves every runtime: replay drives it with event time, the embedded service and
 the Kafka worker with their own clocks. It knows no rule: the families in
 :mod:`shian.rules.families` do, and they reach the engine only through the small API below
-(``params``, ``emit``, ``schedule``, ``verdict``).
+(``params``, ``emit``, ``schedule``, ``verdict``, ``measures``).
 
 State kept, and for how long (all bounded):
 - event ids with a content fingerprint, for ``dedup_days`` of event time;
+- the measures' tallies, fed with every accepted event, which the families decide on and
+  :meth:`Engine.figures` answers from (see :mod:`shian.rules.measures`);
 - per rule family, what its rules need (see each family's docstring).
 """
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any, Callable, Iterable
 from .config import Config
 from .events import Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
+from .measures import Measures
 from .notice import Notice, notice_id
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
-SNAPSHOT_MAGIC = b"shian-engine/1\n"  # bump when the state's layout changes
+SNAPSHOT_MAGIC = b"shian-engine/2\n"  # bump when the state's layout changes
 
 
 class SnapshotError(Exception):
@@ -74,11 +77,13 @@ class Engine:
         self._purged_through = -1
         self._verdict_for: tuple[SamplingResult, Verdict] | None = None
         self._judge = Judge(substance_pattern(config.rules["sample.banned_substance"]))
+        self.measures = Measures(config)
         self.families = [cls(self) for cls in families]
         self._wire()
 
     def _wire(self) -> None:
-        self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {}
+        self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {
+            event_type: [handler] for event_type, handler in self.measures.handlers(self.verdict).items()}
         self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
         for fam in self.families:
             for event_type, handler in fam.handlers().items():
@@ -232,6 +237,11 @@ class Engine:
     def snapshot(self) -> bytes:
         return SNAPSHOT_MAGIC + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
+    def figures(self, kind: str, period: Any, now: datetime) -> list[Any]:
+        """The office's figures (kinds and periods: :data:`shian.rules.measures.FIGURE_KINDS`)
+        as seen at ``now``, from the tallies the rules decide on."""
+        return self.measures.figures(self.config, kind, period, now)
+
     def upcoming(self, now: datetime, count: int) -> list[tuple[datetime, str]]:
         """The next ``count`` deadlines from ``now`` on a fresh engine (for ``check-config``).
 
@@ -265,5 +275,6 @@ class Engine:
                 self._seen.pop(key, None)
         self._purged_through = today
         horizon = self.clock - timedelta(days=self._dedup_days)  # type: ignore[operator]
+        self.measures.forget(horizon, self.clock)  # type: ignore[arg-type]
         for fam in self.families:
             fam.forget(horizon)

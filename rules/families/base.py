@@ -4,7 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from ..measures import entity_key
 from ..params import RuleSpec
+
+__all__ = ["Family", "drop_oldest", "entity_key"]
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -28,13 +31,6 @@ class Family:
 
     def forget(self, horizon: datetime) -> None:
         """Drop what is older than ``horizon`` (the clock minus ``dedup_days``); called daily."""
-
-
-def entity_key(ev: Any) -> tuple[str, str, str]:
-    """An entity within its township: by ``entity_id``, else by ``entity`` (never mixed)."""
-    if ev.entity_id:
-        return (ev.township, "id", ev.entity_id)
-    return (ev.township, "name", ev.entity)
 
 
 def drop_oldest(times: dict[Any, datetime], horizon: datetime) -> None:
