@@ -55,11 +55,14 @@ class Engine:
         townships: Iterable[str] | None = None,
         families: Iterable[type[Family]] = FAMILIES,
         durable: bool = False,
+        measures: bool = True,
     ) -> None:
         """``townships``: the ones this engine owns (a Kafka partition's share; default all).
         ``families=()`` gives the bare gate — clock, jump check, duplicates — that ``ingest``
-        stamps records with. ``durable``: event ids are hashed stably, so that a snapshot can
-        be restored in another process (replay uses the faster process-local hash)."""
+        stamps records with; it still keeps the measures (the figures of the Kafka office)
+        unless ``measures=False``, for a gate that only stamps (the families decide on the
+        measures, so they need them). ``durable``: event ids are hashed stably, so that a
+        snapshot can be restored in another process (replay uses the faster process-local hash)."""
         self.config = config
         self.tz = config.tz
         wanted = set(config.townships if townships is None else townships)
@@ -77,13 +80,16 @@ class Engine:
         self._purged_through = -1
         self._verdict_for: tuple[SamplingResult, Verdict] | None = None
         self._judge = Judge(substance_pattern(config.rules["sample.banned_substance"]))
-        self.measures = Measures(config)
+        self.measures = Measures(config) if measures else None
         self.families = [cls(self) for cls in families]
+        if self.families and self.measures is None:
+            raise ValueError("rule families decide on the measures: measures=False is for the bare gate only")
         self._wire()
 
     def _wire(self) -> None:
+        tallies = self.measures.handlers(self.verdict) if self.measures is not None else {}
         self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {
-            event_type: [handler] for event_type, handler in self.measures.handlers(self.verdict).items()}
+            event_type: [handler] for event_type, handler in tallies.items()}
         self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
         for fam in self.families:
             for event_type, handler in fam.handlers().items():
@@ -240,6 +246,8 @@ class Engine:
     def figures(self, kind: str, period: Any, now: datetime) -> list[Any]:
         """The office's figures (kinds and periods: :data:`shian.rules.measures.FIGURE_KINDS`)
         as seen at ``now``, from the tallies the rules decide on."""
+        if self.measures is None:
+            raise ValueError("this engine keeps no measures (measures=False)")
         return self.measures.figures(self.config, kind, period, now)
 
     def upcoming(self, now: datetime, count: int) -> list[tuple[datetime, str]]:
@@ -275,6 +283,7 @@ class Engine:
                 self._seen.pop(key, None)
         self._purged_through = today
         horizon = self.clock - timedelta(days=self._dedup_days)  # type: ignore[operator]
-        self.measures.forget(horizon, self.clock)  # type: ignore[arg-type]
+        if self.measures is not None:
+            self.measures.forget(horizon, self.clock)  # type: ignore[arg-type]
         for fam in self.families:
             fam.forget(horizon)
