@@ -20,7 +20,7 @@ from openpyxl.utils import get_column_letter
 
 from shian.rules.config import Config
 from shian.rules.params import exact
-from shian.rules.timeutil import local_midnight, parse_period, parse_time
+from shian.rules.timeutil import parse_period, parse_time
 
 from . import figures as fig
 
@@ -89,29 +89,19 @@ def _width(v: Any) -> int:
 
 # -- the tables --------------------------------------------------------------------------------
 
-def _month_bounds(config: Config, month: str) -> tuple[datetime, datetime]:
-    return fig.period_bounds(month, config.tz)
-
-
-def _rate(q: int, n: int) -> float | None:
-    return q / n if n else None
-
-
-def build_tables(config: Config, events: Sequence[Mapping[str, Any]], notices: Sequence[Mapping[str, Any]],
+def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Mapping[str, Any]],
                  month: str, now: datetime) -> list[Table]:
-    """The report's tables for ``month`` as seen at ``now`` (statuses not yet due show 未到期)."""
-    evs = fig.typed(config, events)
-    start, end = _month_bounds(config, month)
-    as_of = min(now, end - timedelta(seconds=1)).date()
+    """The report's tables for ``month`` as seen at ``now`` (statuses not yet due show 未到期);
+    the figures are the runtime's (``source``), the notice counts the outbox's."""
+    start, _ = fig.period_bounds(month, config.tz)
+    as_of = fig.as_of(month, now, config.tz)
 
-    rates = fig.pass_rates(config, evs, month)
-    pace = fig.sampling_pace(config, evs, as_of)
-    board = fig.report_board(config, evs, [month], now)
-    health = fig.health_certs(config, evs, month)
-    camps = [c for y in (start.year, start.year + 1) for c in fig.campaigns(config, evs, y, now)
-             if c.window_start is not None and local_midnight(c.window_start, config.tz) < end
-             and local_midnight(c.date, config.tz) > start]
-    disp = fig.disposals(config, evs, notices, month, now)
+    rates = source.figures("pass_rate", month, now)
+    pace = source.figures("pace", month, now)
+    board = source.figures("reports", month, now)
+    health = source.figures("health", month, now)
+    camps = source.figures("campaigns", month, now)
+    disp = source.figures("disposals", month, now)
     counts = fig.notice_counts(config, notices, month)
     month_notices = [n for n in notices if fig.in_period(parse_time(n["at"], config.tz), month)]
 
@@ -323,20 +313,22 @@ def report_title(config: Config, month: str) -> str:
     return f"{config.county.name or ''}{month[:4]}年{int(month[5:])}月食品安全工作月报"
 
 
-def write_report(config: Config, store_events: Sequence[Mapping[str, Any]], notices: Sequence[Mapping[str, Any]],
+def write_report(config: Config, source: fig.FigureSource, notices: Sequence[Mapping[str, Any]],
                  month: str, out_dir: str | Path, *, now: datetime | None = None) -> tuple[Path, Path]:
     """The monthly report of ``month`` (YYYY-MM) as ``<title>.xlsx`` and ``<title>.html`` in
-    ``out_dir``; ``now`` (default: the wall clock) decides what is already due."""
+    ``out_dir``, with the figures of ``source``; ``now`` (default: the wall clock) decides
+    what is already due."""
     parse_period(month)
     now = now or datetime.now(config.tz)
-    tables = build_tables(config, list(store_events), list(notices), month, now)
+    tables = build_tables(config, source, list(notices), month, now)
     title = report_title(config, month)
     out = Path(out_dir)
     return write_xlsx(tables, out / f"{title}.xlsx"), write_html(tables, out / f"{title}.html", title)
 
 
-def report_main(config: Config, store: Any, outbox: Any, month: str, out_dir: str | Path, *,
+def report_main(config: Config, source: fig.FigureSource, outbox: Any, month: str, out_dir: str | Path, *,
                 now: datetime | None = None) -> list[Path]:
-    """For the CLI: the report from the service's event journal and outbox."""
-    xlsx, page = write_report(config, store.events(), outbox.notices(), month, out_dir, now=now)
+    """For the CLI: the report with the figures of ``source`` (an engine rebuilt from the
+    service's store) and the notices of its outbox."""
+    xlsx, page = write_report(config, source, outbox.notices(), month, out_dir, now=now)
     return [xlsx, page]

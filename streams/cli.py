@@ -334,6 +334,30 @@ def _office_data(config: Config) -> tuple[Any, Any]:
     return Store(settings.events_db, config.tz), Outbox(delivery.outbox)
 
 
+def _rebuilt_engine(config: Config, store: Any) -> Any:
+    """The engine ``shian run`` would restart with — its snapshot, then the journal after it
+    (as ``Service._recover``) — for the figures of ``shian report``; notices are dropped. An
+    unreadable snapshot means the whole journal instead."""
+    from shian.notifiers.routing import recipients
+    from shian.rules.engine import Engine, SnapshotError
+    from shian.rules.events import Rejected, Validator
+    from shian.streams.partitioned import PartitionRunner
+
+    snap, engine = store.load_snapshot(), None
+    with contextlib.suppress(SnapshotError):
+        engine = Engine.restore(snap[1], config, recipients, lambda n: None) if snap else None
+    runner = PartitionRunner(config, 0, 1, lambda n: None, engine=engine)
+    validator = Validator(config.known())
+    for row in store.after(snap[0] if snap and engine else 0):
+        with contextlib.suppress(Rejected):  # a row this config no longer accepts is left out
+            ev = validator.from_object(row.obj)
+            if row.mode == "event":
+                runner.engine.admit(ev)
+            else:
+                runner.live_event(ev, row.clock)
+    return runner.engine
+
+
 def _token_envs(config: Config) -> list[str]:
     """Token variables named in the service section (report and ledger need no tokens)."""
     service = config.service or {}
@@ -346,8 +370,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     store, outbox = _office_data(config)
+    engine = _rebuilt_engine(config, store)
     try:
-        paths = report_main(config, store, outbox, args.month, args.out)
+        paths = report_main(config, engine, outbox, args.month, args.out)
     except ValueError as e:
         print(f"--month：{e}", file=sys.stderr)
         return 2

@@ -220,6 +220,11 @@ class Service:
         copy = Engine.restore(self.runner.engine.snapshot(), self.config, recipients, lambda n: None)
         return copy.upcoming(self.now(), count)
 
+    def figures(self, kind: str, period: Any, now: datetime | None = None) -> list[Any]:
+        """The office's figures from the engine's tallies (:meth:`Engine.figures`), as seen
+        at ``now`` (default: this service's clock)."""
+        return self.runner.engine.figures(kind, period, now or self.now())
+
     def snapshot(self) -> None:
         self.store.save_snapshot(self.store.last_seq(), self.runner.engine.snapshot())
         self._since_snapshot = 0
