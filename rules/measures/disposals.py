@@ -56,7 +56,12 @@ def disposal_status(disposed_at: datetime | None, due: datetime, now: datetime) 
 
 @dataclass(frozen=True, slots=True)
 class Unqualified:
-    sample: SamplingResult
+    """What the disposal page shows of an unqualified sample (not the whole event)."""
+    entity: str
+    program: str
+    category: str
+    food: str | None
+    time: datetime
     due: datetime
     banned: bool
 
@@ -80,7 +85,9 @@ class DisposalTally:
         month = self.samples.get(ym := (t.year, t.month))
         if month is None:
             month = self.samples[ym] = {}
-        month.setdefault((ev.township, ev.id), Unqualified(ev, due, banned))
+        key = (ev.township, ev.id)
+        if key not in month:
+            month[key] = Unqualified(ev.entity, ev.program, ev.category, ev.food, t, due, banned)
         return due
 
     def take_disposal(self, ev: Disposal) -> None:
@@ -115,12 +122,11 @@ class DisposalTally:
         rows = []
         for ym in months_in(period):
             for (tw, sid), u in self.samples.get(ym, {}).items():
-                ev = u.sample
                 seen = self.disposals.get((tw, sid))
                 d = seen.first if seen is not None else None
                 rule = "sample.banned_substance" if u.banned else "sample.unqualified"
                 rows.append(DisposalRow(
-                    tw, sid, ev.entity, ev.program, ev.category, ev.food, ev.time, u.due, u.banned,
+                    tw, sid, u.entity, u.program, u.category, u.food, u.time, u.due, u.banned,
                     d.id if d else None, d.disposed_at if d else None, tuple(d.measures or ()) if d else (),
                     disposal_status(d.disposed_at if d else None, u.due, now), notice_id(f"{rule}|{tw}|{sid}")))
         rows.sort(key=lambda r: (order.get(r.township, len(order)), r.reported_at, r.sample_id))
