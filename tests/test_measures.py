@@ -136,8 +136,8 @@ def test_tallies_forget_what_is_older_than_dedup_days():
                    inspection(2, "2026-01-06", kind="节前联合检查")], config_overrides={"dedup_days": 30})
     e.advance(t("2026-06-01"))
     m = e.measures
-    assert (m.samples.days, m.reports.first, m.disposals.samples, m.disposals.disposals, m.joint.days,
-            m.health.months) == ({}, {}, {}, {}, {}, {})
+    assert (m.samples.days, m.samples.months, m.reports.first, m.disposals.samples, m.disposals.disposals, m.joint.days,
+            m.health.months) == ({}, {}, {}, {}, {}, {}, {})
 
 
 def test_tallies_outlive_dedup_days_until_the_rules_used_them():
@@ -146,7 +146,7 @@ def test_tallies_outlive_dedup_days_until_the_rules_used_them():
     failed = [sample(i, "2026-01-02", failed=i < 3) for i in range(20)]
     e = engine_of(failed, rules={"sample.pass_rate_low": {"grace_days": 20}}, config_overrides={"dedup_days": 5})
     e.advance(t("2026-02-20T23:00:00"))
-    counts = e.measures.samples.of_period("2026-01", TZ)
+    counts = e.measures.samples.of_period("2026-01")
     assert counts[("红河镇", "food_sampling")] == (20, 17)
 
 

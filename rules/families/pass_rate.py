@@ -61,7 +61,7 @@ class PassRate(Family):
     def _judge(self, at: datetime, period: str) -> None:
         """The samples of ``period`` counted so far: all that came before this deadline."""
         self.ctx.schedule(self.deadline(next_month(period)), self._judge, next_month(period))
-        counts = self.ctx.measures.samples.of_period(period, self.ctx.tz)
+        counts = self.ctx.measures.samples.of_period(period)
         for township in self.ctx.townships:
             for program, (target, exact_target, county_below) in self.targets.items():
                 total, qualified = counts.get((township, program), (0, 0))

@@ -104,7 +104,7 @@ class Measures:
             months = [period] if isinstance(period, str) else list(period)
             return self.reports.board(towns, months, p["report.reminder"].due_day, tz, now)
         if kind == "pass_rate":
-            return self.samples.rates(towns, p["sample.pass_rate_low"].targets, exact, period, tz)
+            return self.samples.rates(towns, p["sample.pass_rate_low"].targets, exact, period)
         if kind == "pace":
             return self.samples.pace(towns, as_of(period, now, tz))
         if kind == "health":

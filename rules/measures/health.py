@@ -1,9 +1,9 @@
 """Health certificates (健康证) of the staff of inspected entities, per township and month.
 
-Kept: per month of event time, per entity (:func:`entity_key`), its latest inspection that
-gives both staff figures (time, staff, certified, name); a month is forgotten once its end is
-more than ``dedup_days`` behind the clock. The Inspections rule judges each inspection on its
-own with the same :func:`below_target`.
+Kept: per month of event time and township, per entity (as :func:`entity_key` tells them
+apart), its latest inspection that gives both staff figures (time, staff, certified, name);
+a month is forgotten once its end is more than ``dedup_days`` behind the clock. The
+Inspections rule judges each inspection on its own with the same :func:`below_target`.
 """
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ Seen = tuple[datetime, int, int, str]
 
 class HealthTally:
     def __init__(self) -> None:
-        self.months: dict[tuple[int, int], dict[tuple[str, str, str], Seen]] = {}
+        #: month → township → entity (its key without the township) → its latest inspection
+        self.months: dict[tuple[int, int], dict[str, dict[tuple[str, str], Seen]]] = {}
 
     def take(self, ev: Inspection) -> None:
         """An inspection that gives both figures (``staff_total`` above 0); the latest counts,
@@ -51,10 +52,13 @@ class HealthTally:
         month = self.months.get(ym := (t.year, t.month))
         if month is None:
             month = self.months[ym] = {}
-        key = entity_key(ev)
-        prev = month.get(key)
+        town = month.get(ev.township)
+        if town is None:
+            town = month[ev.township] = {}
+        key = entity_key(ev)[1:]
+        prev = town.get(key)
         if prev is None or t >= prev[0]:
-            month[key] = (t, ev.staff_total, ev.staff_with_health_cert, ev.entity)  # type: ignore[assignment]
+            town[key] = (t, ev.staff_total, ev.staff_with_health_cert, ev.entity)  # type: ignore[assignment]
 
     def forget(self, horizon: datetime, tz: tzinfo) -> None:
         for ym in list(self.months):
@@ -63,12 +67,12 @@ class HealthTally:
 
     def rows(self, townships: Iterable[str], period: str, target: float, exact_target: Fraction) -> list[HealthRow]:
         """Per township for ``period`` (a month, or a year: each entity's latest over its months)."""
-        latest: dict[tuple[str, str, str], Seen] = {}
-        for ym in months_in(period):
-            latest.update(self.months.get(ym, {}))
         rows = []
         for tw in townships:
-            mine = [e for k, e in latest.items() if k[0] == tw]
+            latest: dict[tuple[str, str], Seen] = {}
+            for ym in months_in(period):
+                latest.update(self.months.get(ym, {}).get(tw, {}))
+            mine = list(latest.values())
             staff = sum(e[1] for e in mine)
             certified = sum(e[2] for e in mine)
             low = tuple(e[3] for e in mine if below_target(e[2], e[1], exact_target))

@@ -1,21 +1,22 @@
 """Lab samples: monthly pass rates per township and program, and the sampling pace.
 
-Kept: per day of event time, per (township, program) of the counted programs, the number of
-samples and of qualified ones. A day is forgotten once it is more than ``dedup_days`` behind
-the clock and its month has been judged (its deadline — the next month's 1st plus
-``grace_days`` — has passed), so the PassRate rule reads the same counts the pages show.
+Kept: per month of event time, per (township, program) of the counted programs (which are
+the pace's too), the number of samples and of qualified ones; per day and township, the
+number of samples (the pace). Both are forgotten once more than ``dedup_days`` behind the
+clock and judged (the month's deadline — the next month's 1st plus ``grace_days`` — has
+passed), so the PassRate rule reads the same counts the pages show.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 from fractions import Fraction
 from typing import Any, Iterable
 
 from ..events import SamplingResult
 from ..timeutil import add_days, local_midnight
-from .common import below_target, month_key, period_bounds
+from .common import below_target, month_key, months_in
 
 #: the programs with a pass rate; rapid tests (快检) count nowhere (§3)
 COUNTED_PROGRAMS = ("food_sampling", "agri_monitoring")
@@ -65,55 +66,57 @@ def yearly_target(population: int) -> int:
 class SampleTally:
     def __init__(self, grace_days: int) -> None:
         self._keep_days = grace_days + 31      # a month is judged at most this long after its days
-        self.days: dict[int, dict[tuple[str, str], list[int]]] = {}
+        self.months: dict[tuple[int, int], dict[tuple[str, str], list[int]]] = {}
+        self.days: dict[int, dict[str, int]] = {}     # lab samples per township, for the pace
 
     def take(self, ev: SamplingResult, unqualified: bool) -> None:
-        day = ev.time.toordinal()
-        counts = self.days.get(day)
-        if counts is None:
-            counts = self.days[day] = {}
+        t = ev.time
+        month = self.months.get(ym := (t.year, t.month))
+        if month is None:
+            month = self.months[ym] = {}
         key = (ev.township, ev.program)
-        c = counts.get(key)
+        c = month.get(key)
         if c is None:
-            c = counts[key] = [0, 0]
+            c = month[key] = [0, 0]
         c[0] += 1
         if not unqualified:
             c[1] += 1
+        day = self.days.get(o := t.toordinal())
+        if day is None:
+            day = self.days[o] = {}
+        day[ev.township] = day.get(ev.township, 0) + 1
 
-    def between(self, start: date, end: date) -> dict[tuple[str, str], tuple[int, int]]:
-        """(township, program) → (samples, qualified) with event time on days [start, end)."""
-        lo, hi = start.toordinal(), end.toordinal()
-        out: dict[tuple[str, str], list[int]] = {}
-        for day, counts in self.days.items():
-            if lo <= day < hi:
-                for key, (n, q) in counts.items():
-                    c = out.setdefault(key, [0, 0])
-                    c[0] += n
-                    c[1] += q
-        return {k: (n, q) for k, (n, q) in out.items()}
+    def of_period(self, period: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(township, program) → (samples, qualified) with event time in ``period`` (a month
+        or a year)."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for ym in months_in(period):
+            for key, (n, q) in self.months.get(ym, {}).items():
+                n0, q0 = out.get(key, (0, 0))
+                out[key] = (n0 + n, q0 + q)
+        return out
 
-    def of_period(self, period: str, tz: tzinfo) -> dict[tuple[str, str], tuple[int, int]]:
-        start, end = period_bounds(period, tz)
-        return self.between(start.date(), end.date())
-
-    def months(self) -> list[str]:
+    def months_kept(self) -> list[str]:
         """The months (YYYY-MM) with samples kept."""
-        return sorted({f"{d.year:04d}-{d.month:02d}" for d in map(date.fromordinal, self.days)})
+        return [f"{y:04d}-{m:02d}" for y, m in sorted(self.months)]
 
     def forget(self, horizon: datetime, now: datetime) -> None:
         cutoff = min(horizon.toordinal(), now.toordinal() - self._keep_days)
         for day in [d for d in self.days if d < cutoff]:
             del self.days[day]
+        for y, m in list(self.months):
+            if date(y + (m == 12), m % 12 + 1, 1).toordinal() <= cutoff:   # its last day is before the cutoff
+                del self.months[(y, m)]
 
-    def rates(self, townships: Iterable[str], targets: dict[str, Any], exact: Any, period: str | None,
-              tz: tzinfo) -> list[RateRow]:
+    def rates(self, townships: Iterable[str], targets: dict[str, Any], exact: Any,
+              period: str | None) -> list[RateRow]:
         """Per township × program with a target, for ``period`` (YYYY-MM or YYYY), or for every
         month with samples when None; samples count in the month of their event time."""
-        periods = [period] if period is not None else self.months()
+        periods = [period] if period is not None else self.months_kept()
         townships = list(townships)
         rows = []
         for p in periods:
-            counts = self.of_period(p, tz)
+            counts = self.of_period(p)
             for tw in townships:
                 for program in COUNTED_PROGRAMS:
                     target = targets.get(program)
@@ -127,7 +130,12 @@ class SampleTally:
     def pace(self, townships: Any, today: date) -> list[PaceRow]:
         """Lab samples taken this year up to the end of ``today``, against the yearly target
         pro-rated by day of year (``townships``: name → config with ``population``)."""
-        counts = self.between(date(today.year, 1, 1), today + timedelta(days=1))
+        lo, hi = date(today.year, 1, 1).toordinal(), today.toordinal()
+        counts: dict[str, int] = {}
+        for day, towns in self.days.items():
+            if lo <= day <= hi:
+                for tw, n in towns.items():
+                    counts[tw] = counts.get(tw, 0) + n
         days = (date(today.year + 1, 1, 1) - date(today.year, 1, 1)).days
         doy = today.timetuple().tm_yday
         rows = []
@@ -135,6 +143,6 @@ class SampleTally:
             pop = t.population or 0
             yearly = yearly_target(pop)
             to_date = Fraction(yearly * doy, days)
-            n = sum(counts.get((tw, p), (0, 0))[0] for p in PACE_PROGRAMS)
+            n = counts.get(tw, 0)
             rows.append(PaceRow(tw, pop, n, yearly, to_date, float(n / to_date) if to_date else None, n < to_date))
         return rows
