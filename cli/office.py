@@ -3,6 +3,7 @@ from what ``shian run`` keeps."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
@@ -26,17 +27,17 @@ def register(sub: Any) -> None:
     lg.set_defaults(func=cmd_ledger)
 
 
-def office_data(config: Config) -> tuple[Any, Any]:
-    """The store and outbox ``shian run`` keeps (read by report and ledger)."""
-    from shian.notifiers.outbox import Outbox
-    from shian.streams.store import Store
+def offline_runtime(config: Config) -> Any:
+    """What ``shian run`` keeps, as the service recovers it (its snapshot and journal, its
+    outbox), for the office's report and ledger; nothing is sent and no snapshot written."""
+    from shian.streams.service import Service
 
     settings = service_settings(config, env={k: "-" * 8 for k in _token_envs(config)})
     delivery = delivery_settings(config)
     if not settings.events_db.exists():
         print(f"还没有保存的事件（{settings.events_db}）：请先运行 shian run", file=sys.stderr)
         raise SystemExit(2)
-    return Store(settings.events_db, config.tz), Outbox(delivery.outbox)
+    return Service(config, settings, delivery, reader=True)
 
 
 def _token_envs(config: Config) -> list[str]:
@@ -50,12 +51,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from shian.office.report import report_main
 
     config = load_config(args.config)
-    store, outbox = office_data(config)
+    runtime = offline_runtime(config)
     try:
-        paths = report_main(config, store, outbox, args.month, args.out)
+        paths = report_main(config, runtime, args.month, args.out)
     except ValueError as e:
         print(f"--month：{e}", file=sys.stderr)
         return 2
+    finally:
+        asyncio.run(runtime.close())
     for p in paths:
         print(p)
     return 0
@@ -67,6 +70,9 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     since = time_arg(args.since, config, "--since")
     until = time_arg(args.until, config, "--until")
-    store, outbox = office_data(config)
-    print(ledger_main(config, store, outbox, args.out, since=since, until=until))
+    runtime = offline_runtime(config)
+    try:
+        print(ledger_main(config, runtime, args.out, since=since, until=until))
+    finally:
+        asyncio.run(runtime.close())
     return 0

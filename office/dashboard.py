@@ -64,16 +64,11 @@ class _Session:
     failures: int = 0
 
 
-FIGURE_TYPES = ("sampling_result", "monthly_report", "inspection")
-
-
 class Dashboard:
     def __init__(self, service: Any, settings: Any) -> None:
         self.service, self.settings = service, settings
         self.config = service.config
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._seq = 0
-        self._typed: list[Any] = []
         self._notice_row = 0
         self._notice_list: list[dict[str, Any]] = []
         self._receipts = Receipts(self.config.tz)
@@ -261,6 +256,8 @@ class Dashboard:
         raise resp
 
     # -- figure pages -------------------------------------------------------------------------
+    # The figures are the runtime's (``service.figures``: the tallies the rules decide on),
+    # cheap to ask, so they are asked on the event loop, between events.
 
     def _notices(self) -> tuple[list[dict[str, Any]], Receipts]:
         """All notices and their 签收 / 办结, kept between page loads: only the notices and
@@ -268,16 +265,6 @@ class Dashboard:
         self._notice_row, new = self.service.notices_after(self._notice_row)
         self._notice_list.extend(new)
         return self._notice_list, self._receipts.follow(self.service)
-
-    def _events(self) -> list[Any]:
-        """The figure pages' events, typed once: each page load reads only the journal rows
-        added since the last one (the journal only grows). A copy, for the worker thread the
-        figures are computed in (so the event loop keeps taking events meanwhile)."""
-        seq, new = self.service.store.events_after(self._seq, FIGURE_TYPES)
-        if new:
-            self._typed.extend(figures.typed(self.config, new))
-        self._seq = seq
-        return list(self._typed)
 
     def _township_filter(self, request: web.Request) -> str | None:
         t = request.query.get("township") or None
@@ -288,8 +275,7 @@ class Dashboard:
         count = 12 if request.query.get("months") == "12" else 6
         months = last_months(now.date(), count)
         town = self._township_filter(request)
-        rows = [r for r in await asyncio.to_thread(figures.report_board, self.config, self._events(), months, now)
-                if town is None or r.township == town]
+        rows = [r for r in self.service.figures("reports", months) if town is None or r.township == town]
         tally = {st: sum(1 for r in rows if r.cells[months[-1]].status == st) for st in STATUS_TEXT}
         return self._render(request, "reports.html", "月报报送", rows=rows, months=months, status_text=STATUS_TEXT,
                             township=town, townships=list(self.config.townships), count=count,
@@ -302,8 +288,7 @@ class Dashboard:
         if period != str(now.year) and period not in choices:
             period = choices[-2]                     # the month just closed: the one the rule judged
         town = self._township_filter(request)
-        rows = [r for r in await asyncio.to_thread(figures.pass_rates, self.config, self._events(), period)
-                if town is None or r.township == town]
+        rows = [r for r in self.service.figures("pass_rate", period) if town is None or r.township == town]
         charts = []
         for program in dict.fromkeys(r.program for r in rows):
             mine = [r for r in rows if r.program == program]
@@ -322,7 +307,7 @@ class Dashboard:
 
     async def pace(self, request: web.Request) -> web.Response:
         today = self.service.now().date()
-        rows = await asyncio.to_thread(figures.sampling_pace, self.config, self._events(), today)
+        rows = self.service.figures("pace", today.isoformat())
         days = (date(today.year + 1, 1, 1) - date(today.year, 1, 1)).days
         share = today.timetuple().tm_yday / days
         items = [{"label": r.township, "value": (r.batches / r.yearly_target) if r.yearly_target else None,
@@ -345,8 +330,7 @@ class Dashboard:
             upcoming.append({"at": at, "rule": rule, "rule_name": rule_name(rule), "detail": " ".join(words)})
         before = self.config.params("campaign.reminder").remind_days_before
         window = self.config.params("campaign.missed").window_days
-        events = self.service.store.events(["inspection"])
-        found = [c for y in (now.year, now.year + 1) for c in figures.campaigns(self.config, events, y, now)]
+        found = [c for y in (now.year, now.year + 1) for c in self.service.figures("campaigns", str(y))]
         towns = list(self.config.townships)
         holidays: dict[tuple[int, str], dict[str, Any]] = {}
         for c in sorted(found, key=lambda c: (c.date, towns.index(c.township))):

@@ -19,6 +19,7 @@ from shian.rules.timeutil import parse_time
 
 from . import figures as fig
 from .receipts import receipts
+from .runtime import Runtime
 from .report import Table, when, write_xlsx
 
 DELIVERY_NAMES = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
@@ -89,10 +90,10 @@ def default_name(config: Config, since: datetime | None, until: datetime | None)
     return f"{config.county.name or ''}食品安全预警通知台账{span}.xlsx"
 
 
-def ledger_main(config: Config, store: Any, outbox: Any, out_path: str | Path | None = None, *,
+def ledger_main(config: Config, runtime: Runtime, out_path: str | Path | None = None, *,
                 since: datetime | None = None, until: datetime | None = None) -> Path:
-    """For the CLI: the ledger of the outbox's notices with ``at`` in [since, until); without
-    ``out_path`` a file named after the county in the current folder."""
-    notices = outbox.notices(since, until)
+    """For the CLI: the ledger of the runtime's notices with ``at`` in [since, until) and their
+    签收 / 办结; without ``out_path`` a file named after the county in the current folder."""
+    notices = runtime.notices(since, until)
     path = Path(out_path) if out_path else Path(default_name(config, since, until))
-    return write_ledger(config, notices, store.events(["ack"]), path, outbox.deliveries_of)
+    return write_ledger(config, notices, runtime.acks_after(0)[1], path, runtime.deliveries_of)

@@ -21,9 +21,10 @@ from openpyxl.utils import get_column_letter
 from shian.notifiers.render import rule_name, spec_of
 from shian.rules.config import Config
 from shian.rules.params import exact
-from shian.rules.timeutil import local_midnight, parse_period, parse_time
+from shian.rules.timeutil import parse_period, parse_time
 
 from . import figures as fig
+from .runtime import Runtime
 
 SHEETS = ("概况", "抽检合格率", "抽检进度", "月报报送", "持证率", "节前联合检查", "不合格处置", "通知汇总")
 MET, NOT_MET, NOT_YET = "达标", "未达标", "未到期"
@@ -90,78 +91,25 @@ def _width(v: Any) -> int:
 
 # -- the tables --------------------------------------------------------------------------------
 
-def _month_bounds(config: Config, month: str) -> tuple[datetime, datetime]:
-    return fig.period_bounds(month, config.tz)
-
-
-def _rate(q: int, n: int) -> float | None:
-    return q / n if n else None
-
-
-def build_tables(config: Config, events: Sequence[Mapping[str, Any]], notices: Sequence[Mapping[str, Any]],
+def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Mapping[str, Any]],
                  month: str, now: datetime) -> list[Table]:
-    """The report's tables for ``month`` as seen at ``now`` (statuses not yet due show 未到期)."""
-    evs = fig.typed(config, events)
-    start, end = _month_bounds(config, month)
-    as_of = min(now, end - timedelta(seconds=1)).date()
+    """The report's tables for ``month`` as seen at ``now`` (statuses not yet due show 未到期);
+    the figures are the runtime's (``source``), the notice counts the outbox's."""
+    start, _ = fig.period_bounds(month, config.tz)
+    as_of = fig.as_of(month, now, config.tz)
 
-    rates = fig.pass_rates(config, evs, month)
-    pace = fig.sampling_pace(config, evs, as_of)
-    board = fig.report_board(config, evs, [month], now)
-    health = fig.health_certs(config, evs, month)
-    camps = [c for y in (start.year, start.year + 1) for c in fig.campaigns(config, evs, y, now)
-             if c.window_start is not None and local_midnight(c.window_start, config.tz) < end
-             and local_midnight(c.date, config.tz) > start]
-    disp = fig.disposals(config, evs, notices, month, now)
+    rates = source.figures("pass_rate", month, now)
+    pace = source.figures("pace", month, now)
+    board = source.figures("reports", month, now)
+    health = source.figures("health", month, now)
+    camps = source.figures("campaigns", month, now)
+    disp = source.figures("disposals", month, now)
     counts = fig.notice_counts(config, notices, month)
     month_notices = [n for n in notices if fig.in_period(parse_time(n["at"], config.tz), month)]
 
-    rate_df = pd.DataFrame([{
-        "乡镇": r.township, "任务类别": fig.program_name(r.program), "月份": r.period,
-        "合格批次": r.qualified, "抽检批次": r.total, "合格率": r.rate, "目标": r.target,
-        "达标情况": "无抽检" if not r.total else met(not r.below),
-    } for r in rates], columns=["乡镇", "任务类别", "月份", "合格批次", "抽检批次", "合格率", "目标", "达标情况"])
-
-    pace_df = pd.DataFrame([{
-        "乡镇": p.township, "人口": p.population, f"{start.year}年已抽检批次": p.batches,
-        "全年目标批次": p.yearly_target, "截至统计日应完成": round(float(p.target_to_date), 1),
-        "完成进度": p.ratio, "达标情况": met(not p.behind),
-    } for p in pace])
-
-    report_df = pd.DataFrame([{
-        "乡镇": b.township, "报送单位": b.reporter, "所属月份": month,
-        "报送时间": when(b.cells[month].submitted_at), "状态": fig.REPORT_STATUS[b.cells[month].status],
-        "达标情况": {"on_time": MET, "pending": NOT_YET}.get(b.cells[month].status, NOT_MET),
-    } for b in board], columns=["乡镇", "报送单位", "所属月份", "报送时间", "状态", "达标情况"])
-
-    health_df = pd.DataFrame([{
-        "乡镇": h.township, "月份": h.period, "检查单位数": h.entities, "从业人员数": h.staff,
-        "持健康证人数": h.certified, "持证率": h.rate, "目标": h.target,
-        "达标情况": "无检查数据" if not h.staff else met(not h.below),
-        "低于目标的单位": "、".join(h.low_entities),
-    } for h in health])
-
-    camp_df = pd.DataFrame([{
-        "乡镇": c.township, "节日": c.holiday, "节日日期": c.date.isoformat(),
-        "检查期间": f"{c.window_start:%Y-%m-%d} 至 {c.date - timedelta(days=1):%Y-%m-%d}",
-        "联合检查次数": c.inspections, "状态": fig.CAMPAIGN_STATUS[c.status],
-        "达标情况": {"done": MET, "missed": NOT_MET}.get(c.status, NOT_YET),
-    } for c in camps], columns=["乡镇", "节日", "节日日期", "检查期间", "联合检查次数", "状态", "达标情况"])
-
-    disp_df = pd.DataFrame([{
-        "乡镇": d.township, "样品编号": d.sample_id, "被抽样单位": d.entity, "任务类别": fig.program_name(d.program),
-        "食品大类": d.category, "食品名称": d.food or "", "检验报告日期": when(d.reported_at),
-        "禁用物质": "是" if d.banned else "否", "处置期限": when(d.due), "处置时间": when(d.disposed_at),
-        "处置措施": "、".join(d.measures), "状态": fig.DISPOSAL_STATUS[d.status],
-        "达标情况": {"disposed": MET, "open": NOT_YET}.get(d.status, NOT_MET),
-    } for d in disp], columns=["乡镇", "样品编号", "被抽样单位", "任务类别", "食品大类", "食品名称", "检验报告日期",
-                              "禁用物质", "处置期限", "处置时间", "处置措施", "状态", "达标情况"])
-
-    count_df = pd.DataFrame([{
-        "规则": c.rule, "规则名称": rule_name(c.rule), "类别": spec_of(c.rule, c.severity).document,
-        "级别": fig.SEVERITY_NAMES.get(c.severity, c.severity),
-        "层级": fig.LEVEL_NAMES.get(c.level, c.level), "乡镇": c.township, "通知数": c.count,
-    } for c in counts], columns=["规则", "规则名称", "类别", "级别", "层级", "乡镇", "通知数"])
+    rate_df, pace_df, report_df = _rates_frame(rates), _pace_frame(pace, start.year), _reports_frame(board, month)
+    health_df, camp_df, disp_df = _health_frame(health), _campaigns_frame(camps), _disposals_frame(disp)
+    count_df = _counts_frame(counts)
 
     overview = _overview(config, month, now, as_of, rates, pace, board, health, camps, disp, month_notices)
     return [
@@ -177,6 +125,74 @@ def build_tables(config: Config, events: Sequence[Mapping[str, Any]], notices: S
         Table("不合格处置", disp_df, note="不合格食品处置率目标 100%；处置期限届满前报送处置记录为按期处置。"),
         Table("通知汇总", count_df),
     ]
+
+
+def _rates_frame(rates: list[fig.RateRow]) -> pd.DataFrame:
+    """合格率 per township × program."""
+    return pd.DataFrame([{
+        "乡镇": r.township, "任务类别": fig.program_name(r.program), "月份": r.period,
+        "合格批次": r.qualified, "抽检批次": r.total, "合格率": r.rate, "目标": r.target,
+        "达标情况": "无抽检" if not r.total else met(not r.below),
+    } for r in rates], columns=["乡镇", "任务类别", "月份", "合格批次", "抽检批次", "合格率", "目标", "达标情况"])
+
+
+def _pace_frame(pace: list[fig.PaceRow], year: int) -> pd.DataFrame:
+    """Sampling pace against the yearly target."""
+    return pd.DataFrame([{
+        "乡镇": p.township, "人口": p.population, f"{year}年已抽检批次": p.batches,
+        "全年目标批次": p.yearly_target, "截至统计日应完成": round(float(p.target_to_date), 1),
+        "完成进度": p.ratio, "达标情况": met(not p.behind),
+    } for p in pace])
+
+
+def _reports_frame(board: list[fig.BoardRow], month: str) -> pd.DataFrame:
+    """Monthly reports of the month, per reporter."""
+    return pd.DataFrame([{
+        "乡镇": b.township, "报送单位": b.reporter, "所属月份": month,
+        "报送时间": when(b.cells[month].submitted_at), "状态": fig.REPORT_STATUS[b.cells[month].status],
+        "达标情况": {"on_time": MET, "pending": NOT_YET}.get(b.cells[month].status, NOT_MET),
+    } for b in board], columns=["乡镇", "报送单位", "所属月份", "报送时间", "状态", "达标情况"])
+
+
+def _health_frame(health: list[fig.HealthRow]) -> pd.DataFrame:
+    """Health certificates per township."""
+    return pd.DataFrame([{
+        "乡镇": h.township, "月份": h.period, "检查单位数": h.entities, "从业人员数": h.staff,
+        "持健康证人数": h.certified, "持证率": h.rate, "目标": h.target,
+        "达标情况": "无检查数据" if not h.staff else met(not h.below),
+        "低于目标的单位": "、".join(h.low_entities),
+    } for h in health])
+
+
+def _campaigns_frame(camps: list[fig.CampaignRow]) -> pd.DataFrame:
+    """Holiday joint inspections."""
+    return pd.DataFrame([{
+        "乡镇": c.township, "节日": c.holiday, "节日日期": c.date.isoformat(),
+        "检查期间": f"{c.window_start:%Y-%m-%d} 至 {c.date - timedelta(days=1):%Y-%m-%d}",
+        "联合检查次数": c.inspections, "状态": fig.CAMPAIGN_STATUS[c.status],
+        "达标情况": {"done": MET, "missed": NOT_MET}.get(c.status, NOT_YET),
+    } for c in camps], columns=["乡镇", "节日", "节日日期", "检查期间", "联合检查次数", "状态", "达标情况"])
+
+
+def _disposals_frame(disp: list[fig.DisposalRow]) -> pd.DataFrame:
+    """Disposal of unqualified samples."""
+    return pd.DataFrame([{
+        "乡镇": d.township, "样品编号": d.sample_id, "被抽样单位": d.entity, "任务类别": fig.program_name(d.program),
+        "食品大类": d.category, "食品名称": d.food or "", "检验报告日期": when(d.reported_at),
+        "禁用物质": "是" if d.banned else "否", "处置期限": when(d.due), "处置时间": when(d.disposed_at),
+        "处置措施": "、".join(d.measures), "状态": fig.DISPOSAL_STATUS[d.status],
+        "达标情况": {"disposed": MET, "open": NOT_YET}.get(d.status, NOT_MET),
+    } for d in disp], columns=["乡镇", "样品编号", "被抽样单位", "任务类别", "食品大类", "食品名称", "检验报告日期",
+                              "禁用物质", "处置期限", "处置时间", "处置措施", "状态", "达标情况"])
+
+
+def _counts_frame(counts: list[fig.NoticeCountRow]) -> pd.DataFrame:
+    """Notices per rule, severity, level and township."""
+    return pd.DataFrame([{
+        "规则": c.rule, "规则名称": rule_name(c.rule), "类别": spec_of(c.rule, c.severity).document,
+        "级别": fig.SEVERITY_NAMES.get(c.severity, c.severity),
+        "层级": fig.LEVEL_NAMES.get(c.level, c.level), "乡镇": c.township, "通知数": c.count,
+    } for c in counts], columns=["规则", "规则名称", "类别", "级别", "层级", "乡镇", "通知数"])
 
 
 def _overview(config: Config, month: str, now: datetime, as_of: date, rates: list[fig.RateRow],
@@ -325,20 +341,22 @@ def report_title(config: Config, month: str) -> str:
     return f"{config.county.name or ''}{month[:4]}年{int(month[5:])}月食品安全工作月报"
 
 
-def write_report(config: Config, store_events: Sequence[Mapping[str, Any]], notices: Sequence[Mapping[str, Any]],
+def write_report(config: Config, source: fig.FigureSource, notices: Sequence[Mapping[str, Any]],
                  month: str, out_dir: str | Path, *, now: datetime | None = None) -> tuple[Path, Path]:
     """The monthly report of ``month`` (YYYY-MM) as ``<title>.xlsx`` and ``<title>.html`` in
-    ``out_dir``; ``now`` (default: the wall clock) decides what is already due."""
+    ``out_dir``, with the figures of ``source``; ``now`` (default: the wall clock) decides
+    what is already due."""
     parse_period(month)
     now = now or datetime.now(config.tz)
-    tables = build_tables(config, list(store_events), list(notices), month, now)
+    tables = build_tables(config, source, list(notices), month, now)
     title = report_title(config, month)
     out = Path(out_dir)
     return write_xlsx(tables, out / f"{title}.xlsx"), write_html(tables, out / f"{title}.html", title)
 
 
-def report_main(config: Config, store: Any, outbox: Any, month: str, out_dir: str | Path, *,
+def report_main(config: Config, runtime: Runtime, month: str, out_dir: str | Path, *,
                 now: datetime | None = None) -> list[Path]:
-    """For the CLI: the report from the service's event journal and outbox."""
-    xlsx, page = write_report(config, store.events(), outbox.notices(), month, out_dir, now=now)
+    """For the CLI: the report with the figures and notices of ``runtime`` (the service as it
+    recovers from its store)."""
+    xlsx, page = write_report(config, runtime, runtime.notices(), month, out_dir, now=now)
     return [xlsx, page]

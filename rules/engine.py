@@ -4,10 +4,12 @@ One engine serves every runtime: replay drives it with event time, the embedded 
 the Kafka worker with their own clocks. It knows no rule: the families in
 :mod:`shian.rules.families` do, and they reach the engine only through the
 :class:`~shian.rules.families.base.Context` it implements (``params``, ``emit``, ``schedule``,
-``verdict``, ``offices``, ``reporters``, ``tz``, ``townships``, ``dedup_days``).
+``verdict``, ``measures``, ``offices``, ``reporters``, ``tz``, ``townships``, ``dedup_days``).
 
 State kept, and for how long (all bounded):
 - event ids with a content fingerprint, for ``dedup_days`` of event time;
+- the measures' tallies, fed with every accepted event, which the families decide on and
+  :meth:`Engine.figures` answers from (see :mod:`shian.rules.measures`);
 - per rule family, what its rules need (see each family's docstring).
 """
 from __future__ import annotations
@@ -22,11 +24,12 @@ from .config import Config
 from .events import Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
 from .families.base import Context, Offices
+from .measures import Measures
 from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
-SNAPSHOT_MAGIC = b"shian-engine/1\n"  # bump when the state's layout changes
+SNAPSHOT_MAGIC = b"shian-engine/2\n"  # bump when the state's layout changes
 
 
 class SnapshotError(Exception):
@@ -54,11 +57,14 @@ class Engine:
         townships: Iterable[str] | None = None,
         families: Iterable[type[Family]] = FAMILIES,
         durable: bool = False,
+        measures: bool = True,
     ) -> None:
         """``townships``: the ones this engine owns (a Kafka partition's share; default all).
         ``families=()`` gives the bare gate — clock, jump check, duplicates — that ``ingest``
-        stamps records with. ``durable``: event ids are hashed stably, so that a snapshot can
-        be restored in another process (replay uses the faster process-local hash)."""
+        stamps records with; it still keeps the measures (the figures of the Kafka office)
+        unless ``measures=False``, for a gate that only stamps (the families decide on the
+        measures, so they need them). ``durable``: event ids are hashed stably, so that a
+        snapshot can be restored in another process (replay uses the faster process-local hash)."""
         self.config = config
         self.tz = config.tz
         wanted = set(config.townships if townships is None else townships)
@@ -76,11 +82,16 @@ class Engine:
         self._purged_through = -1
         self._verdict_for: tuple[SamplingResult, Verdict] | None = None
         self._judge = Judge(substance_pattern(config.rules["sample.banned_substance"]))
+        self.measures = Measures(config) if measures else None
         self.families = [cls(self) for cls in families]
+        if self.families and self.measures is None:
+            raise ValueError("rule families decide on the measures: measures=False is for the bare gate only")
         self._wire()
 
     def _wire(self) -> None:
-        self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {}
+        tallies = self.measures.handlers(self.verdict) if self.measures is not None else {}
+        self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {
+            event_type: [handler] for event_type, handler in tallies.items()}
         self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
         for fam in self.families:
             for event_type, handler in fam.handlers().items():
@@ -245,6 +256,13 @@ class Engine:
     def snapshot(self) -> bytes:
         return SNAPSHOT_MAGIC + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
+    def figures(self, kind: str, period: Any, now: datetime) -> list[Any]:
+        """The office's figures (kinds and periods: :data:`shian.rules.measures.FIGURE_KINDS`)
+        as seen at ``now``, from the tallies the rules decide on."""
+        if self.measures is None:
+            raise ValueError("this engine keeps no measures (measures=False)")
+        return self.measures.figures(self.config, kind, period, now)
+
     def upcoming(self, now: datetime, count: int) -> list[tuple[datetime, str]]:
         """The next ``count`` deadlines from ``now`` on a fresh engine (for ``check-config``).
 
@@ -278,6 +296,8 @@ class Engine:
                 self._seen.pop(key, None)
         self._purged_through = today
         horizon = self.clock - timedelta(days=self._dedup_days)  # type: ignore[operator]
+        if self.measures is not None:
+            self.measures.forget(horizon, self.clock)  # type: ignore[arg-type]
         for fam in self.families:
             fam.forget(horizon)
 

@@ -78,7 +78,7 @@ class Stamper:
 
     def __init__(self, config: Config, until: datetime | None = None) -> None:
         self.until = until
-        self._gate = Engine(config, recipients, lambda n: None, families=(), durable=True)
+        self._gate = Engine(config, recipients, lambda n: None, families=(), durable=True, measures=False)
         self.start: datetime | None = None
 
     def stamp(self, ev: Event) -> Stamped | str:

@@ -31,47 +31,65 @@ from typing import Any, Callable, Iterable
 from shian.notifiers.routing import recipients
 from shian.notifiers.settings import Settings as DeliverySettings
 from shian.rules.config import Config
-from shian.rules.engine import Engine, Status
-from shian.rules.events import Rejected
+from shian.rules.engine import Engine, SnapshotError, Status
+from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
 from shian.rules.records import ACCEPTED, DUPLICATE, Outcome, Record
 
 from .base import RuntimeBase, Storage
 from .partitioned import PartitionRunner
 from .sources import INPUT_SUFFIXES, read_path
+from .store import Store
 
 log = logging.getLogger("shian.service")
 DONE_DIR, BAD_DIR = "已处理", "无法读取"
+
+
+def recovered(config: Config, store: Store, sink: Callable[[Notice], None], *,
+              fallback: bool = False) -> tuple[PartitionRunner, int]:
+    """The engine as a restart finds it, and how many journal rows were run again: the
+    snapshot, then the journal after it at the clocks its rows were run at (same notices, same
+    ids, to ``sink``). A row this config no longer accepts is left out. An unreadable snapshot
+    raises :class:`SnapshotError` — or, with ``fallback`` (an offline reader such as
+    ``shian report``), means the whole journal instead."""
+    snap, engine = store.load_snapshot(), None
+    if snap is not None:
+        try:
+            engine = Engine.restore(snap[1], config, recipients, sink)
+        except SnapshotError:
+            if not fallback:
+                raise
+    runner = PartitionRunner(config, 0, 1, sink, engine=engine)
+    validator = Validator(config.known())
+    n = 0
+    for row in store.after(snap[0] if snap is not None and engine is not None else 0):
+        try:
+            ev = validator.from_object(row.obj)
+        except Rejected as r:
+            log.warning("journal row %d left out: %s", row.seq, r.reason)
+            continue
+        if row.mode == "event":
+            runner.engine.admit(ev)
+        else:
+            runner.live_event(ev, row.clock)
+        n += 1
+    return runner, n
 
 
 class Service(RuntimeBase):
     """The embedded runtime: one engine owning every township, on the wall clock."""
 
     def __init__(self, config: Config, storage: Storage, delivery: DeliverySettings, *,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, reader: bool = False) -> None:
+        """``reader``: for an offline reader of the office's data (``shian report`` / ``ledger``,
+        possibly beside a running ``shian run``): an unreadable snapshot means the whole journal,
+        and closing saves no snapshot."""
         super().__init__(config, storage, delivery, now=now)
         self._raised: list[Notice] = []
         self._backfilling = False
         self._since_snapshot = 0
-        snap = self.store.load_snapshot()
-        engine = None
-        if snap is not None:
-            engine = Engine.restore(snap[1], config, recipients, self._raised.append)
-        self.runner = PartitionRunner(config, 0, 1, self._raised.append, engine=engine)
-        self._recover(snap[0] if snap else 0)
-
-    # -- recovery ----------------------------------------------------------------------------
-
-    def _recover(self, seq: int) -> None:
-        """The journal after the snapshot, run again at its clocks (same notices, same ids)."""
-        n = 0
-        for row in self.store.after(seq):
-            ev = self.validator.from_object(row.obj)
-            if row.mode == "event":
-                self.runner.engine.admit(ev)
-            else:
-                self.runner.live_event(ev, row.clock)
-            n += 1
+        self._reader = reader
+        self.runner, n = recovered(config, self.store, self._raised.append, fallback=reader)
         added = self._deliver()
         if n:
             log.info("recovered: %d journal events after the snapshot, %d notices new to the outbox", n, added)
@@ -162,6 +180,11 @@ class Service(RuntimeBase):
         """The rules' clock (event time during a backfill, then the wall clock)."""
         return self.runner.engine.clock
 
+    def figures(self, kind: str, period: Any, now: datetime | None = None) -> list[Any]:
+        """The office's figures from the engine's tallies (:meth:`Engine.figures`), as seen
+        at ``now`` (default: this service's clock)."""
+        return self.runner.engine.figures(kind, period, now or self.now())
+
     def snapshot(self) -> None:
         self.store.save_snapshot(self.store.last_seq(), self.runner.engine.snapshot())
         self._since_snapshot = 0
@@ -215,6 +238,7 @@ class Service(RuntimeBase):
             await sender
 
     async def close(self) -> None:
-        self.snapshot()
+        if not self._reader:
+            self.snapshot()
         await super().close()
 

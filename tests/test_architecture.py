@@ -109,3 +109,27 @@ def test_partitions_agree_with_kafkas_default_partitioner() -> None:
     keys = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40))) for _ in range(3000)]
     keys += [t.encode() for t in ("红河镇", "板桥镇", "盆尧镇", "a", "ab", "abc", "abcd", "")]
     assert [murmur2(k) for k in keys] == [kafka_murmur2(k) for k in keys]
+
+
+MAX_LINES = 60
+LONG_REASON = "# long:"  # a function over MAX_LINES says why on its def line or the line above
+
+
+def long_functions(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for node in ast.walk(ast.parse("\n".join(lines), filename=str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            said = any(LONG_REASON in lines[i - 1] for i in (first - 1, node.lineno) if i >= 1)
+            if length > MAX_LINES and not said:
+                out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    return out
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_function_over_sixty_lines_without_a_reason_beside_it(package: str) -> None:
+    """Small units: a long function is split, or says beside it why it is not."""
+    found = [f for path in modules(package) for f in long_functions(path)]
+    assert not found, f"functions over {MAX_LINES} lines: {found}"

@@ -5,7 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol, runtime_checkable
 
+from ..measures import Measures, entity_key
 from ..params import RuleSpec
+
+__all__ = ["Family", "drop_oldest", "entity_key"]
 
 if TYPE_CHECKING:
     from ..events import SamplingResult
@@ -39,6 +42,11 @@ class Context(Protocol):
     @property
     def dedup_days(self) -> int:
         """How long accepted events are remembered, so that state for late arrivals is kept as long."""
+
+    @property
+    def measures(self) -> Measures:
+        """The tallies the engine keeps of accepted events (reports submitted, samples of a
+        month, disposals, joint inspections), which the office's figures are made of too."""
 
     def params(self, rule_id: str) -> Any:
         """The rule's parameters (its ``RuleParams`` subclass, defaults merged with ``rules:``)."""
@@ -81,13 +89,6 @@ class Family:
 
     def forget(self, horizon: datetime) -> None:
         """Drop what is older than ``horizon`` (the clock minus ``dedup_days``); called daily."""
-
-
-def entity_key(ev: Any) -> tuple[str, str, str]:
-    """An entity within its township: by ``entity_id``, else by ``entity`` (never mixed)."""
-    if ev.entity_id:
-        return (ev.township, "id", ev.entity_id)
-    return (ev.township, "name", ev.entity)
 
 
 def drop_oldest(times: dict[Any, datetime], horizon: datetime) -> None:

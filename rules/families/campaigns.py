@@ -1,21 +1,23 @@
 """Joint inspections (节前联合检查) before 元旦, 春节, 劳动节 and 国庆节.
 
-State: per township, the event times of its 节前联合检查 inspections within the last
-``window_days`` of the clock.
+State: none of its own: the 节前联合检查 per township and day are the measures' tally
+(:mod:`shian.rules.measures.campaigns`), kept at least ``window_days``, counted over the same
+window the office shows.
 """
 from __future__ import annotations
 
-import bisect
 from datetime import datetime
 from typing import Any
 
 from pydantic import field_validator
 
 from ..calendar import HOLIDAYS, holiday_date
-from ..events import Inspection
+from ..measures import JOINT, campaign_window
 from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
-from ..timeutil import add_days, at_local, local_midnight
+from ..timeutil import add_days, at_local
 from .base import Context, Family
+
+__all__ = ["JOINT", "MISSED", "REMINDER", "CampaignParams", "Campaigns", "MissedParams"]
 
 
 class CampaignParams(RuleParams):
@@ -39,7 +41,6 @@ REMINDER = RuleSpec("campaign.reminder", "town", "info", CampaignParams, "节前
                     kind="工作提示", template="campaigns")
 MISSED = RuleSpec("campaign.missed", "county", "warning", MissedParams, "节前未开展联合检查",
                   kind="督办", template="campaigns")
-JOINT = "节前联合检查"
 
 
 class Campaigns(Family):
@@ -51,16 +52,12 @@ class Campaigns(Family):
         p = ctx.params(REMINDER.id)
         self.holidays, self.remind = p.holidays, p.remind_days_before
         self.window = ctx.params(MISSED.id).window_days
-        self.joint: dict[str, list[datetime]] = {}
-
-    def handlers(self) -> dict[str, Any]:
-        return {"inspection": self.on_inspection}
 
     def when(self, rule: str, holiday: str, year: int) -> datetime:
         h = holiday_date(holiday, year)
         if rule == REMINDER.id:
             return add_days(at_local(h, 9, self.ctx.tz), -self.remind)
-        return local_midnight(h, self.ctx.tz)
+        return campaign_window(h, self.window, self.ctx.tz)[1]
 
     def _schedule(self, rule: str, holiday: str, year: int) -> None:
         """Schedule H of ``year``; 春节 after 2099 is beyond the lunar calendar and is not."""
@@ -81,28 +78,18 @@ class Campaigns(Family):
                     except ValueError:
                         break
 
-    def on_inspection(self, ev: Inspection, now: datetime) -> None:
-        if ev.inspection_type != JOINT:
-            return
-        times = self.joint.setdefault(ev.township, [])
-        bisect.insort(times, ev.time)
-        horizon = add_days(now, -self.window)
-        while times and times[0] < horizon:
-            times.pop(0)
-
     def _fire(self, at: datetime, arg: tuple[str, str, int]) -> None:
         rule, holiday, year = arg
         self._schedule(rule, holiday, year + 1)
         h = holiday_date(holiday, year)
         facts_base = {"holiday": holiday, "date": h.isoformat()}
+        start, end = campaign_window(h, self.window, self.ctx.tz)
+        joint = self.ctx.measures.joint
         for township in self.ctx.townships:
             if rule == REMINDER.id:
                 title = f"【提醒】{holiday}（{h:%-m月%-d日}）将至，请{township}于节前组织开展食品安全联合检查"
             else:
-                start, end = add_days(at, -self.window), at
-                times = self.joint.get(township, [])
-                i = bisect.bisect_left(times, start)
-                if i < len(times) and times[i] < end:
+                if joint.count(township, start, end):
                     continue
                 title = f"【督办】{township}{holiday}前{self.window}日内未开展节前联合检查"
             self.ctx.emit(rule, township, f"{holiday}|{h.isoformat()}", at, title, dict(facts_base))

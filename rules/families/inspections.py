@@ -6,10 +6,10 @@ State: per entity, the latest event time of an inspection with outcome 合格, k
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 from ..events import Inspection
+from ..measures import below_target
 from ..params import Rate, RuleParams, RuleSpec, exact
 from ..timeutil import local_midnight
 from .base import Context, Family, drop_oldest, entity_key
@@ -62,7 +62,7 @@ class Inspections(Family):
             emit(LICENSE.id, tw, ev.id, now, f"【预警】{tw}{ev.entity}经营许可证缺失或无效，请督促办理",
                  inspection_facts(ev), route=ev.entity_type, event_ids=(ev.id,))
         total, certified = ev.staff_total, ev.staff_with_health_cert
-        if total and certified is not None and Fraction(certified, total) < self.min_rate_exact:
+        if total and certified is not None and below_target(certified, total, self.min_rate_exact):
             facts = inspection_facts(ev)
             facts.update(staff_total=total, staff_with_health_cert=certified, rate=certified / total,
                          min_rate=self.min_rate)

@@ -1,7 +1,7 @@
 """Monthly reports (月报) due on ``due_day``: reminder, overdue, escalation to the county.
 
-State: per period, the (township, reporter) pairs that have reported, until the period's
-escalation time has passed.
+State: none of its own: who has reported for a period is the measures' report tally
+(:mod:`shian.rules.measures.reports`), which keeps a period at least until its escalation.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import model_validator
 
-from ..events import MonthlyReport
+from ..measures import report_due
 from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
-from ..timeutil import add_days, at_local, local_midnight, month_of, next_month
+from ..timeutil import add_days, at_local, month_of, next_month
 from .base import Context, Family
 
 
@@ -53,16 +53,12 @@ class Reports(Family):
         p = ctx.params(REMINDER.id)
         self.due_day, self.remind = p.due_day, p.remind_days_before
         self.escalate = ctx.params(ESCALATION.id).escalate_after_days
-        self.received: dict[str, set[tuple[str, str]]] = {}
-
-    def handlers(self) -> dict[str, Any]:
-        return {"monthly_report": self.on_report}
 
     def when(self, rule: str, period: str) -> datetime:
         tz = self.ctx.tz
         if rule == REMINDER.id:
             return at_local(_month_day(period, self.due_day - self.remind), 9, tz)
-        overdue = add_days(local_midnight(_month_day(period, self.due_day), tz), 1)
+        overdue = report_due(period, self.due_day, tz)
         return overdue if rule == OVERDUE.id else add_days(overdue, self.escalate)
 
     def start(self, now: datetime) -> None:
@@ -72,17 +68,14 @@ class Reports(Family):
                 period = next_month(period)
             self.ctx.schedule(self.when(rule, period), self._fire, (rule, period))
 
-    def on_report(self, ev: MonthlyReport, now: datetime) -> None:
-        self.received.setdefault(ev.period, set()).add((ev.township, ev.reporter))
-
     def _fire(self, at: datetime, arg: tuple[str, str]) -> None:
         rule, period = arg
         self.ctx.schedule(self.when(rule, next_month(period)), self._fire, (rule, next_month(period)))
-        done = self.received.get(period, set())
+        submitted = self.ctx.measures.reports.submitted
         y, m = period[:4], int(period[5:])
         for township in self.ctx.townships:
             for reporter in self.ctx.reporters(township):
-                if (township, reporter) in done:
+                if submitted(township, reporter, period):
                     continue
                 if rule == REMINDER.id:
                     title = f"【催报】请{reporter}于{m}月{self.due_day}日前报送{y}年{m}月食品安全工作月报"
@@ -93,6 +86,3 @@ class Reports(Family):
                 facts = {"reporter": reporter, "period": period,
                          "due_date": _month_day(period, self.due_day).isoformat()}
                 self.ctx.emit(rule, township, f"{reporter}|{period}", at, title, facts)
-        if rule == ESCALATION.id:
-            for old in [p for p in self.received if p <= period]:
-                del self.received[old]

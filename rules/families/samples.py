@@ -1,17 +1,18 @@
 """Unqualified samples, banned substances, and the disposal (核查处置) deadline.
 
-State: the (township, sample id) pairs that have a disposal, with its time, kept for
-``dedup_days``; the pending disposal deadlines live in the engine's timer queue.
+State: the pending disposal deadlines, in the engine's timer queue; which samples have a
+disposal is the measures' disposal tally (:mod:`shian.rules.measures.disposals`), kept for
+``dedup_days``, whose due and status the office shows.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from ..events import Disposal, SamplingResult
+from ..events import SamplingResult
+from ..measures import disposal_due
 from ..params import PositiveInt, RuleParams, RuleSpec
-from ..timeutil import add_days
-from .base import Context, Family, drop_oldest
+from .base import Context, Family
 
 DEFAULT_SUBSTANCES = (
     "克伦特罗", "克仑特罗", "瘦肉精", "莱克多巴胺", "沙丁胺醇", "西马特罗", "氯霉素", "孔雀石绿",
@@ -56,16 +57,15 @@ class Samples(Family):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.disposal_days = ctx.params(UNQUALIFIED.id).disposal_days
-        self.disposed: dict[tuple[str, str], datetime] = {}
 
     def handlers(self) -> dict[str, Any]:
-        return {"sampling_result": self.on_sample, "disposal": self.on_disposal}
+        return {"sampling_result": self.on_sample}
 
     def on_sample(self, ev: SamplingResult, now: datetime) -> None:
         verdict = self.ctx.verdict(ev)
         if not verdict.unqualified:
             return
-        due = add_days(ev.time, self.disposal_days)
+        due = disposal_due(ev.time, self.disposal_days)
         facts = sample_facts(ev)
         if verdict.banned:
             names = "、".join(dict.fromkeys(it.item for it in verdict.banned))
@@ -85,15 +85,9 @@ class Samples(Family):
         if due > now:
             self.ctx.schedule(due, self._overdue, (ev.township, ev.id, ev.category, sample_facts(ev)))
 
-    def on_disposal(self, ev: Disposal, now: datetime) -> None:
-        self.disposed[(ev.township, ev.sample_id)] = ev.time
-
-    def forget(self, horizon: datetime) -> None:
-        drop_oldest(self.disposed, horizon)
-
     def _overdue(self, at: datetime, arg: tuple[str, str, str, dict[str, Any]]) -> None:
         township, sample_id, category, facts = arg
-        if (township, sample_id) in self.disposed:
+        if self.ctx.measures.disposals.disposed(township, sample_id):
             return
         self.ctx.emit(
             DISPOSAL_OVERDUE.id, township, sample_id, at,

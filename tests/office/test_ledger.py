@@ -24,7 +24,7 @@ def rows_of(ws):
 
 
 def test_ledger_rows_acks_and_deliveries(filled, tmp_path):
-    path = ledger_main(filled.config, filled.store, filled.outbox, tmp_path / "台账.xlsx")
+    path = ledger_main(filled.config, filled, tmp_path / "台账.xlsx")
     wb = openpyxl.load_workbook(path)
     assert tuple(wb.sheetnames) == SHEETS
     notices = filled.outbox.notices()
@@ -82,7 +82,7 @@ def test_ack_by_notice_key(filled, tmp_path):
 
 def test_since_until(filled, tmp_path):
     since, until = datetime(2026, 5, 1, tzinfo=kc.TZ), datetime(2026, 5, 2, tzinfo=kc.TZ)
-    path = ledger_main(filled.config, filled.store, filled.outbox, tmp_path / "may.xlsx", since=since, until=until)
+    path = ledger_main(filled.config, filled, tmp_path / "may.xlsx", since=since, until=until)
     rows = rows_of(openpyxl.load_workbook(path)["通知台账"])
     assert rows and all(r["时间"].startswith("2026-05-01") for r in rows)
     assert any(r["规则"] == "月度抽检合格率低于目标" and r["乡镇"] == "红河镇" for r in rows)

@@ -20,7 +20,7 @@ def filled(make_service):
 
 @pytest.fixture
 def written(filled, tmp_path):
-    return write_report(filled.config, filled.store.events(), filled.outbox.notices(), kc.MONTH,
+    return write_report(filled.config, filled, filled.outbox.notices(), kc.MONTH,
                         tmp_path / "月报", now=kc.NOW)
 
 
@@ -119,10 +119,37 @@ def test_html_tables_charts_and_no_external_resources(written):
 
 
 def test_report_main_reads_the_service(filled, tmp_path):
-    paths = report_main(filled.config, filled.store, filled.outbox, kc.MONTH, tmp_path, now=kc.NOW)
+    paths = report_main(filled.config, filled, kc.MONTH, tmp_path, now=kc.NOW)
     assert [p.suffix for p in paths] == [".xlsx", ".html"] and all(p.exists() for p in paths)
 
 
 def test_bad_month_is_refused(filled, tmp_path):
     with pytest.raises(ValueError):
-        write_report(filled.config, [], [], "2026-13", tmp_path, now=kc.NOW)
+        write_report(filled.config, filled, [], "2026-13", tmp_path, now=kc.NOW)
+
+
+def test_cli_report_rebuilds_the_figures_from_the_store(make_service, tmp_path):
+    """``shian report`` offline: the engine is the service's snapshot plus the journal after
+    it, so the figures are those the service showed (here half the events came after it)."""
+    from shian.cli import main
+
+    svc = make_service(now=lambda: kc.NOW)
+    events = kc.events()
+    for i, ev in enumerate(events):
+        assert svc.accept_object(ev, "known_county", mode="event").status == "accepted"
+        if i == len(events) // 2:
+            svc.snapshot()
+    svc.tick()
+    svc.store.close()
+    svc.outbox.close()
+    assert main(["report", "--config", str(tmp_path / "county.yaml"), "--month", kc.MONTH,
+                 "--out", str(tmp_path / "out")]) == 0
+    [xlsx] = (tmp_path / "out").glob("*.xlsx")
+    wb = openpyxl.load_workbook(xlsx)
+    rates = {(r["乡镇"], r["任务类别"]): (r["合格批次"], r["抽检批次"]) for r in rows_of(wb["抽检合格率"])}
+    assert rates[("红河镇", "食品安全抽检")] == kc.EXPECTED_HONGHE_FOOD
+    assert rates[("板桥镇", "食用农产品监测")] == kc.EXPECTED_BANQIAO_AGRI
+    disp = {r["样品编号"]: r["状态"] for r in rows_of(wb["不合格处置"])}
+    assert disp == {kc.HH_UNQUALIFIED: "逾期未处置", kc.BQ_UNQUALIFIED: "已处置"}
+    health = {r["乡镇"]: (r["持健康证人数"], r["从业人员数"]) for r in rows_of(wb["持证率"])}
+    assert all(health[tw] == v for tw, v in kc.EXPECTED_HEALTH.items())
