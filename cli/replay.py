@@ -32,7 +32,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config, until = event_inputs(args)
     settings = delivery_settings(config) if args.deliver else None
     shown: list[dict[str, Any]] = []
-    produced: list[dict[str, Any]] = []
+    produced: list[Any] = []
     total = sum(Path(p).stat().st_size for p in args.events)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
                disable=args.no_progress or not sys.stderr.isatty() or total < 1 << 20)
@@ -45,7 +45,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if args.table:
                 shown.append(obj)
             if settings is not None:
-                produced.append(obj)
+                produced.append(n)
 
         replay = Replay(config, on_notice, lambda r: write_reject(r.to_json()), until=until, progress=bar.update)
         summary = replay.run(args.events)
@@ -59,7 +59,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def deliver(settings: Any, notices: list[dict[str, Any]]) -> None:
+def deliver(settings: Any, notices: list[Any]) -> None:
     """``replay --deliver``: the notices into the outbox, then what is due now (and within a
     group's wait) goes out; what waits for working hours stays for the next run."""
     import asyncio
