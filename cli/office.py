@@ -36,7 +36,7 @@ def office_data(config: Config) -> tuple[Any, Any]:
     if not settings.events_db.exists():
         print(f"还没有保存的事件（{settings.events_db}）：请先运行 shian run", file=sys.stderr)
         raise SystemExit(2)
-    return Store(settings.events_db, config.tz), Outbox(delivery.outbox)
+    return Store(settings.events_db, config.tz), Outbox(delivery.outbox, tz=config.tz)
 
 
 def _token_envs(config: Config) -> list[str]:

@@ -27,7 +27,7 @@ from shian.rules.families.campaigns import JOINT
 from shian.rules.families.pass_rate import COUNTED_PROGRAMS
 from shian.rules.notice import PROGRAM_NAMES, notice_id, notice_key
 from shian.rules.params import exact
-from shian.rules.timeutil import add_days, local_midnight, month_of, parse_time
+from shian.rules.timeutil import add_days, local_midnight, month_of
 from shian.rules.verdict import Judge, substance_pattern
 
 #: 4 批次/千人·年: the seeds count lab samples (食品安全抽检 and 农产品监测), 不含快速检测.
@@ -338,9 +338,9 @@ def disposals(config: Config, events: Iterable[Any], notices: Iterable[Mapping[s
         k = (d.township, d.sample_id)
         if k not in disposed or d.disposed_at < disposed[k].disposed_at:
             disposed[k] = d
-    by_id = {n.get("id"): n for n in notices}
-    overdue_named = {(n.get("township"), (n.get("facts") or {}).get("sample_id") or (n.get("event_ids") or [None])[0])
-                     for n in by_id.values() if n.get("rule") == "sample.disposal_overdue"}
+    by_id = {n.id: n for n in notices}
+    overdue_named = {(n.township, n.facts.get("sample_id") or (n.event_ids or (None,))[0])
+                     for n in by_id.values() if n.rule == "sample.disposal_overdue"}
     seen: set[tuple[str, str]] = set()
     rows = []
     for ev in _of(evs, SamplingResult):
@@ -354,8 +354,8 @@ def disposals(config: Config, events: Iterable[Any], notices: Iterable[Mapping[s
         nid = notice_id(notice_key(rule, ev.township, ev.id))
         due = add_days(ev.time, days)
         n = by_id.get(nid)
-        if n and n.get("due"):
-            due = parse_time(n["due"], config.tz)
+        if n and n.due:
+            due = n.due.astimezone(config.tz)
         d = disposed.get((ev.township, ev.id))
         if d is not None:
             status = "disposed" if d.disposed_at < due else "disposed_late"
@@ -374,9 +374,9 @@ def notice_counts(config: Config, notices: Iterable[Mapping[str, Any]], period: 
     """Notices per rule, severity, level and township (those with ``at`` in ``period``)."""
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for n in notices:
-        if period is not None and not in_period(parse_time(n["at"], config.tz), period):
+        if period is not None and not in_period(n.at.astimezone(config.tz), period):
             continue
-        counts[(n["rule"], n.get("severity", ""), n.get("level", ""), n.get("township", ""))] += 1
+        counts[(n.rule, n.severity, n.level, n.township)] += 1
     order = {r: i for i, r in enumerate(RULES)}
     towns = {t: i for i, t in enumerate(config.townships)}
     return [NoticeCountRow(rule, rule_name(rule), sev, lvl, tw, c)

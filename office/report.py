@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from shian.notifiers.render import rule_name, spec_of
 from shian.rules.config import Config
 from shian.rules.params import exact
-from shian.rules.timeutil import local_midnight, parse_period, parse_time
+from shian.rules.timeutil import local_midnight, parse_period
 
 from . import figures as fig
 
@@ -114,7 +114,7 @@ def build_tables(config: Config, events: Sequence[Mapping[str, Any]], notices: S
              and local_midnight(c.date, config.tz) > start]
     disp = fig.disposals(config, evs, notices, month, now)
     counts = fig.notice_counts(config, notices, month)
-    month_notices = [n for n in notices if fig.in_period(parse_time(n["at"], config.tz), month)]
+    month_notices = [n for n in notices if fig.in_period(n.at.astimezone(config.tz), month)]
 
     rate_df = pd.DataFrame([{
         "乡镇": r.township, "任务类别": fig.program_name(r.program), "月份": r.period,
@@ -219,7 +219,7 @@ def _overview(config: Config, month: str, now: datetime, as_of: date, rates: lis
     settled = [d for d in disp if d.status != "open"]
     add("不合格样品按期处置率", sum(d.status == "disposed" for d in settled), len(settled), 1.0,
         f"本月不合格样品 {len(disp)} 批次，逾期未处置 {sum(d.status == 'overdue' for d in disp)} 批次")
-    crit = sum(n.get("severity") == "critical" for n in notices)
+    crit = sum(n.severity == "critical" for n in notices)
     rows.append({"指标": "本月发出通知", "实际": None, "目标": None, "数量": str(len(notices)), "达标情况": "—",
                  "说明": f"其中紧急 {crit} 条"})
     head = {"指标": f"{config.county.name or ''}{month[:4]}年{int(month[5:])}月食品安全工作情况",
