@@ -34,7 +34,9 @@ def register(sub: Any) -> None:
 
 
 def find_notice(args: argparse.Namespace, config: Config) -> Notice | None:
-    """The notice by id (or key): in the outbox of the config, else in ``--notices``."""
+    """The notice by id (or key): in the outbox of the config, else in ``--notices``.
+    ValueError (its text for the user) when a line of that file is not JSON or the line with
+    the id is not a whole §4 notice."""
     from shian.notifiers.settings import parse
 
     try:
@@ -50,11 +52,15 @@ def find_notice(args: argparse.Namespace, config: Config) -> Notice | None:
             return found
     if args.notices:
         with open(args.notices, encoding="utf-8") as f:
-            for line in f:
+            for no, line in enumerate(f, 1):
                 if line.strip():
-                    n = json.loads(line)
-                    if args.notice_id in (n.get("id"), n.get("key")):
-                        return Notice.from_json(n, config.tz)
+                    try:
+                        n = json.loads(line)
+                        if args.notice_id in (n.get("id"), n.get("key")):
+                            return Notice.from_json(n, config.tz)
+                    except (KeyError, TypeError, ValueError, AttributeError) as e:
+                        raise ValueError(f"--notices：{args.notices} 第 {no} 行不是完整的通知（{type(e).__name__}: {e}）"
+                                         "；应为 replay --out 写出的通知") from None
     return None
 
 
@@ -65,7 +71,10 @@ def ack_event(args: argparse.Namespace, config: Config) -> dict[str, Any] | str:
     at = time_arg(args.at, config, "--at") or datetime.now(config.tz).replace(microsecond=0)
     if args.by not in config.departments:
         return f"--by：未知的部门 id“{args.by}”；可用：{', '.join(config.departments)}"
-    notice = find_notice(args, config)
+    try:
+        notice = find_notice(args, config)
+    except ValueError as e:
+        return str(e)
     township = args.township or (notice.township if notice is not None else None)
     if township is None:
         return f"找不到通知 {args.notice_id}：请用 --township 指明乡镇，或用 --notices 给出通知文件"
