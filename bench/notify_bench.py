@@ -251,10 +251,11 @@ async def deliver(config_path: str, notices_path: str, group_wait: float, timeou
     from shian.notifiers.render import Renderer
     from shian.notifiers.settings import parse
     from shian.rules.config import load
+    from shian.rules.notice import Notice
 
     settings = parse(load(config_path))
-    with open(notices_path, encoding="utf-8") as f:
-        notices = [json.loads(line) for line in f]
+    with open(notices_path, encoding="utf-8") as f:  # read before the clock starts, as before
+        notices = [Notice.from_json(json.loads(line), settings.config.tz) for line in f]
     outbox = Outbox(settings.outbox, settings)
     channels = build(settings)
     offset = timedelta(0)

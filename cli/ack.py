@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from shian.rules.config import Config, ConfigError
+from shian.rules.notice import Notice
 
 from .common import load_config, time_arg
 
@@ -32,8 +33,10 @@ def register(sub: Any) -> None:
     a.set_defaults(func=cmd_ack)
 
 
-def find_notice(args: argparse.Namespace, config: Config) -> dict[str, Any] | None:
-    """The notice by id (or key): in the outbox of the config, else in ``--notices``."""
+def find_notice(args: argparse.Namespace, config: Config) -> Notice | None:
+    """The notice by id (or key): in the outbox of the config, else in ``--notices``.
+    ValueError (its text for the user) when a line of that file is not JSON or the line with
+    the id is not a whole §4 notice."""
     from shian.notifiers.settings import parse
 
     try:
@@ -43,17 +46,21 @@ def find_notice(args: argparse.Namespace, config: Config) -> dict[str, Any] | No
     if outbox_path is not None and outbox_path.exists():
         from shian.notifiers.outbox import Outbox
 
-        with Outbox(outbox_path) as outbox:
+        with Outbox(outbox_path, tz=config.tz) as outbox:
             found = outbox.notice(args.notice_id)
         if found is not None:
             return found
     if args.notices:
         with open(args.notices, encoding="utf-8") as f:
-            for line in f:
+            for no, line in enumerate(f, 1):
                 if line.strip():
-                    n = json.loads(line)
-                    if args.notice_id in (n.get("id"), n.get("key")):
-                        return n
+                    try:
+                        n = json.loads(line)
+                        if args.notice_id in (n.get("id"), n.get("key")):
+                            return Notice.from_json(n, config.tz)
+                    except (KeyError, TypeError, ValueError, AttributeError) as e:
+                        raise ValueError(f"--notices：{args.notices} 第 {no} 行不是完整的通知（{type(e).__name__}: {e}）"
+                                         "；应为 replay --out 写出的通知") from None
     return None
 
 
@@ -64,15 +71,18 @@ def ack_event(args: argparse.Namespace, config: Config) -> dict[str, Any] | str:
     at = time_arg(args.at, config, "--at") or datetime.now(config.tz).replace(microsecond=0)
     if args.by not in config.departments:
         return f"--by：未知的部门 id“{args.by}”；可用：{', '.join(config.departments)}"
-    notice = find_notice(args, config)
-    township = args.township or (notice or {}).get("township")
+    try:
+        notice = find_notice(args, config)
+    except ValueError as e:
+        return str(e)
+    township = args.township or (notice.township if notice is not None else None)
     if township is None:
         return f"找不到通知 {args.notice_id}：请用 --township 指明乡镇，或用 --notices 给出通知文件"
     if township not in config.townships:
         return f"--township：未配置的乡镇“{township}”"
-    if notice is not None and args.by not in notice.get("recipients", ()):
-        return f"部门 {args.by} 不是通知 {args.notice_id} 的接收部门（{', '.join(notice['recipients'])}），不能签收"
-    nid = notice["id"] if notice is not None else args.notice_id
+    if notice is not None and args.by not in notice.recipients:
+        return f"部门 {args.by} 不是通知 {args.notice_id} 的接收部门（{', '.join(notice.recipients)}），不能签收"
+    nid = notice.id if notice is not None else args.notice_id
     return ack_event(nid, township, args.by, args.action, at, args.note)
 
 

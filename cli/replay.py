@@ -7,6 +7,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
+from shian.rules.notice import Notice
+
 from .common import delivery_settings, event_inputs, open_out
 
 
@@ -31,21 +33,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     config, until = event_inputs(args)
     settings = delivery_settings(config) if args.deliver else None
-    shown: list[dict[str, Any]] = []
-    produced: list[dict[str, Any]] = []
+    shown: list[Notice] = []
+    produced: list[Notice] = []
     total = sum(Path(p).stat().st_size for p in args.events)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
                disable=args.no_progress or not sys.stderr.isatty() or total < 1 << 20)
     with open_out(args.out, sys.stdout) as out, open_out(args.rejects, sys.stderr) as rej:
         write_notice, write_reject = jsonl_writer(out), jsonl_writer(rej)
 
-        def on_notice(n: Any) -> None:
-            obj = n.to_json()
-            write_notice(obj)
+        def on_notice(n: Notice) -> None:
+            write_notice(n.to_json())
             if args.table:
-                shown.append(obj)
+                shown.append(n)
             if settings is not None:
-                produced.append(obj)
+                produced.append(n)
 
         replay = Replay(config, on_notice, lambda r: write_reject(r.to_json()), until=until, progress=bar.update)
         summary = replay.run(args.events)
@@ -59,7 +60,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def deliver(settings: Any, notices: list[dict[str, Any]]) -> None:
+def deliver(settings: Any, notices: list[Notice]) -> None:
     """``replay --deliver``: the notices into the outbox, then what is due now (and within a
     group's wait) goes out; what waits for working hours stays for the next run."""
     import asyncio
@@ -97,12 +98,12 @@ def _cut(text: str, width: int) -> str:
     return "".join(out) + " " * max(0, width - used)
 
 
-def print_table(notices: Sequence[dict[str, Any]], stream: Any) -> None:
+def print_table(notices: Sequence[Notice], stream: Any) -> None:
     """Notices as an office would scan them: time, severity, township, title, recipients."""
     sev = {"critical": "紧急", "warning": "警示", "info": "提示"}
     cols = [("时间", 16), ("级别", 4), ("层级", 4), ("乡镇", 8), ("标题", 64), ("接收部门", 30)]
     stream.write("  ".join(_cut(name, w) for name, w in cols).rstrip() + "\n")
     for n in notices:
-        row = [n["at"][:16].replace("T", " "), sev[n["severity"]], "县级" if n["level"] == "county" else "镇级",
-               n["township"], n["title"], ",".join(n["recipients"])]
+        row = [f"{n.at:%Y-%m-%d %H:%M}", sev[n.severity], "县级" if n.level == "county" else "镇级",
+               n.township, n.title, ",".join(n.recipients)]
         stream.write("  ".join(_cut(v, w) for v, (_, w) in zip(row, cols)).rstrip() + "\n")

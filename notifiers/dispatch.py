@@ -50,9 +50,9 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from shian.rules.notice import notice_id, notice_key
+from shian.rules.notice import Notice, notice_id, notice_key
 from shian.rules.params import RuleSpec
-from shian.rules.timeutil import fmt, parse_time
+from shian.rules.timeutil import fmt
 
 from . import timing
 from .channels import SHORT_LABELS
@@ -76,39 +76,37 @@ def redact(text: str) -> str:
 
 
 class Renderer(Protocol):
-    def notice(self, notice: dict[str, Any], dept_id: str) -> Message: ...
+    def notice(self, notice: Notice, dept_id: str) -> Message: ...
 
-    def group(self, notices: list[dict[str, Any]], dept_id: str) -> Message: ...
+    def group(self, notices: list[Notice], dept_id: str) -> Message: ...
 
-    def digest(self, dept_id: str, day: date, notices: list[dict[str, Any]],
-               open_deadlines: list[dict[str, Any]]) -> Message: ...
+    def digest(self, dept_id: str, day: date, notices: list[Notice], open_deadlines: list[Notice]) -> Message: ...
 
 
-def failure_notice(settings: Settings, notice: Mapping[str, Any], dept: str, channel: str,
-                   error: str, now: datetime) -> dict[str, Any] | None:
+def failure_notice(settings: Settings, notice: Notice, dept: str, channel: str,
+                   error: str, now: datetime) -> Notice | None:
     """The ``delivery.failed`` notice for a delivery that failed for good (None for one about
     a ``delivery.failed`` notice)."""
-    if notice["rule"] == DELIVERY_FAILED.id:
+    if notice.rule == DELIVERY_FAILED.id:
         return None
     config = settings.config
-    township = notice["township"]
-    key = notice_key(DELIVERY_FAILED.id, township, notice["id"], dept, channel)
+    key = notice_key(DELIVERY_FAILED.id, notice.township, notice.id, dept, channel)
     dept_name = config.departments[dept].name if dept in config.departments else dept
-    return {
-        "id": notice_id(key),
-        "rule": DELIVERY_FAILED.id,
-        "severity": DELIVERY_FAILED.severity,
-        "level": DELIVERY_FAILED.level,
-        "township": township,
-        "recipients": [config.county.office],
-        "title": f"通知未能送达{dept_name}（{CHANNEL_NAMES.get(channel, channel)}）：{notice.get('title', notice['id'])}",
-        "at": fmt(now.astimezone(config.tz)),
-        "due": None,
-        "event_ids": [],
-        "key": key,
-        "facts": {"notice_id": notice["id"], "dept": dept, "dept_name": dept_name, "channel": channel,
-                  "error": error, "rule": notice["rule"]},
-    }
+    return Notice(
+        id=notice_id(key),
+        rule=DELIVERY_FAILED.id,
+        severity=DELIVERY_FAILED.severity,
+        level=DELIVERY_FAILED.level,
+        township=notice.township,
+        recipients=(config.county.office,),
+        title=f"通知未能送达{dept_name}（{CHANNEL_NAMES.get(channel, channel)}）：{notice.title or notice.id}",
+        at=now.astimezone(config.tz).replace(microsecond=0),
+        due=None,
+        event_ids=(),
+        key=key,
+        facts={"notice_id": notice.id, "dept": dept, "dept_name": dept_name, "channel": channel,
+               "error": error, "rule": notice.rule},
+    )
 
 
 class Dispatcher:
@@ -129,8 +127,8 @@ class Dispatcher:
         self._digest_done: date | None = None
         self._warned: set[str] = set()
 
-    def submit(self, notice: Mapping[str, Any], *, whole_batch: bool = False) -> bool:
-        """Accepts a notice (§4 JSON) for delivery; False if it was already accepted.
+    def submit(self, notice: Notice, *, whole_batch: bool = False) -> bool:
+        """Accepts a notice for delivery; False if it was already accepted.
         ``whole_batch``: it comes with every notice of its run (a replay, a backfill), so its
         group has nothing more to wait for."""
         now = self.now()
@@ -199,7 +197,7 @@ class Dispatcher:
             try:
                 message = self._render(batch)
             except Exception as e:
-                log.exception("rendering notices %s for %s failed", ",".join(n["id"] for n in batch.notices), batch.dept)
+                log.exception("rendering notices %s for %s failed", ",".join(n.id for n in batch.notices), batch.dept)
                 self._record(batch, Result(Outcome.RETRY, f"渲染失败：{type(e).__name__}: {e}"), self.now(),
                              attempted=False)
                 return 0
@@ -222,14 +220,12 @@ class Dispatcher:
 
     def _drop_muted(self, batch: Batch) -> Batch:
         """Silences added while a group waited mute its notices before it is rendered."""
-        tz = self.settings.config.tz
-        muted = [n["id"] for n in batch.notices
-                 if muting(n, tz, self.outbox.muting_silences(parse_time(n["at"], tz))) is not None]
+        muted = [n.id for n in batch.notices if muting(n, self.outbox.muting_silences(n.at)) is not None]
         if not muted:
             return batch
         self.outbox.mute(batch.id, muted)
         log.info("notices %s silenced before delivery to %s", ",".join(muted), batch.dept)
-        keep = tuple(n for n in batch.notices if n["id"] not in muted)
+        keep = tuple(n for n in batch.notices if n.id not in muted)
         return dataclasses.replace(batch, notices=keep)
 
     def _record(self, batch: Batch, result: Result, now: datetime, *, attempted: bool = True) -> None:
@@ -239,7 +235,7 @@ class Dispatcher:
         result = dataclasses.replace(result, error=redact(result.error))
         nxt = timing.after_attempt(result, attempts, batch.first_attempt_at or now, now,
                                    self.settings.retry, self.rand, self.jitter)
-        raised: list[dict[str, Any]] = []
+        raised: list[Notice] = []
         if nxt.state == "pending":
             log.warning("delivery of %s will be retried at %s (attempt %d): %s",
                         self._what(batch), fmt(nxt.next_at), attempts, result.error)
@@ -288,5 +284,5 @@ class Dispatcher:
 
     @staticmethod
     def _what(batch: Batch) -> str:
-        what = ",".join(n["id"] for n in batch.notices) if batch.kind == "notice" else f"digest {batch.message.ref if batch.message else ''}"
+        what = ",".join(n.id for n in batch.notices) if batch.kind == "notice" else f"digest {batch.message.ref if batch.message else ''}"
         return f"{what} to {batch.dept} via {batch.channel}"

@@ -42,9 +42,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from shian.rules.timeutil import parse_time
+from shian.rules.notice import Notice
 
 from . import timing
 from .message import Message
@@ -161,7 +161,7 @@ class Batch:
     rule: str | None
     township: str | None
     message: Message | None
-    notices: tuple[dict[str, Any], ...]
+    notices: tuple[Notice, ...]
     delivery_ids: tuple[int, ...]
     attempts: int
     first_attempt_at: datetime | None
@@ -231,48 +231,45 @@ class Outbox:
 
     # -- accepting notices ---------------------------------------------------------------
 
-    def add(self, notice: Mapping[str, Any], now: datetime, *, deliver: bool = True) -> bool:
+    def add(self, notice: Notice, now: datetime, *, deliver: bool = True) -> bool:
         """Stores a notice and its delivery rows in one transaction; False if its id is known.
         ``deliver=False`` keeps the notice and its recipients only (a process that shows
         notices while another one delivers them)."""
         with self._tx() as c:
             return self._add(c, notice, now, deliver)
 
-    def _add(self, c: sqlite3.Cursor, notice: Mapping[str, Any], now: datetime, deliver: bool = True) -> bool:
+    def _add(self, c: sqlite3.Cursor, notice: Notice, now: datetime, deliver: bool = True) -> bool:
         s = self.settings
         if s is None:
             raise RuntimeError("Outbox opened without settings cannot accept notices")
-        tz = s.config.tz
-        at = parse_time(notice["at"], tz)
-        due = parse_time(notice["due"], tz) if notice.get("due") else None
-        muted = muting(notice, tz, (*s.silences, *self._silences_at(c, at)))
+        muted = muting(notice, (*s.silences, *self._silences_at(c, notice.at)))
         c.execute(
             "INSERT OR IGNORE INTO notices (id, rule, severity, level, township, at, due, received, silenced, json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (notice["id"], notice["rule"], notice["severity"], notice["level"], notice["township"],
-             _ts(at), _ts(due) if due else None, _ts(now), int(muted is not None),
-             json.dumps(notice, ensure_ascii=False)))
+            (notice.id, notice.rule, notice.severity, notice.level, notice.township,
+             _ts(notice.at), _ts(notice.due) if notice.due else None, _ts(now), int(muted is not None),
+             json.dumps(notice.to_json(), ensure_ascii=False)))
         if c.rowcount == 0:
             return False
         self._mark_started(c, now)
         if muted is not None:
-            log.info("notice %s (%s, %s) silenced", notice["id"], notice["rule"], notice["township"])
-        own_due = timing.flush_time(now, notice["severity"], s)
-        for dept in dict.fromkeys(notice["recipients"]):
+            log.info("notice %s (%s, %s) silenced", notice.id, notice.rule, notice.township)
+        own_due = timing.flush_time(now, notice.severity, s)
+        for dept in dict.fromkeys(notice.recipients):
             if dept not in s.config.departments:
-                log.error("notice %s: unknown department %s, not delivered", notice["id"], dept)
+                log.error("notice %s: unknown department %s, not delivered", notice.id, dept)
                 continue
-            c.execute("INSERT OR IGNORE INTO recipients (notice_id, dept) VALUES (?, ?)", (notice["id"], dept))
+            c.execute("INSERT OR IGNORE INTO recipients (notice_id, dept) VALUES (?, ?)", (notice.id, dept))
             for channel in s.channels_of(dept) if deliver else ():
                 batch_id, next_at = (None, None) if muted else self._join(c, notice, dept, channel, now, own_due)
                 c.execute(
                     "INSERT OR IGNORE INTO deliveries (notice_id, dept, channel, kind, batch_id, rule, township,"
                     " state, next_at) VALUES (?, ?, ?, 'notice', ?, ?, ?, ?, ?)",
-                    (notice["id"], dept, channel, batch_id, notice["rule"], notice["township"],
+                    (notice.id, dept, channel, batch_id, notice.rule, notice.township,
                      "silenced" if muted else "pending", next_at))
         return True
 
-    def _join(self, c: sqlite3.Cursor, notice: Mapping[str, Any], dept: str, channel: str,
+    def _join(self, c: sqlite3.Cursor, notice: Notice, dept: str, channel: str,
               now: datetime, own_due: datetime) -> tuple[int, float]:
         """The batch a new delivery row goes into: the open group of its key, if one is still
         waiting (it then flushes at the earlier of the two due times), else a new one."""
@@ -281,12 +278,12 @@ class Outbox:
             row = c.execute(
                 "SELECT id, due FROM batches WHERE kind = 'notice' AND dept = ? AND channel = ? AND rule = ?"
                 " AND township = ? AND message IS NULL AND due > ? ORDER BY id DESC LIMIT 1",
-                (dept, channel, notice["rule"], notice["township"], _ts(now))).fetchone()
+                (dept, channel, notice.rule, notice.township, _ts(now))).fetchone()
         if row is None:
             c.execute(
                 "INSERT INTO batches (kind, dept, channel, rule, township, opened, due)"
                 " VALUES ('notice', ?, ?, ?, ?, ?, ?)",
-                (dept, channel, notice["rule"], notice["township"], _ts(now), _ts(own_due)))
+                (dept, channel, notice.rule, notice.township, _ts(now), _ts(own_due)))
             return c.lastrowid, _ts(own_due)
         due = min(row["due"], _ts(own_due))
         if due < row["due"]:
@@ -335,7 +332,7 @@ class Outbox:
         return Batch(
             id=batch_id, kind=b["kind"], dept=b["dept"], channel=b["channel"], rule=b["rule"],
             township=b["township"], message=message_of(b["message"]) if b["message"] else None,
-            notices=tuple(json.loads(r["json"]) for r in rows if r["json"] is not None),
+            notices=tuple(self._notice(r["json"]) for r in rows if r["json"] is not None),
             delivery_ids=tuple(r["id"] for r in rows),
             attempts=max(r["attempts"] for r in rows),
             first_attempt_at=self._dt(min((r["first_attempt_at"] for r in rows if r["first_attempt_at"] is not None),
@@ -366,7 +363,7 @@ class Outbox:
                                    first_attempt_at=batch.first_attempt_at or now)
 
     def finish(self, batch_id: int, nxt: timing.Next, now: datetime, error: str = "",
-               raise_notices: Sequence[Mapping[str, Any]] = (), *, attempted: bool = True) -> None:
+               raise_notices: Sequence[Notice] = (), *, attempted: bool = True) -> None:
         """Records the outcome for all the batch's rows at once, and (in the same transaction)
         adds the notices it raises (``delivery.failed``). ``attempted`` False: the batch did
         not reach :meth:`start` (rendering failed), count the attempt here."""
@@ -416,12 +413,15 @@ class Outbox:
 
     # -- reading -------------------------------------------------------------------------
 
-    def notice(self, notice_id: str) -> dict[str, Any] | None:
+    def _notice(self, text: str) -> Notice:
+        return Notice.from_json(json.loads(text), self.tz)
+
+    def notice(self, notice_id: str) -> Notice | None:
         r = self.db.execute("SELECT json FROM notices WHERE id = ?", (notice_id,)).fetchone()
-        return json.loads(r[0]) if r else None
+        return self._notice(r[0]) if r else None
 
     def notices(self, since: datetime | None = None, until: datetime | None = None, dept: str | None = None,
-                *, include_silenced: bool = True) -> list[dict[str, Any]]:
+                *, include_silenced: bool = True) -> list[Notice]:
         """Stored notices with ``at`` in [since, until), addressed to ``dept`` if given,
         in order of ``at`` (then arrival)."""
         sql, args = "SELECT n.json FROM notices n", []
@@ -439,25 +439,25 @@ class Outbox:
             where.append("n.silenced = 0")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY n.at, n.rowid", args)]
+        return [self._notice(r[0]) for r in self.db.execute(sql + " ORDER BY n.at, n.rowid", args)]
 
     def next_due(self) -> datetime | None:
         """When the earliest waiting delivery is due (None: nothing waits)."""
         t = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
         return self._dt(t)
 
-    def notices_after(self, rowid: int) -> tuple[int, list[dict[str, Any]]]:
+    def notices_after(self, rowid: int) -> tuple[int, list[Notice]]:
         """Notices stored after row ``rowid``, in arrival order, and the last row: notices are
         only ever added, so a reader can keep what it has and ask for the rest."""
         rows = self.db.execute("SELECT rowid, json FROM notices WHERE rowid > ? ORDER BY rowid", (rowid,)).fetchall()
-        return (rows[-1][0] if rows else rowid), [json.loads(r[1]) for r in rows]
+        return (rows[-1][0] if rows else rowid), [self._notice(r[1]) for r in rows]
 
     def silenced_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM notices WHERE silenced = 1")}
 
-    def open_deadlines(self, dept: str, after: datetime) -> list[dict[str, Any]]:
+    def open_deadlines(self, dept: str, after: datetime) -> list[Notice]:
         """``dept``'s notices (not silenced) whose ``due`` is later than ``after``, soonest first."""
-        return [json.loads(r[0]) for r in self.db.execute(
+        return [self._notice(r[0]) for r in self.db.execute(
             "SELECT n.json FROM notices n JOIN recipients r ON r.notice_id = n.id AND r.dept = ?"
             " WHERE n.due > ? AND n.silenced = 0 ORDER BY n.due, n.rowid", (dept, _ts(after)))]
 

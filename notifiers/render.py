@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from shian.rules.families import RULES
-from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK
+from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK, Notice
 from shian.rules.params import RuleSpec
 
 from .channels import FULL_LABELS
@@ -201,22 +201,22 @@ class Renderer:
         d = self.config.departments.get(dept_id)
         return d.name if d is not None else str(dept_id)
 
-    def issuer(self, notice: Mapping[str, Any]) -> str:
+    def issuer(self, township: str, level: str) -> str:
         """County-level notices come from the county office, town-level ones from the
         township's office."""
-        township = self.config.townships.get(notice.get("township") or "")
-        if notice.get("level") == "county" or township is None:
+        town = self.config.townships.get(township)
+        if level == "county" or town is None:
             return self.dept_name(self.config.county.office)
-        return self.dept_name(township.office)
+        return self.dept_name(town.office)
 
-    def _item(self, notice: Mapping[str, Any], dept_id: str) -> dict[str, Any]:
+    def _item(self, notice: Notice, dept_id: str) -> dict[str, Any]:
         """Everything the layouts need about one notice: its kind and name from its rule's spec,
         its wording from the spec's template (whose ``label``, if an office's own template sets
-        one, replaces the name in this office's messages)."""
-        n = _clean(dict(notice))
-        n.setdefault("facts", {})
-        spec = spec_of(n["rule"], n.get("severity", "warning"))
-        township = n.get("township") or ""
+        one, replaces the name in this office's messages). Templates see the notice as its §4
+        JSON, cleaned of control characters (``n``, its facts as ``f``)."""
+        n = _clean(notice.to_json())
+        spec = spec_of(notice.rule, notice.severity)
+        township = n["township"]
         office = self.config.townships[township].office if township in self.config.townships else None
         c = {
             "recipient": self.dept_name(dept_id),
@@ -231,13 +231,13 @@ class Renderer:
         def get(name: str) -> str:
             return str(getattr(module, name, "") or "")
 
-        label = one_line(get("label")) or spec.summary or one_line(n.get("title", "")) or n["rule"]
+        label = one_line(get("label")) or spec.summary or one_line(n["title"]) or notice.rule
         return {
-            "id": n["id"],
-            "rule": n["rule"],
-            "severity": n.get("severity", "info"),
-            "critical": n.get("severity") == "critical",
-            "level": n.get("level", "town"),
+            "id": notice.id,
+            "rule": notice.rule,
+            "severity": notice.severity,
+            "critical": notice.severity == "critical",
+            "level": notice.level,
             "township": township,
             "kind": spec.document,
             "label": label,
@@ -246,14 +246,14 @@ class Renderer:
             "intro": INTROS[spec.kind],
             "rows": _rows(get("facts")),
             "action": _para(get("action")),
-            "at": n.get("at"),
-            "date": cn_date(n.get("at")),
-            "due": n.get("due"),
-            "due_date": cn_date(n.get("due")) if n.get("due") else "",
-            "issuer": self.issuer(n),
-            "others": [self.dept_name(r) for r in n.get("recipients", ()) if r != dept_id],
-            "ack": f"shian ack {n['id']} --by {dept_id}",
-            "close": f"shian ack {n['id']} --by {dept_id} --action 办结",
+            "at": n["at"],
+            "date": cn_date(n["at"]),
+            "due": n["due"],
+            "due_date": cn_date(n["due"]) if n["due"] else "",
+            "issuer": self.issuer(township, notice.level),
+            "others": [self.dept_name(r) for r in notice.recipients if r != dept_id],
+            "ack": f"shian ack {notice.id} --by {dept_id}",
+            "close": f"shian ack {notice.id} --by {dept_id} --action 办结",
         }
 
     def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> tuple[str, str, str, str]:
@@ -263,7 +263,7 @@ class Renderer:
         html = self.env.get_template(f"{layout}.html").render(subject=subject, **ctx)
         return subject, text, html, markdown
 
-    def notice(self, notice: dict, dept_id: str) -> Message:
+    def notice(self, notice: Notice, dept_id: str) -> Message:
         item = self._item(notice, dept_id)
         subject, text, html, markdown = self._render(
             "notice", {"mode": "notice", "item": item}, item=item, recipient=self.dept_name(dept_id), dept_id=dept_id)
@@ -273,11 +273,11 @@ class Renderer:
             headers=(("X-Shian-Ref", item["id"]), ("X-Shian-Notice-Ids", item["id"]), ("X-Shian-Rule", item["rule"])),
         )
 
-    def group(self, notices: list[dict], dept_id: str) -> Message:
+    def group(self, notices: list[Notice], dept_id: str) -> Message:
         """Notices of one rule and township in one message; a group of one is that notice."""
         if not notices:
             raise ValueError("group() needs at least one notice")
-        if len({(n["rule"], n.get("township")) for n in notices}) > 1:
+        if len({(n.rule, n.township) for n in notices}) > 1:
             raise ValueError("group() takes notices of one rule and one township")
         if len(notices) == 1:
             return self.notice(notices[0], dept_id)
@@ -286,8 +286,7 @@ class Renderer:
         ref = group_ref(ids)
         first = items[0]
         latest = max(items, key=lambda i: (str(i["at"]), i["id"]))
-        issuer = self.issuer({"township": first["township"],
-                              "level": "county" if any(i["level"] == "county" for i in items) else "town"})
+        issuer = self.issuer(first["township"], "county" if any(i["level"] == "county" for i in items) else "town")
         ctx = {
             "items": items, "ref": ref, "kind": first["kind"], "label": first["label"],
             "township": first["township"], "critical": any(i["critical"] for i in items),
@@ -300,7 +299,7 @@ class Renderer:
             headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids)), ("X-Shian-Rule", first["rule"])),
         )
 
-    def digest(self, dept_id: str, day: date, notices: list[dict], open_deadlines: list[dict]) -> Message:
+    def digest(self, dept_id: str, day: date, notices: list[Notice], open_deadlines: list[Notice]) -> Message:
         """The day's notices and the deadlines still ahead, for one office."""
         today = sorted((self._item(n, dept_id) for n in notices), key=lambda i: (str(i["at"]), i["id"]))
         pending = sorted((self._item(n, dept_id) for n in open_deadlines), key=lambda i: (str(i["due"]), i["id"]))

@@ -90,9 +90,10 @@ class Silence:
     end: datetime
     comment: str = ""
 
-    def mutes(self, notice: Mapping[str, Any], at: datetime) -> bool:
-        return ((self.rule is None or self.rule == notice["rule"])
-                and (self.township is None or self.township == notice["township"])
+    def mutes(self, rule: str, township: str, at: datetime) -> bool:
+        """Whether a notice of ``rule`` in ``township`` with this ``at`` is muted."""
+        return ((self.rule is None or self.rule == rule)
+                and (self.township is None or self.township == township)
                 and self.start <= at < self.end)
 
 

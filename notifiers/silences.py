@@ -10,12 +10,12 @@ end has passed. A muted notice is stored with its deliveries in state ``silenced
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
-from typing import Any, Iterable, Mapping
+from datetime import datetime
+from typing import Iterable
 
 from shian.rules.config import Config
 from shian.rules.families import RULES
-from shian.rules.timeutil import parse_time
+from shian.rules.notice import Notice
 
 from .settings import Silence
 
@@ -31,10 +31,9 @@ class StoredSilence(Silence):
     created: datetime | None = None
 
 
-def muting(notice: Mapping[str, Any], tz: tzinfo, silences: Iterable[Silence]) -> Silence | None:
+def muting(notice: Notice, silences: Iterable[Silence]) -> Silence | None:
     """The first silence that mutes ``notice``, if any."""
-    at = parse_time(notice["at"], tz)
-    return next((s for s in silences if s.mutes(notice, at)), None)
+    return next((s for s in silences if s.mutes(notice.rule, notice.township, notice.at)), None)
 
 
 def check(config: Config, rule: str | None, township: str | None,

@@ -275,11 +275,11 @@ async def list_notices(request: web.Request) -> web.Response:
     index = request.app[ACKS].follow(service)
     matched = []
     for n in reversed(service.notices(since, until, dept)):  # newest first
-        if (township and n["township"] != township) or (rule and n["rule"] != rule) \
-                or (severity and n["severity"] != severity):
+        if (township and n.township != township) or (rule and n.rule != rule) \
+                or (severity and n.severity != severity):
             continue
         acks = [{**a, "at": fmt(a["at"])} for a in index.acks(n)]
-        states = [recipient_state(d, index.of(n, d), config.departments) for d in dict.fromkeys(n["recipients"])]
+        states = [recipient_state(d, index.of(n, d), config.departments) for d in dict.fromkeys(n.recipients)]
         if state and _state(states) != state:
             continue
         matched.append((n, acks, states))
@@ -288,8 +288,8 @@ async def list_notices(request: web.Request) -> web.Response:
     for n, acks, states in matched[:limit]:
         deliveries = [{"dept": d.dept, "channel": d.channel, "state": d.state, "attempts": d.attempts,
                        "sent_at": fmt(d.sent_at) if d.sent_at else None, "last_error": d.last_error}
-                      for d in service.deliveries_of(n["id"])]
-        out.append({**n, "state": _state(states), "silenced": n["id"] in quiet,
+                      for d in service.deliveries_of(n.id)]
+        out.append({**n.to_json(), "state": _state(states), "silenced": n.id in quiet,
                     "recipient_states": states, "acks": acks, "deliveries": deliveries})
     return _json({"total": len(matched), "notices": out})
 
@@ -332,9 +332,9 @@ async def ack_notice(request: web.Request) -> web.Response:
         by = caller.dept
     elif by is None:
         raise ApiError(400, "bad_field", "未配置令牌时须在 by 中写明签收部门 id")
-    if by not in notice["recipients"]:
+    if by not in notice.recipients:
         raise ApiError(403, "not_a_recipient",
-                       f"部门 {by} 不是该通知的接收部门（{', '.join(notice['recipients'])}），不能签收或办结")
+                       f"部门 {by} 不是该通知的接收部门（{', '.join(notice.recipients)}），不能签收或办结")
     outcome = service.ack(notice_id, by, action, note)
     if outcome.status == "rejected":
         raise ApiError(409, "ack_rejected", f"签收未被接受：{outcome.reason}")

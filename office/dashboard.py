@@ -34,6 +34,7 @@ from shian.notifiers.render import cn_date, cn_datetime, cn_month, pct, rule_nam
 from shian.office import figures
 from shian.office.figures import program_name
 from shian.office.receipts import Receipts
+from shian.rules.notice import Notice
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "shian_session"
@@ -70,7 +71,7 @@ class Dashboard:
         self.config = service.config
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self._notice_row = 0
-        self._notice_list: list[dict[str, Any]] = []
+        self._notice_list: list[Notice] = []
         self._receipts = Receipts(self.config.tz)
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(("html",), default=True),
@@ -174,19 +175,19 @@ class Dashboard:
         notices, receipts = self._notices()
         quiet = self.service.silenced_ids()
         groups: dict[str, list[dict[str, Any]]] = {sev: [] for sev, _ in SEVERITIES}
-        for n in sorted(notices, key=lambda n: n["at"], reverse=True):    # newest first
+        for n in sorted(notices, key=lambda n: n.at, reverse=True):    # newest first
             acked_by = receipts.departments(n)
-            if receipts.closed(n) or n["severity"] not in groups:
+            if receipts.closed(n) or n.severity not in groups:
                 continue
-            if scope == "mine" and s.dept not in n["recipients"]:
+            if scope == "mine" and s.dept not in n.recipients:
                 continue
-            groups[n["severity"]].append(n | {
-                "kind": spec_of(n["rule"], n["severity"]).document, "rule_name": rule_name(n["rule"]),
-                "recipient_names": [self.dept_name(d) for d in n["recipients"]],
-                "recipient_pairs": [(d, self.dept_name(d)) for d in n["recipients"]],
+            groups[n.severity].append(n.to_json() | {
+                "kind": spec_of(n.rule, n.severity).document, "rule_name": rule_name(n.rule),
+                "recipient_names": [self.dept_name(d) for d in n.recipients],
+                "recipient_pairs": [(d, self.dept_name(d)) for d in n.recipients],
                 "acked": bool(acked_by), "acked_by": [self.dept_name(d) for d in acked_by],
-                "acked_by_me": s.dept in acked_by, "silenced": n["id"] in quiet,
-                "can_act": self.settings.open_access or (s.dept is not None and s.dept in n["recipients"]),
+                "acked_by_me": s.dept in acked_by, "silenced": n.id in quiet,
+                "can_act": self.settings.open_access or (s.dept is not None and s.dept in n.recipients),
             })
         counts = {sev: len(rows) for sev, rows in groups.items()}
         unacked = sum(1 for rows in groups.values() for n in rows if not n["acked"])
@@ -215,13 +216,13 @@ class Dashboard:
         notice = self.service.notice(notice_id)
         if notice is None:
             raise self._refuse(request, s, 404, f"没有编号为 {notice_id} 的通知。")
-        if dept not in notice["recipients"]:
+        if dept not in notice.recipients:
             raise self._refuse(request, s, 403, f"{self.dept_name(dept)}不是这条通知的接收部门，不能{action}。")
         note = form.get("note", "").strip()[:200] or None
         outcome = self.service.ack(notice_id, dept, action, note)
         if outcome.status == "rejected":
             raise self._refuse(request, s, 403, f"未能{action}：{outcome.reason}")
-        s.flash = ("ok", f"{self.dept_name(dept)}已{action}：{notice.get('title', notice_id)}")
+        s.flash = ("ok", f"{self.dept_name(dept)}已{action}：{notice.title or notice_id}")
         raise web.HTTPSeeOther(_local(form.get("back", "/")))
 
     async def login_page(self, request: web.Request) -> web.Response:
@@ -259,7 +260,7 @@ class Dashboard:
     # The figures are the runtime's (``service.figures``: the tallies the rules decide on),
     # cheap to ask, so they are asked on the event loop, between events.
 
-    def _notices(self) -> tuple[list[dict[str, Any]], Receipts]:
+    def _notices(self) -> tuple[list[Notice], Receipts]:
         """All notices and their 签收 / 办结, kept between page loads: only the notices and
         acks added since the last load are read (both stores only grow)."""
         self._notice_row, new = self.service.notices_after(self._notice_row)

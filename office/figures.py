@@ -19,8 +19,7 @@ from shian.rules.config import Config
 from shian.rules.families import RULES
 from shian.rules.measures import (BATCHES_PER_THOUSAND, COUNTED_PROGRAMS, PACE_PROGRAMS, BoardRow, CampaignRow,
                                   Cell, DisposalRow, HealthRow, PaceRow, RateRow, as_of, in_period, period_bounds)
-from shian.rules.notice import PROGRAM_NAMES
-from shian.rules.timeutil import parse_time
+from shian.rules.notice import PROGRAM_NAMES, Notice
 
 __all__ = [
     "BATCHES_PER_THOUSAND", "CAMPAIGN_STATUS", "COUNTED_PROGRAMS", "DISPOSAL_STATUS", "LEVEL_NAMES", "PACE_PROGRAMS",
@@ -57,14 +56,14 @@ def fmt_rate(rate: float | Fraction | None, digits: int = 1) -> str:
     return "—" if rate is None else f"{float(rate) * 100:.{digits}f}%"
 
 
-def notice_counts(config: Config, notices: Iterable[Mapping[str, Any]], period: str | None = None) -> list[NoticeCountRow]:
+def notice_counts(config: Config, notices: Iterable[Notice], period: str | None = None) -> list[NoticeCountRow]:
     """Notices per rule, severity, level and township (those with ``at`` in ``period``): a
     count of the outbox, which holds what the rules raised."""
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for n in notices:
-        if period is not None and not in_period(parse_time(n["at"], config.tz), period):
+        if period is not None and not in_period(n.at.astimezone(config.tz), period):
             continue
-        counts[(n["rule"], n.get("severity", ""), n.get("level", ""), n.get("township", ""))] += 1
+        counts[(n.rule, n.severity, n.level, n.township)] += 1
     order = {r: i for i, r in enumerate(RULES)}
     towns = {t: i for i, t in enumerate(config.townships)}
     return [NoticeCountRow(rule, rule_name(rule), sev, lvl, tw, c)

@@ -15,7 +15,7 @@ import pandas as pd
 from shian.notifiers.channels import LEDGER_LABELS
 from shian.notifiers.render import rule_name, spec_of
 from shian.rules.config import Config
-from shian.rules.timeutil import parse_time
+from shian.rules.notice import Notice
 
 from . import figures as fig
 from .receipts import receipts
@@ -39,7 +39,7 @@ def delivery_state(rows: Sequence[Any]) -> str:
     return "；".join(parts)
 
 
-def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Iterable[Mapping[str, Any]],
+def build_tables(config: Config, notices: Sequence[Notice], acks: Iterable[Mapping[str, Any]],
                  deliveries: Callable[[str], Sequence[Any]] | Mapping[str, Sequence[Any]] | None = None) -> list[Table]:
     got = receipts(config.tz, acks)
     lookup = deliveries if callable(deliveries) else (lambda nid: (deliveries or {}).get(nid, ()))
@@ -49,19 +49,17 @@ def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Ite
 
     summary, detail = [], []
     for n in notices:
-        at = parse_time(n["at"], config.tz)
-        due = parse_time(n["due"], config.tz) if n.get("due") else None
-        recips = list(n.get("recipients") or ())
-        sent = list(lookup(n["id"]))
+        recips = list(n.recipients)
+        sent = list(lookup(n.id))
         by_dept = {d: got.of(n, d) for d in recips}
         acked = [d for d in recips if by_dept[d].acked_at]
         closed = [d for d in recips if by_dept[d].closed_at]
-        base = {"编号": n["id"], "时间": when(at), "类别": spec_of(n["rule"], n.get("severity", "")).document,
-                "规则": rule_name(n["rule"]),
-                "级别": fig.SEVERITY_NAMES.get(n.get("severity", ""), n.get("severity", "")),
-                "层级": fig.LEVEL_NAMES.get(n.get("level", ""), n.get("level", "")),
-                "乡镇": n.get("township", ""), "标题": n.get("title", "")}
-        summary.append({**base, "办理期限": when(due), "接收部门": "、".join(dept_name(d) for d in recips),
+        base = {"编号": n.id, "时间": when(n.at.astimezone(config.tz)), "类别": spec_of(n.rule, n.severity).document,
+                "规则": rule_name(n.rule),
+                "级别": fig.SEVERITY_NAMES.get(n.severity, n.severity),
+                "层级": fig.LEVEL_NAMES.get(n.level, n.level),
+                "乡镇": n.township, "标题": n.title}
+        summary.append({**base, "办理期限": when(n.due.astimezone(config.tz) if n.due else None), "接收部门": "、".join(dept_name(d) for d in recips),
                         "签收情况": f"{len(acked)}/{len(recips)}",
                         "办结": "已办结" if closed else ("已签收" if acked else "未签收")})
         for d in recips:
@@ -77,10 +75,10 @@ def build_tables(config: Config, notices: Sequence[Mapping[str, Any]], acks: Ite
             Table(SHEETS[1], pd.DataFrame(detail, columns=d_cols))]
 
 
-def write_ledger(config: Config, notices: Sequence[Mapping[str, Any]], acks: Iterable[Mapping[str, Any]],
+def write_ledger(config: Config, notices: Sequence[Notice], acks: Iterable[Mapping[str, Any]],
                  out_path: str | Path,
                  deliveries: Callable[[str], Sequence[Any]] | Mapping[str, Sequence[Any]] | None = None) -> Path:
-    """The ledger of ``notices`` (§4 dicts, in order) with the ``ack`` events and, per notice
+    """The ledger of ``notices`` (in order) with the ``ack`` events and, per notice
     id, the outbox's delivery rows (``Outbox.deliveries_of`` or a mapping)."""
     return write_xlsx(build_tables(config, list(notices), acks, deliveries), Path(out_path))
 

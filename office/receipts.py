@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Iterable, Mapping
 
+from shian.rules.notice import Notice
 from shian.rules.timeutil import parse_time
 
 
@@ -54,15 +55,15 @@ class Receipts:
         self.add(acks)
         return self
 
-    def acks(self, notice: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def acks(self, notice: Notice) -> list[dict[str, Any]]:
         """The acks of a notice (named by its id, then those named by its key): id, by,
         action, at, note."""
-        out = list(self._acks.get(notice["id"], ()))
-        if notice.get("key") and notice["key"] != notice["id"]:
-            out += self._acks.get(notice["key"], ())
+        out = list(self._acks.get(notice.id, ()))
+        if notice.key and notice.key != notice.id:
+            out += self._acks.get(notice.key, ())
         return out
 
-    def of(self, notice: Mapping[str, Any], dept: str) -> Receipt:
+    def of(self, notice: Notice, dept: str) -> Receipt:
         r = Receipt()
         for a in self.acks(notice):
             if a["by"] != dept:
@@ -74,11 +75,11 @@ class Receipts:
                 r.notes.append((a["at"], a["note"]))
         return r
 
-    def departments(self, notice: Mapping[str, Any]) -> list[str]:
+    def departments(self, notice: Notice) -> list[str]:
         """The departments that signed for (or closed) the notice, in the order they did."""
         return list(dict.fromkeys(a["by"] for a in self.acks(notice)))
 
-    def closed(self, notice: Mapping[str, Any]) -> bool:
+    def closed(self, notice: Notice) -> bool:
         return any(a["action"] == "办结" for a in self.acks(notice))
 
 

@@ -20,8 +20,9 @@ from openpyxl.utils import get_column_letter
 
 from shian.notifiers.render import rule_name, spec_of
 from shian.rules.config import Config
+from shian.rules.notice import Notice
 from shian.rules.params import exact
-from shian.rules.timeutil import parse_period, parse_time
+from shian.rules.timeutil import parse_period
 
 from . import figures as fig
 from .runtime import Runtime
@@ -91,7 +92,7 @@ def _width(v: Any) -> int:
 
 # -- the tables --------------------------------------------------------------------------------
 
-def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Mapping[str, Any]],
+def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Notice],
                  month: str, now: datetime) -> list[Table]:
     """The report's tables for ``month`` as seen at ``now`` (statuses not yet due show 未到期);
     the figures are the runtime's (``source``), the notice counts the outbox's."""
@@ -105,7 +106,7 @@ def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Map
     camps = source.figures("campaigns", month, now)
     disp = source.figures("disposals", month, now)
     counts = fig.notice_counts(config, notices, month)
-    month_notices = [n for n in notices if fig.in_period(parse_time(n["at"], config.tz), month)]
+    month_notices = [n for n in notices if fig.in_period(n.at.astimezone(config.tz), month)]
 
     rate_df, pace_df, report_df = _rates_frame(rates), _pace_frame(pace, start.year), _reports_frame(board, month)
     health_df, camp_df, disp_df = _health_frame(health), _campaigns_frame(camps), _disposals_frame(disp)
@@ -198,7 +199,7 @@ def _counts_frame(counts: list[fig.NoticeCountRow]) -> pd.DataFrame:
 def _overview(config: Config, month: str, now: datetime, as_of: date, rates: list[fig.RateRow],
               pace: list[fig.PaceRow], board: list[fig.BoardRow], health: list[fig.HealthRow],
               camps: list[fig.CampaignRow], disp: list[fig.DisposalRow],
-              notices: list[Mapping[str, Any]]) -> pd.DataFrame:
+              notices: list[Notice]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
 
     def add(name: str, num: int, den: int, target: float | None, detail: str, pending: bool = False) -> None:
@@ -235,7 +236,7 @@ def _overview(config: Config, month: str, now: datetime, as_of: date, rates: lis
     settled = [d for d in disp if d.status != "open"]
     add("不合格样品按期处置率", sum(d.status == "disposed" for d in settled), len(settled), 1.0,
         f"本月不合格样品 {len(disp)} 批次，逾期未处置 {sum(d.status == 'overdue' for d in disp)} 批次")
-    crit = sum(n.get("severity") == "critical" for n in notices)
+    crit = sum(n.severity == "critical" for n in notices)
     rows.append({"指标": "本月发出通知", "实际": None, "目标": None, "数量": str(len(notices)), "达标情况": "—",
                  "说明": f"其中紧急 {crit} 条"})
     head = {"指标": f"{config.county.name or ''}{month[:4]}年{int(month[5:])}月食品安全工作情况",
@@ -341,7 +342,7 @@ def report_title(config: Config, month: str) -> str:
     return f"{config.county.name or ''}{month[:4]}年{int(month[5:])}月食品安全工作月报"
 
 
-def write_report(config: Config, source: fig.FigureSource, notices: Sequence[Mapping[str, Any]],
+def write_report(config: Config, source: fig.FigureSource, notices: Sequence[Notice],
                  month: str, out_dir: str | Path, *, now: datetime | None = None) -> tuple[Path, Path]:
     """The monthly report of ``month`` (YYYY-MM) as ``<title>.xlsx`` and ``<title>.html`` in
     ``out_dir``, with the figures of ``source``; ``now`` (default: the wall clock) decides

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, tzinfo
+from typing import Any, Mapping
 
-from .timeutil import fmt
+from .timeutil import fmt, parse_time
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 PROGRAM_NAMES = {"food_sampling": "食品安全抽检", "agri_monitoring": "食用农产品监测", "rapid_test": "快检"}
@@ -53,3 +53,17 @@ class Notice:
             "key": self.key,
             "facts": self.facts,
         }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], tz: tzinfo) -> "Notice":
+        """A notice from its §4 JSON (as :meth:`to_json` wrote it, e.g. read back from the
+        outbox or the ``notices`` topic). Raises KeyError, TypeError or ValueError when it is
+        not one."""
+        recipients = obj["recipients"]
+        if not isinstance(recipients, (list, tuple)) or not all(isinstance(d, str) for d in recipients):
+            raise TypeError("recipients 应为部门 id 列表")
+        return cls(
+            id=str(obj["id"]), rule=str(obj["rule"]), severity=str(obj["severity"]), level=str(obj["level"]),
+            township=str(obj["township"]), recipients=tuple(recipients), title=str(obj.get("title") or ""),
+            at=parse_time(obj["at"], tz), due=parse_time(obj["due"], tz) if obj.get("due") else None,
+            event_ids=tuple(obj.get("event_ids") or ()), key=str(obj["key"]), facts=dict(obj.get("facts") or {}))

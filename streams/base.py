@@ -24,6 +24,7 @@ from shian.notifiers.settings import Settings as DeliverySettings
 from shian.notifiers.silences import StoredSilence
 from shian.rules.config import Config
 from shian.rules.events import Validator
+from shian.rules.notice import Notice
 from shian.rules.records import REJECTED, Outcome, Record, ack_event
 
 from .sources import read_bytes
@@ -81,9 +82,9 @@ class RuntimeBase:
         notice = self.outbox.notice(notice_id)
         if notice is None:
             return Outcome(REJECTED, reason=f"没有编号为 {notice_id} 的通知")
-        if dept not in notice["recipients"]:
+        if dept not in notice.recipients:
             return Outcome(REJECTED, reason=f"部门 {dept} 不是该通知的接收部门")
-        obj = ack_event(notice_id, notice["township"], dept, action, self.now(), note)
+        obj = ack_event(notice_id, notice.township, dept, action, self.now(), note)
         return self.accept_object(obj, f"ack:{dept}")
 
     async def accept_file(self, data: bytes, filename: str, source: str) -> list[Outcome]:
@@ -106,14 +107,14 @@ class RuntimeBase:
 
     # -- what the office reads ---------------------------------------------------------------
 
-    def notice(self, notice_id: str) -> dict[str, Any] | None:
+    def notice(self, notice_id: str) -> Notice | None:
         return self.outbox.notice(notice_id)
 
     def notices(self, since: datetime | None = None, until: datetime | None = None,
-                dept: str | None = None) -> list[dict[str, Any]]:
+                dept: str | None = None) -> list[Notice]:
         return self.outbox.notices(since, until, dept)
 
-    def notices_after(self, row: int) -> tuple[int, list[dict[str, Any]]]:
+    def notices_after(self, row: int) -> tuple[int, list[Notice]]:
         return self.outbox.notices_after(row)
 
     def deliveries_of(self, notice_id: str) -> list[Delivery]:

@@ -26,6 +26,7 @@ from shian.notifiers.settings import Settings as DeliverySettings
 from shian.rules.config import Config
 from shian.rules.engine import Engine
 from shian.rules.events import Rejected
+from shian.rules.notice import Notice
 from shian.rules.records import ACCEPTED, Outcome, Record
 from shian.rules.timeutil import parse_time
 
@@ -122,11 +123,12 @@ class KafkaFollower(RuntimeBase):
 
     def _take_notice(self, value: bytes) -> None:
         try:
-            notice = json.loads(value)
-            if self.outbox.add(notice, self.now(), deliver=self.deliver):
-                self.metrics.notices[notice["rule"]] += 1
-        except (ValueError, KeyError, TypeError) as e:
+            notice = Notice.from_json(json.loads(value), self.config.tz)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             log.error("a record on %s is not a notice: %s", NOTICES, e)
+            return
+        if self.outbox.add(notice, self.now(), deliver=self.deliver):
+            self.metrics.notices[notice.rule] += 1
 
     def _take_event(self, value: bytes, headers: dict[str, bytes]) -> None:
         if TICK_HEADER in headers:

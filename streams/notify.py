@@ -15,10 +15,12 @@ import asyncio
 import json
 import logging
 import signal
+from datetime import tzinfo
 from typing import Any
 
 from shian.notifiers.delivery import open_dispatcher, state_line
 from shian.notifiers.settings import Settings
+from shian.rules.notice import Notice
 from shian.rules.records import Record
 
 from .kafka import NOTICES, REJECTS, bootstrap
@@ -27,16 +29,23 @@ log = logging.getLogger("shian.notify")
 REQUIRED = ("id", "rule", "severity", "level", "township", "recipients", "at", "key")
 
 
-def notice_problem(obj: Any) -> str | None:
-    """Why a record is not a §4 notice this process can deliver (None: it is one)."""
+def read_notice(value: bytes | None, tz: tzinfo) -> Notice | str:
+    """The §4 notice a record holds, or why it is not one this process can deliver."""
+    try:
+        obj = json.loads(value or b"")
+    except (ValueError, TypeError) as e:
+        return f"不是有效的 JSON：{e}"
     if not isinstance(obj, dict):
         return "不是 JSON 对象"
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         return f"缺少字段：{', '.join(missing)}"
-    if not isinstance(obj["recipients"], list) or not all(isinstance(d, str) for d in obj["recipients"]):
-        return "recipients 应为部门 id 列表"
-    return None
+    try:
+        return Notice.from_json(obj, tz)
+    except TypeError as e:
+        return str(e)
+    except (ValueError, KeyError) as e:
+        return f"字段无法读取：{e}"
 
 
 async def run_notify(settings: Settings, broker: str, group: str, stop: asyncio.Event | None = None) -> None:
@@ -63,15 +72,11 @@ async def run_notify(settings: Settings, broker: str, group: str, stop: asyncio.
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
             for tp, records in batch.items():
                 for r in records:
-                    try:
-                        obj = json.loads(r.value)
-                    except (ValueError, TypeError) as e:
-                        obj, problem = None, f"不是有效的 JSON：{e}"
-                    else:
-                        problem = notice_problem(obj)
+                    notice = read_notice(r.value, settings.config.tz)
+                    problem = notice if isinstance(notice, str) else None
                     if problem is None:
                         try:
-                            dispatcher.submit(obj)
+                            dispatcher.submit(notice)
                         except (KeyError, TypeError, ValueError) as e:
                             problem = f"无法存入发件箱：{type(e).__name__}: {e}"
                     if problem is not None:

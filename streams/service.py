@@ -165,7 +165,7 @@ class Service(RuntimeBase):
         """Notices raised so far into the outbox (known ids are ignored there)."""
         added = 0
         for n in self._raised:
-            if self.dispatcher.submit(n.to_json(), whole_batch=self._backfilling):
+            if self.dispatcher.submit(n, whole_batch=self._backfilling):
                 added += 1
                 self.metrics.notices[n.rule] += 1
         self._raised.clear()

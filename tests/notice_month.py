@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import config_dict, nid, t, write_events
+from conftest import TZ, config_dict, nid, t, write_events
 from shian.rules.config import Config, parse
+from shian.rules.notice import Notice
 from shian.streams.replay import Replay
 
 RULE_OVERRIDES = {"sample.unqualified": {"disposal_days": 15}, "notice.unacknowledged": {"enabled": True}}
@@ -86,7 +87,7 @@ def _event_time(ev: dict[str, Any]) -> Any:
 
 
 _UNDELIVERED = nid("sample.unqualified|红河镇|XP-NJ-2026-0317")
-DELIVERY_FAILED = {  # as notifiers.dispatch.failure_notice makes it
+DELIVERY_FAILED = Notice.from_json({  # as notifiers.dispatch.failure_notice makes it
     "id": nid(f"delivery.failed|红河镇|{_UNDELIVERED}|hh-agri|email"),
     "rule": "delivery.failed", "severity": "warning", "level": "county", "township": "红河镇",
     "recipients": ["county-fso"],
@@ -96,24 +97,24 @@ DELIVERY_FAILED = {  # as notifiers.dispatch.failure_notice makes it
     "facts": {"notice_id": _UNDELIVERED, "dept": "hh-agri", "dept_name": "红河镇农技中心", "channel": "email",
               "error": "550 5.1.1 <nongji@honghe.example>: Recipient address rejected: User unknown",
               "rule": "sample.unqualified"},
-}
+}, TZ)
 
 
-def april(folder: Path) -> tuple[Config, list[dict[str, Any]]]:
+def april(folder: Path) -> tuple[Config, list[Notice]]:
     """The base config (unacknowledged escalation on) and April's notices from the rules."""
     config = parse(config_dict(RULE_OVERRIDES), path="<test>")
     path = write_events(folder / "events.jsonl", sorted(EVENTS, key=_event_time))
-    notices: list[dict[str, Any]] = []
+    notices: list[Notice] = []
     rejects: list[dict[str, Any]] = []
-    Replay(config, lambda n: notices.append(n.to_json()), lambda r: rejects.append(r.to_json()), until=t("2026-05-01T00:00:00")).run([str(path)])
+    Replay(config, notices.append, lambda r: rejects.append(r.to_json()), until=t("2026-05-01T00:00:00")).run([str(path)])
     assert not rejects, rejects
     return config, notices
 
 
-def first_of_each_rule(notices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def first_of_each_rule(notices: list[Notice]) -> dict[str, Notice]:
     """The first notice of every rule, plus delivery.failed."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Notice] = {}
     for n in notices:
-        out.setdefault(n["rule"], n)
+        out.setdefault(n.rule, n)
     out["delivery.failed"] = DELIVERY_FAILED
     return out

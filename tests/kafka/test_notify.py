@@ -106,7 +106,9 @@ def test_ack_with_broker_publishes_the_ack_event_on_its_townships_partition(brok
     cfg = EXAMPLES / "county.yaml"
     assert cli("topics", "--config", str(cfg), "--broker", broker, "--partitions", "4").returncode == 0
     notices = tmp_path / "n.jsonl"
-    notice = {"id": "0123456789abcdef", "township": "板桥镇", "recipients": ["bq-fso"], "key": "k"}
+    notice = {"id": "0123456789abcdef", "rule": "banquet.onsite_guidance", "severity": "info", "level": "town",
+              "township": "板桥镇", "recipients": ["bq-fso"], "title": "聚餐指导", "at": "2026-04-07T09:30:00+08:00",
+              "due": None, "event_ids": ["B-1"], "key": "k", "facts": {}}  # a whole notice, as replay --out writes
     notices.write_text(json.dumps(notice, ensure_ascii=False) + "\n", encoding="utf-8")
     done = cli("ack", notice["id"], "--by", "bq-fso", "--note", "已阅", "--config", str(cfg), "--notices", str(notices),
                "--broker", broker)

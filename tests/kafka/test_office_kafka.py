@@ -74,7 +74,7 @@ def test_kafka_office_publishes_posted_events_and_follows_notices_and_events(bro
 
     result, bad, notices, events, states = asyncio.run(scenario())
     assert result.status == "accepted" and bad.status == "rejected"
-    assert [n["id"] for n in notices] == ["00000000000000aa"]
+    assert [n.id for n in notices] == ["00000000000000aa"]
     assert sum(states.values()) == 0, "shown, not delivered: shian notify delivers"
     assert [e["id"] for e in events] == ["K-1"], "the posted event came back from events into the journal"
     consumer = KafkaConsumer("events", bootstrap_servers=broker, auto_offset_reset="earliest", consumer_timeout_ms=3000)

@@ -19,6 +19,7 @@ from shian.notifiers import channels, dispatch, render
 from shian.notifiers.settings import parse as parse_settings
 from shian.office import ledger
 from shian.rules.config import ConfigError, load
+from shian.rules.notice import Notice
 from shian.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,9 +86,11 @@ def test_the_added_channel_is_routed_labelled_and_shown_from_its_module(sms, tmp
     assert set(channels.build(settings)) == {"wecom", "dingtalk", "sms"}
     assert (dispatch.CHANNEL_NAMES["sms"], render.CHANNEL_NAMES["sms"], ledger.CHANNEL_NAMES["sms"]) == \
         ("短信", "手机短信", "短信")
-    notice = {"id": "n1", "rule": "sample.unqualified", "township": "红河镇", "title": "抽检不合格"}
+    notice = Notice(id="n1", rule="sample.unqualified", severity="warning", level="town", township="红河镇",
+                    recipients=("hh-fso",), title="抽检不合格", at=datetime(2026, 4, 27, 9, 0, tzinfo=settings.config.tz),
+                    due=None, event_ids=(), key="n1")
     failed = dispatch.failure_notice(settings, notice, "hh-fso", "sms", "网关拒收", datetime(2026, 4, 27, 10, 0))
-    assert failed is not None and "（短信）" in failed["title"]
+    assert failed is not None and "（短信）" in failed.title
     assert exit_code(["check-config", "--config", cfg, "--now", "2026-04-20T00:00"]) == 0
     out = capsys.readouterr().out
     assert "☎ 13800000002, 13800000003  [sms]" in out

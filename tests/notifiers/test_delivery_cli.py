@@ -142,14 +142,34 @@ def test_ack_finds_the_notice_in_the_outbox_and_appends_an_ack_event(tmp_path: P
     assert rejected[0] == rejected[1] and accepted[1] == accepted[0] + 1, after.stderr
 
 
+ELSEWHERE = {"id": "0123456789abcdef", "rule": "sample.unqualified", "severity": "warning", "level": "town",
+             "township": "红河镇", "recipients": ["hh-fso"], "title": "抽检不合格", "at": "2026-04-03T10:00:00+08:00",
+             "due": None, "event_ids": ["S-1"], "key": "k", "facts": {}}
+
+
 def test_ack_by_a_department_that_did_not_receive_the_notice_is_refused(tmp_path: Path) -> None:
     notices = tmp_path / "n.jsonl"
-    notice = {"id": "0123456789abcdef", "township": "红河镇", "recipients": ["hh-fso"], "key": "k"}
-    notices.write_text(json.dumps(notice, ensure_ascii=False) + "\n", encoding="utf-8")
-    done = shian("ack", notice["id"], "--by", "bq-fso", "--config", str(EXAMPLES / "county.yaml"),
+    notices.write_text(json.dumps(ELSEWHERE, ensure_ascii=False) + "\n", encoding="utf-8")
+    done = shian("ack", ELSEWHERE["id"], "--by", "bq-fso", "--config", str(EXAMPLES / "county.yaml"),
                  "--notices", str(notices))
     assert done.returncode == 2 and "不是通知" in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("line", [
+    json.dumps({k: v for k, v in ELSEWHERE.items() if k not in ("rule", "at")}, ensure_ascii=False),
+    json.dumps({**ELSEWHERE, "recipients": "hh-fso"}, ensure_ascii=False),
+    json.dumps({**ELSEWHERE, "at": "四月三日"}, ensure_ascii=False),
+    "{not json",
+], ids=["fields missing", "recipients not a list", "time unreadable", "not JSON"])
+def test_ack_names_the_line_of_the_notices_file_that_is_not_a_notice(tmp_path: Path, line: str) -> None:
+    """A broken --notices file is reported (file, line, what is wrong), not a traceback."""
+    notices = tmp_path / "n.jsonl"
+    notices.write_text(line + "\n", encoding="utf-8")
+    done = shian("ack", ELSEWHERE["id"], "--by", "hh-fso", "--config", str(EXAMPLES / "county.yaml"),
+                 "--notices", str(notices))
+    assert done.returncode == 2 and f"{notices} 第 1 行不是完整的通知" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_ack_of_an_unknown_notice_asks_for_its_township(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from shian.notifiers.message import DELIVERED, Message, Outcome, Result
 from shian.notifiers.outbox import Outbox
 from shian.notifiers.settings import parse as parse_settings
 from shian.rules.config import load
-from shian.rules.notice import notice_id
+from shian.rules.notice import Notice, notice_id
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 4, 27, 10, 0, tzinfo=TZ)  # a Monday, inside working hours
@@ -101,15 +101,15 @@ class TinyRenderer:
         if self.fail:
             self.fail -= 1
             raise KeyError("template")
-        return self._m(f"{n['id']}.{dept}", [n["id"]], dept, n["severity"], n["title"])
+        return self._m(f"{n.id}.{dept}", [n.id], dept, n.severity, n.title)
 
     def group(self, ns, dept):
-        ids = [n["id"] for n in ns]
+        ids = [n.id for n in ns]
         ref = "g" + hashlib.sha256("|".join(ids + [dept]).encode()).hexdigest()[:16]
-        return self._m(ref, ids, dept, ns[0]["severity"], f"{len(ns)} 条 {ns[0]['rule']}")
+        return self._m(ref, ids, dept, ns[0].severity, f"{len(ns)} 条 {ns[0].rule}")
 
     def digest(self, dept, day, notices, open_deadlines):
-        self.digests.append((dept, day, [n["id"] for n in notices], [n["id"] for n in open_deadlines]))
+        self.digests.append((dept, day, [n.id for n in notices], [n.id for n in open_deadlines]))
         return self._m(f"digest-{dept}-{day}", [], dept, "info", f"{day} 每日汇总")
 
 
@@ -126,11 +126,11 @@ class Clock:
 
 def make_notice(rule: str = "sample.unqualified", township: str = "红河镇", subject: str = "S1", *,
                 at: datetime = NOW, severity: str = "warning", level: str = "town",
-                recipients: tuple[str, ...] = ("hh-agri",), due: str | None = None) -> dict[str, Any]:
+                recipients: tuple[str, ...] = ("hh-agri",), due: datetime | None = None) -> Notice:
     key = f"{rule}|{township}|{subject}"
-    return {"id": notice_id(key), "rule": rule, "severity": severity, "level": level, "township": township,
-            "recipients": list(recipients), "title": f"{rule} {subject}", "at": at.isoformat(), "due": due,
-            "event_ids": [subject], "key": key, "facts": {"entity": subject}}
+    return Notice(id=notice_id(key), rule=rule, severity=severity, level=level, township=township,
+                  recipients=recipients, title=f"{rule} {subject}", at=at, due=due,
+                  event_ids=(subject,), key=key, facts={"entity": subject})
 
 
 class World:
@@ -171,7 +171,7 @@ class World:
         return c
 
     def states(self, n: dict[str, Any]) -> dict[tuple[str, str], str]:
-        return {(d.dept, d.channel): d.state for d in self.outbox.deliveries_of(n["id"])}
+        return {(d.dept, d.channel): d.state for d in self.outbox.deliveries_of(n.id)}
 
 
 @pytest.fixture
@@ -188,11 +188,11 @@ def test_a_notice_goes_to_every_channel_of_every_recipient_once(world):
     assert world.dispatcher.submit(n) is False
     assert world.step() == 3
     assert world.step() == 0
-    assert world.received() == {(n["id"], "hh-agri", "email"): 1, (n["id"], "hh-fso", "email"): 1,
-                                (n["id"], "hh-fso", "wecom"): 1}
-    rows = world.outbox.deliveries_of(n["id"])
+    assert world.received() == {(n.id, "hh-agri", "email"): 1, (n.id, "hh-fso", "email"): 1,
+                                (n.id, "hh-fso", "wecom"): 1}
+    rows = world.outbox.deliveries_of(n.id)
     assert {r.state for r in rows} == {"sent"}
-    assert all(r.sent_at == NOW and r.attempts == 1 and r.ref == f"{n['id']}.{r.dept}" for r in rows)
+    assert all(r.sent_at == NOW and r.attempts == 1 and r.ref == f"{n.id}.{r.dept}" for r in rows)
 
 
 def test_a_restart_after_delivery_sends_nothing_again(world):
@@ -210,7 +210,7 @@ def test_a_notice_accepted_before_a_crash_is_sent_after_the_restart(world):
     world.dispatcher.submit(n)
     world.restart()
     assert world.step() == 1
-    assert world.received() == {(n["id"], "hh-agri", "email"): 1}
+    assert world.received() == {(n.id, "hh-agri", "email"): 1}
 
 
 CRASH_POINTS = [
@@ -268,7 +268,7 @@ def test_a_dispatcher_killed_at_any_point_sends_each_delivery_once_except_in_the
     world.step()
     world.clock.advance(hours=1)
     world.step()
-    assert world.received() == {(n["id"], "hh-agri", "email"): expected}
+    assert world.received() == {(n.id, "hh-agri", "email"): expected}
     assert world.states(n) == {("hh-agri", "email"): "sent"}
     resent = [m for _, m in world.channels["email"].received]
     assert len({m.ref for m in resent}) == 1  # a resend in the window carries the same ref
@@ -311,7 +311,7 @@ def test_a_channel_that_raises_counts_as_retry_and_may_resend_within_the_window(
     assert world.states(n) == {("hh-agri", "email"): "pending"}
     world.clock.advance(minutes=1)
     assert world.step() == 1
-    assert world.received() == {(n["id"], "hh-agri", "email"): 2}
+    assert world.received() == {(n.id, "hh-agri", "email"): 2}
 
 
 def test_a_channel_error_is_recorded_and_logged_without_addresses(world, caplog):
@@ -324,9 +324,9 @@ def test_a_channel_error_is_recorded_and_logged_without_addresses(world, caplog)
     n = make_notice()
     world.dispatcher.submit(n)
     world.step()
-    [row] = world.outbox.deliveries_of(n["id"])
+    [row] = world.outbox.deliveries_of(n.id)
     assert row.state == "pending" and "SECRET" not in row.last_error and "<URL>" in row.last_error
-    assert "SECRET" not in caplog.text and n["id"] in caplog.text
+    assert "SECRET" not in caplog.text and n.id in caplog.text
 
 
 # -- retries, give-up, delivery.failed -------------------------------------------------------
@@ -337,20 +337,20 @@ def test_retry_backs_off_exponentially_with_jitter_then_delivers(world):
     n = make_notice()
     world.dispatcher.submit(n)
     world.step()
-    [row] = world.outbox.deliveries_of(n["id"])
+    [row] = world.outbox.deliveries_of(n.id)
     assert (row.state, row.attempts, row.last_error) == ("pending", 1, "421 try later")
     assert row.next_at == NOW + timedelta(seconds=22.5)  # cap 30 s, equal jitter at 0.5
     world.clock.advance(seconds=22)
     assert world.step() == 0
     world.clock.advance(seconds=1)
     world.step()
-    [row] = world.outbox.deliveries_of(n["id"])
+    [row] = world.outbox.deliveries_of(n.id)
     assert row.next_at == world.clock.t + timedelta(seconds=45)  # cap 60 s
     world.clock.advance(seconds=45)
     assert world.step() == 1
-    [row] = world.outbox.deliveries_of(n["id"])
+    [row] = world.outbox.deliveries_of(n.id)
     assert (row.state, row.attempts, row.last_error, row.first_attempt_at) == ("sent", 3, "", NOW)
-    assert world.received() == {(n["id"], "hh-agri", "email"): 1}
+    assert world.received() == {(n.id, "hh-agri", "email"): 1}
 
 
 def test_retry_after_from_the_channel_is_respected_when_longer(world):
@@ -358,11 +358,11 @@ def test_retry_after_from_the_channel_is_respected_when_longer(world):
     n = make_notice()
     world.dispatcher.submit(n)
     world.step()
-    assert world.outbox.deliveries_of(n["id"])[0].next_at == NOW + timedelta(seconds=600)
+    assert world.outbox.deliveries_of(n.id)[0].next_at == NOW + timedelta(seconds=600)
 
 
-def delivery_failed(world) -> list[dict[str, Any]]:
-    return [x for x in world.outbox.notices() if x["rule"] == "delivery.failed"]
+def delivery_failed(world) -> list[Notice]:
+    return [x for x in world.outbox.notices() if x.rule == "delivery.failed"]
 
 
 def test_a_permanent_failure_is_recorded_and_raises_delivery_failed_to_the_county_office(world):
@@ -371,20 +371,20 @@ def test_a_permanent_failure_is_recorded_and_raises_delivery_failed_to_the_count
     world.dispatcher.submit(n)
     world.clock.advance(minutes=3)
     world.step()
-    [row] = world.outbox.deliveries_of(n["id"])
+    [row] = world.outbox.deliveries_of(n.id)
     assert (row.state, row.last_error) == ("failed", "550 no such mailbox")
     [f] = delivery_failed(world)
-    key = f"delivery.failed|红河镇|{n['id']}|hh-agri|email"
-    assert f == {
+    key = f"delivery.failed|红河镇|{n.id}|hh-agri|email"
+    assert f.to_json() == {
         "id": notice_id(key), "rule": "delivery.failed", "severity": "warning", "level": "county",
-        "township": "红河镇", "recipients": ["county-fso"], "title": f["title"], "at": "2026-04-27T10:03:00+08:00",
+        "township": "红河镇", "recipients": ["county-fso"], "title": f.title, "at": "2026-04-27T10:03:00+08:00",
         "due": None, "event_ids": [], "key": key,
-        "facts": {"notice_id": n["id"], "dept": "hh-agri", "dept_name": "红河镇农技中心", "channel": "email",
+        "facts": {"notice_id": n.id, "dept": "hh-agri", "dept_name": "红河镇农技中心", "channel": "email",
                   "error": "550 no such mailbox", "rule": "sample.unqualified"},
     }
-    assert "红河镇农技中心" in f["title"]
+    assert "红河镇农技中心" in f.title
     world.step()
-    assert world.received() == {(f["id"], "county-fso", "email"): 1}
+    assert world.received() == {(f.id, "county-fso", "email"): 1}
 
 
 def test_retries_give_up_after_give_up_hours_since_the_first_attempt(tmp_path):
@@ -396,15 +396,15 @@ def test_retries_give_up_after_give_up_hours_since_the_first_attempt(tmp_path):
     while w.states(n)[("hh-agri", "email")] == "pending":
         w.step()
         steps += 1
-        row = w.outbox.deliveries_of(n["id"])[0]
+        row = w.outbox.deliveries_of(n.id)[0]
         if row.next_at:
             w.clock.t = row.next_at
-    row = w.outbox.deliveries_of(n["id"])[0]
+    row = w.outbox.deliveries_of(n.id)[0]
     assert row.state == "failed" and row.last_error == "421 try later"
     assert w.clock.t - NOW >= timedelta(hours=6)
     assert w.clock.t - NOW < timedelta(hours=6, minutes=60)
     assert row.attempts == steps
-    assert [x["facts"]["notice_id"] for x in delivery_failed(w)] == [n["id"]]
+    assert [x.facts["notice_id"] for x in delivery_failed(w)] == [n.id]
 
 
 def test_delivery_failed_is_never_raised_about_a_delivery_failed_notice(world):
@@ -425,7 +425,7 @@ def test_a_renderer_error_is_retried_like_a_delivery(world):
     n = make_notice()
     world.dispatcher.submit(n)
     assert world.step() == 0
-    [row] = world.outbox.deliveries_of(n["id"])
+    [row] = world.outbox.deliveries_of(n.id)
     assert row.state == "pending" and row.attempts == 1 and "渲染失败" in row.last_error
     world.clock.advance(minutes=1)
     assert world.step() == 1
@@ -464,7 +464,7 @@ def test_notices_of_one_rule_and_township_within_group_wait_go_as_one_message(tm
     w.clock.t = NOW + timedelta(seconds=30)
     assert w.step() == 3  # the group to hh-agri/email, hh-fso/email and hh-fso/wecom
     [(dept, m)] = w.channels["wecom"].received
-    assert dept == "hh-fso" and m.notice_ids == tuple(n["id"] for n in first)
+    assert dept == "hh-fso" and m.notice_ids == tuple(n.id for n in first)
     w.clock.t = NOW + timedelta(seconds=55)
     assert w.step() == 2  # the two others, each on its own after its own wait
     assert sorted(len(m.notice_ids) for _, m in w.channels["email"].received) == [1, 1, 3, 3]
@@ -472,7 +472,7 @@ def test_notices_of_one_rule_and_township_within_group_wait_go_as_one_message(tm
     w.dispatcher.submit(late)  # its group has gone: a new one
     w.clock.advance(seconds=30)
     assert w.step() == 1
-    assert w.channels["email"].received[-1][1].notice_ids == (late["id"],)
+    assert w.channels["email"].received[-1][1].notice_ids == (late.id,)
 
 
 def test_group_wait_zero_sends_each_notice_at_once(world):
@@ -489,7 +489,7 @@ def test_a_group_shares_its_outcome_and_a_retry_sends_the_same_message(tmp_path)
         w.dispatcher.submit(n)
     w.clock.advance(seconds=30)
     w.step()
-    rows = [r for n in group for r in w.outbox.deliveries_of(n["id"])]
+    rows = [r for n in group for r in w.outbox.deliveries_of(n.id)]
     assert {(r.state, r.attempts, r.next_at) for r in rows} == {("pending", 1, w.clock.t + timedelta(seconds=22.5))}
     ref = rows[0].ref
     assert {r.ref for r in rows} == {ref}
@@ -498,8 +498,8 @@ def test_a_group_shares_its_outcome_and_a_retry_sends_the_same_message(tmp_path)
     w.clock.advance(seconds=30)
     assert w.step() == 2
     msgs = [m for _, m in w.channels["email"].received]
-    assert [(m.ref, len(m.notice_ids)) for m in msgs] == [(ref, 2), (f"{newcomer['id']}.hh-agri", 1)]
-    assert {r.state for n in group for r in w.outbox.deliveries_of(n["id"])} == {"sent"}
+    assert [(m.ref, len(m.notice_ids)) for m in msgs] == [(ref, 2), (f"{newcomer.id}.hh-agri", 1)]
+    assert {r.state for n in group for r in w.outbox.deliveries_of(n.id)} == {"sent"}
 
 
 def test_a_group_failing_for_good_raises_one_delivery_failed_per_notice(tmp_path):
@@ -510,7 +510,7 @@ def test_a_group_failing_for_good_raises_one_delivery_failed_per_notice(tmp_path
         w.dispatcher.submit(n)
     w.clock.advance(seconds=30)
     w.step()
-    assert sorted(f["facts"]["notice_id"] for f in delivery_failed(w)) == sorted(n["id"] for n in group)
+    assert sorted(f.facts["notice_id"] for f in delivery_failed(w)) == sorted(n.id for n in group)
     w.clock.advance(seconds=30)
     assert w.step() == 1  # the two delivery.failed notices are one group to the county office
     assert len(w.channels["email"].received[-1][1].notice_ids) == 2
@@ -530,7 +530,7 @@ def test_quiet_hours_hold_warnings_until_the_next_working_morning_and_let_critic
     w.dispatcher.submit(critical)
     w.clock.advance(seconds=30)
     assert w.step() == 1
-    assert w.received() == {(critical["id"], "hh-agri", "email"): 1}
+    assert w.received() == {(critical.id, "hh-agri", "email"): 1}
     w.clock.t = datetime(2026, 4, 25, 10, 0, tzinfo=TZ)  # Saturday
     late = make_notice(subject="W2", at=w.clock.t)
     w.dispatcher.submit(late)  # joins the held group
@@ -539,7 +539,7 @@ def test_quiet_hours_hold_warnings_until_the_next_working_morning_and_let_critic
     assert w.step() == 0
     w.clock.t = datetime(2026, 4, 27, 8, 30, tzinfo=TZ)
     assert w.step() == 1
-    assert w.channels["email"].received[-1][1].notice_ids == (warning["id"], late["id"])
+    assert w.channels["email"].received[-1][1].notice_ids == (warning.id, late.id)
 
 
 # -- silences ---------------------------------------------------------------------------------
@@ -556,8 +556,8 @@ def test_a_silence_added_while_a_group_waits_mutes_it(tmp_path):
     w.clock.advance(seconds=30)
     assert w.step() == 1
     assert w.states(n) == {("hh-agri", "email"): "silenced"}
-    assert w.outbox.is_silenced(n["id"])
-    assert w.received() == {(kept["id"], "hh-agri", "email"): 1}
+    assert w.outbox.is_silenced(n.id)
+    assert w.received() == {(kept.id, "hh-agri", "email"): 1}
 
 
 def test_a_silenced_notice_is_never_sent(world):
@@ -574,7 +574,7 @@ def test_a_silenced_notice_is_never_sent(world):
 
 def digest_world(tmp_path) -> World:
     w = World(tmp_path, group_wait_seconds=0, digest={"at": "17:30"})
-    w.dispatcher.submit(make_notice(subject="A", due="2026-07-26T10:00:00+08:00"))
+    w.dispatcher.submit(make_notice(subject="A", due=datetime(2026, 7, 26, 10, 0, tzinfo=TZ)))
     w.dispatcher.submit(make_notice(subject="B", recipients=("hh-agri", "hh-fso")))
     w.dispatcher.submit(make_notice(subject="old", at=NOW - timedelta(days=1), recipients=("hh-fso",)))
     w.step()
@@ -588,7 +588,7 @@ def digests_sent(w: World) -> list[tuple[str, str, str]]:
 
 def test_the_daily_digest_goes_once_per_department_day_and_channel(tmp_path):
     w = digest_world(tmp_path)
-    a, b = make_notice(subject="A")["id"], make_notice(subject="B")["id"]
+    a, b = make_notice(subject="A").id, make_notice(subject="B").id
     w.clock.t = datetime(2026, 4, 27, 17, 29, tzinfo=TZ)
     w.step()
     assert [d for d in w.renderer.digests if d[1] == date(2026, 4, 27)] == []
@@ -650,7 +650,7 @@ def test_run_sends_until_stopped_and_close_closes_the_channels(world):
         await world.dispatcher.close()
 
     asyncio.run(main())
-    assert world.received() == {(n["id"], "hh-fso", "email"): 1, (n["id"], "hh-fso", "wecom"): 1}
+    assert world.received() == {(n.id, "hh-fso", "email"): 1, (n.id, "hh-fso", "wecom"): 1}
     assert all(ch.closed for ch in world.channels.values())
 
 
@@ -667,12 +667,12 @@ def test_the_real_renderer_and_file_channel_carry_a_notice_its_failure_and_a_dig
     w.outbox.db.close()
     w.outbox = Outbox(w.settings.outbox, w.settings)
     w.dispatcher = Dispatcher(w.settings, w.outbox, channels, Renderer(w.settings), now=w.clock)
-    n = make_notice(due="2026-07-26T10:00:00+08:00")
+    n = make_notice(due=datetime(2026, 7, 26, 10, 0, tzinfo=TZ))
     w.dispatcher.submit(n)
     assert w.step() == 1  # the file; email fails for good
     [f] = delivery_failed(w)
     assert w.step() == 2  # delivery.failed to the county office by email and file
-    assert email.received[0][1].notice_ids == (f["id"],)
+    assert email.received[0][1].notice_ids == (f.id,)
     out = tmp_path / "out"
     assert len(list((out / "hh-agri").glob("*.md"))) == 1
     [failed_md] = (out / "county-fso").glob("*.md")

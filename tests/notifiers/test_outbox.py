@@ -16,7 +16,7 @@ from shian.notifiers.outbox import Outbox
 from shian.notifiers.settings import parse as parse_settings
 from shian.notifiers.silences import check
 from shian.rules.config import load
-from shian.rules.notice import notice_id
+from shian.rules.notice import Notice, notice_id
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -53,11 +53,12 @@ def t(text: str) -> datetime:
 
 def make_notice(rule: str = "sample.unqualified", township: str = "红河镇", subject: str = "S1", *,
                 at: str = "2026-04-27T10:00:00+08:00", severity: str = "warning", level: str = "town",
-                recipients: tuple[str, ...] = ("hh-agri", "hh-fso"), due: str | None = None) -> dict[str, Any]:
+                recipients: tuple[str, ...] = ("hh-agri", "hh-fso"), due: str | None = None) -> Notice:
     key = f"{rule}|{township}|{subject}"
-    return {"id": notice_id(key), "rule": rule, "severity": severity, "level": level, "township": township,
-            "recipients": list(recipients), "title": f"{rule} {subject}", "at": at, "due": due,
-            "event_ids": [subject], "key": key, "facts": {"entity": subject}}
+    return Notice.from_json({"id": notice_id(key), "rule": rule, "severity": severity, "level": level,
+                             "township": township, "recipients": list(recipients), "title": f"{rule} {subject}",
+                             "at": at, "due": due, "event_ids": [subject], "key": key,
+                             "facts": {"entity": subject}}, TZ)
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_one_delivery_row_per_recipient_and_channel(settings):
     n = make_notice()
     with Outbox(settings.outbox, settings) as ob:
         assert ob.add(n, NOW) is True
-        rows = ob.deliveries_of(n["id"])
+        rows = ob.deliveries_of(n.id)
     assert sorted((r.dept, r.channel) for r in rows) == [("hh-agri", "email"), ("hh-fso", "email"), ("hh-fso", "wecom")]
     assert {r.state for r in rows} == {"pending"}
     assert {(r.rule, r.township) for r in rows} == {("sample.unqualified", "红河镇")}
@@ -92,7 +93,7 @@ def test_a_redelivered_notice_with_the_same_id_is_ignored(settings):
     with Outbox(settings.outbox, settings) as ob:
         assert ob.add(n, NOW) is True
         assert ob.add(copy.deepcopy(n), NOW + timedelta(minutes=5)) is False
-        assert len(ob.deliveries_of(n["id"])) == 3
+        assert len(ob.deliveries_of(n.id)) == 3
         assert len(ob.notices()) == 1
 
 
@@ -102,8 +103,8 @@ def test_an_accepted_notice_survives_a_restart(settings):
     ob.add(n, NOW)
     ob.db.close()  # no clean shutdown of the object
     with Outbox(settings.outbox, settings) as again:
-        assert again.notice(n["id"]) == n
-        assert len(again.deliveries_of(n["id"])) == 3
+        assert again.notice(n.id).to_json() == n.to_json()
+        assert len(again.deliveries_of(n.id)) == 3
         assert again.add(n, NOW) is False
 
 
@@ -127,15 +128,15 @@ def test_add_is_one_transaction_nothing_is_kept_when_it_fails_half_way(settings,
         monkeypatch.setattr(type(settings), "channels_of", real)
         assert ob.notices() == [] and ob.state_counts()["pending"] == 0
         assert ob.add(n, NOW) is True
-        assert len(ob.deliveries_of(n["id"])) == 3
+        assert len(ob.deliveries_of(n.id)) == 3
 
 
 def test_a_department_without_a_channel_gets_no_row_but_the_notice_is_listed_for_it(settings):
     n = make_notice(township="板桥镇", recipients=("bq-fso",))
     with Outbox(settings.outbox, settings) as ob:
         ob.add(n, NOW)
-        assert ob.deliveries_of(n["id"]) == []
-        assert [x["id"] for x in ob.notices(dept="bq-fso")] == [n["id"]]
+        assert ob.deliveries_of(n.id) == []
+        assert [x.id for x in ob.notices(dept="bq-fso")] == [n.id]
 
 
 def test_notice_queries_by_time_and_department_and_open_deadlines(settings):
@@ -146,12 +147,12 @@ def test_notice_queries_by_time_and_department_and_open_deadlines(settings):
     with Outbox(settings.outbox, settings) as ob:
         for n in (b, a, c):
             ob.add(n, NOW)
-        assert [x["id"] for x in ob.notices()] == [a["id"], c["id"], b["id"]]
-        assert [x["id"] for x in ob.notices(t("2026-04-27T00:00:00"), t("2026-04-28T00:00:00"))] == [c["id"], b["id"]]
-        assert [x["id"] for x in ob.notices(dept="hh-agri")] == [a["id"]]
-        assert [x["id"] for x in ob.notices(until=t("2026-04-27T00:00:00"), dept="hh-fso")] == [a["id"]]
-        assert [x["id"] for x in ob.open_deadlines("hh-fso", NOW)] == [a["id"]]
-        assert ob.open_deadlines("county-fso", t("2026-04-27T09:00:00")) == [c]
+        assert [x.id for x in ob.notices()] == [a.id, c.id, b.id]
+        assert [x.id for x in ob.notices(t("2026-04-27T00:00:00"), t("2026-04-28T00:00:00"))] == [c.id, b.id]
+        assert [x.id for x in ob.notices(dept="hh-agri")] == [a.id]
+        assert [x.id for x in ob.notices(until=t("2026-04-27T00:00:00"), dept="hh-fso")] == [a.id]
+        assert [x.id for x in ob.open_deadlines("hh-fso", NOW)] == [a.id]
+        assert [x.to_json() for x in ob.open_deadlines("county-fso", t("2026-04-27T09:00:00"))] == [c.to_json()]
         assert ob.open_deadlines("county-fso", NOW) == []
 
 
@@ -159,7 +160,7 @@ def test_a_notice_from_a_department_the_config_does_not_know_is_kept_without_row
     n = make_notice(recipients=("ghost", "hh-agri"))
     with Outbox(settings.outbox, settings) as ob:
         assert ob.add(n, NOW)
-        assert [(r.dept, r.channel) for r in ob.deliveries_of(n["id"])] == [("hh-agri", "email")]
+        assert [(r.dept, r.channel) for r in ob.deliveries_of(n.id)] == [("hh-agri", "email")]
     assert "ghost" in caplog.text
 
 
@@ -199,10 +200,10 @@ def test_a_silenced_notice_is_kept_with_its_rows_silenced(settings, at, muted):
         ob.add_silence(None, "红河镇", t("2026-04-27T00:00:00"), t("2026-04-28T00:00:00"), now=NOW)
         ob.add(n, NOW)
         ob.add(other, NOW)
-        assert {r.state for r in ob.deliveries_of(n["id"])} == ({"silenced"} if muted else {"pending"})
-        assert {r.state for r in ob.deliveries_of(other["id"])} == {"pending"}
-        assert ob.is_silenced(n["id"]) is muted
-        assert ob.notice(n["id"]) == n
+        assert {r.state for r in ob.deliveries_of(n.id)} == ({"silenced"} if muted else {"pending"})
+        assert {r.state for r in ob.deliveries_of(other.id)} == {"pending"}
+        assert ob.is_silenced(n.id) is muted
+        assert ob.notice(n.id).to_json() == n.to_json()
 
 
 def test_silences_from_the_config_mute_by_rule_and_township(tmp_path):
@@ -214,7 +215,7 @@ def test_silences_from_the_config_mute_by_rule_and_township(tmp_path):
     with Outbox(settings.outbox, settings) as ob:
         for n in (hit, other_rule, other_town):
             ob.add(n, NOW)
-        assert [ob.is_silenced(n["id"]) for n in (hit, other_rule, other_town)] == [True, False, False]
+        assert [ob.is_silenced(n.id) for n in (hit, other_rule, other_town)] == [True, False, False]
         assert ob.state_counts()["silenced"] == 3
 
 

@@ -521,14 +521,14 @@ def test_shian_ack_service_signs_for_a_notice_through_the_running_service(make_s
 
     async def scenario(service: Service, base: str) -> tuple[int, int, dict]:
         service.accept_object(sample("CLI-1"), "test")
-        notice = next(n for n in service.outbox.notices() if "CLI-1" in n["event_ids"])
-        outsider = next(d for d in TOKENS if d not in notice["recipients"])
-        recipient = next(d for d in notice["recipients"] if d in TOKENS)
+        notice = next(n for n in service.outbox.notices() if "CLI-1" in n.event_ids)
+        outsider = next(d for d in TOKENS if d not in notice.recipients)
+        recipient = next(d for d in notice.recipients if d in TOKENS)
         monkeypatch.setenv("SHIAN_TOKEN", TOKENS[outsider])
-        refused = await asyncio.to_thread(main, ["ack", notice["id"], "--by", outsider, "--config",
+        refused = await asyncio.to_thread(main, ["ack", notice.id, "--by", outsider, "--config",
                                                  service.config.path, "--service", base])
         monkeypatch.setenv("SHIAN_TOKEN", TOKENS[recipient])
-        done = await asyncio.to_thread(main, ["ack", notice["id"], "--by", recipient, "--action", "办结",
+        done = await asyncio.to_thread(main, ["ack", notice.id, "--by", recipient, "--action", "办结",
                                               "--note", "已处置", "--config", service.config.path, "--service", base])
         return refused, done, {"acks": service.store.events(["ack"]), "recipient": recipient}
 

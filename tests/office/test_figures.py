@@ -154,7 +154,7 @@ def test_disposals_from_the_service_notices(config, make_service):
     notices = svc.outbox.notices()
     rows = by(svc.figures("disposals", kc.MONTH), "sample_id")
     assert {k: r.status for k, r in rows.items()} == kc.EXPECTED_DISPOSALS
-    assert rows[kc.HH_UNQUALIFIED].due.isoformat() == next(n["due"] for n in notices if n["id"] == kc.HH_NOTICE)
+    assert rows[kc.HH_UNQUALIFIED].due.isoformat() == next(n.to_json()["due"] for n in notices if n.id == kc.HH_NOTICE)
     counts = fig.notice_counts(svc.config, notices, "2026-05")
     assert {c.rule for c in counts} >= {"sample.pass_rate_low", "report.escalation", "campaign.missed"}
     low = [c for c in counts if c.rule == "sample.pass_rate_low"]

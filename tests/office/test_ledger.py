@@ -1,6 +1,7 @@
 """``shian ledger``: the notice ledger (台账) on the known-answer county."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import openpyxl
@@ -31,7 +32,7 @@ def test_ledger_rows_acks_and_deliveries(filled, tmp_path):
 
     summary = rows_of(wb["通知台账"])
     assert list(summary[0])[:9] == ["编号", "时间", "类别", "规则", "级别", "层级", "乡镇", "标题", "办理期限"]
-    assert [r["编号"] for r in summary] == [n["id"] for n in notices]
+    assert [r["编号"] for r in summary] == [n.id for n in notices]
     hh = next(r for r in summary if r["编号"] == kc.HH_NOTICE)
     assert (hh["类别"], hh["规则"]) == ("预警通知", "样品抽检不合格")
     assert hh["接收部门"] == "红河镇畜牧站、红河镇食安办" and hh["签收情况"] == "1/2" and hh["办结"] == "已签收"
@@ -40,7 +41,7 @@ def test_ledger_rows_acks_and_deliveries(filled, tmp_path):
     assert bq["办结"] == "已办结" and bq["级别"] == "紧急" and bq["层级"] == "县级"
 
     detail = {(r["编号"], r["部门编号"]): r for r in rows_of(wb["签收明细"])}
-    assert len(detail) == sum(len(n["recipients"]) for n in notices)
+    assert len(detail) == sum(len(n.recipients) for n in notices)
     vet = detail[(kc.HH_NOTICE, "hh-vet")]
     assert vet["接收部门"] == "红河镇畜牧站" and vet["签收时间"] == "2026-04-08 16:00" and vet["办结时间"] is None
     assert vet["反馈"] == "04-08 16:00 " + kc.FORMULA_NOTE  # starts with a digit: left as it is
@@ -56,7 +57,7 @@ def test_formula_text_is_protected(filled, tmp_path):
     acks = [*filled.store.events(["ack"]),
             {"type": "ack", "id": "x", "township": "红河镇", "notice_id": kc.HH_NOTICE, "by": "hh-fso",
              "action": "办结", "acked_at": "2026-04-09T10:00:00", "note": "ignored"}]
-    evil = dict(notices[0], title="=HYPERLINK(\"x\",\"y\")", township="@SUM(A1)")
+    evil = dataclasses.replace(notices[0], title="=HYPERLINK(\"x\",\"y\")", township="@SUM(A1)")
     path = write_ledger(filled.config, [evil, *notices[1:]], acks, tmp_path / "l.xlsx", filled.outbox.deliveries_of)
     wb = openpyxl.load_workbook(path)
     for ws in wb:
@@ -71,8 +72,8 @@ def test_formula_text_is_protected(filled, tmp_path):
 
 def test_ack_by_notice_key(filled, tmp_path):
     notices = filled.outbox.notices()
-    hh = next(n for n in notices if n["id"] == kc.HH_NOTICE)
-    acks = [{"type": "ack", "id": "k", "township": "红河镇", "notice_id": hh["key"], "by": "hh-fso",
+    hh = next(n for n in notices if n.id == kc.HH_NOTICE)
+    acks = [{"type": "ack", "id": "k", "township": "红河镇", "notice_id": hh.key, "by": "hh-fso",
              "action": "签收", "acked_at": "2026-04-10T08:00:00"}]
     wb = openpyxl.load_workbook(write_ledger(filled.config, [hh], acks, tmp_path / "k.xlsx"))
     detail = {r["部门编号"]: r for r in rows_of(wb["签收明细"])}

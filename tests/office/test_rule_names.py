@@ -8,7 +8,7 @@ import asyncio
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 import yaml
@@ -26,6 +26,7 @@ from shian.office.report import build_tables as report_tables
 from shian.office.settings import parse as service_settings
 from shian.rules.config import load
 from shian.rules.families import RULES
+from shian.rules.notice import Notice
 from shian.streams.service import Service
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=TZ)
@@ -33,12 +34,12 @@ EVERY_RULE = sorted({**RULES, **NOTIFIER_RULES})
 
 
 @pytest.fixture(scope="module")
-def notices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def notices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Notice]:
     return first_of_each_rule(april(tmp_path_factory.mktemp("april"))[1])
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, notices: dict[str, dict[str, Any]]) -> Iterator[Service]:
+def service(tmp_path_factory: pytest.TempPathFactory, notices: dict[str, Notice]) -> Iterator[Service]:
     """A service on the April config (open access, nothing delivered) holding one notice of each rule."""
     folder: Path = tmp_path_factory.mktemp("office")
     data = config_dict(RULE_OVERRIDES)
@@ -67,9 +68,9 @@ def dashboard_names(service: Service) -> dict[str, tuple[str, str]]:
     return {nid: (kind, name) for nid, kind, name in rows}
 
 
-def message_names(renderer: Renderer, n: dict[str, Any]) -> tuple[tuple[str, str], tuple[str, str]]:
+def message_names(renderer: Renderer, n: Notice) -> tuple[tuple[str, str], tuple[str, str]]:
     """(kind, name) in the e-mail's subject and in the robot card's heading."""
-    m = renderer.notice(n, n["recipients"][0])
+    m = renderer.notice(n, n.recipients[0])
     subject = re.fullmatch(r"(?:【紧急】)?【(.+?)】\S+ ([^：]+?)(?:：.*)?（通知编号 \w+）", m.subject)
     card = re.match(r"### (?:【紧急】)?(.+?)：(.+)", m.markdown)
     assert subject and card, (m.subject, m.markdown[:80])
@@ -77,14 +78,14 @@ def message_names(renderer: Renderer, n: dict[str, Any]) -> tuple[tuple[str, str
 
 
 def test_every_page_and_message_names_each_rule_with_the_kind_and_name_of_its_spec(
-        service: Service, notices: dict[str, dict[str, Any]]) -> None:
+        service: Service, notices: dict[str, Notice]) -> None:
     assert sorted(notices) == EVERY_RULE
     config = service.config
     renderer = Renderer(service.delivery)
     board = dashboard_names(service)
     ledger = {r["编号"]: (r["类别"], r["规则"]) for r in ledger_tables(config, list(notices.values()), [])[0].frame.to_dict("records")}
     report: dict[str, tuple[str, str]] = {}
-    for month in sorted({n["at"][:7] for n in notices.values()}):
+    for month in sorted({f"{n.at:%Y-%m}" for n in notices.values()}):
         empty = Engine(config, recipients, lambda n: None)  # the figures do not matter here, the names do
         counts = next(t for t in report_tables(config, empty, list(notices.values()), month, NOW) if t.name == "通知汇总")
         report.update({r["规则"]: (r["类别"], r["规则名称"]) for r in counts.frame.to_dict("records")})
@@ -92,6 +93,6 @@ def test_every_page_and_message_names_each_rule_with_the_kind_and_name_of_its_sp
         n, spec = notices[rule], spec_of(rule)
         expected = (spec.document, spec.summary)
         email, card = message_names(renderer, n)
-        assert {"dashboard": board[n["id"]], "e-mail": email, "robot card": card, "ledger": ledger[n["id"]],
+        assert {"dashboard": board[n.id], "e-mail": email, "robot card": card, "ledger": ledger[n.id],
                 "report": report[rule]} == dict.fromkeys(("dashboard", "e-mail", "robot card", "ledger", "report"),
                                                          expected), rule

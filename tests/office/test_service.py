@@ -7,6 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from office_support import county, make_service  # noqa: F401  (a fixture)
+from shian.rules.timeutil import fmt
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 6, 2, 10, 0, tzinfo=TZ)
@@ -37,7 +38,7 @@ def sample(i: int, at: datetime, entity: str = "老王蔬菜店", bad: bool = Tr
 
 
 def rules_in(svc) -> list[str]:
-    return [n["rule"] for n in svc.outbox.notices()]
+    return [n.rule for n in svc.outbox.notices()]
 
 
 def test_an_accepted_event_is_in_the_journal_and_its_notice_in_the_outbox(make_service):
@@ -90,13 +91,13 @@ def test_backfill_runs_on_event_time_then_the_wall_clock_fires_what_it_passed(ma
     svc = make_service(now=clock)
     tally = svc.backfill([str(events)])
     assert tally["accepted"] == 1
-    overdue = [n for n in svc.outbox.notices() if n["rule"] == "inspection.rectification_overdue"]
-    assert [n["at"] for n in overdue] == ["2026-04-07T00:00:00+08:00"]
+    overdue = [n for n in svc.outbox.notices() if n.rule == "inspection.rectification_overdue"]
+    assert [fmt(n.at) for n in overdue] == ["2026-04-07T00:00:00+08:00"]
     assert "report.reminder" not in rules_in(svc), "reminders are due on April 22, after the wall clock"
     clock.t = datetime(2026, 4, 22, 9, 0, tzinfo=TZ)
     svc.tick()
-    reminders = [n for n in svc.outbox.notices() if n["rule"] == "report.reminder"]
-    assert reminders and {n["at"] for n in reminders} == {"2026-04-22T09:00:00+08:00"}
+    reminders = [n for n in svc.outbox.notices() if n.rule == "report.reminder"]
+    assert reminders and {fmt(n.at) for n in reminders} == {"2026-04-22T09:00:00+08:00"}
     assert svc.store.load_snapshot() is not None
     assert svc.backfill([str(events)])["duplicate"] == 1
 
@@ -133,13 +134,13 @@ def test_only_a_recipient_department_can_acknowledge(make_service):
     svc = make_service(now=Clock(T0))
     svc.accept_object(sample(1, T0), "test")
     notice = svc.outbox.notices()[0]
-    outsider = next(d for d in svc.config.departments if d not in notice["recipients"])
-    refused = svc.ack(notice["id"], outsider)
+    outsider = next(d for d in svc.config.departments if d not in notice.recipients)
+    refused = svc.ack(notice.id, outsider)
     assert refused.status == "rejected" and "不是该通知的接收部门" in refused.reason
-    done = svc.ack(notice["id"], notice["recipients"][0], "办结", "已下架")
+    done = svc.ack(notice.id, notice.recipients[0], "办结", "已下架")
     assert done.status == "accepted"
     acks = svc.store.events(types=["ack"])
-    assert [(a["by"], a["action"], a["note"]) for a in acks] == [(notice["recipients"][0], "办结", "已下架")]
+    assert [(a["by"], a["action"], a["note"]) for a in acks] == [(notice.recipients[0], "办结", "已下架")]
 
 
 def test_a_backfills_notices_are_due_at_once_not_after_a_group_wait(make_service, tmp_path: Path):
@@ -156,6 +157,6 @@ def test_a_backfills_notices_are_due_at_once_not_after_a_group_wait(make_service
     svc.backfill([str(events)])
     assert svc.outbox.due(clock.t), "the backfill's notices wait for nothing"
     svc.accept_object(sample(2, clock.t, entity="另一家"), "test")
-    due_ids = {n["id"] for b in svc.outbox.due(clock.t) for n in b.notices}
-    assert not any("CJ-2" in n["event_ids"] for n in svc.outbox.notices() if n["id"] in due_ids), \
+    due_ids = {n.id for b in svc.outbox.due(clock.t) for n in b.notices}
+    assert not any("CJ-2" in n.event_ids for n in svc.outbox.notices() if n.id in due_ids), \
         "a live notice still waits its group's 30 s"
