@@ -227,11 +227,12 @@ class Engine:
             self.advance(until)
 
     def __getstate__(self) -> dict[str, Any]:
-        """A snapshot holds the state, not the wiring: router, sink and hooks are given anew."""
+        """A snapshot holds the state, not the wiring: config, router, sink and hooks are given
+        anew (so a snapshot does not depend on how the config's classes are laid out)."""
         if not self._durable:
             raise ValueError("only a durable engine (stable id hashes) can be snapshotted")
         state = self.__dict__.copy()
-        for wiring in ("_route", "_sink", "_notice_hooks", "_handlers", "_verdict_for"):
+        for wiring in ("config", "_route", "_sink", "_notice_hooks", "_handlers", "_verdict_for"):
             state.pop(wiring)
         return state
 

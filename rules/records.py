@@ -35,12 +35,14 @@ def as_text(raw: Any) -> str:
 
 @dataclass(slots=True)
 class Reject:
-    """Input that was not taken, with the reason in Chinese."""
+    """Input that was not taken, with the reason in Chinese; ``at``: when a runtime refused
+    it (kept with the service's rejects; not part of the §5 reject record)."""
 
     source: str
     line: Any
     raw: str
     reason: str
+    at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "line": self.line, "raw": self.raw, "reason": self.reason}

@@ -25,7 +25,7 @@ from shian.notifiers.silences import StoredSilence
 from shian.rules.config import Config
 from shian.rules.events import Validator
 from shian.rules.notice import Notice
-from shian.rules.records import REJECTED, Outcome, Record, ack_event
+from shian.rules.records import REJECTED, Outcome, Record, Reject, ack_event
 
 from .sources import read_bytes
 from .store import Store
@@ -101,7 +101,7 @@ class RuntimeBase:
     def reject(self, rec: Record, reason: str | None = None) -> Outcome:
         """``rec`` refused: kept in the store's rejects (the office sees them) and answered."""
         r = rec.reject(reason)
-        self.store.add_reject(r.source, r.line, r.raw, r.reason, self.now())
+        self.store.add_reject(r, self.now())
         self.metrics.rejects += 1
         return Outcome(REJECTED, rec.line, reason=r.reason)
 
@@ -127,7 +127,7 @@ class RuntimeBase:
         """The ack events journalled after row ``seq``, and the last row read."""
         return self.store.events_after(seq, ("ack",))
 
-    def rejects(self, limit: int = 100) -> list[dict[str, Any]]:
+    def rejects(self, limit: int = 100) -> list[Reject]:
         return self.store.rejects(limit)
 
     def counts(self) -> dict[str, Any]:

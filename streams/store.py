@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from shian.rules.timeutil import fmt
+from shian.rules.records import Reject
+from shian.rules.timeutil import fmt, parse_time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -88,15 +89,14 @@ class Store:
                    json.dumps(obj, ensure_ascii=False)))
         return c.lastrowid  # type: ignore[return-value]
 
-    def add_reject(self, source: str, line: Any, raw: str, reason: str, at: datetime) -> None:
+    def add_reject(self, reject: Reject, at: datetime) -> None:
         with self.transaction() as c:
             c.execute("INSERT INTO rejects (at, source, line, raw, reason) VALUES (?, ?, ?, ?, ?)",
-                      (fmt(at), source, None if line is None else str(line), raw, reason))
+                      (fmt(at), reject.source, None if reject.line is None else str(reject.line), reject.raw,
+                       reject.reason))
 
     def after(self, seq: int) -> Iterator[Row]:
         """The journal rows after ``seq``, in order (to run them again after a restart)."""
-        from shian.rules.timeutil import parse_time
-
         for s, mode, clock, text in self.db.execute(
                 "SELECT seq, mode, clock, json FROM events WHERE seq > ? ORDER BY seq", (seq,)):
             yield Row(s, mode, parse_time(clock, self.tz), json.loads(text))
@@ -140,10 +140,11 @@ class Store:
         last = max(seq, self.last_seq()) if not rows else max(rows[-1][0], self.last_seq())
         return last, [json.loads(r[1]) for r in rows]
 
-    def rejects(self, limit: int = 100) -> list[dict[str, Any]]:
+    def rejects(self, limit: int = 100) -> list[Reject]:
+        """The latest rejects, newest first (``line`` as text, as stored)."""
         rows = self.db.execute("SELECT at, source, line, raw, reason FROM rejects ORDER BY seq DESC LIMIT ?",
                                (limit,)).fetchall()
-        return [{"at": a, "source": s, "line": ln, "raw": r, "reason": why} for a, s, ln, r, why in rows]
+        return [Reject(s, ln, r, why, parse_time(a, self.tz)) for a, s, ln, r, why in rows]
 
     def counts(self) -> dict[str, Any]:
         by_type = dict(self.db.execute("SELECT type, COUNT(*) FROM events GROUP BY type").fetchall())

@@ -107,7 +107,7 @@ def test_a_live_event_a_day_ahead_of_the_wall_clock_is_rejected_and_kept_as_a_re
     out = svc.accept_object(sample(1, T0 + timedelta(days=3)), "feed:lab", 7)
     assert out.status == "rejected" and "超前一天" in out.reason
     assert svc.store.events() == []
-    assert svc.store.rejects()[0]["source"] == "feed:lab" and svc.store.rejects()[0]["line"] == "7"
+    assert svc.store.rejects()[0].source == "feed:lab" and svc.store.rejects()[0].line == "7"
 
 
 def test_the_drop_folder_imports_files_and_moves_them_aside(make_service, tmp_path: Path):
