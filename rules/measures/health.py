@@ -1,12 +1,13 @@
 """Health certificates (健康证) of the staff of inspected entities, per township and month.
 
 Kept: per month of event time and township, per entity (as :func:`entity_key` tells them
-apart), its latest inspection that gives both staff figures (time, staff, certified, name);
-a month is forgotten once its end is more than ``dedup_days`` behind the clock. The
+apart), its latest inspection that gives both staff figures (time, staff, certified; the name
+while some of its staff lack a certificate); a month is forgotten once its end is more than ``dedup_days`` behind the clock. The
 Inspections rule judges each inspection on its own with the same :func:`below_target`.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from fractions import Fraction
@@ -29,6 +30,30 @@ class HealthRow:
     low_entities: tuple[str, ...]    # entities below the target on their own
 
 
+_COUNT_BITS = 32
+_TIME_SHIFT = 2 * _COUNT_BITS
+_MASK = (1 << _COUNT_BITS) - 1
+
+#: an inspection as kept: one int (see :func:`pack`), or for counts of 2**32 and more a tuple
+Seen = int | tuple[int, int, int]
+
+
+def pack(t: datetime, staff: int, certified: int) -> Seen:
+    """An inspection's time (milliseconds since the epoch), staff and certified staff as one
+    int (time in the high bits), the common case; a tuple when a count does not fit 32 bits."""
+    ms = round(t.timestamp() * 1000)
+    if staff > _MASK or certified > _MASK:
+        return (ms, staff, certified)
+    return (ms << _TIME_SHIFT) | (staff << _COUNT_BITS) | certified
+
+
+def unpack(seen: Seen) -> tuple[int, int, int]:
+    """(milliseconds, staff, certified) of a kept inspection."""
+    if isinstance(seen, tuple):
+        return seen
+    return seen >> _TIME_SHIFT, (seen >> _COUNT_BITS) & _MASK, seen & _MASK
+
+
 def entity_key(ev: Inspection) -> tuple[str, str, str]:
     """An entity within its township: by ``entity_id``, else by ``entity`` (never mixed)."""
     if ev.entity_id:
@@ -36,46 +61,60 @@ def entity_key(ev: Inspection) -> tuple[str, str, str]:
     return (ev.township, "name", ev.entity)
 
 
-#: (time, staff, certified, entity name) of an entity's latest inspection in the month
-Seen = tuple[datetime, int, int, str]
+def entity_digest(ev: Inspection) -> int:
+    """:func:`entity_key` within its township as 64 bits that are the same in every process."""
+    _, kind, value = entity_key(ev)
+    return int.from_bytes(hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=8).digest(), "big")
 
 
 class HealthTally:
+    """Kept small, since it is per entity and month: an entity (by :func:`entity_digest`) and
+    its latest inspection are two ints (:func:`pack`), and its name is kept only while some of
+    its staff lack a certificate — an entity whose staff all hold one is below no target."""
+
     def __init__(self) -> None:
-        #: month → township → entity (its key without the township) → its latest inspection
-        self.months: dict[tuple[int, int], dict[str, dict[tuple[str, str], Seen]]] = {}
+        #: month → township → entity digest → :func:`pack` of its latest inspection
+        self.months: dict[tuple[int, int], dict[str, dict[int, Seen]]] = {}
+        #: month → township → entity digest → name, for the entities some of whose staff lack one
+        self.names: dict[tuple[int, int], dict[str, dict[int, str]]] = {}
 
     def take(self, ev: Inspection) -> None:
         """An inspection that gives both figures (``staff_total`` above 0); the latest counts,
         and of two at the same time the one taken last."""
         t = ev.time
-        month = self.months.get(ym := (t.year, t.month))
-        if month is None:
-            month = self.months[ym] = {}
-        town = month.get(ev.township)
-        if town is None:
-            town = month[ev.township] = {}
-        key = entity_key(ev)[1:]
+        ym = (t.year, t.month)
+        town = self.months.setdefault(ym, {}).setdefault(ev.township, {})
+        key = entity_digest(ev)
+        seen = pack(t, ev.staff_total, ev.staff_with_health_cert)  # type: ignore[arg-type]
         prev = town.get(key)
-        if prev is None or t >= prev[0]:
-            town[key] = (t, ev.staff_total, ev.staff_with_health_cert, ev.entity)  # type: ignore[assignment]
+        if prev is not None and unpack(seen)[0] < unpack(prev)[0]:
+            return
+        town[key] = seen
+        names = self.names.setdefault(ym, {}).setdefault(ev.township, {})
+        if ev.staff_with_health_cert < ev.staff_total:  # type: ignore[operator]
+            names[key] = ev.entity
+        else:
+            names.pop(key, None)
 
     def forget(self, horizon: datetime, tz: tzinfo) -> None:
         for ym in list(self.months):
             if period_bounds(f"{ym[0]:04d}-{ym[1]:02d}", tz)[1] < horizon:
                 del self.months[ym]
+                self.names.pop(ym, None)
 
     def rows(self, townships: Iterable[str], period: str, target: float, exact_target: Fraction) -> list[HealthRow]:
         """Per township for ``period`` (a month, or a year: each entity's latest over its months)."""
         rows = []
         for tw in townships:
-            latest: dict[tuple[str, str], Seen] = {}
+            latest: dict[int, tuple[int, int, str]] = {}
             for ym in months_in(period):
-                latest.update(self.months.get(ym, {}).get(tw, {}))
+                names = self.names.get(ym, {}).get(tw, {})
+                for key, seen in self.months.get(ym, {}).get(tw, {}).items():
+                    latest[key] = (*unpack(seen)[1:], names.get(key, ""))
             mine = list(latest.values())
-            staff = sum(e[1] for e in mine)
-            certified = sum(e[2] for e in mine)
-            low = tuple(e[3] for e in mine if below_target(e[2], e[1], exact_target))
+            staff = sum(e[0] for e in mine)
+            certified = sum(e[1] for e in mine)
+            low = tuple(e[2] for e in mine if below_target(e[1], e[0], exact_target))
             rows.append(HealthRow(tw, period, len(mine), certified, staff, certified / staff if staff else None,
                                   target, below_target(certified, staff, exact_target), low))
         return rows
