@@ -12,7 +12,7 @@ or ``X-Shian-Token``; compared in constant time by :class:`ServiceSettings`, nev
   (``townships.<name>.office``) only for its own township; other departments not at all.
 - ``/health``, ``/metrics`` and ``/api/openapi.yaml``: no token (no personal data).
 
-With no token configured at all (``open_access``) everything is allowed, and :func:`serve`
+With no token configured at all (``open_access``) everything is allowed, and :func:`check_listen` (and so :func:`listen`)
 then refuses any address but loopback. Errors under ``/api`` are JSON: a Chinese ``error``
 and an English, stable ``code``.
 """
@@ -68,7 +68,7 @@ class ApiError(Exception):
 
 
 class ServeRefused(RuntimeError):
-    """``serve`` will not start (message in Chinese, for the CLI to print)."""
+    """The pages will not be served (message in Chinese, for the CLI to print)."""
 
 
 # -- who is calling ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Protocol
 
 from shian.notifiers.render import spec_of
 from shian.rules.config import Config

@@ -16,7 +16,6 @@ import json
 import logging
 import signal
 from datetime import tzinfo
-from typing import Any
 
 from shian.notifiers.delivery import open_dispatcher, state_line
 from shian.notifiers.settings import Settings

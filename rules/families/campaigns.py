@@ -7,7 +7,6 @@ window the office shows.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import field_validator
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from fractions import Fraction
-from typing import Any
 
 from pydantic import model_validator
 

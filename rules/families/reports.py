@@ -6,7 +6,6 @@ State: none of its own: who has reported for a period is the measures' report ta
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from pydantic import model_validator
 
