@@ -133,3 +133,14 @@ def test_no_function_over_sixty_lines_without_a_reason_beside_it(package: str) -
     """Small units: a long function is split, or says beside it why it is not."""
     found = [f for path in modules(package) for f in long_functions(path)]
     assert not found, f"functions over {MAX_LINES} lines: {found}"
+
+
+def test_every_package_with_modules_is_installed() -> None:
+    """A non-editable install (the Docker image) ships every subpackage: each folder holding
+    modules is listed in pyproject.toml's packages."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    folders = {"shian." + ".".join(p.parent.relative_to(ROOT).parts)
+               for package in PACKAGES for p in (ROOT / package).rglob("__init__.py")}
+    assert folders <= listed, f"not installed: {sorted(folders - listed)}"
