@@ -46,3 +46,36 @@ def test_kafka_office_figures_come_from_its_journal(make_service):
     finally:
         office.store.close()
         office.outbox.close()
+
+
+def test_kafka_office_clock_is_the_workers_clock_as_the_events_topic_shows_it(make_service):
+    """/health of the Kafka office shows the workers' clock: none before anything is followed,
+    then the latest event-time stamp or tick (never back), then the wall clock once live
+    events (no stamp) are seen — not a clock of its own that never moves."""
+    import json
+
+    from shian.rules.timeutil import parse_time
+    from shian.streams.follower import KafkaFollower
+    from shian.streams.kafka import CLOCK_HEADER, TICK_HEADER
+
+    svc = make_service(now=lambda: kc.NOW)
+    config = svc.config
+    svc.store.close()
+    svc.outbox.close()
+    office = KafkaFollower(config, service_settings(config, env={}), delivery_settings(config, env={}),
+                           broker="kafka://127.0.0.1:1", now=lambda: kc.NOW)
+    event = {"type": "monthly_report", "id": "R-1", "township": "红河镇", "reporter": "新寨村",
+             "period": "2026-03", "submitted_at": "2026-04-02T09:00:00+08:00"}
+    try:
+        assert office.clock() is None
+        office._take_event(b"2026-04-01T00:00:00+08:00", {TICK_HEADER: b"start"})
+        assert office.clock() == parse_time("2026-04-01T00:00:00+08:00", config.tz)
+        office._take_event(json.dumps(event).encode(), {CLOCK_HEADER: b"2026-04-02T09:00:00+08:00"})
+        assert office.clock() == parse_time("2026-04-02T09:00:00+08:00", config.tz)
+        office._take_event(json.dumps(dict(event, id="R-0")).encode(), {CLOCK_HEADER: b"2026-04-01T12:00:00+08:00"})
+        assert office.clock() == parse_time("2026-04-02T09:00:00+08:00", config.tz), "a late stamp never moves it back"
+        office._take_event(json.dumps(dict(event, id="R-2")).encode(), {})
+        assert office.clock() == kc.NOW, "live events: the workers run on the wall clock"
+    finally:
+        office.store.close()
+        office.outbox.close()
