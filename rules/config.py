@@ -6,6 +6,7 @@ line and the fix. Nothing here is mutated at run time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .events import Townships
 from .families import RULES
 from .params import NonNegInt, PositiveInt, RuleParams
+from .timeutil import LAST_EVENT_DATE, MIN_EVENT_DATE
 
 
 class ConfigError(Exception):
@@ -66,6 +68,7 @@ class _File(Strict):
     timezone: str = "Asia/Shanghai"
     county: County
     max_jump_days: PositiveInt = 60
+    min_event_date: date = Field(MIN_EVENT_DATE, strict=False)  # a YAML date or "YYYY-MM-DD"
     dedup_days: PositiveInt = 400
     departments: dict[str, _Department]
     townships: dict[str, Township] = Field(min_length=1)
@@ -86,6 +89,7 @@ class Config:
     rules: Mapping[str, RuleParams]
     notifiers: Mapping[str, Any]
     service: Mapping[str, Any]  # checked by shian.office.settings
+    min_event_date: date = MIN_EVENT_DATE
 
     def params(self, rule_id: str) -> Any:
         return self.rules[rule_id]
@@ -98,6 +102,7 @@ class Config:
             reporters={n: frozenset(t.reporters) for n, t in self.townships.items()},
             departments=frozenset(self.departments),
             tz=self.tz,
+            first_day=self.min_event_date,
         )
 
 
@@ -235,6 +240,8 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
     depts = _departments(raw.departments, lines or {})
     _check_departments(raw, depts, problems)
     rules = _rule_params(raw, problems)
+    if raw.min_event_date > LAST_EVENT_DATE:
+        problems.add(("min_event_date",), f"应早于 {LAST_EVENT_DATE}（事件日期的上限）", "写一个更早的日期，如 2000-01-01")
 
     if problems.items:
         raise ConfigError(problems.items)
@@ -244,6 +251,7 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
         county=raw.county,
         max_jump_days=raw.max_jump_days,
         dedup_days=raw.dedup_days,
+        min_event_date=raw.min_event_date,
         departments=depts,
         townships=raw.townships,
         rules=rules,

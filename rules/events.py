@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import msgspec
 from msgspec import Meta, Struct
 
-from .timeutil import parse_period, parse_time
+from .timeutil import LAST_EVENT_DATE, MIN_EVENT_DATE, parse_period, parse_time
 
 PROGRAMS = ("food_sampling", "agri_monitoring", "rapid_test")
 VERDICTS = ("合格", "不合格")
@@ -250,11 +250,13 @@ class Rejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Townships:
-    """What validation needs from the config: who exists."""
+    """What validation needs from the config: who exists, and the dates an event may carry
+    (``first_day`` = ``min_event_date`` to :data:`LAST_EVENT_DATE`, local dates)."""
 
     reporters: dict[str, frozenset[str]]
     departments: frozenset[str]
     tz: Any
+    first_day: date = MIN_EVENT_DATE
 
 
 def _label(path: str) -> str:
@@ -308,12 +310,22 @@ def _reason(message: str) -> str:
     return f"字段 {_label(path)}：{msg}"
 
 
+def in_range(day: date, first: date, text: str) -> date:
+    """``day`` (a field's local date) if it lies in [``first``, :data:`LAST_EVENT_DATE`];
+    ValueError otherwise: an empty Excel date cell reads 1900-01-00, a typo 2206 or 0206."""
+    if day < first:
+        raise ValueError(f"日期“{text}”早于 {first}（min_event_date），可能是空白或填错的日期")
+    if day > LAST_EVENT_DATE:
+        raise ValueError(f"日期“{text}”晚于 {LAST_EVENT_DATE}，可能是年份填错")
+    return day
+
+
 class Validator:
     """Turns a JSON line or an object into an event, or raises :class:`Rejected`."""
 
     def __init__(self, known: Townships) -> None:
         self.known = known
-        tz = known.tz
+        tz, first = known.tz, known.first_day
 
         def decode_time(kind: type, value: Any) -> Any:
             if value is None:
@@ -321,11 +333,13 @@ class Validator:
             if kind is Time:
                 if value.__class__ is not str:
                     raise TypeError("应为时间字符串")
-                return parse_time(value, tz)
+                t = parse_time(value, tz)
+                in_range(t.date(), first, value)
+                return t
             if kind is Day:
                 if value.__class__ is not str:
                     raise TypeError("应为日期字符串")
-                return parse_time(value, tz).date()
+                return in_range(parse_time(value, tz).date(), first, value)
             raise NotImplementedError(kind)
 
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)

@@ -16,6 +16,11 @@ _TIME = re.compile(
 )
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
+#: The dates an event may carry (§2 ``min_event_date``, §6): earlier or later is a probable
+#: empty Excel date cell or a mistyped year, refused by validation.
+MIN_EVENT_DATE = date(2000, 1, 1)
+LAST_EVENT_DATE = date(2099, 12, 31)
+
 
 def parse_time(text: str, tz: tzinfo) -> datetime:
     """Parse a contract time into an aware datetime in ``tz``; ValueError names what is wrong.
@@ -34,7 +39,10 @@ def parse_time(text: str, tz: tzinfo) -> datetime:
     if dt.tzinfo is None:
         # The constructor with a positional tzinfo is several times faster than replace().
         return datetime(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond, tz)
-    return dt.astimezone(tz)
+    try:
+        return dt.astimezone(tz)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's ends
+        raise ValueError(f"日期超出可用范围：“{text}”") from None
 
 
 def parse_period(text: str) -> str:

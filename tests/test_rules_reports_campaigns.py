@@ -194,9 +194,11 @@ def test_campaign_reminder_and_missed(replay, holiday, year):
 
 @pytest.mark.parametrize("year", [1901, 1985, 2033, 2057, 2099])
 def test_spring_festival_date_across_supported_years(replay, year):
-    """§6: 春节 must be right for every year from 1901 to 2099 (expected from lunardate)."""
+    """§6: 春节 must be right for every year from 1901 to 2099 (expected from lunardate); events
+    before 2000 need the config's ``min_event_date`` moved back (revision 5)."""
     h = spring_festival(year)
-    notices, _, _ = replay([insp("I0", iso(h - timedelta(days=15), "10:00:00"))], until=iso(h))
+    notices, _, _ = replay([insp("I0", iso(h - timedelta(days=15), "10:00:00"))], until=iso(h),
+                           config_overrides={"min_event_date": "1900-01-01"})
     rem = [n for n in of(notices, "campaign.reminder", HH) if n["facts"]["holiday"] == "春节"]
     assert [(n["at"], n["facts"]["date"]) for n in rem] == [(iso(h - timedelta(days=10), "09:00:00+08:00"), h.isoformat())]
     assert [n["facts"]["date"] for n in of(notices, "campaign.missed", HH) if n["facts"]["holiday"] == "春节"] == [h.isoformat()]
