@@ -310,6 +310,42 @@ def _reason(message: str) -> str:
     return f"字段 {_label(path)}：{msg}"
 
 
+MAX_LINE = 1 << 20    # bytes (or characters) of one event's JSON
+MAX_DEPTH = 64        # nesting of objects and arrays in one event's JSON
+
+
+def too_deep(raw: bytes | str) -> bool:
+    """Whether ``raw`` nests objects / arrays more than :data:`MAX_DEPTH` deep (brackets inside
+    strings do not count). Cheap for ordinary lines: only a line with that many brackets is
+    scanned."""
+    if isinstance(raw, bytes):
+        if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+            return False
+        text = raw.decode("utf-8", "replace")
+    elif raw.count("{") + raw.count("[") <= MAX_DEPTH:
+        return False
+    else:
+        text = raw
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "}]":
+            depth -= 1
+    return False
+
+
 def in_range(day: date, first: date, text: str) -> date:
     """``day`` (a field's local date) if it lies in [``first``, :data:`LAST_EVENT_DATE`];
     ValueError otherwise: an empty Excel date cell reads 1900-01-00, a typo 2206 or 0206."""
@@ -345,11 +381,15 @@ class Validator:
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)
 
     def from_json(self, raw: bytes | str) -> Event:
+        if len(raw) > MAX_LINE:
+            raise Rejected(f"这一行太长（{len(raw):,} 字节，上限 {MAX_LINE:,}）：一行只写一个事件")
+        if too_deep(raw):
+            raise Rejected(f"JSON 嵌套超过 {MAX_DEPTH} 层：事件的字段不会嵌套这么深")
         try:
             event = self._decoder.decode(raw)
         except msgspec.ValidationError as err:
             raise Rejected(_reason(str(err))) from None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise Rejected("不是有效的 JSON") from None
         return self._check(event)
 

@@ -35,6 +35,10 @@ __all__ = ["TABULAR_SUFFIXES", "JSONL_SUFFIXES", "INPUT_SUFFIXES", "UnreadableIn
 TABULAR_SUFFIXES = (".csv", ".xlsx", ".xlsm")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 INPUT_SUFFIXES = (".jsonl", ".json", ".ndjson", *TABULAR_SUFFIXES)  # what the drop folder picks up
+MAX_ROWS = 200_000           # rows of one CSV file or one worksheet
+MAX_CELL = 1 << 20           # characters of one CSV cell (the line limit of JSON Lines)
+MAX_INFLATED = 200_000_000   # bytes of a workbook once unzipped, checked before parsing
+csv.field_size_limit(MAX_CELL)
 
 Rows = list[list[Any]]
 
@@ -90,6 +94,8 @@ def json_records(body: bytes, source: str) -> list[Record]:
     """One JSON event object or an array of them (array index = line)."""
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise UnreadableInput("请求体的 JSON 嵌套过深：每个事件应是一个不深嵌套的 {…} 对象") from None
     except UnicodeDecodeError:
         raise UnreadableInput("请求体不是 UTF-8 编码的 JSON") from None
     except json.JSONDecodeError as e:
@@ -114,24 +120,26 @@ def read_tabular(path: str | os.PathLike[str]) -> list[Record]:
     file = Path(path)
     source = str(path)
     suffix = file.suffix.lower()
+    cut: list[Record] = []  # what could not be read past a broken line, or past the row limit
     if suffix == ".csv":
         text = _decode(file.read_bytes())
         if text is None:
             return [_file_reject(source, "文件编码无法识别：请另存为 UTF-8 或 GB18030（GBK）编码的 CSV")]
-        sheets: list[tuple[str | None, Rows]] = [(None, [list(row) for row in csv.reader(io.StringIO(text))])]
+        rows, problem = _csv_rows(text)
+        sheets: list[tuple[str | None, Rows]] = [(None, rows)]
+        if problem:
+            cut.append(_file_reject(source, problem))
     elif suffix in (".xlsx", ".xlsm"):
-        from openpyxl.utils.exceptions import InvalidFileException  # openpyxl only when a workbook comes
-
         try:
-            sheets = _workbook_sheets(file)
-        except (BadZipFile, InvalidFileException, KeyError):
-            return [_file_reject(source, "无法打开工作簿：文件不是有效的 .xlsx（请用 Excel 另存为 .xlsx）")]
+            sheets, cut = _workbook(file, source)
+        except UnreadableWorkbook as e:
+            return [_file_reject(source, str(e))]
     else:
         return [_file_reject(source, f"不支持的文件格式“{file.suffix}”：请另存为 .xlsx 或 .csv")]
 
     file_type = type_from_name(file.stem)
     records = [record for sheet, rows in sheets
-               for record in rows_to_events(rows, source=source, sheet=sheet, default_type=file_type)]
+               for record in rows_to_events(rows, source=source, sheet=sheet, default_type=file_type)] + cut
     if not records:
         return [_file_reject(source, "文件为空：没有数据行")]
     return _in_event_order(records)
@@ -147,19 +155,73 @@ def _decode(data: bytes) -> str | None:
     return None
 
 
-def _workbook_sheets(file: Path) -> list[tuple[str, Rows]]:
-    """Cell values of every worksheet; date cells stay datetimes (data_only: formula results)."""
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(file, read_only=True, data_only=True)
+def _csv_rows(text: str) -> tuple[Rows, str | None]:
+    """The rows of a CSV text, up to the first line the csv module cannot read (then why)."""
+    rows: Rows = []
+    reader = csv.reader(io.StringIO(text))
     try:
-        sheets = []
-        for sheet in workbook.worksheets:
-            sheet.reset_dimensions()  # some writers store a wrong <dimension>: read every row
-            sheets.append((sheet.title, [list(row) for row in sheet.iter_rows(values_only=True)]))
-        return sheets
-    finally:
-        workbook.close()
+        for row in reader:
+            rows.append(list(row))
+            if len(rows) > MAX_ROWS:
+                return rows[:MAX_ROWS], f"第 {MAX_ROWS + 1:,} 行起未读取：每个文件最多 {MAX_ROWS:,} 行，请分成几个文件"
+    except csv.Error as e:
+        return rows, f"第 {reader.line_num} 行起无法读取（{_csv_problem(e)}）：前面的行已读入，请改正后只重发其余的行"
+    return rows, None
+
+
+def _csv_problem(e: csv.Error) -> str:
+    text = str(e)
+    if "field larger than field limit" in text:
+        return f"某一格超过 {MAX_CELL:,} 个字符"
+    return f"CSV 格式错误：{text}"
+
+
+class UnreadableWorkbook(ValueError):
+    """A workbook that cannot be read at all (the reason in Chinese)."""
+
+
+def _workbook(file: Path, source: str) -> tuple[list[tuple[str, Rows]], list[Record]]:
+    """Cell values of every worksheet (date cells stay datetimes; data_only: formula results),
+    and a reject for each sheet cut at :data:`MAX_ROWS`. The workbook's inflated size is checked
+    before anything is parsed."""
+    import zipfile
+    from xml.etree.ElementTree import ParseError
+
+    from openpyxl import load_workbook  # openpyxl only when a workbook comes
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        with zipfile.ZipFile(file) as z:
+            inflated = sum(i.file_size for i in z.infolist())
+    except (BadZipFile, OSError, ValueError):
+        raise UnreadableWorkbook("无法打开工作簿：文件不是有效的 .xlsx（请用 Excel 另存为 .xlsx）") from None
+    if inflated > MAX_INFLATED:
+        raise UnreadableWorkbook(f"工作簿解压后 {inflated / 1e6:,.0f} MB，超过上限 {MAX_INFLATED / 1e6:,.0f} MB：请分成几个文件")
+    try:
+        workbook = load_workbook(file, read_only=True, data_only=True)
+        try:
+            return _sheets(workbook, source)
+        finally:
+            workbook.close()
+    except (BadZipFile, InvalidFileException, KeyError):  # a zip, but not a workbook
+        raise UnreadableWorkbook("无法打开工作簿：文件不是有效的 .xlsx（请用 Excel 另存为 .xlsx）") from None
+    except (ParseError, OSError, ValueError, TypeError, EOFError, zipfile.LargeZipFile) as e:
+        raise UnreadableWorkbook(f"工作簿已损坏，无法读取（{type(e).__name__}）：请用 Excel 打开后另存为 .xlsx") from None
+
+
+def _sheets(workbook: Any, source: str) -> tuple[list[tuple[str, Rows]], list[Record]]:
+    sheets, cut = [], []
+    for sheet in workbook.worksheets:
+        sheet.reset_dimensions()  # some writers store a wrong <dimension>: read every row
+        rows: Rows = []
+        for row in sheet.iter_rows(values_only=True):
+            if len(rows) == MAX_ROWS:
+                cut.append(_file_reject(source, f"工作表“{sheet.title}”第 {MAX_ROWS + 1:,} 行起未读取：每个工作表最多 "
+                                                f"{MAX_ROWS:,} 行，请分成几个工作表或文件"))
+                break
+            rows.append(list(row))
+        sheets.append((sheet.title, rows))
+    return sheets, cut
 
 
 def _in_event_order(records: list[Record]) -> list[Record]:

@@ -1,0 +1,155 @@
+"""A broken file or line is set aside with its reason and never stops the run: the good lines of
+the same file and the files given with it are still read (the one reader, streams/sources.py,
+and the validator's limits)."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import write_events
+from shian.cli import main
+from shian.rules.events import MAX_DEPTH, MAX_LINE
+from shian.streams import sources
+
+HH = "红河镇"
+CONFIG = str(Path(__file__).resolve().parents[1] / "examples" / "county.yaml")
+HEADER = ["样品编号", "任务类别", "抽样日期", "报告日期", "乡镇", "被抽样单位名称", "食品大类", "样品名称",
+          "检验项目", "检验结果", "计量单位", "标准值", "单项结论"]
+
+
+def row(sid: str, day: str, note: str = "合格") -> list[str]:
+    return [sid, "监督抽检", day, day, HH, "张三蔬菜店", "蔬菜", "韭菜", "铅", "0.1", "mg/kg", "0.2", note]
+
+
+def incident(iid: str, **extra: object) -> dict:
+    return {"type": "incident", "id": iid, "township": HH, "kind": "食物中毒", "occurred_at": "2026-04-01T08:00:00",
+            "reported_at": "2026-04-01T09:00:00", **extra}
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    return "\n".join(",".join(r) for r in rows) + "\n"
+
+
+def run(tmp_path: Path, *files: Path) -> tuple[int, list[dict], list[dict]]:
+    out, rej = tmp_path / "notices.jsonl", tmp_path / "rejects.jsonl"
+    code = main(["replay", *map(str, files), "--config", CONFIG, "--out", str(out),
+                 "--rejects", str(rej), "--no-progress"])
+    read = lambda p: [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return code, read(out), read(rej)
+
+
+def good_file(tmp_path: Path) -> Path:
+    return write_events(tmp_path / "good.jsonl", [incident("GOOD-1")])
+
+
+def truncated_workbook(tmp_path: Path) -> Path:
+    import openpyxl
+
+    path = tmp_path / "抽检.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "抽检"
+    for r in [HEADER, row("S-1", "2026-04-02"), row("S-2", "2026-04-03")]:
+        ws.append(r)
+    wb.save(path)
+    broken = tmp_path / "截断.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, data[: len(data) // 2] if item.filename.startswith("xl/worksheets/") else data)
+    return broken
+
+
+BROKEN = {
+    "a workbook whose sheet XML is cut short": truncated_workbook,
+    "a zip that is not a workbook": lambda d: _zip(d / "抽检.xlsx"),
+    "random bytes named .xlsx": lambda d: _bytes(d / "抽检.xlsx", b"\x00\x01not a zip at all"),
+    "a CSV in no known encoding": lambda d: _bytes(d / "抽检.csv", b"\xff\xfe\x00\xd8\x00\xdc" * 10),
+}
+
+
+def _zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("hello.txt", "hi")
+    return path
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("what", BROKEN)
+def test_an_unreadable_file_is_one_reject_and_the_files_given_with_it_still_run(tmp_path, what):
+    """Exit 0, one reject naming the file, and the good file's notices as without it."""
+    broken = BROKEN[what](tmp_path)
+    code, notices, rejects = run(tmp_path, broken, good_file(tmp_path))
+    assert code == 0
+    assert [r["source"] for r in rejects] == [str(broken)] and rejects[0]["reason"], rejects
+    assert [n["event_ids"] for n in notices if n["rule"] == "incident.reported"] == [["GOOD-1"]]
+
+
+def test_a_csv_line_that_cannot_be_read_keeps_the_lines_before_it(tmp_path):
+    """A cell over the cell limit: the rows before it are read, the rest is one reject saying
+    from which line on."""
+    path = tmp_path / "抽检.csv"
+    path.write_text(csv_text([HEADER, row("S-1", "2026-04-02"), row("S-2", "2026-04-03", "x" * (sources.MAX_CELL + 1)),
+                              row("S-3", "2026-04-04")]), encoding="utf-8")
+    records = sources.read_tabular(path)
+    assert [r.obj["id"] for r in records if r.obj] == ["S-1"]
+    [cut] = [r for r in records if r.obj is None]
+    assert "第 3 行起" in cut.reason and "1,048,576" in cut.reason
+
+
+def test_a_sheet_is_read_up_to_the_row_limit_then_cut_with_a_reason(tmp_path, monkeypatch):
+    """Past MAX_ROWS (200,000) a sheet is not read further: what came before stands."""
+    import openpyxl
+
+    monkeypatch.setattr(sources, "MAX_ROWS", 3)
+    path = tmp_path / "抽检.xlsx"
+    wb = openpyxl.Workbook()
+    for r in [HEADER] + [row(f"S-{i}", f"2026-04-0{i}") for i in range(1, 6)]:
+        wb.active.append(r)
+    wb.save(path)
+    records = sources.read_tabular(path)
+    assert [r.obj["id"] for r in records if r.obj] == ["S-1", "S-2"]
+    assert [("第 4 行起未读取" in r.reason) for r in records if r.obj is None] == [True]
+
+
+def test_a_workbook_too_large_once_unzipped_is_refused_before_parsing(tmp_path, monkeypatch):
+    """The inflated size is read from the zip directory, so a bomb is never parsed."""
+    monkeypatch.setattr(sources, "MAX_INFLATED", 1000)
+    path = tmp_path / "抽检.xlsx"
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.append(HEADER)
+    wb.save(path)
+    [record] = sources.read_tabular(path)
+    assert "解压后" in record.reason
+
+
+@pytest.mark.parametrize("line, why", [
+    (json.dumps(incident("DEEP"))[:-1] + ', "extra": ' + '{"x":' * 1000 + "1" + "}" * 1000 + "}",
+     f"嵌套超过 {MAX_DEPTH} 层"),
+    (json.dumps(incident("LONG", note="x" * MAX_LINE)), "这一行太长"),
+])
+def test_a_hostile_json_line_is_rejected_and_its_neighbours_kept(tmp_path, line, why):
+    """A line nested 1,000 deep (it crashed the decoder) or over 1 MiB is refused on its own."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([json.dumps(incident("A")), line, json.dumps(incident("B"))]) + "\n", encoding="utf-8")
+    code, notices, rejects = run(tmp_path, path)
+    assert code == 0 and [r["line"] for r in rejects] == [2] and why in rejects[0]["reason"]
+    assert sorted(n["event_ids"][0] for n in notices if n["rule"] == "incident.reported") == ["A", "B"]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    """Depth is counted outside strings: a name full of brackets is an ordinary event."""
+    from shian.rules.events import too_deep
+
+    assert not too_deep(json.dumps({"entity": "[" * 500 + "{" * 500}))
+    assert too_deep(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
+    assert not too_deep("[" * MAX_DEPTH + "]" * MAX_DEPTH)
