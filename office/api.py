@@ -300,7 +300,7 @@ async def _body_object(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "请求体不是合法的 JSON 对象") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "请求体应是一个 JSON 对象 {…}")

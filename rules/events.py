@@ -310,42 +310,7 @@ def _reason(message: str) -> str:
     return f"字段 {_label(path)}：{msg}"
 
 
-MAX_LINE = 1 << 20    # bytes (or characters) of one event's JSON
-MAX_DEPTH = 64        # nesting of objects and arrays in one event's JSON
-
-
-def too_deep(raw: bytes | str) -> bool:
-    """Whether ``raw`` nests objects / arrays more than :data:`MAX_DEPTH` deep (brackets inside
-    strings do not count). Cheap for ordinary lines: only a line with that many brackets is
-    scanned."""
-    if isinstance(raw, bytes):
-        if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
-            return False
-        text = raw.decode("utf-8", "replace")
-    elif raw.count("{") + raw.count("[") <= MAX_DEPTH:
-        return False
-    else:
-        text = raw
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif ch in "}]":
-            depth -= 1
-    return False
-
-
+MAX_LINE = 1 << 20    # bytes (or characters) of one event's JSON; nesting: the decoder's limit
 def in_range(day: date, first: date, text: str) -> date:
     """``day`` (a field's local date) if it lies in [``first``, :data:`LAST_EVENT_DATE`];
     ValueError otherwise: an empty Excel date cell reads 1900-01-00, a typo 2206 or 0206."""
@@ -362,6 +327,9 @@ class Validator:
     def __init__(self, known: Townships) -> None:
         self.known = known
         tz, first = known.tz, known.first_day
+        # [start, end): local midnight of the first day and of the day after the last
+        start = datetime(first.year, first.month, first.day, tzinfo=tz)
+        end = datetime(LAST_EVENT_DATE.year + 1, 1, 1, tzinfo=tz)
 
         def decode_time(kind: type, value: Any) -> Any:
             if value is None:
@@ -370,12 +338,14 @@ class Validator:
                 if value.__class__ is not str:
                     raise TypeError("应为时间字符串")
                 t = parse_time(value, tz)
-                in_range(t.date(), first, value)
+                if t < start or t >= end:
+                    in_range(t.date(), first, value)
                 return t
             if kind is Day:
                 if value.__class__ is not str:
                     raise TypeError("应为日期字符串")
-                return in_range(parse_time(value, tz).date(), first, value)
+                d = parse_time(value, tz).date()
+                return d if first <= d <= LAST_EVENT_DATE else in_range(d, first, value)
             raise NotImplementedError(kind)
 
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)
@@ -383,14 +353,14 @@ class Validator:
     def from_json(self, raw: bytes | str) -> Event:
         if len(raw) > MAX_LINE:
             raise Rejected(f"这一行太长（{len(raw):,} 字节，上限 {MAX_LINE:,}）：一行只写一个事件")
-        if too_deep(raw):
-            raise Rejected(f"JSON 嵌套超过 {MAX_DEPTH} 层：事件的字段不会嵌套这么深")
         try:
             event = self._decoder.decode(raw)
         except msgspec.ValidationError as err:
             raise Rejected(_reason(str(err))) from None
-        except (msgspec.DecodeError, RecursionError):
+        except msgspec.DecodeError:
             raise Rejected("不是有效的 JSON") from None
+        except RecursionError:  # the decoder's own limit, about 1,000 levels (Python's recursion limit)
+            raise Rejected("JSON 嵌套过深：事件的字段不会嵌套几百层") from None
         return self._check(event)
 
     def from_object(self, obj: Any) -> Event:

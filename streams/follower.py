@@ -78,8 +78,8 @@ class KafkaFollower(RuntimeBase):
         try:
             if rec.reason is not None:
                 raise Rejected(rec.reason)
+            ev = self.validator.from_object(rec.obj) if rec.obj is not None else self.validator.from_json(rec.raw)
             obj = rec.obj if rec.obj is not None else json.loads(rec.raw)
-            ev = self.validator.from_object(obj) if rec.obj is not None else self.validator.from_json(rec.raw)
             check_live_time(ev, self.now())
         except Rejected as r:
             return self.reject(rec, r.reason)
@@ -124,8 +124,8 @@ class KafkaFollower(RuntimeBase):
     def _take_notice(self, value: bytes) -> None:
         try:
             notice = Notice.from_json(json.loads(value), self.config.tz)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            log.error("a record on %s is not a notice: %s", NOTICES, e)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            log.error("a record on %s is not a notice: %s", NOTICES, type(e).__name__)
             return
         if self.outbox.add(notice, self.now(), deliver=self.deliver):
             self.metrics.notices[notice.rule] += 1
@@ -136,8 +136,8 @@ class KafkaFollower(RuntimeBase):
             return
         self._see_clock(headers.get(CLOCK_HEADER))
         try:
+            ev = self.validator.from_json(value)
             obj = json.loads(value)
-            ev = self.validator.from_object(obj)
         except (ValueError, Rejected):
             return
         if self.store.has(ev):

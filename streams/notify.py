@@ -32,6 +32,8 @@ def read_notice(value: bytes | None, tz: tzinfo) -> Notice | str:
     """The §4 notice a record holds, or why it is not one this process can deliver."""
     try:
         obj = json.loads(value or b"")
+    except RecursionError:
+        return "JSON 嵌套过深"
     except (ValueError, TypeError) as e:
         return f"不是有效的 JSON：{e}"
     if not isinstance(obj, dict):

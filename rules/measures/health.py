@@ -7,7 +7,6 @@ Inspections rule judges each inspection on its own with the same :func:`below_ta
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from fractions import Fraction
@@ -61,40 +60,44 @@ def entity_key(ev: Inspection) -> tuple[str, str, str]:
     return (ev.township, "name", ev.entity)
 
 
-def entity_digest(ev: Inspection) -> int:
-    """:func:`entity_key` within its township as 64 bits that are the same in every process."""
-    _, kind, value = entity_key(ev)
-    return int.from_bytes(hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=8).digest(), "big")
+#: an entity within its township: its id, or ``("name", name)`` for one without an id
+EntityKey = str | tuple[str, str]
 
 
 class HealthTally:
-    """Kept small, since it is per entity and month: an entity (by :func:`entity_digest`) and
-    its latest inspection are two ints (:func:`pack`), and its name is kept only while some of
-    its staff lack a certificate — an entity whose staff all hold one is below no target."""
+    """Kept small, since it is per entity and month: an entity's latest inspection is one int
+    (:func:`pack`) under the entity's key, and its name is kept only while some of its staff
+    lack a certificate — an entity whose staff all hold one is below no target."""
 
     def __init__(self) -> None:
-        #: month → township → entity digest → :func:`pack` of its latest inspection
-        self.months: dict[tuple[int, int], dict[str, dict[int, Seen]]] = {}
-        #: month → township → entity digest → name, for the entities some of whose staff lack one
-        self.names: dict[tuple[int, int], dict[str, dict[int, str]]] = {}
+        #: month → township → entity → :func:`pack` of its latest inspection
+        self.months: dict[tuple[int, int], dict[str, dict[EntityKey, Seen]]] = {}
+        #: month → township → entity → name, for the entities some of whose staff lack one
+        self.names: dict[tuple[int, int], dict[str, dict[EntityKey, str]]] = {}
 
     def take(self, ev: Inspection) -> None:
         """An inspection that gives both figures (``staff_total`` above 0); the latest counts,
         and of two at the same time the one taken last."""
         t = ev.time
         ym = (t.year, t.month)
-        town = self.months.setdefault(ym, {}).setdefault(ev.township, {})
-        key = entity_digest(ev)
+        month = self.months.get(ym)
+        if month is None:
+            month = self.months[ym] = {}
+            self.names[ym] = {}
+        town = month.get(ev.township)
+        if town is None:
+            town = month[ev.township] = {}
+            self.names[ym][ev.township] = {}
+        key: EntityKey = ev.entity_id or ("name", ev.entity)
         seen = pack(t, ev.staff_total, ev.staff_with_health_cert)  # type: ignore[arg-type]
         prev = town.get(key)
         if prev is not None and unpack(seen)[0] < unpack(prev)[0]:
             return
         town[key] = seen
-        names = self.names.setdefault(ym, {}).setdefault(ev.township, {})
         if ev.staff_with_health_cert < ev.staff_total:  # type: ignore[operator]
-            names[key] = ev.entity
+            self.names[ym][ev.township][key] = ev.entity
         else:
-            names.pop(key, None)
+            self.names[ym][ev.township].pop(key, None)
 
     def forget(self, horizon: datetime, tz: tzinfo) -> None:
         for ym in list(self.months):
@@ -106,7 +109,7 @@ class HealthTally:
         """Per township for ``period`` (a month, or a year: each entity's latest over its months)."""
         rows = []
         for tw in townships:
-            latest: dict[int, tuple[int, int, str]] = {}
+            latest: dict[EntityKey, tuple[int, int, str]] = {}
             for ym in months_in(period):
                 names = self.names.get(ym, {}).get(tw, {})
                 for key, seen in self.months.get(ym, {}).get(tw, {}).items():
