@@ -6,6 +6,7 @@ writes what comes out. No rule logic lives here.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,8 @@ from shian.rules.notice import Notice
 from shian.rules.records import Record, Reject
 
 from .sources import read_path
+
+log = logging.getLogger("shian.replay")
 
 PROGRESS_EVERY = 0x1000  # records between two progress reports
 
@@ -88,6 +91,9 @@ class Replay:
                 tally[admit(from_json(rec.raw) if rec.obj is None else from_object(rec.obj), until)] += 1
             except Rejected as r:
                 self._reject(rec, r.reason)
+            except Exception as e:  # the runtime's boundary: a rule that fails sets its line aside
+                log.exception("%s line %s set aside: a rule failed on it", rec.source, rec.line)
+                self._reject(rec, f"处理失败（{type(e).__name__}: {e}）：此行未被接受")
             if progress is not None:
                 done += len(rec.raw)
                 if not read % PROGRESS_EVERY:

@@ -115,6 +115,10 @@ class Service(RuntimeBase):
         except Rejected as r:
             self._deliver()  # deadlines the clock passed before the event was refused
             return self.reject(rec, r.reason)
+        except Exception as e:  # the runtime's boundary: a rule that fails sets its event aside
+            log.exception("event %s of %s set aside: a rule failed on it", rec.line, rec.source)
+            self._deliver()  # what fired before the failure stands
+            return self.reject(rec, f"处理失败（{type(e).__name__}），已记入日志：此事件未被接受，请联系管理员")
         if status != Status.ACCEPTED:
             self.metrics.duplicates += 1
             self._deliver()  # deadlines the clock passed on the way

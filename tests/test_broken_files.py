@@ -144,3 +144,27 @@ def test_a_hostile_json_line_is_rejected_and_its_neighbours_kept(tmp_path, line,
     code, notices, rejects = run(tmp_path, path)
     assert code == 0 and [r["line"] for r in rejects] == [2] and why in rejects[0]["reason"]
     assert sorted(n["event_ids"][0] for n in notices if n["rule"] == "incident.reported") == ["A", "B"]
+
+
+def test_a_rule_that_raises_in_replay_sets_its_line_aside(tmp_path, monkeypatch):
+    """Replay, too: an injected failing handler rejects that line with its reason, and the
+    lines after it are judged as usual."""
+    from shian.rules.families.incidents import Incidents
+
+    original = Incidents.handlers
+
+    def handlers(self):
+        real = original(self)
+
+        def failing(ev, now):
+            if ev.id == "BOOM":
+                raise ZeroDivisionError("injected")
+            real["incident"](ev, now)
+
+        return {**real, "incident": failing}
+
+    monkeypatch.setattr(Incidents, "handlers", handlers)
+    path = write_events(tmp_path / "events.jsonl", [incident("BOOM"), incident("AFTER")])
+    code, notices, rejects = run(tmp_path, path)
+    assert code == 0 and [r["line"] for r in rejects] == [1] and "ZeroDivisionError" in rejects[0]["reason"]
+    assert [n["event_ids"] for n in notices if n["rule"] == "incident.reported"] == [["AFTER"]]

@@ -160,3 +160,34 @@ def test_a_backfills_notices_are_due_at_once_not_after_a_group_wait(make_service
     due_ids = {n.id for b in svc.outbox.due(clock.t) for n in b.notices}
     assert not any("CJ-2" in n.event_ids for n in svc.outbox.notices() if n.id in due_ids), \
         "a live notice still waits its group's 30 s"
+
+
+def test_a_rule_that_raises_sets_its_event_aside_and_later_events_are_unaffected(make_service, monkeypatch):
+    """A failing handler (injected) rejects that one event with a reason; the service goes on
+    accepting and raising notices for the events after it."""
+    from shian.rules.families.incidents import Incidents
+
+    original = Incidents.handlers
+
+    def handlers(self):
+        real = original(self)
+        on_incident = real["incident"]
+
+        def failing(ev, now):
+            if ev.id == "BOOM":
+                raise ZeroDivisionError("injected")
+            on_incident(ev, now)
+
+        return {**real, "incident": failing}
+
+    monkeypatch.setattr(Incidents, "handlers", handlers)
+    svc = make_service()
+    boom = svc.accept_object({"type": "incident", "id": "BOOM", "township": "红河镇", "kind": "食物中毒",
+                              "occurred_at": "2026-04-01T08:00:00", "reported_at": "2026-04-01T09:00:00"}, "test")
+    after = svc.accept_object({"type": "incident", "id": "AFTER", "township": "红河镇", "kind": "食物中毒",
+                               "occurred_at": "2026-04-01T10:00:00", "reported_at": "2026-04-01T11:00:00"}, "test")
+    assert boom.status == "rejected" and "处理失败" in boom.reason and "ZeroDivisionError" in boom.reason
+    assert after.status == "accepted"
+    assert [n.event_ids for n in svc.outbox.notices() if n.rule == "incident.reported"] == [("AFTER",)]
+    assert [r.reason for r in svc.store.rejects()] == [boom.reason]
+    assert [e["id"] for e in svc.store.events(["incident"])] == ["AFTER"], "the failed event is not journalled"
