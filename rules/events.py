@@ -361,6 +361,8 @@ class Validator:
             raise Rejected("不是有效的 JSON") from None
         except RecursionError:  # the decoder's own limit, about 1,000 levels (Python's recursion limit)
             raise Rejected("JSON 嵌套过深：事件的字段不会嵌套几百层") from None
+        except UnicodeEncodeError:  # a parsed value (an HTTP body, a cell) holding a lone surrogate
+            raise Rejected("含有无效的字符（孤立的 UTF-16 代理项，如 \\ud800）：请检查文字的编码") from None
         return self._check(event)
 
     def from_object(self, obj: Any) -> Event:

@@ -25,12 +25,16 @@ class UnreadableInput(ValueError):
 
 def as_text(raw: Any) -> str:
     """The input as text for a reject: bytes decoded (bad bytes shown as U+FFFD, the line end
-    dropped), a parsed value as its JSON."""
+    dropped), a parsed value as its JSON; always encodable as UTF-8 (a lone surrogate is shown
+    as ``\\udxxx``)."""
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "replace").rstrip("\r\n")
-    if isinstance(raw, str):
-        return raw
-    return json.dumps(raw, ensure_ascii=False)
+    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: kept visible as \udxxx, storable everywhere
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 @dataclass(slots=True)

@@ -168,3 +168,28 @@ def test_a_rule_that_raises_in_replay_sets_its_line_aside(tmp_path, monkeypatch)
     code, notices, rejects = run(tmp_path, path)
     assert code == 0 and [r["line"] for r in rejects] == [1] and "ZeroDivisionError" in rejects[0]["reason"]
     assert [n["event_ids"] for n in notices if n["rule"] == "incident.reported"] == [["AFTER"]]
+
+
+@pytest.mark.parametrize("entity, accepted", [
+    ("\\ud83d\\ude00", True),   # a valid escape pair (an emoji) is text like any other
+    ("\\ud800", False),         # an unpaired surrogate, escaped
+    ("\\udc00x", False),
+])
+def test_unpaired_surrogates_are_rejected_and_valid_escapes_accepted(tmp_path, entity, accepted):
+    """In a JSON line, and in an already parsed object (an HTTP body, a spreadsheet cell), where
+    one used to crash the validator with UnicodeEncodeError."""
+    from shian.rules.config import load
+    from shian.rules.events import Rejected, Validator
+
+    line = json.dumps(incident("U-1"))[:-1] + f', "entity": "{entity}"}}'
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(incident("A")) + "\n" + line + "\n", encoding="utf-8")
+    code, notices, rejects = run(tmp_path, path)
+    assert code == 0 and len(rejects) == (0 if accepted else 1), rejects
+    validator = Validator(load(CONFIG).known())
+    parsed = json.loads(line)
+    if accepted:
+        assert validator.from_object(parsed).id == "U-1"
+    else:
+        with pytest.raises(Rejected):
+            validator.from_object(parsed)

@@ -191,3 +191,19 @@ def test_a_rule_that_raises_sets_its_event_aside_and_later_events_are_unaffected
     assert [n.event_ids for n in svc.outbox.notices() if n.rule == "incident.reported"] == [("AFTER",)]
     assert [r.reason for r in svc.store.rejects()] == [boom.reason]
     assert [e["id"] for e in svc.store.events(["incident"])] == ["AFTER"], "the failed event is not journalled"
+
+
+def test_a_posted_object_with_a_lone_surrogate_is_rejected_and_kept_among_the_rejects(make_service):
+    """A JSON body's string may hold "\\ud800" once parsed: the line is refused with its reason
+    and its text stored (shown as \\ud800), never a failure of the store."""
+    import asyncio
+    import json
+
+    svc = make_service()
+    body = json.dumps({"type": "incident", "id": "SUR-1", "township": "红河镇", "kind": "食物中毒",
+                       "occurred_at": "2026-04-01T08:00:00", "reported_at": "2026-04-01T09:00:00",
+                       "entity": "\ud800"}).encode()
+    [outcome] = asyncio.run(svc.accept_file(body, "body.json", "test"))
+    assert outcome.status == "rejected" and "代理项" in outcome.reason
+    [reject] = svc.store.rejects()
+    assert "\\ud800" in reject.raw
