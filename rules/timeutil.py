@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, tzinfo
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?"
-    r"(Z|[+-]\d{2}:\d{2})?"
+    r"(Z|[+-](?:0\d|1[0-4]):[0-5]\d)?"   # offsets as they exist: -14:59 … +14:59, minutes 00–59
 )
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 

@@ -90,3 +90,18 @@ def test_a_min_event_date_that_cannot_be_is_refused(value, problem):
     with pytest.raises(ConfigError) as e:
         parse(config_dict(None, {"min_event_date": value}), path="<test>")
     assert any(problem in p and "min_event_date" in p for p in e.value.problems), e.value.problems
+
+
+@pytest.mark.parametrize("at, accepted", [
+    ("2026-04-01T08:00:00+08:00", True),
+    ("2026-04-01T08:00:00+05:45", True),      # Nepal
+    ("2026-04-01T08:00:00-12:00", True),
+    ("2026-04-01T08:00:00+14:00", True),      # the easternmost zone
+    ("2026-04-01T08:00:00+08:60", False),     # read as +09:00 before
+    ("2026-04-01T08:00:00+15:00", False),
+    ("2026-04-01T08:00:00+24:00", False),
+])
+def test_an_offset_that_no_clock_uses_rejects_the_line(replay, at, accepted):
+    """Offsets are ±HH:MM with minutes 00–59 and hours up to 14."""
+    _, rejects, summary = replay([incident("I-1", at)])
+    assert summary.accepted == (1 if accepted else 0), rejects
