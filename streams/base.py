@@ -71,10 +71,10 @@ class RuntimeBase:
     def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
         raise NotImplementedError
 
-    def accept_object(self, obj: Any, source: str, line: Any = None) -> Outcome:
+    def accept_object(self, obj: Any, source: str, line: Any = None, *, mode: str = "live") -> Outcome:
         """One event as a JSON value (already parsed) or text."""
         text = isinstance(obj, (str, bytes))
-        [outcome] = self.accept_records([Record(source, line, obj if text else "", None if text else obj)])
+        [outcome] = self.accept_records([Record(source, line, obj if text else "", None if text else obj)], mode=mode)
         return outcome
 
     def ack(self, notice_id: str, dept: str, action: str = "签收", note: str | None = None) -> Outcome:

@@ -96,11 +96,6 @@ class Service(RuntimeBase):
 
     # -- input ---------------------------------------------------------------------------
 
-    def accept_object(self, obj: Any, source: str, line: Any = None, *, mode: str = "live") -> Outcome:
-        """One event as a JSON value (already parsed) or text."""
-        text = isinstance(obj, (str, bytes))
-        return self._accept(Record(source, line, obj if text else "", None if text else obj), mode)
-
     def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
         """Records of a file or an upload (JSON Lines, CSV, XLSX), each on its own."""
         return [self._accept(rec, mode) for rec in records]
