@@ -3,9 +3,11 @@
 The wording lives in jinja2 templates (packaged flat in ``templates/``; a file of the same name
 in ``notifiers.templates`` replaces the packaged one), so an office can adjust it without code.
 This module decides what the templates cannot be trusted with: who issues a notice, the
-delivery ref, and a subject that is always one line. The kind of notice and the rule's name
-come from the rule's :class:`~shian.rules.params.RuleSpec` (:func:`spec_of`), as on every page. Output depends only on
-the notices and the config (no current time), so a redelivery renders the same bytes.
+delivery ref, a subject that is always one line, and markdown cards whose every printed value
+is text (:func:`md_text`), so links, mentions and headings come from the templates alone. The
+kind of notice and the rule's name come from the rule's :class:`~shian.rules.params.RuleSpec`
+(:func:`spec_of`), as on every page. Output depends only on the notices and the config (no
+current time), so a redelivery renders the same bytes.
 """
 from __future__ import annotations
 
@@ -75,6 +77,85 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+# -- markdown cards (the robots) ---------------------------------------------------------------
+# A card shows event text; it never reads it as markup. Every value a markdown template prints
+# passes through md_text (the markdown environment's ``finalize``), so an entity named
+# ``[点此签收](http://…)`` or ``<@userid>`` shows as written and links, mentions, tags and
+# headings come only from the templates themselves. The characters WeCom's and DingTalk's
+# markdown act on become their full-width forms rather than backslash escapes: neither robot
+# documents backslash escapes, a renderer that ignored them would still draw ``\[…](…)`` as a
+# link, and （）［］＜＞ read naturally in Chinese text. A value that begins a line cannot begin
+# a list or a heading underline either (md_lines); one inside a line keeps its ``1.`` and ``-``.
+_MD_CHARS = str.maketrans({
+    "\\": "＼", "`": "｀", "*": "＊", "_": "＿", "~": "～", "|": "｜", "[": "［", "]": "］", "(": "（", ")": "）",
+    "<": "＜", ">": "＞", "&": "＆", "#": "＃", "@": "＠",
+})
+_CODE_CHARS = str.maketrans({"`": "ˋ", "<": "＜", ">": "＞", "@": "＠", "&": "＆"})
+_OPEN, _CLOSE = "\ue000", "\ue001"      # around each printed value while a card is rendered
+_SENTINELS = re.compile("[\ue000\ue001]")
+_MD_WWW = re.compile(r"(?i)\b(www)\.")
+_MD_LIST = re.compile(r"([-+=])|(\d{1,9})\.(?=\s|$)")   # - + item, === underline, 1. item
+_MD_CONTAINER = re.compile(r"(?:[-+*]|\d{1,9}[.)])[ \t]+|>[ \t]?")
+_FULL_WIDTH = {"-": "－", "+": "＋", "=": "＝"}
+
+
+class MdLiteral(str):
+    """Markdown the product wrote, printed by a markdown template as it is (see :func:`in_code`)."""
+
+
+def _md_chars(value: str) -> str:
+    text = _SENTINELS.sub("", _CONTROL.sub(" ", value)).translate(_MD_CHARS)
+    return _MD_WWW.sub(r"\1．", text.replace("://", "：//"))
+
+
+def md_text(value: Any) -> Any:
+    """A value printed into a markdown card, as text: none of ``\\ ` * _ ~ | [ ] ( ) < > & # @``
+    nor a line break is left to act as markup, nor a ``scheme://`` or ``www.`` a renderer
+    would link; it is marked so :func:`md_lines` can tell where it starts. Numbers and
+    :class:`MdLiteral` pass unchanged."""
+    if not isinstance(value, str) or isinstance(value, MdLiteral):
+        return value
+    return _OPEN + _md_chars(value) + _CLOSE
+
+
+def in_code(value: Any) -> MdLiteral:
+    """The content of a code span the template itself opens and closes (the ack command:
+    ``{{ item.ack | in_code }}`` between backticks): kept as it is, to be copied, but for what
+    could end the span or be read as a tag or mention (backtick, ``< > @ &``, line breaks)."""
+    return MdLiteral(_SENTINELS.sub("", _CONTROL.sub(" ", str(value))).translate(_CODE_CHARS))
+
+
+def _md_line(line: str) -> str:
+    depth, i = 0, 0
+    while i < len(line):
+        ch = line[i]
+        if ch in (_OPEN, _CLOSE):
+            depth += 1 if ch == _OPEN else -1
+        elif depth > 0 and not ch.isspace():  # a value begins the line's content: no marker
+            rest = _SENTINELS.sub("", line[i:])
+            m = _MD_LIST.match(rest)
+            if m:
+                at = m.start(1) if m.group(1) else m.end(2)
+                rest = rest[:at] + _FULL_WIDTH.get(rest[at], "．") + rest[at + 1:]
+            return _SENTINELS.sub("", line[:i]) + rest
+        elif not ch.isspace():
+            container = _MD_CONTAINER.match(line, i)  # the template's own "- " or "> "
+            if container is None:
+                break
+            i = container.end()
+            continue
+        i += 1
+    return _SENTINELS.sub("", line)
+
+
+def md_lines(card: str) -> str:
+    """A rendered card without the marks of :func:`md_text`: where a printed value begins a
+    line's content (at its start, or after the template's own list or quote marker), its
+    ``-`` / ``+`` / ``=`` or ``1.`` there becomes full-width, so event text cannot start a
+    list or turn the line above into a heading."""
+    return "\n".join(_md_line(line) for line in card.split("\n"))
 
 
 def _when(value: Any) -> datetime | date | None:
@@ -178,15 +259,25 @@ class Renderer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.config = settings.config
-        loaders = [FileSystemLoader(str(PACKAGED))]
+        loaders: list[FileSystemLoader] = [FileSystemLoader(str(PACKAGED))]
         if settings.templates is not None:
             loaders.insert(0, FileSystemLoader(str(settings.templates)))
+        loader = ChoiceLoader(loaders)
+        self.env = self._environment(loader)
+        # The robots' cards: every printed value is text (md_text), whatever the template.
+        self.md_env = self._environment(loader, finalize=md_text)
+        self.md_env.filters["in_code"] = in_code
+
+    def _environment(self, loader: ChoiceLoader, **options: Any) -> Environment:
+        """Templates of one kind of output: ``.html`` ones autoescaped, the others as written
+        (plain text) or through ``options['finalize']`` (markdown)."""
         env = Environment(
-            loader=ChoiceLoader(loaders),
+            loader=loader,
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            **options,
         )
         env.filters.update(
             cn_date=cn_date, cn_datetime=cn_datetime, cn_month=cn_month, pct=pct, num=num, placed=placed,
@@ -195,7 +286,7 @@ class Renderer:
             rule_name=rule_name,
             join_cn=lambda xs, sep="、": sep.join(map(str, xs or ())),
         )
-        self.env = env
+        return env
 
     def dept_name(self, dept_id: str) -> str:
         d = self.config.departments.get(dept_id)
@@ -259,7 +350,7 @@ class Renderer:
     def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> tuple[str, str, str, str]:
         subject = one_line(self.env.get_template("subject.txt").render(**subject_vars))
         text = _tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx))
-        markdown = _tidy(self.env.get_template(f"{layout}.md").render(subject=subject, **ctx))
+        markdown = _tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx)))
         html = self.env.get_template(f"{layout}.html").render(subject=subject, **ctx)
         return subject, text, html, markdown
 
