@@ -87,6 +87,14 @@ def clean(value: str) -> str:
     return _CONTROL.sub(" ", value).strip()
 
 
+def header(value: str) -> str:
+    """A header's value: one line (:func:`clean`), and every ``=?`` broken by a zero-width
+    space, so text that looks like an RFC 2047 encoded word (an entity named
+    ``=?utf-8?q?=0D=0ABcc:…?=``) goes out as that text, never decoded by the reader into a
+    line break or a header of its own."""
+    return clean(value).replace("=?", "=\u200b?")
+
+
 def message_id(ref: str, dept_id: str) -> str:
     """Same (ref, department) → same Message-ID, so a redelivery is recognisable."""
     def token(s: str) -> str:
@@ -98,16 +106,16 @@ def build_message(sender: str, dept_id: str, addresses: Sequence[str], message: 
     """The RFC 5322 message for one department, 7-bit clean (encoded words, base64 parts) so
     that a server without SMTPUTF8 / 8BITMIME accepts it. Shared with the file outbox."""
     msg = EmailMessage()
-    msg["From"] = clean(sender)
-    to = [a for a in (clean(x) for x in addresses) if a]
+    msg["From"] = header(sender)
+    to = [a for a in (header(x) for x in addresses) if a]
     if to:
         msg["To"] = ", ".join(to)
-    msg["Subject"] = clean(message.subject)
+    msg["Subject"] = header(message.subject)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = message_id(message.ref, dept_id)
     for name, value in message.headers:
         if _HEADER_NAME.match(name) and name.lower() not in _RESERVED:
-            msg[name] = clean(value)
+            msg[name] = header(value)
     msg.set_content(message.text, charset="utf-8", cte="base64")
     msg.add_alternative(message.html, subtype="html", charset="utf-8", cte="base64")
     return msg
