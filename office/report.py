@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -33,11 +34,14 @@ FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe(value: Any) -> Any:
-    """A text cell that a spreadsheet would read as a formula gets a leading ' (OWASP CSV
-    injection advice), so it shows as text in every program that opens the file."""
-    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
-        return "'" + value
-    return value
+    """A text cell as text: a control character a worksheet cannot hold (an entity name with
+    a BEL in it would make openpyxl refuse the whole file) becomes a space, and text that a
+    spreadsheet would read as a formula gets a leading ' (OWASP CSV injection advice), so it
+    shows as text in every program that opens the file. Numbers stay numbers."""
+    if not isinstance(value, str):
+        return value
+    value = ILLEGAL_CHARACTERS_RE.sub(" ", value)
+    return "'" + value if value.startswith(FORMULA_LEADS) else value
 
 
 def when(dt: datetime | None) -> str:
