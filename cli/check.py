@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from typing import Any
 
-from .common import delivery_settings, load_config, service_settings, time_arg
+from shian.rules.config import Config, ConfigError, load
+
+from .common import delivery_settings, service_settings, time_arg
 
 
 def register(sub: Any) -> None:
@@ -19,7 +22,7 @@ def register(sub: Any) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from shian.rules.timeutil import fmt
 
-    config = load_config(args.config)
+    config = checked_together(args.config)
     now = time_arg(args.now, config, "--now") or datetime.now(config.tz)
     print(f"配置 {args.config} 有效。")
     print(f"时区 {config.tz.key}；县 {config.county.name or '（未命名）'}，县食安办 {config.county.office}"
@@ -32,6 +35,31 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"\n自 {fmt(now)} 起即将到来的期限：")
     _deadlines(config, now, args.deadlines)
     return 0
+
+
+def checked_together(path: str) -> Config:
+    """The config with its departments' contacts and its ``notifiers:`` and ``service:``
+    sections, every problem of all of them reported in one run (exit 2). When the config itself
+    is refused, the sections are still checked against it as far as it could be read
+    (:attr:`ConfigError.partial`), unless what they refer to (departments, townships) is broken."""
+    from shian.notifiers.settings import parse as delivery
+    from shian.office.settings import parse as service
+
+    try:
+        config: Config | None = load(path)
+        problems: list[str] = []
+    except ConfigError as e:
+        config, problems = e.partial, list(e.problems)
+    for section in (delivery, service) if config is not None else ():
+        try:
+            section(config)
+        except ConfigError as e:
+            problems += e.problems
+    if problems:
+        print("配置有误：", *dict.fromkeys(problems), sep="\n  ", file=sys.stderr)
+        raise SystemExit(2)
+    assert config is not None
+    return config
 
 
 def _delivery(config: Any) -> None:

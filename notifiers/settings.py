@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -19,8 +20,14 @@ from pydantic import ConfigDict, Field, create_model, field_validator
 from shian.notifiers import channels as registry
 from shian.notifiers.channels.spec import ChannelSpec
 from shian.rules.config import Config, ConfigError, Strict, check_section
+from shian.rules.params import Hours
+from shian.rules.problems import shown
 from shian.rules.families import RULES
 from shian.rules.timeutil import parse_time
+
+
+DAY_SECONDS = 86_400  # every wait and retry interval is at most a day
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
 
 
 class _Strict(Strict):
@@ -29,11 +36,10 @@ class _Strict(Strict):
 
 def _hhmm(v: Any) -> str:
     """``HH:MM``. YAML 1.1 reads an unquoted 17:30 as the base-60 integer 1050: read it back."""
-    if isinstance(v, int) and not isinstance(v, bool):
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 24 * 60:
         v = f"{v // 60:02d}:{v % 60:02d}"
-    if not isinstance(v, str):
-        raise ValueError("应为 HH:MM 格式的时刻")
-    time.fromisoformat(v)
+    if not isinstance(v, str) or not _HHMM.fullmatch(v):
+        raise ValueError(f"应为 HH:MM 格式的时刻（00:00–23:59），实为 {shown(v)}；写成带引号的 '08:30'")
     return v
 
 
@@ -51,9 +57,9 @@ class Digest(_Strict):
 
 
 class Retry(_Strict):
-    first_seconds: float = Field(30.0, gt=0)
-    max_seconds: float = Field(3600.0, gt=0)
-    give_up_hours: float = Field(24.0, gt=0)
+    first_seconds: float = Field(30.0, gt=0, le=DAY_SECONDS, allow_inf_nan=False)
+    max_seconds: float = Field(3600.0, gt=0, le=DAY_SECONDS, allow_inf_nan=False)
+    give_up_hours: Hours = 24.0
 
 
 class SilenceSpec(_Strict):
@@ -72,12 +78,12 @@ class _Section(_Strict):
     :func:`_section_model`."""
     outbox: str = "shian-outbox.sqlite"
     templates: str | None = None
-    group_wait_seconds: float = Field(30.0, ge=0)
+    group_wait_seconds: float = Field(30.0, ge=0, le=DAY_SECONDS, allow_inf_nan=False)
     quiet_hours: bool = True
     working_hours: WorkingHours = WorkingHours()
     digest: Digest | None = Digest()
     retry: Retry = Retry()
-    robot_per_minute: int = Field(20, ge=1)
+    robot_per_minute: int = Field(20, ge=1, le=1000)
     silences: list[SilenceSpec] = []
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import Field
 
-from shian.rules.config import Config, ConfigError, Strict, check_section
+from shian.rules.config import Config, ConfigError, Problems, Strict, check_section
+from shian.rules.params import MAX_COUNT
+
+_LISTEN = re.compile(r"(?P<host>.+):(?P<port>[0-9]{1,5})")
 
 
 class TokenSpec(Strict):
@@ -28,10 +32,10 @@ class Feed(TokenSpec):
 
 
 class _Section(Strict):
-    listen: str = "127.0.0.1:8080"
+    listen: str = "127.0.0.1:8080"  # host:port; port 0 lets the system pick a free one (tests)
     data_dir: str = "shian-data"
     drop_dir: str | None = None
-    snapshot_every: int = Field(10_000, ge=1)  # a snapshot pickles the whole state: not too often
+    snapshot_every: int = Field(10_000, ge=1, le=MAX_COUNT)  # a snapshot pickles the whole state: not too often
     feeds: dict[str, Feed] = {}
     tokens: dict[str, TokenSpec] = {}
 
@@ -79,15 +83,24 @@ def _match(token: str | None, table: Mapping[str, str]) -> str | None:
     return found
 
 
+def _listen(listen: str, problems: Problems) -> tuple[str, int]:
+    """``host:port`` with a port 0–65535 (0: any free port), or a problem."""
+    m = _LISTEN.fullmatch(listen)
+    if m is None:
+        problems.add(("service", "listen"), f"“{listen}”不是 主机:端口", "例如 127.0.0.1:8080")
+        return "", -1
+    port = int(m["port"])
+    if port > 65535:
+        problems.add(("service", "listen"), f"端口 {port} 超出范围：应为 0–65535", "例如 127.0.0.1:8080")
+    return m["host"], port
+
+
 def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSettings:
     env = os.environ if env is None else env
     section = check_section(config, "service", _Section)
     raw, problems, path = section.raw, section.problems, section.path
 
-    host, _, port_text = raw.listen.rpartition(":")
-    port = int(port_text) if port_text.isdigit() else -1
-    if not host or not 0 <= port <= 65535:
-        problems.add(("service", "listen"), f"“{raw.listen}”不是 主机:端口", "例如 127.0.0.1:8080")
+    host, port = _listen(raw.listen, problems)
 
     def token_of(keys: tuple[Any, ...], spec: TokenSpec) -> str | None:
         if bool(spec.token) == bool(spec.token_env):

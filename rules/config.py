@@ -5,27 +5,26 @@ line and the fix. Nothing here is mutated at run time.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from . import configfile
 from .events import Townships
 from .families import RULES
-from .params import NonNegInt, PositiveInt, RuleParams
+from .params import Days, RuleParams
+from .problems import FIXES, ConfigError, Problems, shown
 from .timeutil import LAST_EVENT_DATE, MIN_EVENT_DATE
 
+__all__ = ["FIXES", "Config", "ConfigError", "Department", "Problems", "Section", "Strict", "check_section",
+           "load", "parse"]
 
-class ConfigError(Exception):
-    """A refused config; ``problems`` are complete sentences for the person who wrote it."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+FIRST_MIN_EVENT_DATE = date(1900, 1, 1)  # the lunar calendar's first year (春节 is known from 1900)
 
 
 class Strict(BaseModel):
@@ -51,6 +50,29 @@ class _Department(Strict):
     name: str
 
 
+def _none_is_empty(v: Any) -> Any:
+    """An optional section left empty (``rules:`` with every line commented out) is ``{}``."""
+    return {} if v is None else v
+
+
+def _min_event_date(v: Any) -> date:
+    """``min_event_date``: a YAML date or "YYYY-MM-DD", within the calendar's years."""
+    if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        try:
+            v = date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"“{v}”不是有效的日期（月 01–12，日不超过该月的天数）；写成 YYYY-MM-DD，如 2000-01-01") from None
+    if isinstance(v, datetime) or not isinstance(v, date):
+        raise ValueError(f"应为日期，实为 {shown(v)}；写成 YYYY-MM-DD，如 2000-01-01")
+    if not FIRST_MIN_EVENT_DATE <= v <= LAST_EVENT_DATE:
+        raise ValueError(f"应在 {FIRST_MIN_EVENT_DATE}（农历可查的首年）与 {LAST_EVENT_DATE}（事件日期的上限）之间，"
+                         f"实为 {v}；写一个这期间的日期，如 2000-01-01")
+    return v
+
+
+OptionalSection = Annotated[dict[str, Any], BeforeValidator(_none_is_empty)]
+
+
 class County(Strict):
     name: str = ""
     office: str
@@ -58,7 +80,7 @@ class County(Strict):
 
 
 class Township(Strict):
-    population: NonNegInt | None = None
+    population: Annotated[int, Field(ge=0, le=10_000_000)] | None = None  # informational
     office: str
     reporters: list[str] = []
     routing: dict[str, str] = {}
@@ -67,14 +89,17 @@ class Township(Strict):
 class _File(Strict):
     timezone: str = "Asia/Shanghai"
     county: County
-    max_jump_days: PositiveInt = 60
-    min_event_date: date = Field(MIN_EVENT_DATE, strict=False)  # a YAML date or "YYYY-MM-DD"
-    dedup_days: PositiveInt = 400
+    max_jump_days: Days = 60
+    min_event_date: Annotated[date, BeforeValidator(_min_event_date)] = MIN_EVENT_DATE
+    dedup_days: Days = 400
     departments: dict[str, _Department]
     townships: dict[str, Township] = Field(min_length=1)
-    rules: dict[str, dict[str, Any]] = {}
-    notifiers: dict[str, Any] = {}
-    service: dict[str, Any] = {}
+    rules: OptionalSection = {}        # rule id → its overrides, checked against each rule's parameters
+    notifiers: OptionalSection = {}    # checked by shian.notifiers.settings
+    service: OptionalSection = {}      # checked by shian.office.settings
+
+
+REQUIRED = frozenset(name for name, f in _File.model_fields.items() if f.is_required())
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,7 @@ class Config:
     notifiers: Mapping[str, Any]
     service: Mapping[str, Any]  # checked by shian.office.settings
     min_event_date: date = MIN_EVENT_DATE
+    lines: Mapping[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)  # key path → line
 
     def params(self, rule_id: str) -> Any:
         return self.rules[rule_id]
@@ -106,56 +132,6 @@ class Config:
         )
 
 
-FIXES = {
-    "extra_forbidden": "删除该键，或检查拼写",
-    "missing": "补上该键",
-}
-
-
-def key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Key path → 1-based line, so that errors point at the line to edit."""
-    lines: dict[tuple[str, ...], int] = {}
-
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                p = path + (str(k.value),)
-                lines[p] = k.start_mark.line + 1
-                walk(v, p)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                p = path + (str(i),)
-                lines[p] = v.start_mark.line + 1
-                walk(v, p)
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
-class Problems:
-    def __init__(self, path: str, lines: dict[tuple[str, ...], int]) -> None:
-        self.path, self.lines, self.items = path, lines, []
-
-    def add(self, keys: tuple[Any, ...], what: str, fix: str = "") -> None:
-        keys = tuple(str(k) for k in keys)
-        line = next((self.lines[keys[:n]] for n in range(len(keys), 0, -1) if keys[:n] in self.lines), None)
-        where = ".".join(keys) or "(根)"
-        at = f"（第 {line} 行）" if line else ""
-        self.items.append(f"{self.path}: {where}{at}：{what}" + (f"；{fix}" if fix else ""))
-
-    def from_pydantic(self, prefix: tuple[Any, ...], err: ValidationError) -> None:
-        for e in err.errors(include_url=False):
-            loc = prefix + tuple(e["loc"])
-            if e["type"] == "extra_forbidden":
-                self.add(loc, "未知的键", FIXES["extra_forbidden"])
-            elif e["type"] == "missing":
-                self.add(loc, "缺少必填的键", FIXES["missing"])
-            else:
-                self.add(loc, f"取值 {e.get('input')!r} 无效：{e['msg']}", "按 README 中的说明修改")
-
-
 @dataclass(frozen=True)
 class Section:
     """A section of the config checked after :func:`load` by the part that owns it
@@ -170,13 +146,18 @@ class Section:
         return q if q.is_absolute() else self.base / q
 
 
+def _lines_of(config: Config) -> Mapping[tuple[str, ...], int]:
+    if config.lines:
+        return config.lines
+    try:
+        return configfile.read(config.path).lines
+    except ConfigError:
+        return {}
+
+
 def check_section(config: Config, key: str, model: type[BaseModel]) -> Section:
     """Validates ``config.<key>`` with ``model``; raises ConfigError with every problem."""
-    try:
-        lines = key_lines(Path(config.path).read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
-        lines = {}
-    problems = Problems(config.path, lines)
+    problems = Problems(config.path, _lines_of(config))
     try:
         raw = model.model_validate(dict(getattr(config, key) or {}))
     except ValidationError as err:
@@ -199,17 +180,10 @@ def _merge(spec_params: type[RuleParams], override: dict[str, Any]) -> dict[str,
 
 
 def load(path: str | Path) -> Config:
-    path = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise ConfigError([f"{path}: 无法读取配置文件：{e.strerror}"]) from None
-    try:
-        lines = key_lines(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{path}: 不是有效的 YAML：{e}"]) from None
-    return parse(data, path=path, lines=lines)
+    """The config file at ``path``, read (size, encoding, YAML, shape: :mod:`.configfile`) and
+    checked; raises ConfigError with every problem found."""
+    doc = configfile.read(str(path))
+    return parse(doc.data, path=str(path), lines=doc.lines)
 
 
 def _departments(written: Mapping[str, _Department], lines: Mapping[tuple[str, ...], int]) -> dict[str, Department]:
@@ -221,30 +195,54 @@ def _departments(written: Mapping[str, _Department], lines: Mapping[tuple[str, .
     return {dept_id: Department(d.name, dict(d.model_extra or {}), below[dept_id]) for dept_id, d in written.items()}
 
 
-def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int] | None = None) -> Config:
-    problems = Problems(path, lines or {})
+_KINDS = {dict: "映射", list: "列表", str: "文字", int: "数字", float: "数字", bool: "true/false", type(None): "空的文件"}
+
+
+def parse(data: Any, *, path: str = "<config>", lines: Mapping[tuple[str, ...], int] | None = None) -> Config:
+    """The config's data checked into a :class:`Config`; raises ConfigError with every
+    problem: the top-level keys and the ``rules:`` section are checked together."""
+    lines = dict(lines or {})
+    problems = Problems(path, lines)
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}: 配置文件应为 YAML 映射（键: 值），实为 {type(data).__name__}"])
+        kind = _KINDS.get(type(data), type(data).__name__)
+        raise ConfigError([f"{path}: 配置文件应为 YAML 映射（键: 值），实为{kind}；"
+                           "按 README 的示例写出 county、departments、townships 等键"])
     try:
         raw = _File.model_validate(data)
     except ValidationError as err:
         problems.from_pydantic((), err)
-        raise ConfigError(problems.items) from None
+        if isinstance(data.get("rules"), dict):
+            _rule_params(data["rules"], problems)
+        raise ConfigError(problems.items, partial=_partial(data, err, path, lines)) from None
+    config = _config(raw, path, lines, problems)
+    if problems.items:
+        raise ConfigError(problems.items, partial=config)
+    return config
 
+
+def _partial(data: dict[str, Any], err: ValidationError, path: str, lines: Mapping[tuple[str, ...], int]) -> Config | None:
+    """The config without the top-level keys that failed, when none of them is required: what
+    the sections checked after loading may still be checked against (never run)."""
+    failed = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
+    if failed & REQUIRED:
+        return None
+    try:
+        raw = _File.model_validate({k: v for k, v in data.items() if k not in failed})
+    except ValidationError:
+        return None
+    return _config(raw, path, lines, Problems(path, lines))
+
+
+def _config(raw: _File, path: str, lines: Mapping[tuple[str, ...], int], problems: Problems) -> Config:
+    """The checked file as a Config; problems across keys (departments named, time zone,
+    rule parameters) are added to ``problems``."""
     try:
         tz = ZoneInfo(raw.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         problems.add(("timezone",), f"未知的时区“{raw.timezone}”", "使用 IANA 时区名，如 Asia/Shanghai")
         tz = ZoneInfo("Asia/Shanghai")
-
-    depts = _departments(raw.departments, lines or {})
+    depts = _departments(raw.departments, lines)
     _check_departments(raw, depts, problems)
-    rules = _rule_params(raw, problems)
-    if raw.min_event_date > LAST_EVENT_DATE:
-        problems.add(("min_event_date",), f"应早于 {LAST_EVENT_DATE}（事件日期的上限）", "写一个更早的日期，如 2000-01-01")
-
-    if problems.items:
-        raise ConfigError(problems.items)
     return Config(
         path=path,
         tz=tz,
@@ -254,9 +252,10 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
         min_event_date=raw.min_event_date,
         departments=depts,
         townships=raw.townships,
-        rules=rules,
+        rules=_rule_params(raw.rules, problems),
         notifiers=raw.notifiers,
         service=raw.service,
+        lines=lines,
     )
 
 
@@ -277,16 +276,17 @@ def _check_departments(raw: _File, depts: dict[str, Department], problems: Probl
             problems.add(("townships", name, "reporters"), "报送单位重复", "每个报送单位只列一次")
 
 
-def _rule_params(raw: _File, problems: Problems) -> dict[str, RuleParams]:
-    """Each rule's parameters: its defaults with the config's overrides, validated."""
+def _rule_params(written: Mapping[Any, Any], problems: Problems) -> dict[str, RuleParams]:
+    """Each rule's parameters: its defaults with the config's overrides (``written``: the
+    ``rules:`` section), validated."""
     rules: dict[str, RuleParams] = {}
-    for rule_id, override in raw.rules.items():
+    for rule_id in written:
         if rule_id not in RULES:
             problems.add(("rules", rule_id), "未知的规则 id", f"可用的规则：{', '.join(RULES)}")
     for rule_id, spec in RULES.items():
-        override = raw.rules.get(rule_id) or {}
+        override = written.get(rule_id) or {}
         if not isinstance(override, dict):
-            problems.add(("rules", rule_id), "应为参数映射", "例如 {enabled: false}")
+            problems.add(("rules", rule_id), f"应为参数映射，实为 {shown(override)}", "例如 {enabled: false}")
             override = {}
         try:
             rules[rule_id] = spec.params.model_validate(_merge(spec.params, override))

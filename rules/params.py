@@ -18,9 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Level = Literal["town", "county"]
 Severity = Literal["info", "warning", "critical"]
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-Rate = Annotated[float, Field(ge=0, le=1)]
+
+# Every number a config gives has a range (README, "Bounds of a config"): a value outside it is
+# a typing error (a year typed as a number of days, hours for days), and a bounded value cannot
+# overflow the date arithmetic it feeds. Integers are integers: 25.5, 25.0 and true are refused.
+MAX_DAYS = 3660          # ten years
+MAX_HOURS = 8784         # a leap year
+MAX_COUNT = 1_000_000    # samples, guests, snapshot intervals
+Days = Annotated[int, Field(ge=1, le=MAX_DAYS)]
+Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)]
+HoursOrZero = Annotated[float, Field(ge=0, le=MAX_HOURS, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+NonNegInt = Count
+Rate = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 # The kind of document a notice is, as an office files it: 预警 (a risk found), 催报 (a report
 # is owed), 督办 (the county follows up a case or a missed duty until it is done), 工作提示

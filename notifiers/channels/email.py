@@ -55,7 +55,7 @@ class Smtp(SectionModel):
     username: str | None = None
     password_env: str | None = None
     sender: str = Field(alias="from")
-    timeout_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
     tls_ca_file: str | None = None  # extra CA bundle to trust (a self-signed server); verification stays on
 
 

@@ -14,11 +14,11 @@ from pydantic import Field
 from ..calendar import is_working_day
 from ..events import Ack, Rejected
 from ..notice import Notice, notice_id
-from ..params import RuleParams, RuleSpec
+from ..params import MAX_HOURS, RuleParams, RuleSpec
 from ..timeutil import add_days, local_midnight
 from .base import Context, Family
 
-Hours = Annotated[float, Field(gt=0)] | None
+Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
 
 
 class UnackParams(RuleParams):

@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from ..events import Banquet
-from ..params import NonNegInt, RuleParams, RuleSpec
+from ..params import Count, HoursOrZero, RuleParams, RuleSpec
 from .base import Context, Family
 
 
 class LateRegistrationParams(RuleParams):
-    min_guests: NonNegInt = 50
-    register_hours_before: Annotated[float, Field(ge=0)] = 24
+    min_guests: Count = 50
+    register_hours_before: HoursOrZero = 24
 
 
 class OnsiteParams(RuleParams):
-    onsite_guests: NonNegInt = 100
+    onsite_guests: Count = 100
 
 
 LATE = RuleSpec("banquet.late_registration", "town", "warning", LateRegistrationParams, "集体聚餐登记不及时",

@@ -7,12 +7,13 @@ window the office shows.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from ..calendar import HOLIDAYS, holiday_date
 from ..measures import JOINT, campaign_window
-from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
+from ..params import RuleParams, RuleSpec
 from ..timeutil import add_days, at_local
 from .base import Context, Family
 
@@ -21,7 +22,7 @@ __all__ = ["JOINT", "MISSED", "REMINDER", "CampaignParams", "Campaigns", "Missed
 
 class CampaignParams(RuleParams):
     holidays: list[str] = list(HOLIDAYS)
-    remind_days_before: NonNegInt = 10
+    remind_days_before: Annotated[int, Field(ge=0, le=366)] = 10
 
     @field_validator("holidays")
     @classmethod
@@ -33,7 +34,7 @@ class CampaignParams(RuleParams):
 
 
 class MissedParams(RuleParams):
-    window_days: PositiveInt = 30
+    window_days: Annotated[int, Field(ge=1, le=366)] = 30
 
 
 REMINDER = RuleSpec("campaign.reminder", "town", "info", CampaignParams, "节前联合检查提醒",

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from ..events import Incident
-from ..params import RuleParams, RuleSpec
+from ..params import Hours, RuleParams, RuleSpec
 from .base import Context, Family
 
 
 class LateReportParams(RuleParams):
-    report_within_hours: Annotated[float, Field(gt=0)] = 2
+    report_within_hours: Hours = 2
 
 
 REPORTED = RuleSpec("incident.reported", "county", "critical", summary="食品安全事件",

@@ -10,14 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from ..events import SamplingResult
-from ..params import PositiveInt, RuleParams, RuleSpec
+from ..params import Days, RuleParams, RuleSpec
 from ..timeutil import add_days
 from .base import Context, Family, entity_key
 from .samples import sample_facts
 
 
 class RepeatParams(RuleParams):
-    window_days: PositiveInt = 365
+    window_days: Days = 365
 
 
 REPEAT = RuleSpec("entity.repeat_offender", "county", "critical", RepeatParams, "同一主体多次抽检不合格",

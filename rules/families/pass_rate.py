@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from fractions import Fraction
+from typing import Annotated
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ..measures import COUNTED_PROGRAMS, below_target, judged_at
 from ..notice import PROGRAM_NAMES
-from ..params import NonNegInt, Rate, RuleParams, RuleSpec, exact
+from ..params import Count, Rate, RuleParams, RuleSpec, exact
 from ..timeutil import add_days, month_of, next_month
 from .base import Context, Family
 
@@ -22,9 +23,9 @@ __all__ = ["COUNTED_PROGRAMS", "PASS_RATE", "PassRate", "PassRateParams"]
 
 class PassRateParams(RuleParams):
     targets: dict[str, Rate] = {"food_sampling": 0.98, "agri_monitoring": 0.97}
-    min_samples: NonNegInt = 20
+    min_samples: Count = 20
     county_margin: Rate = 0.05
-    grace_days: NonNegInt = 0
+    grace_days: Annotated[int, Field(ge=0, le=28)] = 0  # judged before the next month's
 
     @model_validator(mode="after")
     def _programs(self) -> "PassRateParams":

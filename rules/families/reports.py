@@ -6,30 +6,29 @@ State: none of its own: who has reported for a period is the measures' report ta
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ..measures import report_due
-from ..params import NonNegInt, PositiveInt, RuleParams, RuleSpec
+from ..params import Days, RuleParams, RuleSpec
 from ..timeutil import add_days, at_local, month_of, next_month
 from .base import Context, Family
 
 
 class ReminderParams(RuleParams):
-    due_day: PositiveInt = 25
-    remind_days_before: NonNegInt = 3
+    due_day: Annotated[int, Field(ge=1, le=28)] = 25  # every month has it (§3)
+    remind_days_before: Annotated[int, Field(ge=0, le=27)] = 3
 
     @model_validator(mode="after")
     def _days(self) -> "ReminderParams":
-        if not 1 <= self.due_day <= 28:
-            raise ValueError(f"due_day 应在 1–28 之间，实为 {self.due_day}")
         if self.due_day <= self.remind_days_before:
             raise ValueError(f"due_day（{self.due_day}）应大于 remind_days_before（{self.remind_days_before}）")
         return self
 
 
 class EscalationParams(RuleParams):
-    escalate_after_days: PositiveInt = 5
+    escalate_after_days: Days = 5
 
 
 REMINDER = RuleSpec("report.reminder", "town", "info", ReminderParams, "月报报送提醒",

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..events import SamplingResult
 from ..measures import disposal_due
-from ..params import PositiveInt, RuleParams, RuleSpec
+from ..params import Days, RuleParams, RuleSpec
 from .base import Context, Family
 
 DEFAULT_SUBSTANCES = (
@@ -26,7 +26,7 @@ class BannedParams(RuleParams):
 
 
 class UnqualifiedParams(RuleParams):
-    disposal_days: PositiveInt = 90
+    disposal_days: Days = 90
 
 
 BANNED = RuleSpec("sample.banned_substance", "county", "critical", BannedParams, "样品检出禁用物质",

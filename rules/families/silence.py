@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..params import PositiveInt, RuleParams, RuleSpec
+from ..params import Days, RuleParams, RuleSpec
 from ..timeutil import add_days, fmt
 from .base import Context, Family
 
 
 class SilentParams(RuleParams):
-    days: PositiveInt = 14
+    days: Days = 14
 
 
 SILENT = RuleSpec("source.silent", "county", "warning", SilentParams, "长期无数据报送",
