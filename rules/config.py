@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .calendar import Calendar, iso_date
 from .events import Townships
 from .families import RULES
 from .params import NonNegInt, PositiveInt, RuleParams
@@ -64,6 +65,12 @@ class Township(Strict):
     routing: dict[str, str] = {}
 
 
+class CalendarSection(Strict):
+    """``calendar:`` as written: lists of ISO dates (checked by :func:`_calendar`)."""
+    holidays: list[Any] = []
+    workdays: list[Any] = []
+
+
 class _File(Strict):
     timezone: str = "Asia/Shanghai"
     county: County
@@ -72,6 +79,7 @@ class _File(Strict):
     dedup_days: PositiveInt = 400
     departments: dict[str, _Department]
     townships: dict[str, Township] = Field(min_length=1)
+    calendar: CalendarSection | None = None
     rules: dict[str, dict[str, Any]] = {}
     notifiers: dict[str, Any] = {}
     service: dict[str, Any] = {}
@@ -90,6 +98,7 @@ class Config:
     notifiers: Mapping[str, Any]
     service: Mapping[str, Any]  # checked by shian.office.settings
     min_event_date: date = MIN_EVENT_DATE
+    calendar: Calendar = Calendar()  # official working days (§3), for every rule and quiet hours
 
     def params(self, rule_id: str) -> Any:
         return self.rules[rule_id]
@@ -209,7 +218,33 @@ def load(path: str | Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError([f"{path}: 不是有效的 YAML：{e}"]) from None
+    except ValueError:  # YAML reads 2027-02-30 as a date, and the date does not exist
+        raise ConfigError(_impossible_dates(text, path, lines)) from None
     return parse(data, path=path, lines=lines)
+
+
+def _impossible_dates(text: str, path: str, lines: dict[tuple[str, ...], int]) -> list[str]:
+    """The values YAML takes for dates but that do not exist (2027-02-30), by key path."""
+    problems = Problems(path, lines)
+    constructor = yaml.constructor.SafeConstructor()
+
+    def walk(node: yaml.Node, keys: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                walk(v, keys + (str(k.value),))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, keys + (str(i),))
+        elif node.tag == "tag:yaml.org,2002:timestamp":
+            try:
+                constructor.construct_yaml_timestamp(node)
+            except ValueError:
+                problems.add(keys, f"日期“{node.value}”不存在", "检查年、月、日，写成 YYYY-MM-DD")
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return problems.items or [f"{path}: 配置文件中有无法读取的值"]
 
 
 def _departments(written: Mapping[str, _Department], lines: Mapping[tuple[str, ...], int]) -> dict[str, Department]:
@@ -240,6 +275,7 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
     depts = _departments(raw.departments, lines or {})
     _check_departments(raw, depts, problems)
     rules = _rule_params(raw, problems)
+    calendar = _calendar(raw.calendar or CalendarSection(), problems)
     if raw.min_event_date > LAST_EVENT_DATE:
         problems.add(("min_event_date",), f"应早于 {LAST_EVENT_DATE}（事件日期的上限）", "写一个更早的日期，如 2000-01-01")
 
@@ -252,12 +288,28 @@ def parse(data: Any, *, path: str = "<config>", lines: dict[tuple[str, ...], int
         max_jump_days=raw.max_jump_days,
         dedup_days=raw.dedup_days,
         min_event_date=raw.min_event_date,
+        calendar=calendar,
         departments=depts,
         townships=raw.townships,
         rules=rules,
         notifiers=raw.notifiers,
         service=raw.service,
     )
+
+
+def _calendar(raw: CalendarSection, problems: Problems) -> Calendar:
+    """``calendar:``: every entry a real date (a YAML date or "YYYY-MM-DD"), none in both lists."""
+    lists: dict[str, set[date]] = {"holidays": set(), "workdays": set()}
+    for key, dates in lists.items():
+        for i, value in enumerate(getattr(raw, key)):
+            d = iso_date(value)
+            if d is None:
+                problems.add(("calendar", key, i), f"“{value}”不是有效的日期", "写成 YYYY-MM-DD（不带时间），如 2027-02-05")
+            elif d in lists["holidays"] and key == "workdays":
+                problems.add(("calendar", key, i), f"{d} 同时列在 holidays 和 workdays 中", "一个日期只能是其中之一")
+            else:
+                dates.add(d)
+    return Calendar(frozenset(lists["holidays"]), frozenset(lists["workdays"]))
 
 
 def _check_departments(raw: _File, depts: dict[str, Department], problems: Problems) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..calendar import is_working_day
+from ..calendar import Calendar
 from ..events import Ack, Rejected
 from ..notice import Notice, notice_id
 from ..params import RuleParams, RuleSpec
@@ -47,14 +47,14 @@ class Issued:
     at: datetime
 
 
-def working_deadline(start: datetime, hours: float) -> datetime:
+def working_deadline(start: datetime, hours: float, calendar: Calendar) -> datetime:
     """``hours`` of time on official working days after ``start`` (weekends, holidays skipped,
     调休 workdays counted)."""
     left = timedelta(hours=hours)
     cursor = start
     while True:
         midnight = add_days(local_midnight(cursor.date(), cursor.tzinfo), 1)
-        if is_working_day(cursor.date()):
+        if calendar.is_working_day(cursor.date()):
             span = midnight - cursor
             if left <= span:
                 return cursor + left
@@ -83,7 +83,8 @@ class Acks(Family):
         hours = self.hours.get(n.severity)
         if not self.enabled or n.rule == UNACK.id or hours is None:
             return
-        due = n.at + timedelta(hours=hours) if n.severity == "critical" else working_deadline(n.at, hours)
+        due = (n.at + timedelta(hours=hours) if n.severity == "critical"
+               else working_deadline(n.at, hours, self.ctx.calendar))
         self.ctx.schedule(due, self._check, ref)
 
     def on_ack(self, ev: Ack, now: datetime) -> None:
