@@ -30,7 +30,7 @@ from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
-SNAPSHOT_MAGIC = b"shian-engine/2\n"  # bump when the state's layout changes
+SNAPSHOT_MAGIC = b"shian-engine/3\n"  # bump when the state's layout changes
 
 
 class SnapshotError(Exception):

@@ -20,6 +20,7 @@ Level = Literal["town", "county"]
 Severity = Literal["info", "warning", "critical"]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
+WorkingDays = Annotated[int, Field(ge=1, le=250)]  # a count of official working days (about a year at most)
 Rate = Annotated[float, Field(ge=0, le=1)]
 
 # The kind of document a notice is, as an office files it: 预警 (a risk found), 催报 (a report
