@@ -1,5 +1,6 @@
 """The rules that count official working days on the config's calendar (CONTRACT.md §3, §6
-Revision 5): ``notice.unresolved`` (signed for, not closed in ``working_days``)."""
+Revision 5): ``notice.unresolved`` (signed for, not closed in ``working_days``) and
+``sample.lab_late`` (a lab report after more than ``working_days``)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from shian.rules.events import Rejected, Validator
 
 HH = "红河镇"
 UNRESOLVED_ON = {"notice.unresolved": {"enabled": True}}
+LAB_ON = {"sample.lab_late": {"enabled": True}}
 
 
 def lic(iid: str, at: str, **kw: Any) -> dict[str, Any]:
@@ -155,6 +157,7 @@ def test_unacknowledged_never_follows_an_unresolved_notice(replay):
 
 @pytest.mark.parametrize("rule, value", [
     ("notice.unresolved", 0), ("notice.unresolved", 1.5), ("notice.unresolved", "10"), ("notice.unresolved", 251),
+    ("sample.lab_late", 0), ("sample.lab_late", 20.0), ("sample.lab_late", -1), ("sample.lab_late", True),
 ])
 def test_working_days_must_be_a_positive_integer_in_range(rule, value):
     """working_days: an integer 1–250; anything else refuses the config naming rule and key."""
@@ -192,3 +195,76 @@ def test_unresolved_deadline_survives_a_snapshot_and_a_close_after_it_still_coun
     assert [n.to_json() for n in split] == [n.to_json() for n in straight]
     assert [(n.rule, n.facts.get("notice_id")) for n in split if n.rule == "notice.unresolved"] == [
         ("notice.unresolved", LIC)]
+
+
+# --------------------------------------------------------------------------- sample.lab_late
+
+def lab(sid: str, sampled: str, reported: str | None, **kw: Any) -> dict[str, Any]:
+    ev = {"type": "sampling_result", "id": sid, "program": "food_sampling", "township": HH, "sampled_at": sampled,
+          "entity": "好又多超市", "category": "粮食", "food": "大米",
+          "items": [{"item": "镉", "value": 0.05, "limit": 0.2}]}
+    if reported is not None:
+        ev["reported_at"] = reported
+    ev.update(kw)
+    return ev
+
+
+# (sampled_at, reported_at, extra, working days counted or None when the rule does not fire)
+# 2026-03-10 → 04-08: 11–13, 16–20, 23–27, 30–31 March, 1–3 and 7–8 April (4–6 April 清明) = 20.
+LAB_CASES = [
+    ("2026-03-10T09:00:00", "2026-04-07T10:00:00", {}, None),     # 19
+    ("2026-03-10T09:00:00", "2026-04-08T10:00:00", {}, None),     # exactly 20: not late
+    ("2026-03-10T09:00:00", "2026-04-09T10:00:00", {}, 21),
+    ("2026-03-10T23:30:00", "2026-04-09T00:10:00", {}, 21),       # local dates, not 24-hour spans
+    ("2026-03-10T16:30:00Z", "2026-04-09T10:00:00", {}, None),    # 2026-03-11 00:30 local: 20
+    ("2026-03-10", "2026-04-09T10:00:00+00:00", {}, 21),
+    ("2026-03-10T09:00:00", "2026-04-09T10:00:00", {"program": "agri_monitoring"}, 21),
+    ("2026-03-10T09:00:00", "2026-04-09T10:00:00", {"program": "rapid_test"}, None),   # never for rapid tests
+    ("2026-03-10T09:00:00", None, {}, None),                                         # no reported_at: never
+    ("2026-03-10T09:00:00", "2026-04-09T10:00:00",                                   # whatever its conclusion
+     {"items": [{"item": "镉", "value": 0.5, "limit": 0.2}]}, 21),
+]
+
+
+@pytest.mark.parametrize("sampled, reported, extra, count", LAB_CASES)
+def test_lab_late_boundaries(replay, sampled, reported, extra, count):
+    """§6: the count is of official working days d with date(sampled_at) < d ≤ date(reported_at),
+    local dates; exactly working_days is not late."""
+    notices, rejects, _ = replay([lab("S1", sampled, reported, **extra)], rules=LAB_ON)
+    assert rejects == []
+    found = of(notices, "sample.lab_late")
+    if count is None:
+        assert found == []
+        return
+    [n] = found
+    at = t(reported or sampled).isoformat()
+    check(n, rule="sample.lab_late", township=HH, level="county", severity="info", recipients={"county-fso"},
+          key="sample.lab_late|红河镇|S1", at=at, due=None, event_ids=["S1"],
+          facts={"sample_id": "S1", "working_days": count, "entity": "好又多超市"})
+
+
+@pytest.mark.parametrize("calendar, limit, count", [
+    # 2027-01-15 → 02-19 across 春节 2027: fallback 除夕 5th and 初三 8th off → 23
+    (None, 20, 23),
+    (None, 23, None),
+    # the office's schedule: 5–11 Feb off, Sunday 31 Jan and Saturday 20 Feb worked → 21
+    ({"holidays": [f"2027-02-{d:02d}" for d in range(5, 12)], "workdays": ["2027-01-31", "2027-02-20"]}, 20, 21),
+    ({"holidays": [f"2027-02-{d:02d}" for d in range(5, 12)], "workdays": ["2027-01-31", "2027-02-20"]}, 22, None),
+])
+def test_lab_late_across_spring_festival_2027_with_and_without_calendar(replay, calendar, limit, count):
+    """The working days are counted on the config's calendar: the 2027 fallback, or calendar:."""
+    notices, _, _ = replay([lab("S1", "2027-01-15T09:00:00", "2027-02-19T10:00:00")],
+                           rules={"sample.lab_late": {"enabled": True, "working_days": limit}},
+                           config_overrides={"calendar": calendar} if calendar else None)
+    assert [n["facts"]["working_days"] for n in of(notices, "sample.lab_late")] == ([count] if count else [])
+
+
+def test_lab_late_arrival_fires_at_the_clock_and_is_off_by_default(replay):
+    """A late arrival fires at the clock's time (§4 at); the rule is opt-in."""
+    events = [lab("S0", "2026-04-20T09:00:00", "2026-04-20T10:00:00"),
+              lab("S1", "2026-03-10T09:00:00", "2026-04-09T10:00:00")]
+    notices, _, _ = replay(events, rules=LAB_ON)
+    [n] = of(notices, "sample.lab_late")
+    check(n, at="2026-04-20T10:00:00+08:00", key="sample.lab_late|红河镇|S1")
+    off, _, _ = replay(events)
+    assert of(off, "sample.lab_late") == []
