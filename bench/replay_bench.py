@@ -340,10 +340,10 @@ class Feed:
     """
 
     def __init__(self, rng: random.Random, towns: list[Town], out: Any) -> None:
-        from shian.rules.calendar import holiday_date, is_working_day
+        from shian.rules.calendar import Calendar, holiday_date
 
         self.rng, self.towns, self.out = rng, towns, out
-        self.is_working_day = is_working_day
+        self.is_working_day = Calendar().is_working_day  # the library's schedule, as a config without calendar:
         self.heap: list[tuple[datetime, int, datetime, dict[str, Any], Any]] = []
         self.seq = 0
         self.by_name = {t.name: t for t in towns}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from shian.rules.config import Config, ConfigError, load
@@ -32,6 +32,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     _service(config)
     _townships(config)
     _rules(config)
+    _calendar(config, now)
     print(f"\n自 {fmt(now)} 起即将到来的期限：")
     _deadlines(config, now, args.deadlines)
     return 0
@@ -105,6 +106,34 @@ def _rules(config: Any) -> None:
         state = "启用" if p.enabled else "停用"
         shown = "，".join(f"{k}={v}" for k, v in params.items())
         print(f"  {rule_id:<34} {state}  {spec.level}/{spec.severity}  {spec.summary}" + (f"  [{shown}]" if shown else ""))
+
+
+def _calendar(config: Any, now: datetime) -> None:
+    """Where each year's working days come from; a warning, and the days it will use around
+    the next holiday, for a year neither the library nor ``calendar:`` covers (§5)."""
+    from datetime import timedelta
+
+    from shian.rules.calendar import SOURCE_NAMES, next_statutory_holiday
+
+    calendar, today = config.calendar, now.astimezone(config.tz).date()
+    years = (today.year, today.year + 1)
+    print("\n工作日历：" + "；".join(f"{y} 年按 {SOURCE_NAMES[calendar.source(y)]}" for y in years))
+    uncovered = [y for y in years if calendar.source(y) == "statutory"]
+    for y in uncovered:
+        print(f"警告：{y} 年的节假日安排既不在 chinese-calendar 中，也未在配置文件 calendar: 中列出："
+              f"该年工作日按周一至周五减法定节假日计算，不推测调休。国务院公布安排后，"
+              f"请把该年的放假日期写入 calendar.holidays、调休上班日期写入 calendar.workdays。")
+    if not uncovered:
+        return
+    holiday = next_statutory_holiday(today if uncovered[0] == today.year else date(uncovered[0], 1, 1))
+    if holiday is None:  # beyond the lunar and solar-term tables
+        return
+    name, days = holiday
+    span = f"{days[0]}" if len(days) == 1 else f"{days[0]} 至 {days[-1]}"
+    print(f"  下一个节假日{name}（{span}）前后将使用的工作日：")
+    for i in range(-3, (days[-1] - days[0]).days + 4):
+        d = days[0] + timedelta(days=i)
+        print(f"    {d}  周{'一二三四五六日'[d.weekday()]}  {'上班' if calendar.is_working_day(d) else '休息'}")
 
 
 def _deadlines(config: Any, now: datetime, count: int) -> None:

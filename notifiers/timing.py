@@ -2,8 +2,9 @@
 
 - **Quiet hours** (``quiet_hours: true``, the default): info and warning notices wait for
   working hours (``working_hours.start`` ≤ local time < ``working_hours.end``) on an official
-  working day (weekdays except public holidays, plus 调休 workdays; see
-  :func:`shian.rules.calendar.is_working_day`); critical notices go at once.
+  working day (weekdays except public holidays, plus 调休 workdays: the config's
+  :class:`~shian.rules.calendar.Calendar`, the same the rules count with); critical notices go
+  at once.
 - **Grouping**: a group of notices of one rule and township for one department and channel
   goes out ``group_wait_seconds`` after its first notice arrived, or when quiet hours release
   it, whichever is later.
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Callable, Literal, Protocol
 
-from shian.rules.calendar import is_working_day
 from shian.rules.config import Config
 
 from .message import Outcome, Result
@@ -54,6 +54,7 @@ def release_time(now: datetime, severity: str, settings: TimingSettings) -> date
     if not settings.quiet_hours or severity == "critical":
         return local
     day = local.date()
+    is_working_day = settings.config.calendar.is_working_day
     if is_working_day(day):
         if local.time() < settings.work_start:
             return _at(day, settings.work_start, settings)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from . import configfile
+from .calendar import Calendar, iso_date
 from .events import Townships
 from .families import RULES
 from .params import Days, RuleParams
@@ -86,6 +87,12 @@ class Township(Strict):
     routing: dict[str, str] = {}
 
 
+class CalendarSection(Strict):
+    """``calendar:`` as written: lists of ISO dates (checked by :func:`_calendar`)."""
+    holidays: list[Any] = []
+    workdays: list[Any] = []
+
+
 class _File(Strict):
     timezone: str = "Asia/Shanghai"
     county: County
@@ -94,6 +101,7 @@ class _File(Strict):
     dedup_days: Days = 400
     departments: dict[str, _Department]
     townships: dict[str, Township] = Field(min_length=1)
+    calendar: CalendarSection | None = None
     rules: OptionalSection = {}        # rule id → its overrides, checked against each rule's parameters
     notifiers: OptionalSection = {}    # checked by shian.notifiers.settings
     service: OptionalSection = {}      # checked by shian.office.settings
@@ -116,6 +124,7 @@ class Config:
     service: Mapping[str, Any]  # checked by shian.office.settings
     min_event_date: date = MIN_EVENT_DATE
     lines: Mapping[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)  # key path → line
+    calendar: Calendar = Calendar()  # official working days (§3), for every rule and quiet hours
 
     def params(self, rule_id: str) -> Any:
         return self.rules[rule_id]
@@ -243,6 +252,7 @@ def _config(raw: _File, path: str, lines: Mapping[tuple[str, ...], int], problem
         tz = ZoneInfo("Asia/Shanghai")
     depts = _departments(raw.departments, lines)
     _check_departments(raw, depts, problems)
+    calendar = _calendar(raw.calendar or CalendarSection(), problems)
     return Config(
         path=path,
         tz=tz,
@@ -250,6 +260,7 @@ def _config(raw: _File, path: str, lines: Mapping[tuple[str, ...], int], problem
         max_jump_days=raw.max_jump_days,
         dedup_days=raw.dedup_days,
         min_event_date=raw.min_event_date,
+        calendar=calendar,
         departments=depts,
         townships=raw.townships,
         rules=_rule_params(raw.rules, problems),
@@ -257,6 +268,21 @@ def _config(raw: _File, path: str, lines: Mapping[tuple[str, ...], int], problem
         service=raw.service,
         lines=lines,
     )
+
+
+def _calendar(raw: CalendarSection, problems: Problems) -> Calendar:
+    """``calendar:``: every entry a real date (a YAML date or "YYYY-MM-DD"), none in both lists."""
+    lists: dict[str, set[date]] = {"holidays": set(), "workdays": set()}
+    for key, dates in lists.items():
+        for i, value in enumerate(getattr(raw, key)):
+            d = iso_date(value)
+            if d is None:
+                problems.add(("calendar", key, i), f"“{value}”不是有效的日期", "写成 YYYY-MM-DD（不带时间），如 2027-02-05")
+            elif d in lists["holidays"] and key == "workdays":
+                problems.add(("calendar", key, i), f"{d} 同时列在 holidays 和 workdays 中", "一个日期只能是其中之一")
+            else:
+                dates.add(d)
+    return Calendar(frozenset(lists["holidays"]), frozenset(lists["workdays"]))
 
 
 def _check_departments(raw: _File, depts: dict[str, Department], problems: Problems) -> None:

@@ -20,6 +20,7 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
+from .calendar import Calendar
 from .config import Config
 from .events import Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
@@ -29,7 +30,7 @@ from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
-SNAPSHOT_MAGIC = b"shian-engine/2\n"  # bump when the state's layout changes
+SNAPSHOT_MAGIC = b"shian-engine/3\n"  # bump when the state's layout changes
 
 
 class SnapshotError(Exception):
@@ -101,6 +102,11 @@ class Engine:
     @property
     def dedup_days(self) -> int:
         return self._dedup_days
+
+    @property
+    def calendar(self) -> Calendar:
+        """The config's (not part of a snapshot: a restored engine counts with its new config)."""
+        return self.config.calendar
 
     def params(self, rule_id: str) -> Any:
         return self.config.rules[rule_id]

@@ -32,6 +32,7 @@ Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 PositiveInt = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 NonNegInt = Count
 Rate = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+WorkingDays = Annotated[int, Field(ge=1, le=250)]  # a count of official working days (about a year at most)
 
 # The kind of document a notice is, as an office files it: 预警 (a risk found), 催报 (a report
 # is owed), 督办 (the county follows up a case or a missed duty until it is done), 工作提示

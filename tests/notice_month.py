@@ -12,7 +12,8 @@ from shian.rules.config import Config, parse
 from shian.rules.notice import Notice
 from shian.streams.replay import Replay
 
-RULE_OVERRIDES = {"sample.unqualified": {"disposal_days": 15}, "notice.unacknowledged": {"enabled": True}}
+RULE_OVERRIDES = {"sample.unqualified": {"disposal_days": 15}, "notice.unacknowledged": {"enabled": True},
+                  "notice.unresolved": {"enabled": True}, "sample.lab_late": {"enabled": True}}
 
 
 def _sample(sid: str, at: str, entity: str, food: str, items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -48,6 +49,11 @@ EVENTS: list[dict[str, Any]] = [
      "village": "红河村", "sampled_at": "2026-04-02", "reported_at": "2026-04-09T10:00:00", "entity": "刘记鲜肉店",
      "entity_id": "92411721MA47M6WE2U", "category": "畜禽肉", "food": "猪肝",
      "items": [{"item": "克伦特罗", "value": 1.2, "unit": "μg/kg", "limit": None, "result": "不合格"}]},
+    {"type": "ack", "id": "HH-QS-2026-031", "township": "红河镇", "notice_id": nid("sample.unqualified|红河镇|XP-NJ-2026-0317"),
+     "by": "hh-agri", "action": "签收", "acked_at": "2026-04-10T09:00:00", "note": "已安排核查"},
+    {"type": "sampling_result", "id": "XP-JC-2026-0298", "program": "food_sampling", "township": "红河镇",
+     "village": "新寨村", "sampled_at": "2026-03-10", "reported_at": "2026-04-14T10:00:00", "entity": "新寨村好又多超市",
+     "category": "粮食", "food": "大米", "items": [{"item": "镉", "value": 0.05, "unit": "mg/kg", "limit": 0.2}]},
     {"type": "disposal", "id": "HH-CZ-2026-004", "township": "红河镇", "sample_id": "XP-JC-2026-0352",
      "disposed_at": "2026-04-12T16:00:00", "measures": ["下架", "立案"]},
     {"type": "inspection", "id": "HH-JC-20260415-03", "township": "红河镇", "village": "红河村",
@@ -82,7 +88,8 @@ EVENTS: list[dict[str, Any]] = [
 
 def _event_time(ev: dict[str, Any]) -> Any:
     field = {"sampling_result": "reported_at", "inspection": "inspected_at", "monthly_report": "submitted_at",
-             "incident": "reported_at", "disposal": "disposed_at", "banquet": "registered_at"}[ev["type"]]
+             "incident": "reported_at", "disposal": "disposed_at", "banquet": "registered_at",
+             "ack": "acked_at"}[ev["type"]]
     return t(ev.get(field) or ev["sampled_at"])
 
 

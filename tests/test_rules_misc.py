@@ -318,18 +318,25 @@ def test_ack_from_another_township_is_rejected(replay):
     assert len(unacks(notices, LIC("I1"))) == 1
 
 
-def test_unacknowledged_weekends_only_for_year_calendar_does_not_cover(replay):
-    import chinese_calendar
-    from datetime import date
-    try:
-        chinese_calendar.is_workday(date(2027, 10, 1))
-        pytest.skip("the installed calendar covers 2027")
-    except NotImplementedError:
-        pass
-    # Thu 2027-09-30 10:00: Thu 14 h + Fri 24 h + (weekend skipped) Mon 24 h + Tue 10 h; 国庆 not known
-    notices, _, _ = replay([lic("I1", "2027-09-30T10:00:00")], rules=UNACK_ON, until="2027-10-10T00:00:00")
+@pytest.mark.parametrize("calendar, expected", [
+    # Thu 2027-09-30 10:00, no published schedule: Thu 14 h, 国庆 1–3 Oct and the weekend off,
+    # Mon 24 h + Tue 24 h + Wed 10 h (§6 statutory fallback, no 调休 guessed)
+    (None, "2027-10-06T10:00:00+08:00"),
+    # calendar: owns 2027 once it lists any date: 1 Oct (Fri) works unless listed → Fri 24 + Mon 24 + Tue 10
+    ({"holidays": ["2027-12-31"]}, "2027-10-05T10:00:00+08:00"),
+    # 1 Oct listed off, Saturday 2 Oct a listed workday → Sat 24 + Mon 24 + Tue 10
+    ({"holidays": ["2027-10-01"], "workdays": ["2027-10-02"]}, "2027-10-05T10:00:00+08:00"),
+    ({"holidays": ["2027-10-01", "2027-10-04"], "workdays": ["2027-10-02"]}, "2027-10-06T10:00:00+08:00"),
+])
+def test_unacknowledged_working_hours_in_a_year_without_published_schedule(replay, calendar, expected):
+    """notice.unacknowledged counts 2027 (not in the pinned library) on the statutory fallback, or on calendar:."""
+    from shian.rules.calendar import Calendar
+    assert Calendar().source(2027) == "statutory"
+    overrides = {"calendar": calendar} if calendar else None
+    notices, _, _ = replay([lic("I1", "2027-09-30T10:00:00")], rules=UNACK_ON, until="2027-10-10T00:00:00",
+                           config_overrides=overrides)
     [n] = unacks(notices, LIC("I1"))
-    check(n, at="2027-10-05T10:00:00+08:00")
+    check(n, at=expected)
 
 
 def test_ack_by_routed_recipient_counts(replay):

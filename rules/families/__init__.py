@@ -8,6 +8,7 @@ from .base import Family
 from .campaigns import Campaigns
 from .incidents import Incidents
 from .inspections import Inspections
+from .labs import Labs
 from .offenders import Offenders
 from .pass_rate import PassRate
 from .reports import Reports
@@ -15,6 +16,6 @@ from .samples import Samples
 from .silence import Silence
 
 FAMILIES: tuple[type[Family], ...] = (
-    Samples, Offenders, PassRate, Inspections, Reports, Campaigns, Incidents, Silence, Banquets, Acks,
+    Samples, Offenders, PassRate, Inspections, Reports, Campaigns, Incidents, Silence, Banquets, Acks, Labs,
 )
 RULES: dict[str, RuleSpec] = {spec.id: spec for fam in FAMILIES for spec in fam.RULES}

@@ -1,24 +1,33 @@
-"""Acknowledgements (签收 / 办结) and the opt-in ``notice.unacknowledged`` escalation.
+"""Acknowledgements (签收 / 办结) and the opt-in escalations ``notice.unacknowledged`` (nobody
+signed for a notice in time) and ``notice.unresolved`` (it was signed for, but nobody closed it
+within ``working_days`` official working days).
 
-State: every notice issued (id → township, recipients, level, severity), so that an ack can
-be checked against it, and the ids acknowledged; both kept for ``dedup_days`` of clock time.
+State, all bounded:
+- every notice issued (id → township, recipients, level, severity, rule, title, time), so that
+  an ack can be checked against it, and per notice the furthest ack accepted (签收 or 办结);
+  both kept for ``dedup_days`` of clock time;
+- the notices signed for and not yet closed whose ``notice.unresolved`` deadline is ahead
+  (id → the notice, the 签收): each until its deadline fires or a 办结 closes it, at most
+  ``working_days`` official working days after its 签收 (an ack naming such a notice is still
+  checked against it, even if the issued list has already forgotten it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..calendar import is_working_day
+from ..calendar import Calendar
 from ..events import Ack, Rejected
 from ..notice import Notice, notice_id
-from ..params import MAX_HOURS, RuleParams, RuleSpec
+from ..params import MAX_HOURS, RuleParams, RuleSpec, WorkingDays
 from ..timeutil import add_days, local_midnight
 from .base import Context, Family
 
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
+SIGNED, CLOSED = "签收", "办结"
 
 
 class UnackParams(RuleParams):
@@ -31,8 +40,15 @@ class UnackParams(RuleParams):
             raise ValueError(f"hours 只接受 critical 和 warning，不认识：{', '.join(sorted(unknown))}")
 
 
+class UnresolvedParams(RuleParams):
+    enabled: bool = False
+    working_days: WorkingDays = 10
+
+
 UNACK = RuleSpec("notice.unacknowledged", "county", "warning", UnackParams, "通知超时未签收",
                  kind="督办", template="acks")
+UNRESOLVED = RuleSpec("notice.unresolved", "county", "warning", UnresolvedParams, "通知签收后逾期未办结",
+                      kind="督办", template="unresolved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +63,22 @@ class Issued:
     at: datetime
 
 
-def working_deadline(start: datetime, hours: float) -> datetime:
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A notice signed for (its first 签收, by whom and when) and not closed yet."""
+    ref: Issued
+    by: str
+    at: datetime
+
+
+def working_deadline(start: datetime, hours: float, calendar: Calendar) -> datetime:
     """``hours`` of time on official working days after ``start`` (weekends, holidays skipped,
     调休 workdays counted)."""
     left = timedelta(hours=hours)
     cursor = start
     while True:
         midnight = add_days(local_midnight(cursor.date(), cursor.tzinfo), 1)
-        if is_working_day(cursor.date()):
+        if calendar.is_working_day(cursor.date()):
             span = midnight - cursor
             if left <= span:
                 return cursor + left
@@ -62,17 +86,32 @@ def working_deadline(start: datetime, hours: float) -> datetime:
         cursor = midnight
 
 
+def resolve_deadline(signed: datetime, working_days: int, calendar: Calendar) -> datetime:
+    """00:00 local of the day after the ``working_days``-th official working day counted from
+    the day after the 签收's date (§6: 签收 Friday 2026-06-05, 10 → 2026-06-23T00:00)."""
+    last: date = calendar.nth_working_day_after(signed.date(), working_days)
+    return local_midnight(last + timedelta(days=1), signed.tzinfo)
+
+
+def escalated(issued: Issued) -> bool:
+    """Whether the ``notice.*`` rules follow a notice up: warning or critical, and not one of theirs."""
+    return issued.severity in ("warning", "critical") and not issued.rule.startswith("notice.")
+
+
 class Acks(Family):
     name = "acks"
-    RULES = (UNACK,)
+    RULES = (UNACK, UNRESOLVED)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         p = ctx.params(UNACK.id)
         self.enabled = p.enabled
         self.hours = p.hours
+        q = ctx.params(UNRESOLVED.id)
+        self.resolve_on, self.working_days = q.enabled, q.working_days
         self.issued: dict[str, Issued] = {}
-        self.acked: set[str] = set()
+        self.acked: dict[str, str] = {}  # notice id → the furthest ack accepted: 签收 or 办结
+        self.signed: dict[str, Signed] = {}  # signed for, not closed, deadline ahead
 
     def handlers(self) -> dict[str, Any]:
         return {"ack": self.on_ack}
@@ -81,18 +120,42 @@ class Acks(Family):
         ref = Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule, n.title, n.at)
         self.issued[n.id] = ref
         hours = self.hours.get(n.severity)
-        if not self.enabled or n.rule == UNACK.id or hours is None:
+        if not self.enabled or not escalated(ref) or hours is None:
             return
-        due = n.at + timedelta(hours=hours) if n.severity == "critical" else working_deadline(n.at, hours)
+        due = (n.at + timedelta(hours=hours) if n.severity == "critical"
+               else working_deadline(n.at, hours, self.ctx.calendar))
         self.ctx.schedule(due, self._check, ref)
 
     def on_ack(self, ev: Ack, now: datetime) -> None:
-        ref = self.issued.get(ev.notice_id) or self.issued.get(notice_id(ev.notice_id))
+        ref = self._find(ev.notice_id)
         if ref is None or ref.township != ev.township or ref.at > ev.acked_at:
             raise Rejected(f"签收的通知“{ev.notice_id}”在{ev.township}不存在（截至 {ev.acked_at:%Y-%m-%d %H:%M} 未发出该通知）")
         if ev.by not in ref.recipients:
             raise Rejected(f"部门“{ev.by}”不是通知 {ref.id} 的接收部门（{', '.join(ref.recipients)}），不能签收")
-        self.acked.add(ref.id)
+        before = self.acked.get(ref.id)
+        if ev.action == CLOSED:
+            self.acked[ref.id] = CLOSED
+            self.signed.pop(ref.id, None)
+        elif before is None:
+            self.acked[ref.id] = SIGNED
+            self._start_unresolved(ref, ev, now)
+
+    def _find(self, named: str) -> Issued | None:
+        """The notice an ack names, by id or key (one signed for is found even once forgotten)."""
+        for notice in (named, notice_id(named)):
+            ref = self.issued.get(notice) or (self.signed[notice].ref if notice in self.signed else None)
+            if ref is not None:
+                return ref
+        return None
+
+    def _start_unresolved(self, ref: Issued, ev: Ack, now: datetime) -> None:
+        """The first 签收 starts the clock; a deadline already behind the clock never fires."""
+        if not self.resolve_on or not escalated(ref):
+            return
+        deadline = resolve_deadline(ev.acked_at, self.working_days, self.ctx.calendar)
+        if deadline > now:
+            self.signed[ref.id] = Signed(ref, ev.by, ev.acked_at)
+            self.ctx.schedule(deadline, self._unresolved, ref.id)
 
     def forget(self, horizon: datetime) -> None:
         while self.issued:
@@ -100,16 +163,19 @@ class Acks(Family):
             if oldest.at >= horizon:
                 break
             del self.issued[oldest.id]
-            self.acked.discard(oldest.id)
+            if oldest.id not in self.signed:
+                self.acked.pop(oldest.id, None)
+
+    def _recipients(self, ref: Issued) -> tuple[str, ...]:
+        """The county's escalation departments for a county-level notice, else county and town office."""
+        offices = self.ctx.offices(ref.township)
+        if ref.level == "county":
+            return offices.escalation or (offices.county,)
+        return tuple(dict.fromkeys((offices.county, offices.town)))
 
     def _check(self, at: datetime, ref: Issued) -> None:
         if ref.id in self.acked:
             return
-        offices = self.ctx.offices(ref.township)
-        if ref.level == "county":
-            recipients = offices.escalation or (offices.county,)
-        else:
-            recipients = tuple(dict.fromkeys((offices.county, offices.town)))
         hours = self.hours[ref.severity]
         self.ctx.emit(
             UNACK.id, ref.township, ref.id, at,
@@ -117,5 +183,22 @@ class Acks(Family):
             {"notice_id": ref.id, "notice_rule": ref.rule, "notice_title": ref.title, "hours": hours,
              "notice_at": ref.at.isoformat()},
             severity="critical" if ref.severity == "critical" else "warning",
-            recipients=recipients,
+            recipients=self._recipients(ref),
+        )
+
+    def _unresolved(self, at: datetime, notice: str) -> None:
+        signed = self.signed.pop(notice, None)
+        if signed is None:  # closed (办结) before the deadline
+            return
+        ref, days = signed.ref, self.working_days
+        if ref.id not in self.issued:
+            self.acked.pop(ref.id, None)
+        self.ctx.emit(
+            UNRESOLVED.id, ref.township, ref.id, at,
+            f"【督办】通知“{ref.title}”签收后{days}个工作日仍未办结",
+            {"notice_id": ref.id, "notice_rule": ref.rule, "notice_title": ref.title,
+             "notice_at": ref.at.isoformat(), "signed_at": signed.at.isoformat(), "signed_by": signed.by,
+             "working_days": days},
+            severity="critical" if ref.severity == "critical" else "warning",
+            recipients=self._recipients(ref),
         )

@@ -11,6 +11,7 @@ from ..params import RuleSpec
 __all__ = ["Family", "drop_oldest", "entity_key"]
 
 if TYPE_CHECKING:
+    from ..calendar import Calendar
     from ..events import SamplingResult
     from ..notice import Notice
     from ..verdict import Verdict
@@ -34,6 +35,11 @@ class Context(Protocol):
     @property
     def tz(self) -> tzinfo:
         """The configured timezone: day, month and holiday boundaries."""
+
+    @property
+    def calendar(self) -> Calendar:
+        """The official working days (config ``calendar:``, library, statutory fallback): the
+        one calendar every working-day count uses. Read it when counting; do not keep it."""
 
     @property
     def townships(self) -> tuple[str, ...]:

@@ -12,7 +12,6 @@ from shian.notifiers.message import Outcome, Result
 from shian.notifiers.settings import Retry, parse as parse_settings
 from shian.notifiers.timing import (after_attempt, backoff, digest_day, digest_time, digest_window,
                                     flush_time, release_time)
-from shian.rules.calendar import is_working_day
 from shian.rules.config import parse as parse_config
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -25,8 +24,9 @@ CONFIG = {
 }
 
 
-def settings(**notifiers):
-    return parse_settings(parse_config({**CONFIG, "notifiers": notifiers}), env={})
+def settings(calendar=None, **notifiers):
+    extra = {"calendar": calendar} if calendar is not None else {}
+    return parse_settings(parse_config({**CONFIG, **extra, "notifiers": notifiers}), env={})
 
 
 def t(text: str) -> datetime:
@@ -35,6 +35,7 @@ def t(text: str) -> datetime:
 
 def test_calendar_assumptions_hold():
     """The table below relies on the official 2026 schedule as chinese_calendar has it."""
+    is_working_day = settings().config.calendar.is_working_day
     assert not is_working_day(date(2026, 10, 2))   # 国庆
     assert is_working_day(date(2026, 10, 10))       # Saturday, 调休 workday
     assert is_working_day(date(2026, 5, 9))         # Saturday, 调休 workday after 劳动节
@@ -65,6 +66,29 @@ QUIET = [
 @pytest.mark.parametrize("now,severity,expected", QUIET)
 def test_quiet_hours_hold_info_and_warning_until_working_hours(now, severity, expected):
     assert release_time(t(now), severity, settings()) == t(expected)
+
+
+# calendar: owns the years it lists a date of; 2027 has no published schedule (statutory fallback).
+OWN_2026 = {"holidays": ["2026-04-27"], "workdays": ["2026-04-25"]}
+CALENDAR_QUIET = [
+    # (calendar:, now, released at)
+    (OWN_2026, "2026-04-24T17:30:00", "2026-04-25T08:30:00"),   # Saturday 25th listed as a workday
+    (OWN_2026, "2026-04-25T17:30:00", "2026-04-28T08:30:00"),   # Monday 27th listed as a holiday
+    (OWN_2026, "2026-04-30T18:00:00", "2026-05-01T08:30:00"),   # 2026 is calendar:'s: 劳动节 not listed
+    (OWN_2026, "2026-05-08T20:00:00", "2026-05-11T08:30:00"),   # nor the library's 调休 Saturday 9 May
+    ({}, "2027-02-04T17:30:00", "2027-02-09T08:30:00"),         # 2027 fallback: 除夕 5th to 初三 8th off
+    ({}, "2027-09-30T17:30:00", "2027-10-04T08:30:00"),         # 国庆 1–3 Oct only; Monday 4th works
+    ({"holidays": ["2027-10-04", "2027-10-05"]}, "2027-09-30T17:30:00", "2027-10-01T08:30:00"),  # 2027 is
+    # calendar:'s as soon as it lists a date: 1 Oct not listed, so a working day
+    ({"holidays": [f"2027-10-0{i}" for i in range(1, 6)]}, "2027-09-30T17:30:00", "2027-10-06T08:30:00"),
+    ({"workdays": ["2027-09-26"]}, "2027-09-24T17:30:00", "2027-09-26T08:30:00"),   # 2027 now calendar:'s
+]
+
+
+@pytest.mark.parametrize("calendar,now,expected", CALENDAR_QUIET)
+def test_quiet_hours_follow_the_configs_calendar(calendar, now, expected):
+    """Quiet hours use the config's calendar: its years from calendar: alone, 2027 from the fallback."""
+    assert release_time(t(now), "warning", settings(calendar)) == t(expected)
 
 
 def test_quiet_hours_off_releases_at_once():
