@@ -32,6 +32,9 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BodyPartReader
+from aiohttp.web_protocol import RequestPayloadError
 
 from shian.notifiers.outbox import STATES
 from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
@@ -45,7 +48,10 @@ from shian.rules.timeutil import fmt, parse_time
 
 log = logging.getLogger("shian.office.api")
 
-MAX_BODY = 20 * 1024 * 1024
+MAX_BODY = 50 * 1024 * 1024   # one request body (an upload of several files counts as one)
+MAX_FILES = 100               # files of one multipart upload
+MAX_NAME = 150                # bytes (UTF-8) of an upload's file name, as it is kept
+SHUTDOWN_SECONDS = 3.0        # what open requests get at a stop (shian run stops within 10 s)
 DEFAULT_LIMIT, MAX_LIMIT = 500, 5000
 SEVERITIES = ("info", "warning", "critical")
 NOTICE_STATES = ("open", "acked", "closed")
@@ -135,8 +141,18 @@ def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(data, status=status, headers=headers,
-                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    """JSON with Chinese as is; text holding a lone surrogate (echoed input) as ``\\udxxx``
+    escapes instead, so that every answer can be sent as UTF-8."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data)
+    return text
 
 
 @web.middleware
@@ -147,13 +163,22 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         return await handler(request)
     except ApiError as e:
         return _error(e.status, e.code, e.message, **e.extra)
+    except (HttpProcessingError, RequestPayloadError) as e:  # a body that breaks HTTP itself (a bad gzip, chunking)
+        if not _ours(request.path):
+            raise
+        cause = e.__cause__ if isinstance(e, RequestPayloadError) and e.__cause__ is not None else e
+        response = _error(400, "bad_request", f"请求体无法读取（{type(cause).__name__}）：请检查 Content-Encoding 与请求体的编码")
+        response.force_close()  # the rest of the body cannot be read either: this connection ends here
+        return response
     except web.HTTPException as e:
         if e.status < 400 or not _ours(request.path):
             raise
         code, message = _HTTP_ERRORS.get(e.status, ("http_error", e.reason))
         if e.status == 413:
             limit = request.app.get(MAX_BODY_KEY, MAX_BODY)
-            message = f"请求体太大：上限 {limit / (1024 * 1024):g} MB，请分批报送"
+            response = _error(e.status, code, f"请求体太大：上限 {limit / (1024 * 1024):g} MB，请分批报送")
+            response.force_close()  # the rest of the body is not read: this connection ends here
+            return response
         return _error(e.status, code, message)
     except asyncio.CancelledError:
         raise
@@ -183,15 +208,14 @@ async def post_events(request: web.Request) -> web.Response:
     runtime = request.app[SERVICE]
     source = f"api:{caller.label}"
     ctype = request.content_type
+    limit = request.app[MAX_BODY_KEY]
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     try:
         if ctype == "multipart/form-data":
-            form = await request.post()
-            files = [f for f in form.values() if isinstance(f, web.FileField)]
-            if not files:
-                raise ApiError(400, "no_file", "表单中没有文件：请用文件字段（如 file）上传 CSV、XLSX 或 JSON Lines 文件")
             outcomes: list[Outcome] = []
-            for f in files:
-                outcomes += await runtime.accept_file(f.file.read(), f.filename or "upload", source)
+            for name, data in await _uploads(request, limit):
+                outcomes += await runtime.accept_upload(data, name, source)
         elif ctype in JSON_TYPES + JSONL_TYPES + CSV_TYPES:
             body = await request.read()
             if not body.strip():
@@ -207,6 +231,59 @@ async def post_events(request: web.Request) -> web.Response:
                   "results": [o.to_json() for o in outcomes]})
 
 
+async def _uploads(request: web.Request, limit: int) -> list[tuple[str, bytes]]:
+    """The file parts of a multipart body (name, content), read as they came (a part's own
+    Content-Encoding is not undone: its content is then rejected as unreadable). Fields
+    without a file name are skipped. A body that is not well-formed multipart is a 400."""
+    files: list[tuple[str, bytes]] = []
+    total = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise ApiError(400, "invalid_multipart", "不支持嵌套的 multipart 分段：请把每个文件作为一个文件字段上传")
+            data = bytearray()
+            while chunk := await part.read_chunk():
+                total += len(chunk)
+                if total > limit:
+                    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=total)
+                data += chunk
+            if not part.filename:  # a text field, or a file field left empty
+                continue
+            if len(files) == MAX_FILES:
+                raise ApiError(400, "too_many_files", f"一次最多上传 {MAX_FILES} 个文件：请分批上传")
+            files.append((upload_name(part.filename), bytes(data)))
+    except HttpProcessingError:
+        raise ApiError(400, "invalid_multipart", "multipart/form-data 某个分段的头部无法读取（字段名或文件名中有换行、"
+                       "空字符等控制字符，或头部过长）：请改正文件名后重新上传") from None
+    except (ValueError, RuntimeError) as e:  # aiohttp's words for a body that is not multipart as declared
+        raise ApiError(400, "invalid_multipart",
+                       f"multipart/form-data 请求体格式错误（{_multipart_problem(e)}）：请用浏览器或 curl -F 上传文件") from None
+    if not files:
+        raise ApiError(400, "no_file", "表单中没有文件：请用文件字段（如 file）上传 CSV、XLSX 或 JSON Lines 文件")
+    return files
+
+
+def _multipart_problem(e: Exception) -> str:
+    text = str(e)
+    if "boundary missed" in text:
+        return "Content-Type 缺少 boundary 参数"
+    if "boundary" in text:
+        return "分隔符 boundary 与请求体不符"
+    return type(e).__name__
+
+
+def upload_name(name: str) -> str:
+    """A file name as a client sent it, made safe to keep and to show: no folders, no control
+    characters, at most :data:`MAX_NAME` bytes (the suffix kept, which says how it is read)."""
+    name = "".join(ch for ch in name.replace("\\", "/").rsplit("/", 1)[-1] if ch.isprintable()).strip()
+    if len(name.encode("utf-8")) <= MAX_NAME:
+        return name or "upload"
+    suffix = Path(name).suffix if len(Path(name).suffix) <= 10 else ""
+    stem = name[:len(name) - len(suffix)].encode("utf-8")[:MAX_NAME - len(suffix.encode("utf-8"))]
+    return stem.decode("utf-8", "ignore") + suffix
+
+
 def _body_name(request: web.Request, ctype: str) -> str:
     """A request body read as a file of this name: JSON (one object or an array), JSON Lines,
     or CSV (``?filename=`` can name the event type, e.g. 抽检结果.csv)."""
@@ -214,8 +291,8 @@ def _body_name(request: web.Request, ctype: str) -> str:
         return "body.json"
     if ctype in JSONL_TYPES:
         return "body.jsonl"
-    name = Path(request.query.get("filename", "") or "body.csv").name
-    return name if name.lower().endswith(".csv") else f"{name}.csv"
+    name = upload_name(request.query.get("filename", "") or "body.csv")
+    return name if name.lower().endswith(".csv") else upload_name(f"{name}.csv")
 
 
 # -- notices and acks ------------------------------------------------------------------------
@@ -311,6 +388,11 @@ def _text_field(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
         raise ApiError(400, "bad_field", f"字段 {name} 应是字符串")
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "bad_field", f"字段 {name} 含有无效的字符（孤立的 UTF-16 代理项，如 \\ud800）") from None
     return (value.strip() or None) if isinstance(value, str) else None
 
 
@@ -418,17 +500,29 @@ async def delete_silence(request: web.Request) -> web.Response:
 
 # -- health, metrics, the spec ------------------------------------------------------------
 
+PART_NAMES = {"journal": "事件日志", "outbox": "发件箱", "delivery": "通知投递", "clock": "规则时钟", "database": "数据库"}
+
+
 async def health(request: web.Request) -> web.Response:
+    """200 while every part works; 503 naming the failing parts (the journal or the outbox
+    cannot be read or written, delivery or the clock raising) with their reasons in Chinese."""
     service = request.app[SERVICE]
     clock = service.clock()
+    failing = service.problems()
     try:
         counts = service.counts()
-        outbox = counts["outbox"]
     except Exception as e:  # the database is what a monitor wants to hear about
         log.exception("health check failed")
-        return _json({"status": "error", "error": f"数据库不可用：{type(e).__name__}", "code": "unhealthy"}, status=503)
+        return _unhealthy({**failing, "database": f"数据库不可读（{type(e).__name__}）"})
+    if failing:
+        return _unhealthy(failing)
     return _json({"status": "ok", "now": fmt(service.now()), "clock": fmt(clock) if clock else None,
-                  "events": counts["events"], "rejects": counts["rejects"], "outbox": outbox})
+                  "events": counts["events"], "rejects": counts["rejects"], "outbox": counts["outbox"]})
+
+
+def _unhealthy(failing: dict[str, str]) -> web.Response:
+    reason = "；".join(f"{PART_NAMES.get(part, part)}：{why}" for part, why in failing.items())
+    return _json({"status": "error", "error": reason, "code": "unhealthy", "failing": failing}, status=503)
 
 
 def _label(value: str) -> str:
@@ -529,11 +623,13 @@ def check_listen(settings: ServiceSettings) -> None:
 
 
 async def listen(app: web.Application, settings: ServiceSettings) -> tuple[web.AppRunner, list[str]]:
-    """The app bound to ``settings.host:port`` (open requests get 5 s at cleanup); returns the
+    """The app bound to ``settings.host:port`` (open requests get :data:`SHUTDOWN_SECONDS` at
+    cleanup: a batch being accepted answers its remaining lines 服务正在停止 at once); returns the
     runner, for the caller to clean up, and the bound addresses (``http://host:port``).
     Raises :class:`ServeRefused` when the address is refused or taken."""
     check_listen(settings)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=5.0)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False,
+                            shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, settings.host.strip("[]"), settings.port)
     try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,12 +27,18 @@ from shian.notifiers.silences import StoredSilence
 from shian.rules.config import Config
 from shian.rules.events import Validator
 from shian.rules.notice import Notice
-from shian.rules.records import REJECTED, Outcome, Record, Reject, ack_event
+from shian.rules.records import REJECTED, Outcome, Record, Reject, UnreadableInput, ack_event
 
-from .sources import read_bytes
+from .sources import JSONL_SUFFIXES, MAX_ROWS, read_bytes
 from .store import Store
 
-CHUNK = 200  # records accepted between two yields to the event loop
+log = logging.getLogger("shian.runtime")
+CHUNK = 200            # records accepted between two yields to the event loop, at most
+SLICE = 0.05           # seconds of accepting between two yields to the event loop, about
+MAX_LINES = MAX_ROWS   # lines of one JSON Lines body or upload (CSV / XLSX: rows, the same limit)
+STOP_GRACE = 2.0       # seconds a delivery under way may take to finish at a stop, then it is cancelled
+STOPPING = "服务正在停止：此行未处理（未记录），请稍后重发"
+STORAGE_ERRORS = (sqlite3.Error, OSError)  # a database that cannot be read or written
 
 
 class Storage(Protocol):
@@ -52,6 +60,28 @@ class Metrics:
     last_tick: float = 0.0
 
 
+@dataclass
+class Health:
+    """The parts of a runtime that fail now (``journal``, ``outbox``, ``delivery``, ``clock``),
+    each with its reason in Chinese; a part is cleared by its next success."""
+
+    failing: dict[str, str] = field(default_factory=dict)
+
+    def fail(self, part: str, reason: str) -> bool:
+        """Records the failure; True when the part was not failing before (log it then)."""
+        new = part not in self.failing
+        self.failing[part] = reason
+        return new
+
+    def ok(self, part: str) -> None:
+        self.failing.pop(part, None)
+
+
+def storage_error(e: BaseException) -> str:
+    """A database error in words: its kind and SQLite's own message."""
+    return f"{type(e).__name__}: {e}"
+
+
 class RuntimeBase:
     """The journal, the outbox and the office's questions; subclasses say how events come in
     (``accept_records``, ``ack``), where the clock is (``clock``) and how they run (``run``)."""
@@ -65,6 +95,9 @@ class RuntimeBase:
         self.outbox = self.dispatcher.outbox
         self.validator = Validator(config.known())
         self.metrics = Metrics()
+        self.health = Health()
+        self.journal_error = ""  # the latest failure to write the journal, in words
+        self._stop: asyncio.Event | None = None  # set by ``run``: input then stops between chunks
 
     # -- input ---------------------------------------------------------------------------
 
@@ -87,23 +120,77 @@ class RuntimeBase:
         obj = ack_event(notice_id, notice.township, dept, action, self.now(), note)
         return self.accept_object(obj, f"ack:{dept}")
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
     async def accept_file(self, data: bytes, filename: str, source: str) -> list[Outcome]:
         """An upload or a request body, read like a file of that name (off the event loop),
         then accepted in chunks so that the clock, the sender and other requests keep running.
-        Raises :class:`~shian.rules.records.UnreadableInput` for a JSON body that is not JSON."""
-        records = await asyncio.to_thread(read_bytes, data, filename, source)
+        Raises :class:`~shian.rules.records.UnreadableInput` for a JSON body that is not JSON,
+        or JSON Lines of more than :data:`MAX_LINES` lines (refused before any is run); a file
+        that fails to be read otherwise is one reject naming it."""
+        if Path(filename).suffix.lower() in JSONL_SUFFIXES and data.count(b"\n") >= MAX_LINES:
+            raise UnreadableInput(f"一次最多报送 {MAX_LINES:,} 行：请分成几次报送")
+        try:
+            records = await asyncio.to_thread(read_bytes, data, filename, source)
+        except UnreadableInput:
+            raise
+        except Exception as e:  # the runtime's boundary: the file goes to the rejects with its reason
+            log.exception("reading %s from %s failed", filename, source)
+            records = [Record(f"{source}:{filename}", 0, "", reason=f"无法读取文件（{type(e).__name__}），已记入日志")]
+        return await self.accept_chunks(records)
+
+    async def accept_upload(self, data: bytes, filename: str, source: str) -> list[Outcome]:
+        """One file of an upload of several: as :meth:`accept_file`, but a file that cannot be
+        read at all is one reject naming it, so that the files with it still run."""
+        try:
+            return await self.accept_file(data, filename, source)
+        except UnreadableInput as e:
+            return self.accept_records([Record(f"{source}:{filename}", 0, "", reason=f"文件“{filename}”：{e}")])
+
+    async def accept_chunks(self, records: list[Record], *, mode: str = "live") -> list[Outcome]:
+        """``records`` accepted a slice at a time, yielding to the event loop after each: a
+        slice is sized to take about :data:`SLICE` seconds (at most :data:`CHUNK` records), so
+        the clock, delivery, ``/health`` and other requests keep running however slow the disk.
+        Once the runtime is stopping, the lines not yet run are answered :data:`STOPPING` (not
+        kept among the rejects: they were not looked at)."""
         outcomes: list[Outcome] = []
-        for start in range(0, len(records), CHUNK):
-            outcomes += self.accept_records(records[start:start + CHUNK])
+        start, size = 0, 1
+        while start < len(records):
+            if self.stopping:
+                outcomes += [Outcome(REJECTED, rec.line, reason=STOPPING) for rec in records[start:]]
+                break
+            began = time.monotonic()
+            outcomes += self.accept_records(records[start:start + size], mode=mode)
+            start += size
+            size = max(1, min(CHUNK, int(size * SLICE / max(time.monotonic() - began, 1e-4))))
             await asyncio.sleep(0)
         return outcomes
 
     def reject(self, rec: Record, reason: str | None = None) -> Outcome:
-        """``rec`` refused: kept in the store's rejects (the office sees them) and answered."""
+        """``rec`` refused: kept in the store's rejects (the office sees them) and answered.
+        A store that cannot keep it marks the journal failing; the answer is the same."""
         r = rec.reject(reason)
-        self.store.add_reject(r, self.now())
+        try:
+            self.store.add_reject(r, self.now())
+        except STORAGE_ERRORS as e:
+            self.journal_failed(e)
+        else:
+            self.health.ok("journal")
         self.metrics.rejects += 1
         return Outcome(REJECTED, rec.line, reason=r.reason)
+
+    def journal_failed(self, e: BaseException) -> None:
+        """The journal could not be written (or read): ``/health`` says so until it can."""
+        if self.health.fail("journal", f"写入失败（{storage_error(e)}）"):
+            log.error("the journal %s cannot be written: %s", self.store.path, storage_error(e))
+        self.journal_error = storage_error(e)
+
+    def problems(self) -> dict[str, str]:
+        """The parts failing now (``journal``, ``outbox``, ``delivery``, ``clock``), each with
+        its reason in Chinese; empty when healthy."""
+        return dict(self.health.failing)
 
     # -- what the office reads ---------------------------------------------------------------
 
@@ -162,7 +249,36 @@ class RuntimeBase:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    async def deliver(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
+        """The dispatcher's steps until ``stop``: a step that raises is logged, marks delivery
+        failing (``/health``) and is tried again after ``poll_seconds``."""
+        while not stop.is_set():
+            try:
+                await self.dispatcher.step()
+            except Exception as e:  # the runtime's boundary: delivery goes on at the next step
+                if self.health.fail("delivery", f"投递出错（{type(e).__name__}: {e}），{poll_seconds:g} 秒后重试"):
+                    log.exception("delivery step failed; retrying every %.1f s", poll_seconds)
+            else:
+                self.health.ok("delivery")
+            try:
+                await asyncio.wait_for(stop.wait(), poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    @staticmethod
+    async def stop_delivery(sender: asyncio.Task) -> None:
+        """Waits :data:`STOP_GRACE` for the sender to finish its step (``stop`` is set), then
+        cancels it: a message cut off stays ``sending`` and is retried after the restart."""
+        try:
+            await asyncio.wait_for(sender, STOP_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("delivery cancelled at the stop after %.0f s; unsent messages are retried at the next start",
+                        STOP_GRACE)
+
     async def close(self) -> None:
-        await self.dispatcher.close()
+        try:
+            await asyncio.wait_for(self.dispatcher.close(), STOP_GRACE)
+        except asyncio.TimeoutError:
+            log.warning("closing the delivery channels took over %.0f s; left", STOP_GRACE)
         self.outbox.close()
         self.store.close()

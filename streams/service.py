@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 from shian.notifiers.routing import recipients
 from shian.notifiers.settings import Settings as DeliverySettings
@@ -34,15 +36,17 @@ from shian.rules.config import Config
 from shian.rules.engine import Engine, SnapshotError, Status
 from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
-from shian.rules.records import ACCEPTED, DUPLICATE, Outcome, Record
+from shian.rules.records import ACCEPTED, DUPLICATE, REJECTED, Outcome, Record
 
-from .base import RuntimeBase, Storage
+from .base import CHUNK, STOPPING, STORAGE_ERRORS, RuntimeBase, Storage, storage_error
 from .partitioned import PartitionRunner
 from .sources import INPUT_SUFFIXES, read_path
 from .store import Store
 
 log = logging.getLogger("shian.service")
 DONE_DIR, BAD_DIR = "已处理", "无法读取"
+FAILED = "处理失败（{kind}），已记入日志：此事件未被接受，请联系管理员"
+NOT_JOURNALLED = "事件日志暂时无法写入（{error}）：此事件未被接受，请稍后重发"
 
 
 def recovered(config: Config, store: Store, sink: Callable[[Notice], None], *,
@@ -77,7 +81,14 @@ def recovered(config: Config, store: Store, sink: Callable[[Notice], None], *,
 
 
 class Service(RuntimeBase):
-    """The embedded runtime: one engine owning every township, on the wall clock."""
+    """The embedded runtime: one engine owning every township, on the wall clock.
+
+    It never lets one input, a failing rule or a failing database poison what comes after:
+    each line gets its own outcome; an event the engine ran but the journal did not take is
+    refused and the engine is rebuilt from the journal (snapshot and rows after it) before the
+    next event, so it never remembers an event that is not journalled; notices the outbox
+    cannot take wait in memory and are offered again at each event and tick (no snapshot is
+    saved meanwhile, so a restart raises them again)."""
 
     def __init__(self, config: Config, storage: Storage, delivery: DeliverySettings, *,
                  now: Callable[[], datetime] | None = None, reader: bool = False) -> None:
@@ -89,6 +100,8 @@ class Service(RuntimeBase):
         self._backfilling = False
         self._since_snapshot = 0
         self._reader = reader
+        self._stale = False  # the engine ran an event the journal did not take: rebuild before going on
+        self._unmovable: set[tuple[str, float]] = set()  # drop-folder files that could not be moved aside
         self.runner, n = recovered(config, self.store, self._raised.append, fallback=reader)
         added = self._deliver()
         if n:
@@ -101,6 +114,8 @@ class Service(RuntimeBase):
         return [self._accept(rec, mode) for rec in records]
 
     def _accept(self, rec: Record, mode: str) -> Outcome:
+        if not self._engine_ready():
+            return self.reject(rec, NOT_JOURNALLED.format(error=self.journal_error))
         try:
             if rec.reason is not None:
                 raise Rejected(rec.reason)
@@ -109,18 +124,22 @@ class Service(RuntimeBase):
             status = self.runner.engine.admit(ev) if mode == "event" else self.runner.live_event(ev, now)
         except Rejected as r:
             self._deliver()  # deadlines the clock passed before the event was refused
-            return self.reject(rec, r.reason)
+            return self.reject(self._shown(rec), r.reason)
         except Exception as e:  # the runtime's boundary: a rule that fails sets its event aside
             log.exception("event %s of %s set aside: a rule failed on it", rec.line, rec.source)
             self._deliver()  # what fired before the failure stands
-            return self.reject(rec, f"处理失败（{type(e).__name__}），已记入日志：此事件未被接受，请联系管理员")
+            return self.reject(rec, FAILED.format(kind=type(e).__name__))
         if status != Status.ACCEPTED:
             self.metrics.duplicates += 1
             self._deliver()  # deadlines the clock passed on the way
             return Outcome(DUPLICATE, rec.line, getattr(ev, "id", None))
         clock = self.runner.engine.clock if mode == "event" else now
-        with self.store.transaction() as c:
-            self.store.append(c, obj, ev, mode, clock, rec.source)
+        try:
+            with self.store.transaction() as c:
+                self.store.append(c, obj, ev, mode, clock, rec.source)
+        except Exception as e:  # the runtime's boundary: run by the engine, not journalled
+            return self._not_journalled(rec, e)
+        self.health.ok("journal")
         self.metrics.events[ev.type] += 1
         self._deliver()
         self._since_snapshot += 1
@@ -128,12 +147,57 @@ class Service(RuntimeBase):
             self.snapshot()
         return Outcome(ACCEPTED, rec.line, ev.id)
 
+    def _not_journalled(self, rec: Record, e: Exception) -> Outcome:
+        """The engine ran ``rec`` but its journal row failed: its notices are dropped, the
+        engine is marked for a rebuild from the journal, and the event is refused."""
+        self._raised.clear()  # this event's, and deadlines the rebuild fires again
+        self._stale = True
+        if isinstance(e, STORAGE_ERRORS):
+            self.journal_failed(e)
+            return self.reject(rec, NOT_JOURNALLED.format(error=storage_error(e)))
+        log.exception("event %s of %s could not be journalled", rec.line, rec.source)
+        return self.reject(rec, FAILED.format(kind=type(e).__name__))
+
+    def _engine_ready(self) -> bool:
+        """After an event the journal did not take: the engine rebuilt from the journal, once
+        a test write shows the journal can be written again. False while it cannot."""
+        if not self._stale:
+            return True
+        try:
+            self.store.probe(self.now())
+            runner, n = recovered(self.config, self.store, self._raised.append)
+        except (*STORAGE_ERRORS, SnapshotError) as e:
+            self.journal_failed(e)
+            return False
+        self.runner, self._stale = runner, False
+        self.health.ok("journal")
+        log.info("engine rebuilt from the journal (%d rows after the snapshot)", n)
+        self._deliver()
+        return True
+
     def _decode(self, rec: Record) -> tuple[Any, dict[str, Any]]:
-        """The validated event and its JSON object; raises Rejected."""
-        if rec.obj is None:
-            ev = self.validator.from_json(rec.raw)
-            return ev, json.loads(rec.raw)
-        return self.validator.from_object(rec.obj), rec.obj
+        """The validated event and its JSON object; raises Rejected (a line that is not
+        UTF-8 says so, with where)."""
+        if rec.obj is not None:
+            return self.validator.from_object(rec.obj), rec.obj
+        raw = rec.raw
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise Rejected(f"第 {rec.line} 行不是 UTF-8 编码（第 {e.start + 1} 个字节 0x{raw[e.start]:02X} 起，"
+                               "可能是 GBK）：此行未接受，请以 UTF-8 重发") from None
+        return self.validator.from_json(raw), json.loads(raw)
+
+    @staticmethod
+    def _shown(rec: Record) -> Record:
+        """``rec`` as its reject shows it: bytes that are not UTF-8 as ``\\xNN`` (never U+FFFD)."""
+        if isinstance(rec.raw, bytes):
+            try:
+                rec.raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return Record(rec.source, rec.line, rec.raw.decode("utf-8", "backslashreplace"), rec.obj, rec.reason)
+        return rec
 
     def backfill(self, paths: list[str]) -> Counter:
         """``--backfill``: files on event time (as replay), then the clock to the wall clock."""
@@ -153,6 +217,8 @@ class Service(RuntimeBase):
 
     def tick(self) -> int:
         """The wall clock: fire the deadlines it has passed; returns the notices raised."""
+        if not self._engine_ready():
+            return 0
         if self.runner.engine.clock is None:
             self.runner.engine.begin(self.now())
         else:
@@ -161,13 +227,22 @@ class Service(RuntimeBase):
         return self._deliver()
 
     def _deliver(self) -> int:
-        """Notices raised so far into the outbox (known ids are ignored there)."""
-        added = 0
-        for n in self._raised:
-            if self.dispatcher.submit(n, whole_batch=self._backfilling):
-                added += 1
-                self.metrics.notices[n.rule] += 1
+        """Notices raised so far into the outbox (known ids are ignored there). While the
+        outbox cannot be written they wait here, in order, for the next call."""
+        added = done = 0
+        try:
+            for n in self._raised:
+                if self.dispatcher.submit(n, whole_batch=self._backfilling):
+                    added += 1
+                    self.metrics.notices[n.rule] += 1
+                done += 1
+        except STORAGE_ERRORS as e:
+            if self.health.fail("outbox", f"写入失败（{storage_error(e)}）"):
+                log.error("the outbox %s cannot be written: %s", self.outbox.path, storage_error(e))
+            del self._raised[:done]
+            return added
         self._raised.clear()
+        self.health.ok("outbox")
         return added
 
     def upcoming(self, count: int = 20) -> list[tuple[datetime, str]]:
@@ -185,59 +260,160 @@ class Service(RuntimeBase):
         return self.runner.engine.figures(kind, period, now or self.now())
 
     def snapshot(self) -> None:
-        self.store.save_snapshot(self.store.last_seq(), self.runner.engine.snapshot())
+        """The engine saved with the journal row it covers — not while the engine is ahead of
+        the journal or notices wait for the outbox (the journal rows raise them again)."""
+        if self._stale or self._raised:
+            return
+        try:
+            self.store.save_snapshot(self.store.last_seq(), self.runner.engine.snapshot())
+        except STORAGE_ERRORS as e:
+            self.journal_failed(e)
+            return
         self._since_snapshot = 0
+
+    def problems(self) -> dict[str, str]:
+        failing = super().problems()
+        if "outbox" in failing:
+            failing["outbox"] += f"，{len(self._raised)} 条通知等待写入"
+        return failing
 
     # -- the drop folder ----------------------------------------------------------------------
 
-    def scan_drop_folder(self) -> int:
-        """Files dropped into ``drop_dir`` are read, then moved to 已处理/ (or 无法读取/)."""
+    async def scan_drop_folder(self) -> int:
+        """Files dropped into ``drop_dir`` are read and moved to 已处理/, or to 无法读取/ when
+        no line of them was taken. A file that fails is set aside all the same (its reason
+        among the rejects) and the others go on; a file stays only when the service stops
+        half-way through it (it is read again at the next start: its taken lines are then
+        duplicates). Returns the files done."""
         folder = self.storage.drop_dir
         if folder is None:
             return 0
         folder.mkdir(parents=True, exist_ok=True)
         done = 0
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
-                           and not p.name.startswith((".", "~$"))):
-            if time.time() - path.stat().st_mtime < 1.0:
-                continue  # still being written
-            target = DONE_DIR
-            try:
-                outcomes = self.accept_records(read_path(path))
-                log.info("drop folder: %s: %s", path.name, dict(Counter(o.status for o in outcomes)))
-            except (OSError, ValueError) as e:
-                self.reject(Record(str(path), None, ""), f"无法读取文件：{e}")
-                target = BAD_DIR
-            stamp = self.now().strftime("%Y%m%d-%H%M%S")
-            (folder / target).mkdir(exist_ok=True)
-            shutil.move(str(path), folder / target / f"{stamp}-{path.name}")
+        for path in self._dropped(folder):
+            if self.stopping:
+                break
+            outcomes, whole = await self._import(path)
+            if not whole:  # stopping half-way through it
+                break
+            log.info("drop folder: %s: %s", path.name, dict(Counter(o.status for o in outcomes)))
+            taken = any(o.status != REJECTED for o in outcomes)
+            self._move_aside(path, DONE_DIR if taken else BAD_DIR)
             done += 1
         return done
+
+    def _dropped(self, folder: Path) -> list[Path]:
+        """The files ready to import: an input suffix, not hidden or a lock file, not written to
+        in the last second, and not one that could not be moved aside before."""
+        ready = []
+        for p in sorted(folder.iterdir()):
+            try:
+                if not p.is_file() or p.suffix.lower() not in INPUT_SUFFIXES or p.name.startswith((".", "~$")):
+                    continue
+                mtime = p.stat().st_mtime
+            except OSError:  # gone meanwhile, or a name the file system refuses
+                continue
+            if time.time() - mtime >= 1.0 and (p.name, mtime) not in self._unmovable:
+                ready.append(p)
+        return ready
+
+    async def _import(self, path: Path) -> tuple[list[Outcome], bool]:
+        """One dropped file, read off the event loop a chunk at a time and accepted, and
+        whether it was read to its end (False: the service began to stop). A file that
+        cannot be read (at all, or from some line on) gives a reject with the reason, after
+        the lines read before it."""
+        outcomes: list[Outcome] = []
+        lines = read_path(path)
+        try:
+            while not self.stopping:
+                chunk, failure = await asyncio.to_thread(_take, lines, CHUNK)
+                outcomes += await self.accept_chunks(chunk)
+                if failure is not None:
+                    log.error("drop folder: %s could not be read", path.name, exc_info=failure)
+                    where = f"已处理 {len(outcomes)} 行，其后" if outcomes else ""
+                    reason = f"{where}无法读取文件（{type(failure).__name__}：{failure}）"
+                    outcomes.append(self.reject(Record(str(path), None, ""), reason))
+                if failure is not None or not chunk:
+                    return outcomes, not any(o.reason == STOPPING for o in outcomes)
+        finally:
+            lines.close()  # read_path is a generator: its file is closed now
+        return outcomes, False
+
+    def _move_aside(self, path: Path, target: str) -> None:
+        """Into ``target``/ with the time in front; a name too long for that keeps only its
+        time and suffix. A file that cannot be moved at all is skipped from now on (logged)."""
+        stamp = self.now().strftime("%Y%m%d-%H%M%S")
+        folder = path.parent / target
+        try:
+            folder.mkdir(exist_ok=True)
+            try:
+                shutil.move(str(path), folder / f"{stamp}-{path.name}")
+            except OSError:
+                shutil.move(str(path), folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}{path.suffix}")
+        except OSError as e:
+            log.error("drop folder: %s could not be moved to %s/ and is skipped until the restart: %s",
+                      path.name, target, e)
+            try:
+                self._unmovable.add((path.name, path.stat().st_mtime))
+            except OSError:
+                pass
 
     # -- running ------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The clock (every second), the drop folder (every 2 s) and delivery, until ``stop``."""
-        sender = asyncio.create_task(self.dispatcher.run(stop, poll_seconds=1.0))
+        """The clock (every second), the drop folder (every 2 s) and delivery, until ``stop``;
+        then delivery gets :data:`~shian.streams.base.STOP_GRACE` to finish its step."""
+        self._stop = stop
+        sender = asyncio.create_task(self.deliver(stop, poll_seconds=1.0))
         n = 0
         try:
             while not stop.is_set():
-                try:
-                    self.tick()
-                    if n % 2 == 0:
-                        self.scan_drop_folder()
-                except Exception:  # the runtime's boundary: log and keep the service up
-                    log.exception("service step failed")
+                self._step()
+                if n % 2 == 0:
+                    try:
+                        await self.scan_drop_folder()
+                    except Exception:  # the runtime's boundary (the folder itself unreadable): next time again
+                        log.exception("drop folder %s cannot be read", self.storage.drop_dir)
                 n += 1
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
                 except asyncio.TimeoutError:
                     pass
         finally:
-            await sender
+            await self.stop_delivery(sender)
+
+    def _step(self) -> None:
+        """One second of the clock; a failure marks the clock failing (``/health``) until a
+        tick succeeds. A failing journal is tested again meanwhile."""
+        try:
+            self.tick()
+        except Exception as e:  # the runtime's boundary: log and keep the service up
+            if self.health.fail("clock", f"运行出错（{type(e).__name__}），已记入日志"):
+                log.exception("service step failed")
+        else:
+            self.health.ok("clock")
+        if "journal" in self.health.failing and not self._stale:
+            try:
+                self.store.probe(self.now())
+            except STORAGE_ERRORS as e:
+                self.journal_failed(e)
+            else:
+                self.health.ok("journal")
 
     async def close(self) -> None:
         if not self._reader:
             self.snapshot()
         await super().close()
 
+
+def _take(records: Iterator[Record], n: int) -> tuple[list[Record], Exception | None]:
+    """Up to ``n`` records, and what stopped the reading of the file (None: nothing)."""
+    out: list[Record] = []
+    try:
+        for record in records:
+            out.append(record)
+            if len(out) == n:
+                break
+    except Exception as e:  # the drop folder's boundary: the file's reason goes to its rejects
+        return out, e
+    return out, None

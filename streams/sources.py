@@ -96,12 +96,16 @@ def json_records(body: bytes, source: str) -> list[Record]:
         data = json.loads(body)
     except RecursionError:
         raise UnreadableInput("请求体的 JSON 嵌套过深：每个事件应是一个不深嵌套的 {…} 对象") from None
-    except UnicodeDecodeError:
-        raise UnreadableInput("请求体不是 UTF-8 编码的 JSON") from None
+    except UnicodeDecodeError as e:
+        raise UnreadableInput(f"请求体不是 UTF-8 编码的 JSON（第 {e.start + 1} 个字节起，可能是 GBK）") from None
     except json.JSONDecodeError as e:
         hint = "；多个事件请用 JSON 数组，或以 application/x-ndjson 逐行报送" if e.msg == "Extra data" else ""
         raise UnreadableInput(f"请求体不是合法的 JSON：第 {e.lineno} 行第 {e.colno} 列（{e.msg}）{hint}") from None
+    except ValueError:  # a number of more than 4,300 digits
+        raise UnreadableInput("请求体的 JSON 中有位数过多的数字：检验结果等数值不会有上千位") from None
     items = data if isinstance(data, list) else [data]
+    if len(items) > MAX_ROWS:
+        raise UnreadableInput(f"一次最多报送 {MAX_ROWS:,} 个事件（此 JSON 数组有 {len(items):,} 个）：请分成几次报送")
     out = []
     for n, item in enumerate(items, 1):
         if isinstance(item, dict):
@@ -127,6 +131,7 @@ def read_tabular(path: str | os.PathLike[str]) -> list[Record]:
             return [_file_reject(source, "文件编码无法识别：请另存为 UTF-8 或 GB18030（GBK）编码的 CSV")]
         rows, problem = _csv_rows(text)
         sheets: list[tuple[str | None, Rows]] = [(None, rows)]
+        cut += _not_utf8_rows(rows, source)
         if problem:
             cut.append(_file_reject(source, problem))
     elif suffix in (".xlsx", ".xlsm"):
@@ -146,13 +151,39 @@ def read_tabular(path: str | os.PathLike[str]) -> list[Record]:
 
 
 def _decode(data: bytes) -> str | None:
-    """UTF-8 (a BOM is dropped), else GB18030 (a superset of GBK / GB2312), else None."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return None
+    """UTF-8 (a BOM is dropped), else GB18030 (a superset of GBK / GB2312), else None. Text
+    that is mostly UTF-8 (more valid multi-byte characters than bad bytes: a UTF-8 file with a
+    few GBK cells) is UTF-8, its bad bytes kept as surrogate escapes for
+    :func:`_not_utf8_rows` to reject those rows — never read as GB18030 mojibake."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8-sig", "surrogateescape")
+    bad = sum(1 for ch in text if "\udc80" <= ch <= "\udcff")
+    if sum(1 for ch in text if ch > "\x7f") - bad > bad:
+        return text
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+
+
+def _not_utf8_rows(rows: Rows, source: str) -> list[Record]:
+    """Rows holding bytes that are not UTF-8 (surrogate escapes from :func:`_decode`): emptied
+    (so no event is made of them) and each rejected, naming its row."""
+    out = []
+    for index, row in enumerate(rows):
+        if any(_escaped(cell) for cell in row):
+            shown = ",".join(cell.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for cell in row)
+            out.append(Record(source, str(index + 1), shown,
+                              reason=f"第 {index + 1} 行含有不是 UTF-8 的字节（可能是 GBK）：此行未导入，请改为 UTF-8 后重发"))
+            row.clear()
+    return out
+
+
+def _escaped(cell: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in cell)
 
 
 def _csv_rows(text: str) -> tuple[Rows, str | None]:

@@ -41,12 +41,35 @@ CREATE TABLE IF NOT EXISTS rejects (
     raw TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS probe (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    at TEXT NOT NULL           -- the last write test (health: can the journal be written?)
+);
 CREATE TABLE IF NOT EXISTS snapshot (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     seq INTEGER NOT NULL,      -- the last journal row the snapshot covers
     blob BLOB NOT NULL
 );
 """
+
+
+MAX_RAW = 1 << 20  # characters of a reject's input kept (a longer line is cut, saying so)
+
+
+def storable(text: str) -> str:
+    """``text`` as SQLite can store it: a lone surrogate (from a file name, a decoded cell) is
+    kept visible as ``\\udxxx`` instead of failing the write."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _cut(raw: str) -> str:
+    if len(raw) <= MAX_RAW:
+        return raw
+    return f"{raw[:MAX_RAW]}…（共 {len(raw):,} 个字符，只保留前 {MAX_RAW:,} 个）"
 
 
 @dataclass(frozen=True)
@@ -72,28 +95,40 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction. A failed write or COMMIT (disk full, I/O error) is rolled
+        back before the error goes on, so the next transaction starts clean."""
         c = self.db.cursor()
         c.execute("BEGIN IMMEDIATE")
         try:
             yield c
+            c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            if self.db.in_transaction:
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:  # SQLite may have rolled back itself; the first error is the one to raise
+                    pass
             raise
-        c.execute("COMMIT")
 
     def append(self, c: sqlite3.Cursor, obj: dict[str, Any], ev: Any, mode: str, clock: datetime,
                source: str) -> int:
         c.execute("INSERT INTO events (id, type, township, time, mode, clock, source, json)"
                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                  (ev.id, ev.type, ev.township, fmt(ev.time), mode, fmt(clock), source,
+                  (ev.id, ev.type, ev.township, fmt(ev.time), mode, fmt(clock), storable(source),
                    json.dumps(obj, ensure_ascii=False)))
         return c.lastrowid  # type: ignore[return-value]
 
     def add_reject(self, reject: Reject, at: datetime) -> None:
         with self.transaction() as c:
             c.execute("INSERT INTO rejects (at, source, line, raw, reason) VALUES (?, ?, ?, ?, ?)",
-                      (fmt(at), reject.source, None if reject.line is None else str(reject.line), reject.raw,
-                       reject.reason))
+                      (fmt(at), storable(reject.source), None if reject.line is None else storable(str(reject.line)),
+                       storable(_cut(reject.raw)), storable(reject.reason)))
+
+    def probe(self, at: datetime) -> None:
+        """A small write, committed: raises (sqlite3.Error, OSError) while the journal cannot be
+        written (disk full, read-only, locked)."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO probe (one, at) VALUES (1, ?)", (fmt(at),))
 
     def after(self, seq: int) -> Iterator[Row]:
         """The journal rows after ``seq``, in order (to run them again after a restart)."""

@@ -2,6 +2,7 @@
 drop folder, acks — each with a fake wall clock."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -123,7 +124,7 @@ def test_the_drop_folder_imports_files_and_moves_them_aside(make_service, tmp_pa
     f.write_text(json.dumps(sample(1, T0), ensure_ascii=False) + "\nnot json\n", encoding="utf-8")
     old = time.time() - 5
     os.utime(f, (old, old))
-    assert svc.scan_drop_folder() == 1
+    assert asyncio.run(svc.scan_drop_folder()) == 1
     assert not f.exists()
     assert [p.name.endswith("抽检.jsonl") for p in (drop / "已处理").iterdir()] == [True]
     assert [e["id"] for e in svc.store.events()] == ["CJ-1"]
@@ -207,3 +208,120 @@ def test_a_posted_object_with_a_lone_surrogate_is_rejected_and_kept_among_the_re
     assert outcome.status == "rejected" and "代理项" in outcome.reason
     [reject] = svc.store.rejects()
     assert "\\ud800" in reject.raw
+
+
+# -- one failure never poisons what comes after ---------------------------------------------
+
+def _drop(folder: Path, name: str, lines: list[str]) -> Path:
+    import os
+    import time
+
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    old = time.time() - 5
+    os.utime(path, (old, old))
+    return path
+
+
+def test_a_drop_folder_file_that_fails_is_moved_aside_with_its_reasons_and_the_others_go_on(make_service, tmp_path,
+                                                                                            monkeypatch):
+    """A 100,000-deep nested line is rejected and the file moved to 已处理/; a file whose reading
+    raises half-way (injected) is moved too, its reason among the rejects, and the files after
+    it are imported; a file without one good line goes to 无法读取/; a second scan reads nothing."""
+    import json
+
+    import shian.streams.service as service_module
+
+    svc = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data", "drop_dir": "drop"}),
+                       now=Clock(T0))
+    drop = tmp_path / "drop"
+    ev = [json.dumps(sample(i, T0), ensure_ascii=False) for i in range(6)]
+    _drop(drop, "a-deep.jsonl", [ev[1], '{"a":' * 100_000 + "1" + "}" * 100_000, ev[2]])
+    _drop(drop, "b-breaks.jsonl", [ev[3], ev[4]])
+    _drop(drop, "c-bad.jsonl", ["not json", "[" * 100_000])
+    _drop(drop, "d-good.jsonl", [ev[5]])
+    real = service_module.read_path
+
+    def breaking(path):
+        records = real(path)
+        if path.name.startswith("b-"):
+            yield next(records)
+            raise RuntimeError("injected")
+        yield from records
+
+    monkeypatch.setattr(service_module, "read_path", breaking)
+    assert asyncio.run(svc.scan_drop_folder()) == 4
+    assert sorted(p.name[16:] for p in (drop / "已处理").iterdir()) == ["a-deep.jsonl", "b-breaks.jsonl", "d-good.jsonl"]
+    assert [p.name[16:] for p in (drop / "无法读取").iterdir()] == ["c-bad.jsonl"]
+    assert [e["id"] for e in svc.store.events()] == ["CJ-1", "CJ-2", "CJ-3", "CJ-5"]
+    reasons = {(Path(r.source).name, r.reason) for r in svc.store.rejects()}
+    assert ("a-deep.jsonl", "JSON 嵌套过深：事件的字段不会嵌套几百层") in reasons
+    assert ("b-breaks.jsonl", "已处理 1 行，其后无法读取文件（RuntimeError：injected）") in reasons
+    assert sum(name == "c-bad.jsonl" for name, _ in reasons) == 2
+    assert asyncio.run(svc.scan_drop_folder()) == 0
+
+
+def test_a_drop_folder_file_that_cannot_be_moved_aside_is_not_read_again(make_service, tmp_path):
+    """A name too long for the time prefix is moved under a short one; a file whose target
+    folder cannot be made (a plain file named 无法读取) stays, and is not read again."""
+    svc = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data", "drop_dir": "drop"}),
+                       now=Clock(T0))
+    drop = tmp_path / "drop"
+    _drop(drop, "抽" * 80 + ".jsonl", ["not json"])  # 246 bytes: with the prefix over the 255 a name may have
+    (drop / "无法读取").mkdir()
+    assert asyncio.run(svc.scan_drop_folder()) == 1
+    assert [p.suffix for p in (drop / "无法读取").iterdir()] == [".jsonl"]
+    (drop / "无法读取").rename(drop / "old")
+    (drop / "无法读取").write_text("in the way")
+    stuck = _drop(drop, "stuck.jsonl", ["not json"])
+    for _ in range(3):
+        asyncio.run(svc.scan_drop_folder())
+    assert stuck.exists() and len(svc.store.rejects()) == 2, "read once, then left alone"
+
+
+def test_notices_the_outbox_could_not_take_are_raised_again_after_a_restart(make_service):
+    """The outbox refuses writes (injected): the event is accepted (journalled), its notice
+    waits, no snapshot is saved over it at the stop, so the next start raises it again."""
+    import sqlite3
+
+    clock = Clock(T0)
+    svc = make_service(now=clock)
+
+    def full(*args, **kw):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    svc.outbox.add = full
+    assert svc.accept_object(sample(1, T0), "test").status == "accepted"
+    assert "outbox" in svc.problems() and "1 条通知等待写入" in svc.problems()["outbox"]
+    asyncio.run(svc.close())
+    assert svc.store.path.exists()
+    again = make_service(now=clock)
+    assert rules_in(again) == ["sample.unqualified"]
+    assert again.accept_object(sample(1, T0), "test").status == "duplicate"
+
+
+def test_a_stop_half_way_through_a_dropped_file_leaves_it_to_be_read_again_whole(make_service, tmp_path):
+    """Stopping while a dropped file is imported: the file stays where it is; read at the next
+    start, the lines taken before are duplicates and the rest accepted, then it is moved."""
+    import json
+
+    svc = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data", "drop_dir": "drop"}),
+                       now=Clock(T0))
+    drop = tmp_path / "drop"
+    big = _drop(drop, "big.jsonl", [json.dumps(sample(i, T0, bad=False), ensure_ascii=False) for i in range(40)])
+    svc._stop = asyncio.Event()
+    accept = svc.accept_records
+
+    def then_stop(records, **kw):
+        svc._stop.set()
+        return accept(records, **kw)
+
+    svc.accept_records = then_stop
+    assert asyncio.run(svc.scan_drop_folder()) == 0
+    taken = len(svc.store.events())
+    assert big.exists() and 0 < taken < 40
+    svc._stop.clear()
+    svc.accept_records = accept
+    assert asyncio.run(svc.scan_drop_folder()) == 1
+    assert not big.exists() and len(svc.store.events()) == 40 and svc.metrics.duplicates == taken
