@@ -137,6 +137,10 @@ def test_the_story_of_the_month(run):
         ("红河镇", "兴旺饭店", "C", 0, 1), ("板桥镇", "惠民购物广场", "C", 0, 1), ("出山镇", "杨湾村幼儿园食堂", "D", 0, 1)]
     assert {n["at"] for n in by_rule["inspection.frequency_due"]} == {"2026-04-01T09:00:00+08:00"}
 
+    # 盆尧镇's positive rapid test of 韭菜 was sent for a lab re-test that never came back.
+    [rapid] = by_rule["sample.rapid_unconfirmed"]
+    assert (rapid["facts"]["sample_id"], rapid["at"]) == ("PY-KJ-20260413-05", "2026-04-20T09:20:00+08:00")
+
     # The Ⅳ-grade food poisoning of 出山镇 was reported 12 hours late, against its grade's 2 hours.
     [late_report] = by_rule["incident.late_report"]
     assert (late_report["facts"]["limit_for_grade"], late_report["facts"]["report_within_hours"]) == ("Ⅳ", 2)
@@ -145,7 +149,8 @@ def test_the_story_of_the_month(run):
     unacked = {n["facts"]["notice_id"] for n in by_rule["notice.unacknowledged"]}
     by_id = {n["id"]: n for n in notices}
     assert sorted(by_id[i]["rule"] for i in unacked) == [
-        "incident.late_report", *["inspection.frequency_due"] * 3, "report.overdue", "sample.disposal_overdue"]
+        "incident.late_report", *["inspection.frequency_due"] * 3, "report.overdue", "sample.disposal_overdue",
+        "sample.rapid_unconfirmed"]
     acked = set()
     for line in EVENTS.read_text(encoding="utf-8").splitlines():
         try:

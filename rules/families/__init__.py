@@ -10,13 +10,14 @@ from .incidents import Incidents
 from .inspections import Inspections
 from .offenders import Offenders
 from .pass_rate import PassRate
+from .rapid import Rapid
 from .register import Register
 from .reports import Reports
 from .samples import Samples
 from .silence import Silence
 
 FAMILIES: tuple[type[Family], ...] = (
-    Samples, Offenders, PassRate, Inspections, Reports, Campaigns, Incidents, Silence, Banquets, Register,
+    Samples, Offenders, PassRate, Inspections, Reports, Campaigns, Incidents, Silence, Banquets, Rapid, Register,
     Acks,
 )
 RULES: dict[str, RuleSpec] = {spec.id: spec for fam in FAMILIES for spec in fam.RULES}
