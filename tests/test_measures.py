@@ -151,16 +151,16 @@ def test_tallies_outlive_dedup_days_until_the_rules_used_them():
 
 
 def test_tallies_are_snapshotted_with_the_rule_state():
-    """A restored engine answers the same figures; the snapshot format says version 2."""
+    """A restored engine answers the same figures; the snapshot format says version 3 (the register)."""
     e = engine_of([sample(1, "2026-01-02", failed=True), REPORT, DISPOSAL], durable=True, families=FAMILIES)
     blob = e.snapshot()
-    assert blob.startswith(b"shian-engine/2\n") and SNAPSHOT_MAGIC == b"shian-engine/2\n"
+    assert blob.startswith(b"shian-engine/3\n") and SNAPSHOT_MAGIC == b"shian-engine/3\n"
     back = Engine.restore(blob, e.config, recipients, lambda n: None)
     now = t("2026-02-01")
     for kind in ("pass_rate", "reports", "disposals"):
         assert back.figures(kind, "2026-01", now) == e.figures(kind, "2026-01", now), kind
     with pytest.raises(SnapshotError):
-        Engine.restore(b"shian-engine/1\n" + blob[len(SNAPSHOT_MAGIC):], e.config, recipients, lambda n: None)
+        Engine.restore(b"shian-engine/2\n" + blob[len(SNAPSHOT_MAGIC):], e.config, recipients, lambda n: None)
 
 
 def test_a_gate_without_measures():
