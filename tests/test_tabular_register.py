@@ -143,3 +143,25 @@ def test_workbook_of_several_hundred_register_rows(tmp_path):
     assert got == expected
     first_at = min(n_["at"] for n_ in notices)
     assert first_at >= "2026-01-01T10:00:00+08:00"  # the clock started with the first inspection
+
+
+@pytest.mark.parametrize("order", ["as written", "reversed"])
+def test_register_rows_sorted_by_their_dates_never_move_the_clock(tmp_path, order):
+    """A workbook sorted by event time puts a 2019 row first and a December one last: neither
+    starts nor moves the clock, so without --until nothing after the last inspection fires."""
+    register = [["TZ-1", "红河镇", "兴旺饭店", "91A", "餐饮服务", "D级", datetime(2019, 3, 1), "在营"],
+                ["TZ-2", "红河镇", "小卖部", "91B", "食品销售", "A级", datetime(2026, 12, 20), "在营"],
+                ["TZ-1", "红河镇", "兴旺饭店", "91A", "餐饮服务", "C级", datetime(2026, 2, 1), "在营"]]
+    if order == "reversed":
+        register.reverse()
+    inspections = [["检查编号", "检查日期", "乡镇", "单位名称", "统一社会信用代码", "业态", "检查类型", "检查结果"]]
+    inspections += [[f"JC-{m}", datetime(2026, m, 10, 10), "红河镇", "兴旺饭店", "91A", "餐饮服务", "日常检查", "合格"]
+                    for m in (1, 2, 3)]
+    book = write_xlsx(tmp_path / "红河镇.xlsx", {"主体台账": [HEADER, *register], "检查": inspections})
+    config = parse(config_dict(), path="<test>")
+    notices: list = []
+    rejects: list = []
+    summary = Replay(config, lambda x: notices.append(x.to_json()), lambda r: rejects.append(r.to_json())).run([str(book)])
+    assert rejects == [] and summary.accepted == 6  # the re-grading sorts after the 2019 row
+    assert notices and all(n["at"] <= "2026-03-10T10:00:00+08:00" for n in notices)
+    assert min(n["at"] for n in notices) >= "2026-01-10T10:00:00+08:00"
