@@ -176,12 +176,13 @@ def check_section(config: Config, key: str, model: type[BaseModel]) -> Section:
 
 
 def _merge(spec_params: type[RuleParams], override: dict[str, Any]) -> dict[str, Any]:
-    """Parameter-by-parameter merge; mapping parameters (targets, hours) merge per key."""
+    """Parameter-by-parameter merge; mapping parameters (targets, hours) merge per key, except
+    those the rule's params name in ``WHOLE`` (a schedule given replaces the default)."""
     merged: dict[str, Any] = {}
     for name, value in override.items():
         field = spec_params.model_fields.get(name)
         default = field.default if field is not None else None
-        if isinstance(value, dict) and isinstance(default, dict):
+        if isinstance(value, dict) and isinstance(default, dict) and name not in spec_params.WHOLE:
             merged[name] = {**default, **value}
         else:
             merged[name] = value

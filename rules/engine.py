@@ -8,6 +8,9 @@ the Kafka worker with their own clocks. It knows no rule: the families in
 
 State kept, and for how long (all bounded):
 - event ids with a content fingerprint, for ``dedup_days`` of event time;
+- register rows' ids (``entity`` events) with the fingerprints of their versions and the latest
+  ``registered_at``, for ``dedup_days`` of clock time from the last version accepted (from the
+  clock start for rows that came before it); rows accepted before the clock starts wait for it;
 - the measures' tallies, fed with every accepted event, which the families decide on and
   :meth:`Engine.figures` answers from (see :mod:`shian.rules.measures`);
 - per rule family, what its rules need (see each family's docstring).
@@ -17,12 +20,13 @@ from __future__ import annotations
 import heapq
 import pickle
 import itertools
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 from .calendar import Calendar
 from .config import Config
-from .events import Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
+from .events import REGISTER, Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
 from .families.base import Context, Offices
 from .measures import Measures
@@ -31,6 +35,7 @@ from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
 SNAPSHOT_MAGIC = b"shian-engine/3\n"  # bump when the state's layout changes
+DUPLICATE_ID = "编号重复但内容不同（duplicate id with different content; the first is kept）"
 
 
 class SnapshotError(Exception):
@@ -46,6 +51,17 @@ class Status:
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     SKIPPED = "skipped"
+
+
+@dataclass(slots=True)
+class RegisterId:
+    """What the engine remembers of one register row id: the fingerprints of its accepted
+    versions, the latest ``registered_at`` among them, and the day (ordinal of the clock's
+    date) it is forgotten on — None until the clock starts."""
+
+    fingerprints: tuple[int, ...]
+    latest: datetime
+    forget_on: int | None
 
 
 class Engine:
@@ -81,6 +97,9 @@ class Engine:
         self._seen: dict[int, int] = {}
         self._seen_expiry: dict[int, list[int]] = {}
         self._purged_through = -1
+        self._registers: dict[int, RegisterId] = {}
+        self._register_expiry: dict[int, list[int]] = {}
+        self._before_start: list[tuple[int, Event]] = []  # register rows waiting for the clock
         self._verdict_for: tuple[SamplingResult, Verdict] | None = None
         self._judge = Judge(substance_pattern(config.rules["sample.banned_substance"]))
         self.measures = Measures(config) if measures else None
@@ -173,6 +192,8 @@ class Engine:
     # -- the API runtimes use -------------------------------------------------
     def admit(self, ev: Event, until: datetime | None = None) -> str:
         """Take one validated event: reject, skip, drop as duplicate, or run the rules on it."""
+        if ev.type == REGISTER:
+            return self._admit_register(ev, until)
         t = ev.time
         clock = self.clock
         if clock is not None and t - clock > self._jump:
@@ -190,7 +211,7 @@ class Engine:
         if prev is not None:
             if prev == fp:
                 return Status.DUPLICATE
-            raise Rejected("编号重复但内容不同（duplicate id with different content; the first is kept）")
+            raise Rejected(DUPLICATE_ID)
         if clock is None:
             self.begin(t)
         elif t > clock:
@@ -209,11 +230,52 @@ class Engine:
             expiry.append(key)
         return Status.ACCEPTED
 
+    def _identity(self, ev: Event) -> tuple[int, int]:
+        if self._durable:
+            return stable_key(ev), stable_fingerprint(ev)
+        return hash((ev.type, ev.township, ev.id)), fingerprint(ev)
+
+    def _admit_register(self, ev: Event, until: datetime | None) -> str:
+        """A register row (§6): never starts or moves the clock, not held against
+        ``max_jump_days``; taken at the clock's time (before the clock starts: kept until it
+        does). The same id with other content is a new version if its ``registered_at`` is
+        later than every version accepted, else rejected like any other type."""
+        if until is not None and ev.time > until:
+            return Status.SKIPPED
+        key, fp = self._identity(ev)
+        seen = self._registers.get(key)
+        if seen is not None:
+            if fp in seen.fingerprints:
+                return Status.DUPLICATE
+            if ev.time <= seen.latest:
+                raise Rejected(f"{DUPLICATE_ID}：台账的新版本（重新评定）须晚于已收到版本的登记日期 {fmt(seen.latest)}")
+        now = self.clock
+        if now is None:
+            self._before_start.append((key, ev))
+        else:
+            for handler in self._handlers.get(REGISTER, ()):
+                handler(ev, now)
+        forget_on = None if now is None else now.toordinal() + self._dedup_days
+        self._registers[key] = RegisterId((seen.fingerprints if seen else ()) + (fp,), ev.time, forget_on)
+        if forget_on is not None:
+            self._register_expiry.setdefault(forget_on, []).append(key)
+        return Status.ACCEPTED
+
     def begin(self, start: datetime) -> None:
-        """Start the clock: recurring deadlines from ``start`` on (one at ``start`` fires)."""
+        """Start the clock: recurring deadlines from ``start`` on (one at ``start`` fires);
+        register rows that came before it are taken now, and remembered from now on."""
         self.clock = start
         for fam in self.families:
             fam.start(start)
+        waiting, self._before_start = self._before_start, []
+        forget_on = start.toordinal() + self._dedup_days
+        for key, ev in waiting:
+            for handler in self._handlers.get(REGISTER, ()):
+                handler(ev, start)
+            seen = self._registers.get(key)
+            if seen is not None and seen.forget_on is None:
+                seen.forget_on = forget_on
+                self._register_expiry.setdefault(forget_on, []).append(key)
         self.advance(start)
 
     def advance(self, to: datetime) -> None:
@@ -301,6 +363,11 @@ class Engine:
         for day in [d for d in self._seen_expiry if d < today]:
             for key in self._seen_expiry.pop(day):
                 self._seen.pop(key, None)
+        for day in [d for d in self._register_expiry if d < today]:
+            for key in self._register_expiry.pop(day):
+                seen = self._registers.get(key)
+                if seen is not None and seen.forget_on == day:  # not refreshed by a later version
+                    del self._registers[key]
         self._purged_through = today
         horizon = self.clock - timedelta(days=self._dedup_days)  # type: ignore[operator]
         if self.measures is not None:

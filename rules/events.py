@@ -1,4 +1,4 @@
-"""The seven event types of the contract (§1) and their validation.
+"""The eight event types of the contract (§1) and their validation.
 
 Validation here is stateless: it needs the line and the config (townships, reporters,
 departments, timezone) but no history. What depends on history — duplicates, the
@@ -27,6 +27,8 @@ VERDICTS = ("合格", "不合格")
 OUTCOMES = ("合格", "限期整改", "责令停业", "立案查处")
 INSPECTION_TYPES = ("日常检查", "双随机", "专项检查", "节前联合检查", "复查")
 ACTIONS = ("签收", "办结")
+RISK_LEVELS = ("A", "B", "C", "D")
+STATUSES = ("在营", "注销")
 NO_VALUE_TEXTS = frozenset(("未检出", "ND", "阴性"))
 POSITIVE_TEXT = "阳性"
 _BELOW = re.compile(r"<\s*\d+(?:\.\d+)?")
@@ -211,16 +213,39 @@ class Ack(Event, tag="ack", kw_only=True):
     note: str | None = None
 
 
+class RegisterRow(Event, tag="entity", kw_only=True):
+    """A row of the town's register of food businesses (台账), with its risk grade (§1).
+
+    Its event time is ``registered_at``, from which its state holds; the engine takes it at the
+    clock's time and never lets it start or move the clock (§6). ``status`` null or absent is
+    在营."""
+
+    TIME_FIELD: ClassVar[str] = "registered_at"
+    TEXT: ClassVar[tuple[str, ...]] = ("entity", "entity_type")
+    entity: str
+    entity_id: str | None = None
+    entity_type: str
+    risk_level: Literal["A", "B", "C", "D"]
+    registered_at: Time
+    status: Literal["在营", "注销"] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "注销"
+
+
+REGISTER = "entity"  # the type of register rows, which the engine admits apart
+
 EVENT_TYPES: dict[str, type[Event]] = {
     m.__struct_config__.tag: m  # type: ignore[misc]
-    for m in (SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack)
+    for m in (SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack, RegisterRow)
 }
 for _tag, _model in EVENT_TYPES.items():
     _model.type = _tag  # a plain class attribute: the tag, read on every event
-AnyEvent = Union[SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack]
+AnyEvent = Union[SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack, RegisterRow]
 ALLOWED = {
     "program": PROGRAMS, "conclusion": VERDICTS, "result": VERDICTS, "outcome": OUTCOMES,
-    "inspection_type": INSPECTION_TYPES, "action": ACTIONS,
+    "inspection_type": INSPECTION_TYPES, "action": ACTIONS, "risk_level": RISK_LEVELS, "status": STATUSES,
 }
 
 LABELS = {
@@ -236,7 +261,7 @@ LABELS = {
     "deaths": "死亡人数", "sample_id": "样品编号", "disposed_at": "处置时间", "measures": "处置措施",
     "host": "举办者", "held_at": "举办时间", "registered_at": "登记时间", "guests": "就餐人数",
     "chef": "厨师", "chef_health_cert": "厨师健康证", "notice_id": "通知编号", "by": "签收部门",
-    "action": "动作", "acked_at": "签收时间", "note": "反馈",
+    "action": "动作", "acked_at": "签收时间", "note": "反馈", "risk_level": "风险等级", "status": "状态",
 }
 
 

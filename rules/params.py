@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,8 @@ class RuleParams(BaseModel):
     """Parameters every rule takes. Subclasses add their own, each with its default."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    #: mapping parameters that an override replaces as a whole; the others merge per key
+    WHOLE: ClassVar[frozenset[str]] = frozenset()
     enabled: bool = True
 
 

@@ -34,7 +34,7 @@ Cell = Any
 # ---------------------------------------------------------------------------------------------
 # Event types and where they come from
 
-TYPES = ("sampling_result", "inspection", "monthly_report", "incident", "disposal", "banquet", "ack")
+TYPES = ("sampling_result", "inspection", "monthly_report", "incident", "disposal", "banquet", "ack", "entity")
 
 #: Values of a 类型 column (English type names are accepted too).
 _TYPE_WORDS = {
@@ -47,9 +47,12 @@ _TYPE_WORDS = {
     "聚餐": "banquet",
     "宴席": "banquet",
     "签收": "ack",
+    "台账": "entity",
 }
-#: Words looked for in sheet and file names; rapid-test sheets are often called 快检….
-_NAME_WORDS = {**_TYPE_WORDS, "快检": "sampling_result"}
+#: Words looked for in sheet and file names; rapid-test sheets are often called 快检…. The
+#: register (台账, 主体…) only by a name that begins with it: 检查台账 is a sheet of inspections.
+_NAME_WORDS = {word: kind for word, kind in {**_TYPE_WORDS, "快检": "sampling_result"}.items() if kind != "entity"}
+_REGISTER_PREFIXES = ("台账", "主体")
 #: English type names in a sheet or file name, as whole words ("ack" must not match "feedback").
 _ENGLISH_NAME = re.compile(r"(?<![a-z])(" + "|".join(TYPES) + r")s?(?![a-z])")
 
@@ -67,6 +70,8 @@ def type_from_name(name: str | None) -> str | None:
     if not name:
         return None
     hits = [(name.find(word), kind) for word, kind in _NAME_WORDS.items() if word in name]
+    if name.strip().startswith(_REGISTER_PREFIXES):
+        hits.append((-1, "entity"))
     hits += [(m.start(), m.group(1)) for m in _ENGLISH_NAME.finditer(name.lower())]
     return min(hits)[1] if hits else None
 
@@ -87,6 +92,7 @@ _FIELDS = {
     "banquet": ("id", "township", "village", "host", "held_at", "registered_at", "guests",
                 "chef", "chef_health_cert"),
     "ack": ("id", "township", "notice_id", "by", "action", "acked_at", "note"),
+    "entity": ("id", "township", "entity", "entity_id", "entity_type", "risk_level", "registered_at", "status"),
 }
 
 _ENTITY_ID = {"统一社会信用代码": "entity_id", "许可证号": "entity_id"}
@@ -121,6 +127,9 @@ _CHINESE = {
     },
     "ack": {"签收编号": "id", "通知编号": "notice_id", "签收部门": "by", "动作": "action",
             "签收时间": "acked_at", "反馈": "note"},
+    "entity": {"单位名称": "entity", **_ENTITY_ID, "业态": "entity_type", "单位类型": "entity_type",
+               "风险等级": "risk_level", "登记日期": "registered_at", "评定日期": "registered_at",
+               "状态": "status"},
 }
 #: 编号 is the generic "number" column and 乡镇 the township in every sheet.
 _COMMON = {"编号": "id", "乡镇": "township"}
@@ -310,6 +319,9 @@ def _convert(name: str, cell: Cell) -> Any:
     if name == "program":
         text = _text(cell) or ""
         return _PROGRAMS.get(text, text)
+    if name == "risk_level":  # 风险等级 written D级 in the register: the letter (the validator checks it)
+        text = _text(cell) or ""
+        return text[0] if len(text) == 2 and text[0] in "ABCD" and text[1] == "级" else text
     return _text(cell)
 
 
@@ -545,6 +557,7 @@ _EVENT_TIME = {
     "disposal": ("disposed_at",),
     "banquet": ("registered_at",),
     "ack": ("acked_at",),
+    "entity": ("registered_at",),  # where register rows sort; they never move the clock (§6)
 }
 
 

@@ -25,7 +25,7 @@ from shian.notifiers.routing import recipients
 from shian.notifiers.settings import Settings as DeliverySettings
 from shian.rules.config import Config
 from shian.rules.engine import Engine
-from shian.rules.events import Rejected
+from shian.rules.events import REGISTER, Rejected
 from shian.rules.notice import Notice
 from shian.rules.records import ACCEPTED, Outcome, Record
 from shian.rules.timeutil import parse_time
@@ -134,12 +134,14 @@ class KafkaFollower(RuntimeBase):
         if TICK_HEADER in headers:
             self._see_clock(value)
             return
-        self._see_clock(headers.get(CLOCK_HEADER))
         try:
             ev = self.validator.from_json(value)
             obj = json.loads(value)
         except (ValueError, Rejected):
+            self._see_clock(headers.get(CLOCK_HEADER))
             return
+        if ev.type != REGISTER or CLOCK_HEADER in headers:  # a register row sent before the clock has none
+            self._see_clock(headers.get(CLOCK_HEADER))
         if self.store.has(ev):
             return
         self._tally(ev)

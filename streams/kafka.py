@@ -9,7 +9,8 @@ Topics, created by ``shian topics`` (never by broker auto-create):
 | ``rejects`` | 1 | source | ``{"source", "line", "raw", "reason"}`` |
 
 Event-time records carry the header ``shian-clock`` (replay's clock after the event, ISO
-8601); clock ticks are records with the header ``shian-tick`` (``start`` or ``until``) and
+8601), except register rows (``entity``) sent before the clock has started, which have no
+clock yet and never move it; clock ticks are records with the header ``shian-tick`` (``start`` or ``until``) and
 the instant as value, sent to every partition (see :mod:`shian.streams.partitioned`).
 """
 from __future__ import annotations
@@ -137,7 +138,7 @@ class Ingest:
                 self.summary.skipped += 1
             return
         headers = []
-        if self.event_time:
+        if self.event_time and out.clock is not None:
             if not self._started:
                 self._tick("start", self.stamper.start)  # type: ignore[arg-type]
                 self._started = True

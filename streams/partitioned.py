@@ -7,7 +7,9 @@ Event-time semantics (used for tests and backfills):
 
 - ``Stamper`` runs replay's gate — validation, ``max_jump_days``, ``--until``, duplicates —
   over the input in order and stamps every event it passes with replay's clock at that point
-  (the latest accepted event time so far, this event included).
+  (the latest accepted event time so far, this event included). A register row (``entity``)
+  never moves the clock; one that comes before the clock has started carries no stamp, and
+  the partition keeps it until the start tick, as replay does.
 - Every partition first gets a *start tick* with the first accepted event's time, and at the
   end an *until tick* with ``--until`` (when given).
 - ``PartitionRunner`` owns the townships of one partition: it starts its clock at the start
@@ -27,7 +29,7 @@ from typing import Any, Callable
 from shian.notifiers.routing import recipients
 from shian.rules.config import Config
 from shian.rules.engine import Engine, Status
-from shian.rules.events import Event, Rejected
+from shian.rules.events import REGISTER, Event, Rejected
 from shian.rules.notice import Notice
 from shian.rules.timeutil import fmt
 
@@ -70,7 +72,7 @@ def townships_of(config: Config, partition: int, partitions: int) -> list[str]:
 @dataclass(frozen=True)
 class Stamped:
     event: Event
-    clock: datetime
+    clock: datetime | None  # None: a register row before the clock started
 
 
 class Stamper:
@@ -88,7 +90,7 @@ class Stamper:
             return status
         if self.start is None:
             self.start = self._gate.clock
-        return Stamped(ev, self._gate.clock)  # type: ignore[arg-type]
+        return Stamped(ev, self._gate.clock)
 
 
 class PartitionRunner:
@@ -115,9 +117,11 @@ class PartitionRunner:
         elif at > engine.clock:
             engine.advance(at)
 
-    def event(self, ev: Event, stamp: datetime) -> str:
-        """Run one event at its stamp (event time)."""
-        self.tick(stamp)
+    def event(self, ev: Event, stamp: datetime | None) -> str:
+        """Run one event at its stamp (event time); a register row without one (it came
+        before the clock started) at whatever the clock is."""
+        if stamp is not None:
+            self.tick(stamp)
         return self.engine.admit(ev)
 
     def live_event(self, ev: Event, now: datetime) -> str:
@@ -128,7 +132,8 @@ class PartitionRunner:
 
 
 def check_live_time(ev: Event, now: datetime) -> None:
-    if ev.time - now > LIVE_JUMP:
+    """The live form of ``max_jump_days``; register rows are not held against it (§6)."""
+    if ev.type != REGISTER and ev.time - now > LIVE_JUMP:
         raise Rejected(f"事件时间 {fmt(ev.time)} 比当前时间 {fmt(now)} 超前一天以上，可能是日期填错")
 
 

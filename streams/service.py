@@ -133,7 +133,7 @@ class Service(RuntimeBase):
             self.metrics.duplicates += 1
             self._deliver()  # deadlines the clock passed on the way
             return Outcome(DUPLICATE, rec.line, getattr(ev, "id", None))
-        clock = self.runner.engine.clock if mode == "event" else now
+        clock = (self.runner.engine.clock or ev.time) if mode == "event" else now  # a register row may come first
         try:
             with self.store.transaction() as c:
                 self.store.append(c, obj, ev, mode, clock, rec.source)

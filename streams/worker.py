@@ -34,7 +34,7 @@ from typing import Any
 from shian.notifiers.routing import recipients
 from shian.rules.config import Config
 from shian.rules.engine import Engine, SnapshotError
-from shian.rules.events import Rejected, Validator
+from shian.rules.events import REGISTER, Rejected, Validator
 from shian.rules.notice import Notice
 from shian.rules.records import Record
 from shian.rules.timeutil import parse_time
@@ -187,6 +187,8 @@ class PartitionWorker:
         stamp = headers.get(CLOCK_HEADER)
         if self.event_time and stamp:
             runner.event(ev, parse_time(stamp.decode(), self.config.tz))
+        elif self.event_time and ev.type == REGISTER:  # sent before the clock started: no stamp
+            runner.event(ev, None)
         else:
             runner.live_event(ev, datetime.now(self.config.tz))
         return False

@@ -13,7 +13,9 @@ from shian.rules.notice import Notice
 from shian.streams.replay import Replay
 
 RULE_OVERRIDES = {"sample.unqualified": {"disposal_days": 15}, "notice.unacknowledged": {"enabled": True},
-                  "notice.unresolved": {"enabled": True}, "sample.lab_late": {"enabled": True}}
+                  "notice.unresolved": {"enabled": True}, "sample.lab_late": {"enabled": True},
+                  "sample.rapid_unconfirmed": {"enabled": True},
+                  "inspection.frequency_due": {"checks": {"04-27": 0.5, "12-01": 1.0}}}
 
 
 def _sample(sid: str, at: str, entity: str, food: str, items: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -30,6 +32,15 @@ def _qualified(i: int) -> dict[str, Any]:
 
 
 EVENTS: list[dict[str, Any]] = [
+    {"type": "entity", "id": "HH-TZ-0007", "township": "红河镇", "entity": "红河镇中心学校食堂", "entity_type": "学校食堂",
+     "risk_level": "D", "registered_at": "2023-09-01"},
+    {"type": "entity", "id": "HH-TZ-0012", "township": "红河镇", "entity": "兴旺饭店", "entity_id": "92411721MA45D8JL6R",
+     "entity_type": "餐饮服务", "risk_level": "C", "registered_at": "2022-05-10"},
+    {"type": "entity", "id": "HH-TZ-0031", "township": "红河镇", "entity": "坝心村张记豆腐坊", "entity_type": "小作坊",
+     "risk_level": "A", "registered_at": "2025-03-15"},
+    {"type": "sampling_result", "id": "BQ-KJ-20260416-03", "program": "rapid_test", "township": "板桥镇",
+     "village": "板桥村", "sampled_at": "2026-04-16T10:00:00", "entity": "板桥村李记肉铺", "category": "畜禽肉",
+     "food": "猪肉", "items": [{"item": "克伦特罗（瘦肉精）", "value": "阳性"}]},
     {"type": "sampling_result", "id": "BQ-KJ-20260401-01", "program": "rapid_test", "township": "板桥镇",
      "village": "板桥村", "sampled_at": "2026-04-01T09:00:00", "entity": "板桥村农贸市场", "category": "蔬菜",
      "food": "菠菜", "items": [{"item": "有机磷和氨基甲酸酯类农药", "value": "阴性"}]},
@@ -89,7 +100,7 @@ EVENTS: list[dict[str, Any]] = [
 def _event_time(ev: dict[str, Any]) -> Any:
     field = {"sampling_result": "reported_at", "inspection": "inspected_at", "monthly_report": "submitted_at",
              "incident": "reported_at", "disposal": "disposed_at", "banquet": "registered_at",
-             "ack": "acked_at"}[ev["type"]]
+             "ack": "acked_at", "entity": "registered_at"}[ev["type"]]
     return t(ev.get(field) or ev["sampled_at"])
 
 

@@ -31,10 +31,10 @@ UNTIL = datetime(2026, 5, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 # The deliberately bad lines of events.jsonl: line number -> what is wrong with it.
 BAD_LINES = {
-    16: "红和镇",        # township typo (红河镇)
-    46: "2062",          # year typo: 2062 instead of 2026
-    60: "outcome",       # inspection without its outcome (检查结果)
-    73: "JSON",          # line cut off: not valid JSON
+    24: "红和镇",        # township typo (红河镇)
+    54: "2062",          # year typo: 2062 instead of 2026
+    68: "outcome",       # inspection without its outcome (检查结果)
+    81: "JSON",          # line cut off: not valid JSON
 }
 
 
@@ -128,11 +128,29 @@ def test_the_story_of_the_month(run):
     [late] = [n for n in by_rule["inspection.health_cert_low"] if n["event_ids"] == ["BQ-JC-20260414-02"]]
     assert late["at"] == "2026-04-16T10:10:00+08:00"
 
-    # Acknowledged notices are not escalated; the three left unacknowledged are.
+    # The register (台账 rows at the top of the file, before the clock starts), checked quarterly
+    # on 1 April at 09:00: 中心学校食堂 (D) was inspected at 08:30, exactly the one required; 兴旺饭店
+    # is checked as re-graded C in March; 家家乐超市 was first registered in 2026 and 东庄村李记早餐店
+    # closed (注销) in March, so neither is checked.
+    assert [(n["township"], n["facts"]["entity"], n["facts"]["risk_level"], n["facts"]["done"], n["facts"]["required"])
+            for n in by_rule["inspection.frequency_due"]] == [
+        ("红河镇", "兴旺饭店", "C", 0, 1), ("板桥镇", "惠民购物广场", "C", 0, 1), ("出山镇", "杨湾村幼儿园食堂", "D", 0, 1)]
+    assert {n["at"] for n in by_rule["inspection.frequency_due"]} == {"2026-04-01T09:00:00+08:00"}
+
+    # 盆尧镇's positive rapid test of 韭菜 was sent for a lab re-test that never came back.
+    [rapid] = by_rule["sample.rapid_unconfirmed"]
+    assert (rapid["facts"]["sample_id"], rapid["at"]) == ("PY-KJ-20260413-05", "2026-04-20T09:20:00+08:00")
+
+    # The Ⅳ-grade food poisoning of 出山镇 was reported 12 hours late, against its grade's 2 hours.
+    [late_report] = by_rule["incident.late_report"]
+    assert (late_report["facts"]["limit_for_grade"], late_report["facts"]["report_within_hours"]) == ("Ⅳ", 2)
+
+    # Acknowledged notices are not escalated; the ones left unacknowledged are.
     unacked = {n["facts"]["notice_id"] for n in by_rule["notice.unacknowledged"]}
     by_id = {n["id"]: n for n in notices}
     assert sorted(by_id[i]["rule"] for i in unacked) == [
-        "incident.late_report", "report.overdue", "sample.disposal_overdue"]
+        "incident.late_report", *["inspection.frequency_due"] * 3, "report.overdue", "sample.disposal_overdue",
+        "sample.rapid_unconfirmed"]
     acked = set()
     for line in EVENTS.read_text(encoding="utf-8").splitlines():
         try:

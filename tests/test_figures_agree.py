@@ -46,7 +46,7 @@ class Watched:
 
     @property
     def start(self) -> datetime:
-        return min(clock for _, clock in self.arrived.values())
+        return min(clock for _, clock in self.arrived.values() if clock is not None)  # register rows may come first
 
     def raised(self, rule: str) -> list[dict[str, Any]]:
         return [n for n in self.notices if n["rule"] == rule]

@@ -152,7 +152,7 @@ def test_tallies_outlive_dedup_days_until_the_rules_used_them():
 
 def test_tallies_are_snapshotted_with_the_rule_state():
     """A restored engine answers the same figures; the snapshot format says version 3 (the
-    acknowledgement state gained the 签收 / 办结 distinction and the unresolved deadlines)."""
+    签收 / 办结 distinction with the unresolved deadlines, and the register)."""
     e = engine_of([sample(1, "2026-01-02", failed=True), REPORT, DISPOSAL], durable=True, families=FAMILIES)
     blob = e.snapshot()
     assert blob.startswith(b"shian-engine/3\n") and SNAPSHOT_MAGIC == b"shian-engine/3\n"

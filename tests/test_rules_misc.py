@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from conftest import check, nid, of
+from conftest import check, config_dict, nid, of
+from shian.rules.config import ConfigError, parse
 
 HH, BQ = "红河镇", "板桥镇"
 
@@ -94,6 +95,41 @@ def test_incident_report_within_hours_override(replay):
     notices, _, _ = replay([incident("E1", "2026-04-10T06:00:00", "2026-04-10T09:00:00")],
                            rules={"incident.late_report": {"report_within_hours": 4}})
     assert of(notices, "incident.late_report") == []
+
+
+BY_GRADE = {"incident.late_report": {"hours_by_grade": {"Ⅰ": 1, "Ⅱ": 1, "Ⅲ": None}}}
+
+
+@pytest.mark.parametrize("grade, reported, late", [
+    ("Ⅰ", "2026-04-10T09:00:00", False),      # exactly its grade's 1 h
+    ("Ⅰ", "2026-04-10T09:00:01", True),
+    ("Ⅱ", "2026-04-10T09:30:00", True),
+    ("Ⅳ", "2026-04-10T10:00:00", False),      # not a key: report_within_hours (2)
+    ("Ⅳ", "2026-04-10T10:00:01", True),
+    (None, "2026-04-10T10:00:01", True),       # no grade: report_within_hours
+    ("Ⅰ级", "2026-04-10T09:30:00", False),    # matched exactly: Ⅰ级 is not Ⅰ, so 2 h
+    ("I", "2026-04-10T09:30:00", False),       # Latin I is not Ⅰ
+    ("Ⅲ", "2026-04-11T08:00:00", False),      # null: the rule is off for Ⅲ
+])
+def test_incident_late_report_hours_by_grade(replay, grade, reported, late):
+    """limit = hours_by_grade[grade] when grade is a key (null: never late), else report_within_hours."""
+    extra = {"grade": grade} if grade is not None else {}
+    notices, rejects, _ = replay([incident("E1", "2026-04-10T08:00:00", reported, **extra)], rules=BY_GRADE)
+    assert rejects == []
+    found = of(notices, "incident.late_report")
+    assert len(found) == int(late)
+    if late:
+        limit = 1 if grade in ("Ⅰ", "Ⅱ") else 2
+        check(found[0], facts={"report_within_hours": limit})
+        assert ("limit_for_grade" in found[0]["facts"]) == (grade in ("Ⅰ", "Ⅱ"))
+
+
+@pytest.mark.parametrize("hours_by_grade", [{"I": 1}, {"4": 2}, {"Ⅴ": 1}, {"Ⅰ级": 1}, {"Ⅰ": 0}, {"Ⅰ": "1"}])
+def test_hours_by_grade_refuses_other_keys_and_values(hours_by_grade):
+    """Keys Ⅰ, Ⅱ, Ⅲ, Ⅳ only, values positive hours or null; anything else refuses the config."""
+    with pytest.raises(ConfigError) as err:
+        parse(config_dict({"incident.late_report": {"hours_by_grade": hours_by_grade}}), path="county.yaml")
+    assert "hours_by_grade" in "\n".join(err.value.problems)
 
 
 # --------------------------------------------------------------------------- source.silent

@@ -11,11 +11,14 @@ from .inspections import Inspections
 from .labs import Labs
 from .offenders import Offenders
 from .pass_rate import PassRate
+from .rapid import Rapid
+from .register import Register
 from .reports import Reports
 from .samples import Samples
 from .silence import Silence
 
 FAMILIES: tuple[type[Family], ...] = (
-    Samples, Offenders, PassRate, Inspections, Reports, Campaigns, Incidents, Silence, Banquets, Acks, Labs,
+    Samples, Offenders, PassRate, Inspections, Reports, Campaigns, Incidents, Silence, Banquets, Rapid, Register,
+    Acks, Labs,
 )
 RULES: dict[str, RuleSpec] = {spec.id: spec for fam in FAMILIES for spec in fam.RULES}

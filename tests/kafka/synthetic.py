@@ -15,7 +15,14 @@ fire, the time-based ones included:
   ``license_valid: false``, health certificates short, severe outcomes, 节前联合检查 in the
   春节 and 劳动节 windows for some townships only (``campaign.*``);
 - monthly reports for most reporters, some late, some never (``report.*``);
-- banquets (late registrations, large ones), incidents (some reported late);
+- banquets (late registrations, large ones), incidents of several grades (some reported late,
+  judged by ``hours_by_grade``);
+- the register (台账, ``entity`` events): most entities imported before any other event, with
+  dates years back; some years-old rows arriving mid-stream, some first registered in 2026;
+  re-gradings and closures (注销) on the way, and a few conflicting re-sends (rejects); checked
+  by ``inspection.frequency_due`` on 2 March and 15 April;
+- rapid tests that fail, about half of them followed by a lab sample of the same entity and
+  category, sometimes taken the day before, sometimes too late (``sample.rapid_unconfirmed``);
 - one township silent for almost three weeks (``source.silent``);
 - late arrivals (lines a few hours to days behind their event time), exact re-sends
   (duplicates) and a few dozen bad lines (rejects).
@@ -97,6 +104,9 @@ def config_yaml() -> str:
         "rules:",
         f"  sample.unqualified: {{disposal_days: {DISPOSAL_DAYS}}}",
         "  notice.unacknowledged: {enabled: true}",
+        "  sample.rapid_unconfirmed: {enabled: true}",
+        '  inspection.frequency_due: {checks: {"03-02": 0.25, "04-15": 0.5, "12-01": 1.0}}',
+        "  incident.late_report: {hours_by_grade: {Ⅱ: 1, Ⅲ: 2, Ⅳ: 4}}",
         "notifiers: {}",
     ]
     return "\n".join(lines) + "\n"
@@ -113,6 +123,52 @@ def _nid(key: str) -> str:
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S")  # local time, no offset (the config's zone)
+
+
+def register(add, entities: dict[str, list[dict]], rnd: random.Random, moment) -> None:
+    """The register: three quarters of the entities, most imported before the first event."""
+    before = START - timedelta(hours=1)
+    for name, pre, _, _ in TOWNSHIPS:
+        for i, ent in enumerate(entities[name]):
+            u = rnd.random()
+            if u >= 0.75:
+                continue  # not in the register
+            row = {"type": "entity", "id": f"TZ-{pre.upper()}-{i:04d}", "township": name, **ent,
+                   "risk_level": rnd.choice("AABBBCCD")}
+            if u < 0.04:  # first registered during 2026: not checked this year
+                at = START + timedelta(days=rnd.randrange(100), hours=9)
+                add({**row, "registered_at": _iso(at)}, at)
+                continue
+            registered = datetime(2015 + rnd.randrange(11), 1 + rnd.randrange(12), 1 + rnd.randrange(28), tzinfo=TZ)
+            add({**row, "registered_at": registered.date().isoformat()}, registered,
+                before if u < 0.65 else moment())  # else a years-old row arriving mid-stream
+            v = rnd.random()
+            if v < 0.12:  # re-graded, or closed (注销), some time this year; entered up to three days later
+                at = moment()
+                later = {**row, "risk_level": rnd.choice("ABCD"), "registered_at": _iso(at)}
+                if v < 0.04:
+                    later["status"] = "注销"
+                add(later, at, at + timedelta(hours=rnd.randrange(0, 72)))
+            elif v < 0.13:  # the same row again with another grade and the same date: rejected
+                add({**row, "risk_level": "D" if row["risk_level"] != "D" else "A",
+                     "registered_at": registered.date().isoformat()}, registered, moment())
+
+
+def confirm(add, rapid: dict, rnd: random.Random) -> None:
+    """Half the failed rapid tests get a lab sample of the same entity and category: taken from
+    the day before the rapid test to three days after it, reported 1 to 12 days after that."""
+    if rnd.random() >= 0.5:
+        return
+    sampled = datetime.fromisoformat(rapid["sampled_at"]).replace(tzinfo=TZ) + timedelta(hours=rnd.randrange(-30, 72))
+    reported = sampled + timedelta(days=rnd.randrange(1, 12), hours=rnd.randrange(8))
+    item, unit, limit = CATEGORIES[rapid["category"]][1]
+    lab = {"type": "sampling_result", "id": f"{rapid['id']}-QR", "program": "food_sampling",
+           "township": rapid["township"], "sampled_at": _iso(sampled), "reported_at": _iso(reported),
+           "entity": rapid["entity"], "category": rapid["category"], "food": rapid["food"],
+           "items": [{"item": item, "value": round(limit * rnd.random(), 4), "unit": unit, "limit": limit}]}
+    if "entity_id" in rapid:
+        lab["entity_id"] = rapid["entity_id"]
+    add(lab, reported)
 
 
 def generate(path: Path, lines: int = 100_000, seed: int = 20260501) -> dict[str, int]:
@@ -181,7 +237,9 @@ def generate(path: Path, lines: int = 100_000, seed: int = 20260501) -> dict[str
         occurred = reported - timedelta(minutes=rnd.randrange(20, 8 * 60))
         add({"type": "incident", "id": f"SJ-{i:03d}", "township": name, "occurred_at": _iso(occurred),
              "reported_at": _iso(reported), "kind": rnd.choice(["食物中毒", "食源性疾病聚集"]),
-             "cases": rnd.randrange(2, 40), "grade": "Ⅳ"}, reported)
+             "cases": rnd.randrange(2, 40), "grade": rnd.choice(["Ⅳ", "Ⅳ", "Ⅲ", "Ⅱ", "一般"])}, reported)
+
+    register(add, entities, rnd, moment)
 
     # --- inspections ------------------------------------------------------------------------
     for i in range(11_000):
@@ -246,7 +304,10 @@ def generate(path: Path, lines: int = 100_000, seed: int = 20260501) -> dict[str
             ev["items"].append({"item": BANNED[cat], "value": round(0.5 + rnd.random(), 3), "unit": "μg/kg",
                                 "limit": None, "result": "不合格"})
         late = not fail and rnd.random() < 0.005
-        if add(ev, t, t + timedelta(hours=rnd.randrange(2, 60)) if late else None) and fail:
+        added = add(ev, t, t + timedelta(hours=rnd.randrange(2, 60)) if late else None)
+        if added and fail and program == "rapid_test":
+            confirm(add, ev, rnd)
+        if added and fail:
             if rnd.random() < 0.7:
                 disposed = t + timedelta(days=rnd.randrange(1, 26), hours=rnd.randrange(8))
                 add({"type": "disposal", "id": f"CZ-{sid}", "sample_id": sid, "township": name,
