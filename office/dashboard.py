@@ -202,13 +202,16 @@ class Dashboard:
         return self._render(request, "index.html", title, active="/?state=closed" if f.state == "closed" else "/",
                             severities=SEVERITIES, states=STATES, f=f, rows=rows, counts=counts, total=total,
                             shown=(first + 1, first + len(rows)), pages=page_links(f, last_page(total)),
-                            back=f.href(), choices=self._choices())
+                            back=f.href(), choices=self._choices(f))
 
-    def _choices(self) -> dict[str, Any]:
-        """The filter form's options: names shown, ids sent."""
+    def _choices(self, f: Filters) -> dict[str, Any]:
+        """The filter form's options (names shown, ids sent): the months from the first
+        notice's to the last one's, and the month asked for if it is not among them."""
+        months = months_between(self.service.notice_span(), self.config.tz)
+        if f.month and f.month not in months:
+            months = sorted([*months, f.month], reverse=True)
         return {"townships": list(self.config.townships), "rules": [(r, rule_name(r)) for r in rule_ids()],
-                "months": months_between(self.service.notice_span(), self.config.tz),
-                "depts": [(d, dep.name) for d, dep in self.config.departments.items()]}
+                "months": months, "depts": [(d, dep.name) for d, dep in self.config.departments.items()]}
 
     def _row(self, n: Notice, receipts: Receipts, s: _Session, quiet: set[str]) -> dict[str, Any]:
         """One notice as the list shows it: names, not ids, of its departments."""

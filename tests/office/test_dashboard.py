@@ -319,6 +319,7 @@ LIST_CASES: list[tuple[dict[str, str], dict[str, str]]] = [
     ({"state": "closed"}, {"state": "closed"}),
     ({"state": "all", "month": "2026-04"}, {"state": "all", "month": "2026-04"}),
     ({"month": "2026-05", "dept": "hh-fso"}, {"month": "2026-05", "dept": "hh-fso"}),
+    ({"month": "2025-01", "state": "all"}, {"month": "2025-01", "state": "all"}),        # before any notice
     ({"township": "板桥镇", "severity": "warning", "state": "all"},
      {"township": "板桥镇", "severity": "warning", "state": "all"}),
     ({"township": "不存在镇", "rule": "no.such", "severity": "x", "state": "x", "month": "2026-13", "dept": "x"}, {}),
@@ -378,8 +379,8 @@ def card(html: str, attr: str, value: str) -> int:
 
 def test_filters_list_what_they_name_in_order_across_pages(known_site: Served) -> None:
     """Each filter (and their combinations) lists exactly the notices it names, urgent and
-    newest first, page after page; unknown values filter nothing; the cards count each state
-    and severity under the other filters."""
+    newest first, page after page, and the form shows it chosen; unknown values filter
+    nothing; the cards count each state and severity under the other filters."""
     c = Client(known_site.port)
     for query, means in LIST_CASES:
         path = "/?" + urlencode(query) if query else "/"
@@ -387,6 +388,9 @@ def test_filters_list_what_they_name_in_order_across_pages(known_site: Served) -
         assert ids == expected_ids(known_site, means), query
         first = c.get(path).text
         assert re.search(rf'data-total="{len(ids)}" data-page="1"', first), query
+        for name, value in means.items():                   # the form shows what is filtered
+            assert re.search(rf'<select id="f-{name}" name="{name}">.*?<option value="{value}" selected>',
+                             first, re.S), (query, name)
         for st in ("open", "acked", "closed"):
             assert card(first, "state", st) == len(expected_ids(known_site, {**means, "state": st})), (query, st)
         for sev in RANK:
