@@ -151,6 +151,32 @@ class Delivery:
     batch_id: int | None
 
 
+_ORDER = {
+    "newest": "n.at DESC, n.rowid DESC",
+    "severity": "CASE n.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END,"
+                " n.at DESC, n.rowid DESC",
+    "ids": "j.key",
+}
+
+
+@dataclass(frozen=True)
+class NoticeQuery:
+    """Which stored notices a reader (the dashboard) asks for, and in which order: each field
+    given narrows the list. ``ids`` keeps only those notices, ``exclude`` leaves those out;
+    both are how a reader that knows the 签收 / 办结 (the journal's acks, not this file) asks
+    for notices by their state. ``order``: ``newest`` first (``at``, then arrival),
+    ``severity`` (critical first, each newest first) or ``ids`` (as listed there)."""
+    township: str | None = None
+    rule: str | None = None
+    severity: str | None = None
+    dept: str | None = None                 # addressed to this department
+    since: datetime | None = None           # at >= since
+    until: datetime | None = None           # at < until
+    ids: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    order: str = "newest"
+
+
 @dataclass(frozen=True)
 class Batch:
     """The rows that go out as one message, with what is needed to send them."""
@@ -440,6 +466,52 @@ class Outbox:
         if where:
             sql += " WHERE " + " AND ".join(where)
         return [self._notice(r[0]) for r in self.db.execute(sql + " ORDER BY n.at, n.rowid", args)]
+
+    def _matching(self, q: NoticeQuery) -> tuple[str, list[Any]]:
+        """``FROM … WHERE …`` of the notices ``q`` asks for, and its arguments."""
+        sql, args, where = "FROM notices n", [], []
+        if q.ids is not None:
+            sql += " JOIN json_each(?) j ON j.value = n.id"
+            args.append(json.dumps(list(dict.fromkeys(q.ids))))
+        if q.dept is not None:
+            sql += " JOIN recipients r ON r.notice_id = n.id AND r.dept = ?"
+            args.append(q.dept)
+        for column, value in (("township", q.township), ("rule", q.rule), ("severity", q.severity)):
+            if value is not None:
+                where.append(f"n.{column} = ?")
+                args.append(value)
+        if q.since is not None:
+            where.append("n.at >= ?")
+            args.append(_ts(q.since))
+        if q.until is not None:
+            where.append("n.at < ?")
+            args.append(_ts(q.until))
+        if q.exclude:
+            where.append("n.id NOT IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(list(q.exclude)))
+        return sql + (" WHERE " + " AND ".join(where) if where else ""), args
+
+    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
+        """How many stored notices ``q`` matches, and ``limit`` of them from ``offset`` on
+        (in ``q.order``)."""
+        frm, args = self._matching(q)
+        total = self.db.execute(f"SELECT COUNT(*) {frm}", args).fetchone()[0]
+        order = _ORDER.get(q.order)
+        if order is None or (q.order == "ids" and q.ids is None):
+            raise ValueError(f"notice order {q.order!r} needs a known order (and ids to order by)")
+        rows = self.db.execute(f"SELECT n.json {frm} ORDER BY {order} LIMIT ? OFFSET ?",
+                               [*args, max(0, limit), max(0, offset)]).fetchall()
+        return total, [self._notice(r[0]) for r in rows]
+
+    def notice_counts(self, q: NoticeQuery) -> dict[str, int]:
+        """How many stored notices ``q`` matches, by severity (those with none left out)."""
+        frm, args = self._matching(q)
+        return dict(self.db.execute(f"SELECT n.severity, COUNT(*) {frm} GROUP BY n.severity", args).fetchall())
+
+    def notice_span(self) -> tuple[datetime, datetime] | None:
+        """The earliest and the latest ``at`` of the stored notices (None: none stored)."""
+        lo, hi = self.db.execute("SELECT MIN(at), MAX(at) FROM notices").fetchone()
+        return None if lo is None else (self._dt(lo), self._dt(hi))  # type: ignore[return-value]
 
     def next_due(self) -> datetime | None:
         """When the earliest waiting delivery is due (None: nothing waits)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -252,6 +253,15 @@ def _highest(severities: Iterable[str]) -> str:
     return max(severities, key=lambda s: SEVERITY_RANK.get(s, 0), default="info")
 
 
+@dataclass(frozen=True)
+class Wording:
+    """What a notice's messages say of it, for a page that shows it: the opening sentence, the
+    facts as (label, content) rows, and what the recipients are asked to do."""
+    lead: str
+    rows: tuple[tuple[str, str], ...]
+    action: str
+
+
 class Renderer:
     """Renders notices for one recipient department at a time (the salutation and the ack
     command name it); every channel gets the same strings."""
@@ -346,6 +356,11 @@ class Renderer:
             "ack": f"shian ack {notice.id} --by {dept_id}",
             "close": f"shian ack {notice.id} --by {dept_id} --action 办结",
         }
+
+    def wording(self, notice: Notice) -> Wording:
+        """The notice's wording as its messages have it (as to its first recipient)."""
+        item = self._item(notice, notice.recipients[0] if notice.recipients else self.config.county.office)
+        return Wording(item["lead"], tuple(item["rows"]), item["action"])
 
     def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> tuple[str, str, str, str]:
         subject = one_line(self.env.get_template("subject.txt").render(**subject_vars))

@@ -1,6 +1,13 @@
 """The dashboard: server-rendered Chinese pages for the town and county offices, on the same
 aiohttp app as the API (``shian.office.api`` calls :func:`add_routes`).
 
+Pages: the notice list (``/``: filters and pages of 50 in the query string, asked of the
+runtime so the list is cut where the notices are stored; ``/?state=closed`` is the 已办结
+view), one notice (``/notices/<id>``: its wording, recipients, deliveries and 签收 / 办结), and
+the figure pages, which open on the latest month with data. Every department is shown by its
+name. The pages read what the runtime recorded — notices, acks, deliveries, the rules'
+figures and deadlines — and work out nothing a rule decides.
+
 Why server-rendered, no script: the pages must work on an office desk machine without
 internet (no CDN, fonts or scripts from elsewhere) and in any browser the office has; charts
 are inline SVG drawn here.
@@ -15,9 +22,11 @@ POST; sessions live in memory (a restart means logging in again).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import ipaddress
 import math
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -28,11 +37,13 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, TemplateError, select_autoescape
 
-from shian.notifiers.render import cn_date, cn_datetime, cn_month, pct, rule_name, spec_of
+from shian.notifiers.render import CHANNEL_NAMES, Renderer, Wording, cn_date, cn_datetime, cn_month, pct, rule_name, spec_of
 from shian.office import figures
-from shian.office.figures import program_name
+from shian.office.figures import DELIVERY_STATUS, LEVEL_NAMES, program_name
+from shian.office.notice_list import (PAGE_SIZE, STATES, Filters, base_query, last_page, months_between, page_links,
+                                      read_filters, rule_ids, tally, with_state)
 from shian.office.receipts import Receipts
 from shian.rules.notice import Notice
 
@@ -40,17 +51,20 @@ HERE = Path(__file__).resolve().parent
 COOKIE = "shian_session"
 SESSION_IDLE = 12 * 3600        # seconds a session lives without use
 MAX_SESSIONS = 2000             # oldest sessions are dropped beyond this
-MAX_PER_SEVERITY = 200          # notices listed per severity on the main page
 ACTIONS = ("签收", "办结")
 
 SEVERITIES = (("critical", "紧急"), ("warning", "警示"), ("info", "提示"))
-NAV = (("/", "首页"), ("/reports", "月报报送"), ("/rates", "合格率"), ("/pace", "抽检进度"),
-       ("/calendar", "期限与节前检查"))
+NAV = (("/", "首页"), ("/?state=closed", "已办结"), ("/reports", "月报报送"), ("/rates", "合格率"),
+       ("/pace", "抽检进度"), ("/calendar", "期限与节前检查"))
 STATUS_TEXT = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
 CAMPAIGN_TEXT = {"done": "已检查", "missed": "未检查", "open": "待检查", "upcoming": "未开始"}
 APP_KEY = web.AppKey("shian.dashboard", object)
 REQUEST_KEY: Any = (web.RequestKey("shian.dashboard.session", tuple) if hasattr(web, "RequestKey")
                     else "shian.dashboard.session")
+
+_NOTICE_ID = re.compile(r"[0-9a-f]{16}")
+_MONTH = re.compile(r"\d{4}-\d{2}")
+_YEAR = re.compile(r"\d{4}")
 
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -66,13 +80,14 @@ class _Session:
 
 
 class Dashboard:
-    def __init__(self, service: Any, settings: Any) -> None:
+    def __init__(self, service: Any, settings: Any, *, renderer: Renderer | None = None) -> None:
+        """``renderer``: how the notice page words a notice (default: as the runtime's delivery
+        settings word its messages, made when first needed)."""
         self.service, self.settings = service, settings
         self.config = service.config
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._notice_row = 0
-        self._notice_list: list[Notice] = []
         self._receipts = Receipts(self.config.tz)
+        self._renderer = renderer
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(("html",), default=True),
                                trim_blocks=True, lstrip_blocks=True)
@@ -170,35 +185,85 @@ class Dashboard:
     # -- pages --------------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.Response:
+        """The notices, filtered and paged where they are stored (query parameters: township,
+        rule, severity, state, month, dept, page); 待办 by default, 已办结 with who closed them."""
         _, s, _ = self._session(request)
-        scope = "all" if request.query.get("scope") == "all" or s.dept is None else "mine"
-        notices, receipts = self._notices()
+        f = read_filters(request.query, self.config, s.dept)
+        receipts = self._receipts.follow(self.service)
+        base = base_query(f, self.config.tz)
+        counts = tally(self.service, base, receipts)
+        f = dataclasses.replace(f, page=min(f.page, last_page(counts.count(f.state, f.severity))))
+        query = with_state(dataclasses.replace(base, severity=f.severity), f.state, receipts)
+        total, notices = self.service.notice_page(query, (f.page - 1) * PAGE_SIZE, PAGE_SIZE)
         quiet = self.service.silenced_ids()
-        groups: dict[str, list[dict[str, Any]]] = {sev: [] for sev, _ in SEVERITIES}
-        for n in sorted(notices, key=lambda n: n.at, reverse=True):    # newest first
-            acked_by = receipts.departments(n)
-            if receipts.closed(n) or n.severity not in groups:
-                continue
-            if scope == "mine" and s.dept not in n.recipients:
-                continue
-            groups[n.severity].append(n.to_json() | {
-                "kind": spec_of(n.rule, n.severity).document, "rule_name": rule_name(n.rule),
-                "recipient_names": [self.dept_name(d) for d in n.recipients],
-                "recipient_pairs": [(d, self.dept_name(d)) for d in n.recipients],
-                "acked": bool(acked_by), "acked_by": [self.dept_name(d) for d in acked_by],
-                "acked_by_me": s.dept in acked_by, "silenced": n.id in quiet,
-                "can_act": self.settings.open_access or (s.dept is not None and s.dept in n.recipients),
-            })
-        counts = {sev: len(rows) for sev, rows in groups.items()}
-        unacked = sum(1 for rows in groups.values() for n in rows if not n["acked"])
-        more = {sev: max(0, len(rows) - MAX_PER_SEVERITY) for sev, rows in groups.items()}
-        groups = {sev: rows[:MAX_PER_SEVERITY] for sev, rows in groups.items()}
-        back = "/?scope=all" if scope == "all" and s.dept else "/"
-        return self._render(request, "index.html", "首页 · 待办通知", active="/", severities=SEVERITIES,
-                            groups=groups, counts=counts, unacked=unacked, more=more, scope=scope, back=back)
+        rows = [self._row(n, receipts, s, quiet) for n in notices]
+        title = {"pending": "首页 · 待办通知", "closed": "已办结通知"}.get(f.state, f"首页 · {STATES[f.state]}通知")
+        first = (f.page - 1) * PAGE_SIZE
+        return self._render(request, "index.html", title, active="/?state=closed" if f.state == "closed" else "/",
+                            severities=SEVERITIES, states=STATES, f=f, rows=rows, counts=counts, total=total,
+                            shown=(first + 1, first + len(rows)), pages=page_links(f, last_page(total)),
+                            back=f.href(), choices=self._choices(f))
+
+    def _choices(self, f: Filters) -> dict[str, Any]:
+        """The filter form's options (names shown, ids sent): the months from the first
+        notice's to the last one's, and the month asked for if it is not among them."""
+        months = months_between(self.service.notice_span(), self.config.tz)
+        if f.month and f.month not in months:
+            months = sorted([*months, f.month], reverse=True)
+        return {"townships": list(self.config.townships), "rules": [(r, rule_name(r)) for r in rule_ids()],
+                "months": months, "depts": [(d, dep.name) for d, dep in self.config.departments.items()]}
+
+    def _row(self, n: Notice, receipts: Receipts, s: _Session, quiet: set[str]) -> dict[str, Any]:
+        """One notice as the list shows it: names, not ids, of its departments."""
+        acked_by = receipts.departments(n)
+        closings = [{"by": self.dept_name(a["by"]), "at": a["at"], "note": a["note"]}
+                    for a in sorted(receipts.acks(n), key=lambda a: a["at"]) if a["action"] == "办结"]
+        return n.to_json() | {
+            "kind": spec_of(n.rule, n.severity).document, "rule_name": rule_name(n.rule),
+            "severity_name": figures.SEVERITY_NAMES.get(n.severity, n.severity),
+            "recipient_names": [self.dept_name(d) for d in n.recipients],
+            "recipient_pairs": [(d, self.dept_name(d)) for d in n.recipients],
+            "acked": bool(acked_by), "acked_by": [self.dept_name(d) for d in acked_by],
+            "acked_by_me": s.dept in acked_by, "silenced": n.id in quiet, "closed": bool(closings),
+            "closings": closings,
+            "can_act": not closings and (self.settings.open_access or (s.dept is not None and s.dept in n.recipients)),
+        }
+
+    async def notice_page(self, request: web.Request) -> web.Response:
+        """One notice: its facts as its messages word them, its recipients, its delivery per
+        department and channel (the outbox's rows) and its 签收 / 办结 (the journal's acks)."""
+        _, s, _ = self._session(request)
+        nid = request.match_info["notice_id"]
+        n = self.service.notice(nid) if len(nid) <= 64 else None
+        if n is None:
+            raise self._refuse(request, s, 404, f"没有编号为 {nid[:64]} 的通知。")
+        receipts = self._receipts.follow(self.service)
+        related = n.facts.get("notice_id")
+        related = self.service.notice(related) if isinstance(related, str) and len(related) <= 64 else None
+        row = self._row(n, receipts, s, self.service.silenced_ids())
+        history = [{"at": a["at"], "by": self.dept_name(a["by"]), "action": a["action"], "note": a["note"]}
+                   for a in sorted(receipts.acks(n), key=lambda a: a["at"])]
+        recipients = [{"name": self.dept_name(d), "receipt": receipts.of(n, d)} for d in n.recipients]
+        deliveries = [{"dept": self.dept_name(d.dept), "channel": CHANNEL_NAMES.get(d.channel, d.channel),
+                       "state": d.state, "state_name": DELIVERY_STATUS.get(d.state, d.state), "attempts": d.attempts,
+                       "last_error": d.last_error, "sent_at": d.sent_at, "next_at": d.next_at}
+                      for d in self.service.deliveries_of(n.id)]
+        return self._render(request, "notice.html", "通知详情", active="", n=row, wording=self._wording(n),
+                            level_name=LEVEL_NAMES.get(n.level, n.level), related=related, history=history,
+                            recipients=recipients, deliveries=deliveries, back=f"/notices/{n.id}")
+
+    def _wording(self, n: Notice) -> Wording:
+        """The notice's lead, facts and action as its messages have them; a notice the
+        templates cannot word (one of a newer version, say) shows its facts as stored."""
+        if self._renderer is None:
+            self._renderer = Renderer(self.service.delivery)
+        try:
+            return self._renderer.wording(n)
+        except (TemplateError, LookupError, TypeError, ValueError):
+            return Wording(n.title, tuple((str(k), str(v)) for k, v in n.facts.items()), "")
 
     async def act(self, request: web.Request) -> web.Response:
-        """签收 / 办结 from the main page's form: only by a recipient department."""
+        """签收 / 办结 from the form of the list or a notice's page: only by a recipient department."""
         _, s, _, form = await self._checked_post(request)
         notice_id, action = form.get("notice_id", ""), form.get("action", "签收")
         if action not in ACTIONS:
@@ -260,55 +325,54 @@ class Dashboard:
     # The figures are the runtime's (``service.figures``: the tallies the rules decide on),
     # cheap to ask, so they are asked on the event loop, between events.
 
-    def _notices(self) -> tuple[list[Notice], Receipts]:
-        """All notices and their 签收 / 办结, kept between page loads: only the notices and
-        acks added since the last load are read (both stores only grow)."""
-        self._notice_row, new = self.service.notices_after(self._notice_row)
-        self._notice_list.extend(new)
-        return self._notice_list, self._receipts.follow(self.service)
-
     def _township_filter(self, request: web.Request) -> str | None:
         t = request.query.get("township") or None
         return t if t in self.config.townships else None
 
     async def reports(self, request: web.Request) -> web.Response:
+        """The board of the ``months`` (6 or 12) up to ``month``: by default the latest month
+        in which anyone reported, not an empty current month."""
         now = self.service.now()
         count = 12 if request.query.get("months") == "12" else 6
-        months = last_months(now.date(), count)
+        recent = last_months(now.date(), 14)
+        end = request.query.get("month") or ""
+        if end not in recent:
+            end = figures.latest_report_month(self.service.figures("reports", recent)) or recent[-1]
+        months = last_months(date(int(end[:4]), int(end[5:]), 1), count)
         town = self._township_filter(request)
         rows = [r for r in self.service.figures("reports", months) if town is None or r.township == town]
         tally = {st: sum(1 for r in rows if r.cells[months[-1]].status == st) for st in STATUS_TEXT}
         return self._render(request, "reports.html", "月报报送", rows=rows, months=months, status_text=STATUS_TEXT,
-                            township=town, townships=list(self.config.townships), count=count,
-                            due_day=self.config.params("report.reminder").due_day, tally=tally)
+                            township=town, townships=list(self.config.townships), count=count, month=end,
+                            month_choices=recent[::-1], due_day=self.config.params("report.reminder").due_day,
+                            tally=tally)
 
     async def rates(self, request: web.Request) -> web.Response:
+        """One month's or year's pass rates: by default the latest month with samples the rule
+        has judged, not an empty month just closed."""
         now = self.service.now()
-        choices = last_months(now.date(), 12)
+        recent = last_months(now.date(), 12)
+        kept = self.service.figures("pass_rate", None)
+        months = sorted(set(recent) | {r.period for r in kept if r.total}, reverse=True)
+        years = sorted({m[:4] for m in months if m[:4] <= str(now.year)} | {str(now.year)}, reverse=True)
         period = request.query.get("period") or ""
-        if period != str(now.year) and period not in choices:
-            period = choices[-2]                     # the month just closed: the one the rule judged
+        if period not in years and period not in months:
+            period = figures.latest_rate_period(kept, recent[-2]) or recent[-2]
         town = self._township_filter(request)
         rows = [r for r in self.service.figures("pass_rate", period) if town is None or r.township == town]
-        charts = []
-        for program in dict.fromkeys(r.program for r in rows):
-            mine = [r for r in rows if r.program == program]
-            items = [{"label": r.township, "value": r.rate, "below": r.below,
-                      "text": f"{r.rate * 100:.1f}%（{r.qualified}/{r.total}）" if r.total else "无样品",
-                      "attrs": {"township": r.township, "program": r.program,
-                                "rate": f"{r.rate * 100:.1f}" if r.rate is not None else "",
-                                "below": "true" if r.below else "false"}} for r in mine]
-            target = mine[0].target
-            charts.append({"program": program, "name": program_name(program), "target": target,
-                           "svg": bar_chart(items, target=target, target_label=f"目标 {target * 100:g}%",
-                                            lo=rate_floor([r.rate for r in mine if r.rate is not None] + [target]))})
-        return self._render(request, "rates.html", "抽检合格率", rows=rows, charts=charts, period=period,
-                            choices=[str(now.year), *reversed(choices)], township=town,
-                            townships=list(self.config.townships))
+        return self._render(request, "rates.html", "抽检合格率", rows=rows, charts=rate_charts(rows), period=period,
+                            choices=[*years, *months], township=town, townships=list(self.config.townships))
 
     async def pace(self, request: web.Request) -> web.Response:
-        today = self.service.now().date()
-        rows = self.service.figures("pace", today.isoformat())
+        """A year's sampling against its target, up to today or the year's end: by default this
+        year, or last year when nothing has been sampled this year yet."""
+        now = self.service.now()
+        years = [str(now.year), str(now.year - 1)]
+        year = request.query.get("year") or ""
+        if year not in years:
+            year = next((y for y in years if any(r.batches for r in self.service.figures("pace", y))), years[0])
+        today = figures.as_of(year, now, self.config.tz)
+        rows = self.service.figures("pace", year)
         days = (date(today.year + 1, 1, 1) - date(today.year, 1, 1)).days
         share = today.timetuple().tm_yday / days
         items = [{"label": r.township, "value": (r.batches / r.yearly_target) if r.yearly_target else None,
@@ -319,16 +383,13 @@ class Dashboard:
         hi = max([1.0] + [i["value"] for i in items if i["value"] is not None])
         svg = bar_chart(items, target=share, target_label=f"按进度应完成 {share * 100:.1f}%", lo=0.0,
                         hi=min(1.5, math.ceil(hi * 10) / 10), width=900)
-        return self._render(request, "pace.html", "抽检进度", rows=rows, svg=svg, today=today,
+        return self._render(request, "pace.html", "抽检进度", rows=rows, svg=svg, today=today, year=year, years=years,
                             per_thousand=figures.BATCHES_PER_THOUSAND, share=share)
 
     async def calendar(self, request: web.Request) -> web.Response:
         now = self.service.now()
-        upcoming = []
-        for at, label in self.service.upcoming(20):
-            rule, _, detail = label.partition(" ")
-            words = [cn_month(w) if len(w) == 7 and w[4] == "-" else w for w in detail.split()]
-            upcoming.append({"at": at, "rule": rule, "rule_name": rule_name(rule), "detail": " ".join(words)})
+        missing: dict[str, list[Any]] = {}
+        upcoming = [self._deadline(at, label, missing) for at, label in self.service.upcoming(20)]
         before = self.config.params("campaign.reminder").remind_days_before
         window = self.config.params("campaign.missed").window_days
         found = [c for y in (now.year, now.year + 1) for c in self.service.figures("campaigns", str(y))]
@@ -342,6 +403,51 @@ class Dashboard:
         return self._render(request, "calendar.html", "期限与节前检查", upcoming=upcoming,
                             campaigns=list(holidays.values()), townships=towns, window=window, before=before,
                             campaign_status=CAMPAIGN_TEXT)
+
+    def _deadline(self, at: Any, label: str, missing: dict[str, list[Any]]) -> dict[str, Any]:
+        """A deadline of the runtime (``rule word…``) as the 期限 page lists it: the township, and
+        its object — the notice waiting for 签收 (linked), the month's reports still missing
+        (from the figures), or the entity, sample, holiday or month it names."""
+        rule, *words = label.split()
+        notice = next((n for w in words if _NOTICE_ID.fullmatch(w) and (n := self.service.notice(w))), None)
+        township = next((w for w in words if w in self.config.townships), notice.township if notice else None)
+        rest = [w for w in words if w != township and not (notice and w == notice.id)]
+        month = next((w for w in rest if _MONTH.fullmatch(w)), None)
+        detail = " ".join(cn_month(w) if _MONTH.fullmatch(w) else f"{w}年" if _YEAR.fullmatch(w) else w
+                          for w in sorted(rest, key=lambda w: not _YEAR.fullmatch(w)))
+        if rule.startswith("report.") and month is not None:
+            if month not in missing:
+                missing[month] = [r for r in self.service.figures("reports", [month])
+                                  if r.cells[month].submitted_at is None]
+            detail = f"{cn_month(month)}月报：" + missing_text(
+                [r for r in missing[month] if township is None or r.township == township])
+        return {"at": at, "rule": rule, "rule_name": rule_name(rule), "township": township, "notice": notice,
+                "detail": detail}
+
+
+def missing_text(rows: list[Any]) -> str:
+    """Who has not reported (board rows), in a few words."""
+    if not rows:
+        return "均已报送"
+    names = "、".join(f"{r.township}{r.reporter}" for r in rows[:3])
+    return f"{names}等 {len(rows)} 个单位未报" if len(rows) > 3 else f"{names}未报"
+
+
+def rate_charts(rows: list[Any]) -> list[dict[str, Any]]:
+    """One bar chart per program: each township's rate against the program's target."""
+    charts = []
+    for program in dict.fromkeys(r.program for r in rows):
+        mine = [r for r in rows if r.program == program]
+        items = [{"label": r.township, "value": r.rate, "below": r.below,
+                  "text": f"{r.rate * 100:.1f}%（{r.qualified}/{r.total}）" if r.total else "无样品",
+                  "attrs": {"township": r.township, "program": r.program,
+                            "rate": f"{r.rate * 100:.1f}" if r.rate is not None else "",
+                            "below": "true" if r.below else "false"}} for r in mine]
+        target = mine[0].target
+        charts.append({"program": program, "name": program_name(program), "target": target,
+                       "svg": bar_chart(items, target=target, target_label=f"目标 {target * 100:g}%",
+                                        lo=rate_floor([r.rate for r in mine if r.rate is not None] + [target]))})
+    return charts
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -422,6 +528,7 @@ def add_routes(app: web.Application, service: Any, settings: Any) -> Dashboard:
     board = Dashboard(service, settings)
     app[APP_KEY] = board
     app.router.add_get("/", board.index)
+    app.router.add_get("/notices/{notice_id}", board.notice_page)
     app.router.add_get("/reports", board.reports)
     app.router.add_get("/rates", board.rates)
     app.router.add_get("/pace", board.pace)

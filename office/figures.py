@@ -22,10 +22,10 @@ from shian.rules.measures import (BATCHES_PER_THOUSAND, COUNTED_PROGRAMS, PACE_P
 from shian.rules.notice import PROGRAM_NAMES, Notice
 
 __all__ = [
-    "BATCHES_PER_THOUSAND", "CAMPAIGN_STATUS", "COUNTED_PROGRAMS", "DISPOSAL_STATUS", "LEVEL_NAMES", "PACE_PROGRAMS",
-    "REPORT_STATUS", "SEVERITY_NAMES", "BoardRow", "CampaignRow", "Cell", "DisposalRow", "FigureSource", "HealthRow",
-    "NoticeCountRow", "PaceRow", "RateRow", "as_of", "fmt_rate", "in_period", "notice_counts", "period_bounds",
-    "program_name", "rule_name",
+    "BATCHES_PER_THOUSAND", "CAMPAIGN_STATUS", "COUNTED_PROGRAMS", "DELIVERY_STATUS", "DISPOSAL_STATUS", "LEVEL_NAMES",
+    "PACE_PROGRAMS", "REPORT_STATUS", "SEVERITY_NAMES", "BoardRow", "CampaignRow", "Cell", "DisposalRow", "FigureSource",
+    "HealthRow", "NoticeCountRow", "PaceRow", "RateRow", "as_of", "fmt_rate", "in_period", "latest_rate_period",
+    "latest_report_month", "notice_counts", "period_bounds", "program_name", "rule_name",
 ]
 
 REPORT_STATUS = {"on_time": "按时报送", "late": "逾期报送", "missing": "逾期未报", "pending": "未到期"}
@@ -33,6 +33,7 @@ CAMPAIGN_STATUS = {"done": "已开展", "missed": "未开展", "open": "进行�
 DISPOSAL_STATUS = {"disposed": "已处置", "disposed_late": "逾期处置", "overdue": "逾期未处置", "open": "待处置"}
 SEVERITY_NAMES = {"info": "提示", "warning": "警示", "critical": "紧急"}
 LEVEL_NAMES = {"town": "乡镇", "county": "县级"}
+DELIVERY_STATUS = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
 
 
 class FigureSource(Protocol):
@@ -78,3 +79,17 @@ def rule_name(rule: str) -> str:
 
 def program_name(program: str) -> str:
     return PROGRAM_NAMES.get(program, program)
+
+
+def latest_rate_period(rows: Iterable[RateRow], judged_through: str) -> str | None:
+    """The month a pass-rate page opens on, from the rows of every month kept
+    (``figures("pass_rate", None)``): the latest month with samples that the rule has judged
+    (up to ``judged_through``), else the latest with samples; None when there are none."""
+    with_samples = sorted({r.period for r in rows if r.total})
+    judged = [p for p in with_samples if p <= judged_through]
+    return (judged or with_samples or [None])[-1]
+
+
+def latest_report_month(rows: Iterable[BoardRow]) -> str | None:
+    """The latest month of the board's columns in which some reporter has reported (None: nobody)."""
+    return max((m for r in rows for m, c in r.cells.items() if c.submitted_at is not None), default=None)

@@ -22,7 +22,7 @@ from .receipts import receipts
 from .runtime import Runtime
 from .report import Table, when, write_xlsx
 
-DELIVERY_NAMES = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
+DELIVERY_NAMES = fig.DELIVERY_STATUS  # a delivery row's state in words, as the notice page has it
 CHANNEL_NAMES = LEDGER_LABELS  # a channel's label in the ledger, from its module
 SHEETS = ("通知台账", "签收明细")
 

@@ -1,8 +1,8 @@
 """What the office needs from the runtime behind it, and nothing more.
 
 The HTTP API, the dashboard, the report and the ledger see the running system only through
-this interface: they hand in events (files, bodies) and acks, and ask for notices, 签收 / 办结,
-rejects, silences, the clock, counts and figures. The embedded service
+this interface: they hand in events (files, bodies) and acks, and ask for notices (also
+filtered and paged), 签收 / 办结, rejects, silences, the clock, counts and figures. The embedded service
 (``shian.streams.service.Service``) and the Kafka follower
 (``shian.streams.follower.KafkaFollower``) implement it; the composition root (``shian.cli``)
 hands one of them to :func:`shian.office.api.make_app`. The office imports nothing from the
@@ -14,6 +14,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Protocol
 
+from shian.notifiers.outbox import NoticeQuery
+from shian.notifiers.settings import Settings as DeliverySettings
 from shian.rules.config import Config
 from shian.rules.notice import Notice
 from shian.rules.records import Outcome, Reject
@@ -30,6 +32,7 @@ class Metrics(Protocol):
 
 class Runtime(Protocol):
     config: Config
+    delivery: DeliverySettings     # how notices are worded and sent (the notice page words them alike)
     metrics: Metrics
 
     def now(self) -> datetime: ...
@@ -54,6 +57,15 @@ class Runtime(Protocol):
                 dept: str | None = None) -> list[Notice]: ...
     def notices_after(self, row: int) -> tuple[int, list[Notice]]: ...
     def deliveries_of(self, notice_id: str) -> list[Any]: ...
+    def notice_page(self, query: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
+        """How many notices ``query`` matches, and ``limit`` of them from ``offset`` on (newest
+        first, or in the order of ``query.ids``): the dashboard's list, filtered and paged
+        where the notices are stored."""
+        ...
+    def notice_counts(self, query: NoticeQuery) -> dict[str, int]:
+        """How many notices ``query`` matches, by severity."""
+        ...
+    def notice_span(self) -> tuple[datetime, datetime] | None: ...
     def silenced_ids(self) -> set[str]: ...
     def acks_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]: ...
     def rejects(self, limit: int = 100) -> list[Reject]: ...

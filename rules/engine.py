@@ -345,12 +345,12 @@ class Engine:
         out: list[tuple[datetime, str]] = []
         while self._timers and len(out) < count:
             at, _, fire, arg = heapq.heappop(self._timers)
-            args = arg if isinstance(arg, tuple) else (arg,)
-            words = [str(a) for a in args if isinstance(a, (str, int))]
+            words = timer_words(arg)
             owner = getattr(fire, "__self__", None)
             if not words or words[0] not in RULES:
                 rules = getattr(owner, "RULES", ())
-                words.insert(0, rules[0].id if len(rules) == 1 else getattr(owner, "name", "?"))
+                words.insert(0, rules[0].id if len(rules) == 1 else
+                             getattr(owner, "DEADLINE_RULE", None) or getattr(owner, "name", "?"))
             out.append((at, " ".join(words)))
             self.clock = at
             fire(at, arg)
@@ -374,6 +374,24 @@ class Engine:
             self.measures.forget(horizon, self.clock)  # type: ignore[arg-type]
         for fam in self.families:
             fam.forget(horizon)
+
+
+def timer_words(arg: Any) -> list[str]:
+    """What a deadline is about, as words of its label: the timer's text and number arguments,
+    and of a record it carries — an event (its township and entity or reporter), the facts of
+    one (the entity), a notice's summary (its township and id) — so that no two deadlines of
+    different objects read alike."""
+    words: list[str] = []
+    for a in arg if isinstance(arg, tuple) else (arg,):
+        if isinstance(a, (str, int)) and not isinstance(a, bool):
+            words.append(str(a))
+        elif isinstance(a, dict):
+            words.append(str(a.get("entity") or ""))
+        elif a is not None and not isinstance(a, tuple):
+            words.append(str(getattr(a, "township", "") or ""))
+            named = getattr(a, "entity", None) or getattr(a, "reporter", None)
+            words.append(str(named or (getattr(a, "id", "") if hasattr(a, "title") else "")))
+    return [w for w in dict.fromkeys(words) if w]
 
 
 def _as_context(engine: Engine) -> Context:

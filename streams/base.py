@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from shian.notifiers.delivery import open_dispatcher
-from shian.notifiers.outbox import Delivery
+from shian.notifiers.outbox import Delivery, NoticeQuery
 from shian.notifiers.settings import Settings as DeliverySettings
 from shian.notifiers.silences import StoredSilence
 from shian.rules.config import Config
@@ -206,6 +206,15 @@ class RuntimeBase:
 
     def deliveries_of(self, notice_id: str) -> list[Delivery]:
         return self.outbox.deliveries_of(notice_id)
+
+    def notice_page(self, query: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
+        return self.outbox.notice_page(query, offset, limit)
+
+    def notice_counts(self, query: NoticeQuery) -> dict[str, int]:
+        return self.outbox.notice_counts(query)
+
+    def notice_span(self) -> tuple[datetime, datetime] | None:
+        return self.outbox.notice_span()
 
     def silenced_ids(self) -> set[str]:
         return self.outbox.silenced_ids()

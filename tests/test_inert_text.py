@@ -15,6 +15,7 @@ import email.message
 import email.policy
 import re
 import unicodedata
+from collections import Counter
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from functools import lru_cache
@@ -35,6 +36,7 @@ from shian.notifiers.channels import CHANNELS
 from shian.notifiers.channels.email import as_bytes, build_message
 from shian.notifiers.channels.robot import Robot
 from shian.notifiers.message import Message
+from shian.notifiers.outbox import Delivery, NoticeQuery
 from shian.notifiers.render import PACKAGED, Renderer, in_code, md_lines, md_text
 from shian.notifiers.settings import parse as parse_settings
 from shian.office.dashboard import HERE as OFFICE_HERE, Dashboard
@@ -383,10 +385,12 @@ def figures(payload: str, township: str) -> dict[str, Callable[[Any], list[Any]]
 
 class Office:
     """What the dashboard, the report and the ledger read of a runtime, holding the hostile
-    notices, their acks (notes holding the payload) and figures."""
+    notices, their acks (notes holding the payload), their deliveries (the payload as the
+    last error) and figures."""
 
     def __init__(self, config: Any, notices: list[Notice], payload: str) -> None:
         self.config, self.listed, self.payload = config, notices, payload
+        self.delivery = parse_settings(config, env={})
         self._acks = [{"type": "ack", "id": f"a{i}", "township": payload, "notice_id": n.id, "by": n.recipients[0],
                        "action": "签收", "acked_at": "2026-04-30T09:00:00", "note": payload}
                       for i, n in enumerate(notices)]
@@ -403,6 +407,33 @@ class Office:
 
     def silenced_ids(self) -> set[str]:
         return set()
+
+    def notice(self, notice_id: str) -> Notice | None:
+        return next((n for n in self.listed if n.id == notice_id), None)
+
+    def _matching(self, q: NoticeQuery) -> list[Notice]:
+        """The notices ``q`` names by department, ids and the fields a notice has (the pages
+        here ask for no month)."""
+        return [n for n in self.listed
+                if (q.ids is None or n.id in q.ids) and n.id not in q.exclude
+                and (q.dept is None or q.dept in n.recipients)
+                and all(getattr(q, f) in (None, getattr(n, f)) for f in ("township", "rule", "severity"))]
+
+    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
+        found = self._matching(q)
+        return len(found), found[offset:offset + limit]
+
+    def notice_counts(self, q: NoticeQuery) -> dict[str, int]:
+        return dict(Counter(n.severity for n in self._matching(q)))
+
+    def notice_span(self) -> tuple[datetime, datetime] | None:
+        ats = [n.at for n in self.listed]
+        return (min(ats), max(ats)) if ats else None
+
+    def deliveries_of(self, notice_id: str) -> list[Delivery]:
+        n = self.notice(notice_id)
+        return [Delivery(1, notice_id, n.recipients[0], "email", "notice", "failed", 3, None, NOW, self.payload,
+                         n.rule, n.township, None, None, 1)] if n else []
 
     def upcoming(self, count: int = 20) -> list[tuple[datetime, str]]:
         return [(NOW + timedelta(days=1), f"report.reminder {self.payload}")]
@@ -437,12 +468,20 @@ def test_every_html_template_is_autoescaped(month: tuple[Any, list[Notice]], ren
 
 
 @CASES
-def test_dashboard_pages_show_event_text_as_text(payload: str, month: tuple[Any, list[Notice]]) -> None:
-    """Each page lists the hostile notices and figures as text: no element or handler from them."""
-    board = Dashboard(office_of(month, payload), SimpleNamespace(open_access=True))
-    for path, page in (("/?scope=all", board.index), ("/reports", board.reports), ("/rates", board.rates),
-                       ("/pace", board.pace), ("/calendar", board.calendar)):
-        response = asyncio.run(page(make_mocked_request("GET", path)))
+def test_dashboard_pages_show_event_text_as_text(payload: str, month: tuple[Any, list[Notice]],
+                                                renderer: Renderer) -> None:
+    """Each page lists the hostile notices and figures as text, and each notice's own page shows
+    its facts, delivery error and notes as text: no element or handler from them."""
+    board = Dashboard(office_of(month, payload), SimpleNamespace(open_access=True), renderer=renderer)
+    pages = [("/?scope=all", board.index, {}), ("/reports", board.reports, {}), ("/rates", board.rates, {}),
+             ("/pace", board.pace, {}), ("/calendar", board.calendar, {})]
+    pages += [(f"/notices/{n.id}", board.notice_page, {"notice_id": n.id})    # facts, deliveries, acks
+              for n in board.service.listed]
+
+    async def visit() -> list[Any]:
+        return [await page(make_mocked_request("GET", path, match_info=match)) for path, page, match in pages]
+
+    for (path, _, _), response in zip(pages, asyncio.run(visit())):
         assert response.status == 200, path
         assert_inert_page(response.text, payload, path)
 

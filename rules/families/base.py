@@ -83,6 +83,9 @@ class Family:
 
     name: ClassVar[str]
     RULES: ClassVar[tuple[RuleSpec, ...]]
+    #: the rule its deadlines (timers) are of, when it has several rules and the timer's
+    #: arguments do not name one (the office's 期限 page shows the rule's name)
+    DEADLINE_RULE: ClassVar[str | None] = None
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

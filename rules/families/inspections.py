@@ -46,6 +46,7 @@ def inspection_facts(ev: Inspection) -> dict[str, Any]:
 class Inspections(Family):
     name = "inspections"
     RULES = (LICENSE, HEALTH_CERT, SEVERE, RECTIFY)
+    DEADLINE_RULE = RECTIFY.id
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -53,6 +53,7 @@ def _what(ev: SamplingResult) -> str:
 class Samples(Family):
     name = "samples"
     RULES = (BANNED, UNQUALIFIED, DISPOSAL_OVERDUE)
+    DEADLINE_RULE = DISPOSAL_OVERDUE.id
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -3,7 +3,9 @@ in one transaction; redeliveries are ignored; silences mute; readers for the das
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sqlite3
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from shian.notifiers.outbox import Outbox
+from shian.notifiers.outbox import NoticeQuery, Outbox
 from shian.notifiers.settings import parse as parse_settings
 from shian.notifiers.silences import check
 from shian.rules.config import load
@@ -154,6 +156,66 @@ def test_notice_queries_by_time_and_department_and_open_deadlines(settings):
         assert [x.id for x in ob.open_deadlines("hh-fso", NOW)] == [a.id]
         assert [x.to_json() for x in ob.open_deadlines("county-fso", t("2026-04-27T09:00:00"))] == [c.to_json()]
         assert ob.open_deadlines("county-fso", NOW) == []
+
+
+#: five notices, added in this order: name → (rule, township, at, severity, recipients)
+PAGED = {
+    "a": ("sample.unqualified", "红河镇", "2026-04-26T09:00:00+08:00", "warning", ("hh-agri", "hh-fso")),
+    "b": ("sample.banned_substance", "红河镇", "2026-04-27T09:00:00+08:00", "critical", ("hh-fso",)),
+    "c": ("report.overdue", "板桥镇", "2026-05-02T00:00:00+08:00", "warning", ("bq-fso",)),
+    "d": ("report.reminder", "板桥镇", "2026-05-02T00:00:00+08:00", "info", ("bq-fso",)),
+    "e": ("sample.unqualified", "板桥镇", "2026-04-30T10:00:00+08:00", "warning", ("bq-fso", "county-fso")),
+}
+#: (query, offset, limit, the names listed in order, how many match)
+PAGE_CASES = [
+    (NoticeQuery(), 0, 50, "dceba", 5),                                     # newest first; ties: later added first
+    (NoticeQuery(order="severity"), 0, 50, "bcead", 5),                     # critical, warnings, info
+    (NoticeQuery(), 1, 2, "ce", 5),
+    (NoticeQuery(), 5, 2, "", 5),
+    (NoticeQuery(township="红河镇"), 0, 50, "ba", 2),
+    (NoticeQuery(rule="sample.unqualified"), 0, 50, "ea", 2),
+    (NoticeQuery(severity="warning"), 0, 50, "cea", 3),
+    (NoticeQuery(dept="hh-fso"), 0, 50, "ba", 2),
+    (NoticeQuery(dept="county-fso", township="板桥镇"), 0, 50, "e", 1),
+    (NoticeQuery(since=t("2026-04-27T09:00:00"), until=t("2026-05-02T00:00:00")), 0, 50, "eb", 2),
+    (NoticeQuery(exclude=("b", "c")), 0, 50, "dea", 3),
+    (NoticeQuery(ids=("a", "e", "zzz")), 0, 50, "ea", 2),
+    (NoticeQuery(ids=("a", "e", "a"), order="ids"), 0, 50, "ae", 2),
+    (NoticeQuery(ids=("b", "c", "e"), exclude=("c",), order="ids"), 0, 1, "b", 2),
+    (NoticeQuery(ids=()), 0, 50, "", 0),
+]
+
+
+@pytest.mark.parametrize("query, offset, limit, names, total", PAGE_CASES)
+def test_notice_page_filters_orders_and_pages_in_the_outbox(settings, query, offset, limit, names, total):
+    """The dashboard's list is asked of the outbox: each field narrows, ``ids`` / ``exclude``
+    keep or leave out notices by id, pages are cut in SQL, and the counts by severity agree."""
+    made = {name: make_notice(rule, tw, name, at=at, severity=sev, recipients=rec)
+            for name, (rule, tw, at, sev, rec) in PAGED.items()}
+    by_id = {n.id: name for name, n in made.items()}
+    real = dataclasses.replace(query, ids=None if query.ids is None else tuple(made[i].id if i in made else i
+                                                                                   for i in query.ids),
+                               exclude=tuple(made[i].id for i in query.exclude))
+    with Outbox(settings.outbox, settings) as ob:
+        for n in made.values():
+            ob.add(n, NOW)
+        count, page = ob.notice_page(real, offset, limit)
+        assert ("".join(by_id[n.id] for n in page), count) == (names, total)
+        matching = ob.notice_page(real, 0, 50)[1]
+        assert ob.notice_counts(real) == dict(Counter(n.severity for n in matching))
+
+
+def test_notice_span_and_an_order_that_needs_ids(settings):
+    """The span is the first and last ``at`` (None when empty); ordering by ids without ids is refused."""
+    with Outbox(settings.outbox, settings) as ob:
+        assert ob.notice_span() is None
+        for name, (rule, tw, at, sev, rec) in PAGED.items():
+            ob.add(make_notice(rule, tw, name, at=at, severity=sev, recipients=rec), NOW)
+        assert ob.notice_span() == (t("2026-04-26T09:00:00"), t("2026-05-02T00:00:00"))
+        with pytest.raises(ValueError):
+            ob.notice_page(NoticeQuery(order="ids"))
+        with pytest.raises(ValueError):
+            ob.notice_page(NoticeQuery(order="random()"))
 
 
 def test_a_notice_from_a_department_the_config_does_not_know_is_kept_without_rows(settings, caplog):

@@ -32,6 +32,15 @@ def county(**over: Any) -> dict[str, Any]:
     return data
 
 
+def service_in(folder: Path, config_dict: dict[str, Any] | None = None, *, now: Any = None,
+               env: dict[str, str] | None = None) -> Service:
+    """A Service on ``config_dict`` (default: :func:`county`) written to ``folder``."""
+    path = folder / "county.yaml"
+    path.write_text(yaml.safe_dump(config_dict or county(), allow_unicode=True), encoding="utf-8")
+    config = load(path)
+    return Service(config, service_settings(config, env=env or {}), delivery_settings(config, env=env or {}), now=now)
+
+
 @pytest.fixture
 def make_service(tmp_path: Path) -> Callable[..., Service]:
     """``make_service(config_dict=None, now=None, env=None)`` → a Service in ``tmp_path``
@@ -40,11 +49,7 @@ def make_service(tmp_path: Path) -> Callable[..., Service]:
 
     def make(config_dict: dict[str, Any] | None = None, *, now: Any = None,
              env: dict[str, str] | None = None) -> Service:
-        path = tmp_path / "county.yaml"
-        path.write_text(yaml.safe_dump(config_dict or county(), allow_unicode=True), encoding="utf-8")
-        config = load(path)
-        svc = Service(config, service_settings(config, env=env or {}), delivery_settings(config, env=env or {}),
-                      now=now)
+        svc = service_in(tmp_path, config_dict, now=now, env=env)
         made.append(svc)
         return svc
 

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (selenium + chromedriver) against the server
 filled with the known-answer county: what staff see on /reports and /rates, 签收 by click,
-Chinese rendered with a CJK font, and a screenshot of the main page kept as a test artefact
-(test-artifacts/dashboard.png).
+the notice list's filter form and pager, a notice's own page and 办结 there, Chinese rendered
+with a CJK font, and screenshots of the main page and a notice page kept as test artefacts
+(test-artifacts/dashboard.png, notice.png).
 
 Never skipped: without Chromium the test fails and says how to install it
 (``scripts/install_browser.sh``)."""
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -163,3 +165,69 @@ def _has_noto_cjk() -> bool:
         return False
     out = subprocess.run(["fc-match", "Noto Sans CJK SC"], capture_output=True, text=True).stdout
     return "Noto Sans CJK" in out
+
+
+def rows(driver: Any) -> list[dict[str, str]]:
+    """The listed notices' data attributes (noticeId, township, severity …), in one call."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#notice-list tbody tr')].map(r => ({...r.dataset}))")
+
+
+def test_filter_form_narrows_the_list_and_keeps_its_choices(browser: Any, open_site: Served) -> None:
+    """Choosing 乡镇 and 状态 in the form and pressing 筛选 lists only those notices, and the form
+    shows what was chosen."""
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(open_site.url + "/")
+    Select(one(browser, "#f-township")).select_by_visible_text("板桥镇")
+    Select(one(browser, "#f-state")).select_by_visible_text("全部")
+    Select(one(browser, "#f-severity")).select_by_visible_text("警示")
+    click_and_wait(browser, one(browser, "#filter-form button[type=submit]"))
+    query = parse_qs(urlsplit(browser.current_url).query)
+    assert {k: v for k, v in query.items() if v != [""]} == {"township": ["板桥镇"], "state": ["all"],
+                                                             "severity": ["warning"]}
+    listed = rows(browser)
+    assert listed and all(r["township"] == "板桥镇" and r["severity"] == "warning" for r in listed)
+    assert one(browser, "#notice-list").get_attribute("data-total") == str(len(listed))
+    assert Select(one(browser, "#f-township")).first_selected_option.text == "板桥镇"
+    assert Select(one(browser, "#f-state")).first_selected_option.text == "全部"
+
+
+def test_paging_by_click_keeps_the_filters(browser: Any, open_site: Served) -> None:
+    """下一页 and 上一页 move through pages of 50, the filter staying in the address."""
+    browser.get(open_site.url + "/?state=all")
+    first = [r["noticeId"] for r in rows(browser)]
+    assert len(first) == 50
+    click_and_wait(browser, one(browser, '#pager a[rel="next"]'))
+    assert parse_qs(urlsplit(browser.current_url).query) == {"state": ["all"], "page": ["2"]}
+    assert one(browser, '#pager [aria-current="page"]').text == "2"
+    second = [r["noticeId"] for r in rows(browser)]
+    assert len(second) == 50 and not set(first) & set(second)
+    click_and_wait(browser, one(browser, '#pager a[rel="prev"]'))
+    assert [r["noticeId"] for r in rows(browser)] == first
+
+
+def test_notice_page_from_the_list_and_closing_it_there(browser: Any, open_site: Served) -> None:
+    """A notice's title opens its page (facts, deliveries, history); 办结 there by a chosen
+    recipient adds to the history, with the department's name and the note."""
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(open_site.url + "/?rule=sample.unqualified")
+    click_and_wait(browser, one(browser, f"#notice-{kc.HH_NOTICE} a.title"))
+    assert urlsplit(browser.current_url).path == f"/notices/{kc.HH_NOTICE}"
+    assert one(browser, "h1").text == "通知详情"
+    facts = {r.find_element("css selector", "th").text: r.find_element("css selector", "td").text
+             for r in browser.find_elements("css selector", "#facts tr")}
+    assert facts["被抽样单位"] == kc.FORMULA_ENTITY and facts["样品编号"] == kc.HH_UNQUALIFIED
+    assert len(browser.find_elements("css selector", "#deliveries tbody tr")) == \
+        len(open_site.call(open_site.service.deliveries_of, kc.HH_NOTICE))
+    assert len(browser.find_elements("css selector", "#history tbody tr")) == 1
+    Select(one(browser, f"#dept-{kc.HH_NOTICE}")).select_by_visible_text("红河镇食安办")
+    one(browser, f"#note-{kc.HH_NOTICE}").send_keys("已下架，立案调查")
+    click_and_wait(browser, one(browser, '#notice button[data-action="办结"]'))
+    assert urlsplit(browser.current_url).path == f"/notices/{kc.HH_NOTICE}"
+    assert "已办结" in one(browser, "#flash").text and one(browser, "#notice-state").text == "已办结"
+    last = browser.find_elements("css selector", "#history tbody tr")[-1].text
+    assert "红河镇食安办" in last and "办结" in last and "已下架，立案调查" in last
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "notice.png"))

@@ -166,3 +166,30 @@ def test_store_events_validate_and_bad_rows_are_skipped(config, events):
     bad = {"type": "sampling_result", "id": "X", "township": "不存在镇", "sampled_at": "2026-04-02",
            "entity": "店", "category": "蔬菜", "items": []}
     assert figures(config, [*events, bad], "pass_rate", kc.MONTH) == figures(config, events, "pass_rate", kc.MONTH)
+
+
+def rate(period: str, total: int) -> fig.RateRow:
+    return fig.RateRow("红河镇", "food_sampling", period, total, total, 1.0 if total else None, 0.98, False)
+
+
+#: (months with samples → total, judged through, the month a pass-rate page opens on)
+OPEN_ON = [
+    ({}, "2026-11", None),
+    ({"2026-04": 20, "2026-05": 1}, "2026-11", "2026-05"),     # the latest judged month with samples
+    ({"2026-04": 20, "2026-05": 1}, "2026-04", "2026-04"),     # May not yet judged
+    ({"2026-04": 20, "2026-05": 0}, "2026-11", "2026-04"),     # a month without samples is no data
+    ({"2026-12": 3}, "2026-11", "2026-12"),                    # only the open month has samples
+]
+
+
+@pytest.mark.parametrize("totals, judged, expected", OPEN_ON)
+def test_rate_page_opens_on_the_latest_judged_month_with_samples(totals, judged, expected):
+    """Which month 合格率 opens on: never an empty month when one has samples."""
+    assert fig.latest_rate_period([rate(p, n) for p, n in totals.items()], judged) == expected
+
+
+def test_report_board_opens_on_the_latest_month_anyone_reported(config, events):
+    """Which month 月报报送 opens on: the last month with a report in it (May: 镇卫生院)."""
+    months = ["2026-03", "2026-04", "2026-05", "2026-06"]
+    assert fig.latest_report_month(figures(config, events, "reports", months)) == "2026-05"
+    assert fig.latest_report_month(figures(config, events, "reports", ["2026-03"])) is None
