@@ -10,7 +10,9 @@ fire, the time-based ones included:
   substances; rapid tests with 阴性 / 阳性;
 - disposals for most unqualified samples, some after the deadline (``disposal_days: 20``,
   so ``sample.disposal_overdue`` falls inside the data); acks (签收) by the town office for
-  half of the ``sample.unqualified`` notices, ``notice.unacknowledged`` on for the rest;
+  half of the ``sample.unqualified`` notices, ``notice.unacknowledged`` on for the rest, and
+  ``notice.unresolved`` for those signed for (签收) and never closed; every 97th sample taken
+  35 days more before its report (``sample.lab_late``);
 - inspections: 限期整改 with ``rectify_by`` and often a 复查 合格 before (or after) it,
   ``license_valid: false``, health certificates short, severe outcomes, 节前联合检查 in the
   春节 and 劳动节 windows for some townships only (``campaign.*``);
@@ -104,6 +106,8 @@ def config_yaml() -> str:
         "rules:",
         f"  sample.unqualified: {{disposal_days: {DISPOSAL_DAYS}}}",
         "  notice.unacknowledged: {enabled: true}",
+        "  notice.unresolved: {enabled: true}",
+        "  sample.lab_late: {enabled: true}",
         "  sample.rapid_unconfirmed: {enabled: true}",
         '  inspection.frequency_due: {checks: {"03-02": 0.25, "04-15": 0.5, "12-01": 1.0}}',
         "  incident.late_report: {hours_by_grade: {Ⅱ: 1, Ⅲ: 2, Ⅳ: 4}}",
@@ -288,8 +292,8 @@ def generate(path: Path, lines: int = 100_000, seed: int = 20260501) -> dict[str
         sid = f"CJ-{pre.upper()}-{n:06d}"
         n += 1
         ev = {"type": "sampling_result", "id": sid, "program": program, "township": name,
-              "sampled_at": _iso(t - timedelta(days=rnd.randrange(1, 6))), "reported_at": _iso(t),
-              "entity": ent["entity"], "category": cat, "food": rnd.choice(foods)}
+              "sampled_at": _iso(t - timedelta(days=rnd.randrange(1, 6) + (35 if n % 97 == 0 else 0))),  # some lab late
+              "reported_at": _iso(t), "entity": ent["entity"], "category": cat, "food": rnd.choice(foods)}
         if "entity_id" in ent:
             ev["entity_id"] = ent["entity_id"]
         banned = fail and cat in BANNED and rnd.random() < 0.15
