@@ -22,7 +22,7 @@ import pickle
 import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .calendar import Calendar
 from .config import Config
@@ -348,9 +348,10 @@ class Engine:
             words = timer_words(arg)
             owner = getattr(fire, "__self__", None)
             if not words or words[0] not in RULES:
-                rules = getattr(owner, "RULES", ())
-                words.insert(0, rules[0].id if len(rules) == 1 else
-                             getattr(owner, "DEADLINE_RULE", None) or getattr(owner, "name", "?"))
+                rules, named = getattr(owner, "RULES", ()), getattr(owner, "DEADLINE_RULE", None)
+                if isinstance(named, Mapping):
+                    named = named.get(getattr(fire, "__name__", ""))
+                words.insert(0, rules[0].id if len(rules) == 1 else named or getattr(owner, "name", "?"))
             out.append((at, " ".join(words)))
             self.clock = at
             fire(at, arg)

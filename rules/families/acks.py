@@ -101,6 +101,7 @@ def escalated(issued: Issued) -> bool:
 class Acks(Family):
     name = "acks"
     RULES = (UNACK, UNRESOLVED)
+    DEADLINE_RULE = {"_check": UNACK.id, "_unresolved": UNRESOLVED.id}
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Protocol, runtime_checkable
 
 from ..measures import Measures, entity_key
 from ..params import RuleSpec
@@ -84,8 +84,9 @@ class Family:
     name: ClassVar[str]
     RULES: ClassVar[tuple[RuleSpec, ...]]
     #: the rule its deadlines (timers) are of, when it has several rules and the timer's
-    #: arguments do not name one (the office's 期限 page shows the rule's name)
-    DEADLINE_RULE: ClassVar[str | None] = None
+    #: arguments do not name one (the office's 期限 page shows the rule's name); a mapping
+    #: when its timers are of several rules: the handler's name → the rule
+    DEADLINE_RULE: ClassVar[str | Mapping[str, str] | None] = None
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
