@@ -3,7 +3,8 @@ the drop folder, and who may do what (feed and department tokens).
 
 Checked up front like the rest of the config. Tokens are given in the file (``token``, for a
 demo) or, better, by the name of an environment variable (``token_env``); they are compared
-in constant time and never logged.
+in constant time and never logged. The offline commands (``shian report``, ``shian ledger``)
+read the section without its tokens (``parse(..., offline=True)``): they serve nobody.
 """
 from __future__ import annotations
 
@@ -95,12 +96,26 @@ def _listen(listen: str, problems: Problems) -> tuple[str, int]:
     return m["host"], port
 
 
-def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSettings:
+def parse(config: Config, *, env: Mapping[str, str] | None = None, offline: bool = False) -> ServiceSettings:
+    """The checked section. ``offline``: for a command that serves nobody (report, ledger):
+    its tokens are neither read nor checked, and the settings hold none."""
     env = os.environ if env is None else env
     section = check_section(config, "service", _Section)
     raw, problems, path = section.raw, section.problems, section.path
 
     host, port = _listen(raw.listen, problems)
+    feed_tokens, dept_tokens = ({}, {}) if offline else _tokens(config, raw, problems, env)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
+                           drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
+                           snapshot_every=raw.snapshot_every, feed_names={k: f.name for k, f in raw.feeds.items()},
+                           _feed_tokens=feed_tokens, _dept_tokens=dept_tokens)
+
+
+def _tokens(config: Config, raw: _Section, problems: Problems, env: Mapping[str, str]
+            ) -> tuple[dict[str, str], dict[str, str]]:
+    """The feeds' and the departments' tokens (feed or department id → token), each checked."""
 
     def token_of(keys: tuple[Any, ...], spec: TokenSpec) -> str | None:
         if bool(spec.token) == bool(spec.token_env):
@@ -115,9 +130,9 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSet
             problems.add(keys + ("token",), "令牌太短", "至少 8 个字符，最好用随机生成的长字符串")
         return spec.token
 
-    feeds, feed_tokens, dept_tokens = {}, {}, {}
+    feed_tokens: dict[str, str] = {}
+    dept_tokens: dict[str, str] = {}
     for feed_id, f in raw.feeds.items():
-        feeds[feed_id] = f.name
         if (tok := token_of(("service", "feeds", feed_id), f)) is not None:
             feed_tokens[feed_id] = tok
     for dept_id, spec in raw.tokens.items():
@@ -128,9 +143,4 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSet
     values = list(feed_tokens.values()) + list(dept_tokens.values())
     if len(set(values)) != len(values):
         problems.add(("service",), "不同的来源或部门用了相同的令牌", "每个来源、每个部门各用一个令牌")
-    if problems.items:
-        raise ConfigError(problems.items)
-    return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
-                           drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
-                           snapshot_every=raw.snapshot_every, feed_names=feeds,
-                           _feed_tokens=feed_tokens, _dept_tokens=dept_tokens)
+    return feed_tokens, dept_tokens
