@@ -5,26 +5,30 @@ is served at ``/api/openapi.yaml``; the tests hold the running server to it.
 Who may do what (tokens from the ``service:`` section, given as ``Authorization: Bearer …``
 or ``X-Shian-Token``; compared in constant time by :class:`ServiceSettings`, never logged):
 
-- ``POST /api/events``: any feed token or department token.
+- ``POST /api/events``: any feed token or department token; an ``ack`` line only with the
+  token of the department its ``by`` names (:func:`shian.office.access.may_post`, checked by
+  the runtime on each line: a refused line is rejected with its reason, the others go on).
 - reading notices and silences: any department token (a feed only posts events).
-- 签收 / 办结: a department token, only on notices the department is a recipient of.
+- 签收 / 办结: a department token, in its own name, only on notices the department is a
+  recipient of.
 - silences: the county office (``county.office``) for anything; a town office
   (``townships.<name>.office``) only for its own township; other departments not at all.
-- ``/health``, ``/metrics`` and ``/api/openapi.yaml``: no token (no personal data).
+- ``/health``, ``/metrics`` and ``/api/openapi.yaml``: no token (no personal data: counts,
+  event types, rule ids and delivery states).
 
-With no token configured at all (``open_access``) everything is allowed, and :func:`check_listen` (and so :func:`listen`)
-then refuses any address but loopback. Errors under ``/api`` are JSON: a Chinese ``error``
-and an English, stable ``code``.
+With no token configured at all (``open_access``) everything is allowed, and
+:func:`check_listen` (and so :func:`listen`) then refuses any address but loopback. Errors
+under ``/api`` are JSON: a Chinese ``error`` and an English, stable ``code``.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -38,6 +42,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from shian.notifiers.outbox import STATES
 from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
+from shian.office.access import Caller, acting_for, may_post
 from shian.office.receipts import Receipt, Receipts
 from shian.office.runtime import Runtime
 from shian.office.settings import ServiceSettings
@@ -78,17 +83,6 @@ class ServeRefused(RuntimeError):
 
 
 # -- who is calling ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Caller:
-    feed: str | None = None
-    dept: str | None = None
-    open_access: bool = False
-
-    @property
-    def label(self) -> str:
-        return f"feed:{self.feed}" if self.feed else f"dept:{self.dept}" if self.dept else "open"
-
 
 def request_token(request: web.Request) -> str | None:
     """The token of a request: ``Authorization: Bearer …`` or ``X-Shian-Token``."""
@@ -207,6 +201,7 @@ async def post_events(request: web.Request) -> web.Response:
     caller = _caller(request, feeds=True)
     runtime = request.app[SERVICE]
     source = f"api:{caller.label}"
+    policy = functools.partial(may_post, caller)  # an ack only in the name of the caller's department
     ctype = request.content_type
     limit = request.app[MAX_BODY_KEY]
     if request.content_length is not None and request.content_length > limit:
@@ -215,12 +210,12 @@ async def post_events(request: web.Request) -> web.Response:
         if ctype == "multipart/form-data":
             outcomes: list[Outcome] = []
             for name, data in await _uploads(request, limit):
-                outcomes += await runtime.accept_upload(data, name, source)
+                outcomes += await runtime.accept_upload(data, name, source, policy)
         elif ctype in JSON_TYPES + JSONL_TYPES + CSV_TYPES:
             body = await request.read()
             if not body.strip():
                 raise ApiError(400, "empty_body", "请求体为空：没有任何事件")
-            outcomes = await runtime.accept_file(body, _body_name(request, ctype), source)
+            outcomes = await runtime.accept_file(body, _body_name(request, ctype), source, policy)
         else:
             raise ApiError(415, "unsupported_media_type",
                            f"不支持的内容类型“{ctype}”：请用 application/json、application/x-ndjson、text/csv 或 multipart/form-data")
@@ -409,9 +404,9 @@ async def ack_notice(request: web.Request) -> web.Response:
     if notice is None:
         raise ApiError(404, "notice_not_found", f"没有编号为 {notice_id} 的通知")
     if caller.dept is not None:
-        if by is not None and by != caller.dept:
-            raise ApiError(403, "not_your_department", f"令牌属于部门 {caller.dept}，不能以部门 {by} 的名义签收")
-        by = caller.dept
+        by = by or caller.dept
+        if (why := acting_for(caller, by)) is not None:
+            raise ApiError(403, "not_your_department", why)
     elif by is None:
         raise ApiError(400, "bad_field", "未配置令牌时须在 by 中写明签收部门 id")
     if by not in notice.recipients:

@@ -1,0 +1,247 @@
+"""Who may act, against the real server (``serve`` on a free loopback port): an ``ack`` over
+HTTP only in the name of the token's own department (in every body format). The decision
+itself is a pure function (``shian.office.access``), tested here as a table first."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from datetime import datetime
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shian.office.access import Caller, may_post
+from shian.rules.config import load
+from shian.rules.events import Validator
+from shian.streams.service import Service
+
+from api_support import client, running
+from office_support import EXAMPLE, county, make_service  # noqa: F401  (a fixture)
+
+NOW = datetime(2026, 4, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+A, B, COUNTY = "hh-fso", "hh-agri", "county-fso"     # A and B: both recipients of a 红河镇 vegetable notice
+FEED = "feed-lab-sec-4b1e0c"
+TOKENS = {A: "dept-a-sec-7f20aa", B: "dept-b-sec-19cd3e", COUNTY: "dept-county-sec-5a0b77"}
+
+# -- the decision, as a table ----------------------------------------------------------------
+
+CALLERS = {
+    "no tokens configured": Caller(open_access=True),
+    "feed token": Caller(feed="lab"),
+    "dept A token": Caller(dept=A),
+    "dept B token": Caller(dept=B),
+    "county office token": Caller(dept=COUNTY),
+}
+KINDS = ("ack by A", "ack by B", "sample")
+#: caller → what it may post, per kind of line (True: accepted; False: rejected with a reason)
+MAY = {
+    "no tokens configured": (True, True, True),     # the person at the desk machine acts for anyone
+    "feed token": (False, False, True),             # a feed posts events, never a 签收
+    "dept A token": (True, False, True),
+    "dept B token": (False, True, True),
+    "county office token": (False, False, True),    # the county office signs only in its own name
+}
+TOKEN_OF = {"feed token": FEED, "dept A token": TOKENS[A], "dept B token": TOKENS[B],
+            "county office token": TOKENS[COUNTY]}
+
+
+def sample(sid: str, value: float = 0.5) -> dict[str, Any]:
+    """A vegetable sample of 红河镇 (over its limit by default: a notice to hh-agri and hh-fso)."""
+    return {"type": "sampling_result", "id": sid, "township": "红河镇", "sampled_at": "2026-04-08",
+            "reported_at": "2026-04-09T10:00:00", "entity": f"农贸市场{sid}号摊", "category": "蔬菜",
+            "food": "韭菜", "items": [{"item": "腐霉利", "value": value, "unit": "mg/kg", "limit": 0.2}]}
+
+
+def ack(aid: str, notice_id: str, by: str, action: str = "签收") -> dict[str, Any]:
+    return {"type": "ack", "id": aid, "township": "红河镇", "notice_id": notice_id, "by": by,
+            "action": action, "acked_at": "2026-04-10T10:00:00"}
+
+
+def lines_of(case: str, notice_id: str) -> list[dict[str, Any]]:
+    """The three lines of a case, in :data:`KINDS` order: A signs for, B closes, a new sample."""
+    return [ack(f"{case}-a", notice_id, A), ack(f"{case}-b", notice_id, B, "办结"), sample(f"{case}-s", value=0.1)]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_who_may_post_what(caller: str, kind: str) -> None:
+    """The one decision: an ack only with the token of the department it names (any with no
+    tokens configured); every caller may post other events; a refusal says why, in Chinese."""
+    validator = Validator(load(EXAMPLE).known())
+    event = validator.from_object(lines_of("T", "0123456789abcdef")[KINDS.index(kind)])
+    why = may_post(CALLERS[caller], event)
+    if MAY[caller][KINDS.index(kind)]:
+        assert why is None
+    else:
+        assert why is not None and "签收部门" in why and "此行未接受" in why and event.by in why
+
+
+# -- the decision over HTTP, in every body format ---------------------------------------------
+
+def config(**over: Any) -> dict[str, Any]:
+    section = {"listen": "127.0.0.1:0", "data_dir": "data",
+               "feeds": {"lab": {"name": "县食品检验检测中心", "token": FEED}},
+               "tokens": {dept: {"token": tok} for dept, tok in TOKENS.items()}}
+    section.update(over)
+    return county(service=section)
+
+
+def go(make_service: Callable[..., Service], scenario: Callable[[Service, str], Any], cfg: dict | None = None) -> Any:
+    service = make_service(cfg or config(), now=lambda: NOW)
+
+    async def main() -> Any:
+        async with running(service, service.storage) as base:
+            return await scenario(service, base)
+
+    return asyncio.run(main())
+
+
+ACK_HEADERS = "签收编号,乡镇,通知编号,签收部门,动作,签收时间"
+BOUNDARY = "shianSecurityBoundary"
+
+
+def ack_csv(events: list[dict[str, Any]]) -> bytes:
+    rows = [",".join([e["id"], e["township"], e["notice_id"], e["by"], e["action"], e["acked_at"]]) for e in events]
+    return ("\n".join([ACK_HEADERS, *rows]) + "\n").encode()
+
+
+def requests_of(fmt: str, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``POST /api/events`` requests (their keyword arguments) carrying ``lines`` in
+    format ``fmt``. A CSV file holds one event type: the acks go as 签收回执.csv (a text/csv
+    body, or a file of a multipart upload), the sample after them as JSON Lines."""
+    jsonl = [json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in lines]
+    if fmt == "json":
+        return [{"json": lines}]
+    if fmt == "ndjson":
+        return [{"data": b"".join(jsonl), "headers": {"Content-Type": "application/x-ndjson"}}]
+    if fmt == "csv":
+        return [{"data": ack_csv(lines[:2]), "params": {"filename": "签收回执.csv"}, "headers": {"Content-Type": "text/csv"}},
+                {"data": jsonl[2], "headers": {"Content-Type": "application/x-ndjson"}}]
+    # written out by hand: a browser or curl -F sends the file name as UTF-8 (aiohttp's client
+    # would percent-encode it)
+    parts = [(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+              f"Content-Type: {ctype}\r\n\r\n").encode() + content + b"\r\n"
+             for name, ctype, content in (("签收回执.csv", "text/csv", ack_csv(lines[:2])),
+                                          ("抽检.jsonl", "application/x-ndjson", jsonl[2]))]
+    return [{"data": b"".join(parts) + f"--{BOUNDARY}--\r\n".encode(),
+             "headers": {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}}]
+
+
+FORMATS = ("json", "ndjson", "csv", "multipart")
+
+
+async def post_case(api: Any, token: str | None, fmt: str, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-line results of posting ``lines`` in format ``fmt``."""
+    results: list[dict[str, Any]] = []
+    for kw in requests_of(fmt, lines):
+        st, body = await api.call("POST", "/api/events", token=token, **kw)
+        assert st == 200, body
+        results += body["results"]
+    return results
+
+
+async def fresh_notice(api: Any, sid: str) -> str:
+    st, body = await api.call("POST", "/api/events", token=FEED, json=sample(sid))
+    assert (st, body["accepted"]) == (200, 1), body
+    st, listed = await api.call("GET", "/api/notices", token=TOKENS[COUNTY])
+    [notice] = [n for n in listed["notices"] if sid in n["event_ids"]]
+    assert sorted(notice["recipients"]) == sorted([A, B])
+    return notice["id"]
+
+
+async def notice_state(api: Any, notice_id: str) -> dict[str, str]:
+    st, listed = await api.call("GET", "/api/notices", token=TOKENS[COUNTY])
+    [notice] = [n for n in listed["notices"] if n["id"] == notice_id]
+    return {s["dept"]: s["state"] for s in notice["recipient_states"]}
+
+
+def expected_states(allowed: tuple[bool, ...]) -> dict[str, str]:
+    return {A: "acked" if allowed[0] else "open", B: "closed" if allowed[1] else "open"}
+
+
+def check_results(results: list[dict[str, Any]], allowed: tuple[bool, ...], where: str) -> None:
+    assert len(results) == 3, (where, results)
+    for kind, result, ok in zip(KINDS, results, allowed):
+        if ok:
+            assert result["status"] == "accepted", (where, kind, result)
+        else:
+            assert result["status"] == "rejected" and "不能" in result["reason"] and "此行未接受" in result["reason"], \
+                (where, kind, result)
+
+
+def test_an_ack_over_http_needs_the_token_of_the_department_it_names(make_service):
+    """Every token × every body format (JSON, NDJSON, CSV, multipart): an ack line is taken only
+    with the token of its ``by`` department; the refused lines are rejected with their reason,
+    kept among the rejects, and change nothing; the other lines of the request still run."""
+    async def scenario(service: Service, base: str) -> None:
+        async with client(base) as api:
+            for n, (caller, token) in enumerate(TOKEN_OF.items()):
+                for fmt in FORMATS:
+                    case = f"c{n}-{fmt}"
+                    notice_id = await fresh_notice(api, f"N-{case}")
+                    results = await post_case(api, token, fmt, lines_of(case, notice_id))
+                    check_results(results, MAY[caller], f"{caller} / {fmt}")
+                    assert await notice_state(api, notice_id) == expected_states(MAY[caller]), (caller, fmt)
+        refused = sum(not ok for ok in (a for c in TOKEN_OF for a in MAY[c])) * len(FORMATS)
+        reasons = [r.reason for r in service.rejects(1000)]
+        assert sum("此行未接受" in why for why in reasons) == refused
+
+    go(make_service, scenario)
+
+
+def test_with_no_tokens_configured_the_desk_machine_acks_for_any_department(make_service):
+    """Open access (loopback only): the person at the machine acts for any recipient, in every format."""
+    async def scenario(service: Service, base: str) -> None:
+        async with client(base) as api:
+            for fmt in FORMATS:
+                notice_id = await fresh_notice(api, f"O-{fmt}")
+                results = await post_case(api, None, fmt, lines_of(f"open-{fmt}", notice_id))
+                check_results(results, MAY["no tokens configured"], fmt)
+                assert await notice_state(api, notice_id) == {A: "acked", B: "closed"}
+
+    go(make_service, scenario, county(service={"listen": "127.0.0.1:0", "data_dir": "data"}))
+
+
+def test_the_machines_own_inputs_ack_for_any_department_with_tokens_configured(make_service, tmp_path):
+    """The drop folder and the service's own ``accept_object`` (backfill, ``shian ack`` files)
+    carry no caller: their acks stay accepted while tokens guard the HTTP API."""
+    service = make_service(config(drop_dir="投放"), now=lambda: NOW)
+    assert service.accept_object(sample("M-1"), "test").status == "accepted"
+    [notice] = service.notices()
+    drop = tmp_path / "投放"
+    drop.mkdir()
+    (drop / "签收.jsonl").write_text(json.dumps(ack("M-b", notice.id, B, "办结"), ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+    old = time.time() - 5
+    os.utime(drop / "签收.jsonl", (old, old))            # the folder takes files left alone for a second
+    assert asyncio.run(service.scan_drop_folder()) == 1
+    assert service.accept_object(ack("M-a", notice.id, A), "ack:hh-fso").status == "accepted"
+    assert sorted(e["by"] for e in service.store.events(types=["ack"])) == sorted([A, B])
+
+
+def test_the_kafka_follower_checks_the_same_policy_before_publishing(make_service, tmp_path):
+    """``shian run --broker``: events posted to it go to Kafka; a refused ack is rejected with
+    the policy's reason before any broker is asked (here none is connected)."""
+    from functools import partial
+
+    from shian.notifiers.settings import parse as delivery_settings
+    from shian.office.settings import parse as service_settings
+    from shian.rules.records import Record
+    from shian.streams.follower import KafkaFollower
+
+    make_service(config())  # writes the config
+    cfg = load(tmp_path / "county.yaml")
+    follower = KafkaFollower(cfg, service_settings(cfg, env={}), delivery_settings(cfg, env={}),
+                             broker="kafka://127.0.0.1:9", now=lambda: NOW)
+    try:
+        lines = lines_of("K", "0123456789abcdef")
+        records = [Record("test", i, "", obj) for i, obj in enumerate(lines, 1)]
+        out = follower.accept_records(records, policy=partial(may_post, Caller(feed="lab")))
+        assert [("此行未接受" in (o.reason or ""), "Kafka" in (o.reason or "")) for o in out] == \
+            [(True, False), (True, False), (False, True)]
+    finally:
+        follower.store.close()
+        follower.outbox.close()
