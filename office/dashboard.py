@@ -5,12 +5,14 @@ Why server-rendered, no script: the pages must work on an office desk machine wi
 internet (no CDN, fonts or scripts from elsewhere) and in any browser the office has; charts
 are inline SVG drawn here.
 
-Who may act: with department tokens configured, staff log in with their department's token
-(a session cookie, HttpOnly and SameSite=Strict; the token itself is never stored) and may
-签收 / 办结 only notices addressed to their department. With no token at all
-(``settings.open_access``: a single desk machine on loopback) nobody logs in and the form
-asks which recipient department acts. Every form carries the session's CSRF token, checked on
-POST; sessions live in memory (a restart means logging in again).
+Who may see and act: with tokens configured, every page needs a login (:func:`login_required`,
+one middleware for all pages; the login page, ``/static/`` and the API's own paths excepted):
+staff log in with their department's token (a session cookie, HttpOnly and SameSite=Strict;
+the token itself is never stored) and may 签收 / 办结 only notices addressed to their
+department. With no token at all (``settings.open_access``: a single desk machine on
+loopback) nobody logs in and the form asks which recipient department acts. Every form
+carries the session's CSRF token, checked on POST; sessions live in memory (a restart means
+logging in again).
 """
 from __future__ import annotations
 
@@ -51,6 +53,11 @@ CAMPAIGN_TEXT = {"done": "已检查", "missed": "未检查", "open": "待检查"
 APP_KEY = web.AppKey("shian.dashboard", object)
 REQUEST_KEY: Any = (web.RequestKey("shian.dashboard.session", tuple) if hasattr(web, "RequestKey")
                     else "shian.dashboard.session")
+
+# Paths open without a login: the login itself, static files, and the API's paths (the API
+# checks its own tokens; /health and /metrics are open by design, see shian.office.api).
+OPEN_PATHS = frozenset({"/login", "/logout", "/api", "/health", "/metrics"})
+OPEN_PREFIXES = ("/static/", "/api/")
 
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -112,6 +119,13 @@ class Dashboard:
         s = _Session(csrf=secrets.token_urlsafe(32), dept=dept)
         self.sessions[sid] = s
         return sid, s, True
+
+    def signed_in(self, request: web.Request) -> bool:
+        """The request's session is a logged-in department's, and not idle too long (no new
+        session is made for asking)."""
+        sid = request.cookies.get(COOKIE, "")
+        s = self.sessions.get(sid) if sid else None
+        return s is not None and s.dept is not None and time.monotonic() - s.seen < SESSION_IDLE
 
     @staticmethod
     def _set_cookie(resp: web.StreamResponse, sid: str) -> None:
@@ -417,10 +431,28 @@ def _loopback(remote: str | None) -> bool:
         return False
 
 
+@web.middleware
+async def login_required(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With tokens configured, every page but the open ones (:data:`OPEN_PATHS`,
+    :data:`OPEN_PREFIXES`) needs a logged-in department: a page is sent to the login, a form
+    posted without a login is refused (403). Without tokens (loopback only) all is open."""
+    board: Dashboard = request.app[APP_KEY]  # type: ignore[assignment]
+    path = request.path
+    if board.settings.open_access or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) \
+            or board.signed_in(request):
+        return await handler(request)
+    if request.method in ("GET", "HEAD"):
+        raise web.HTTPSeeOther("/login")
+    _, s, _ = board._session(request)
+    raise board._refuse(request, s, 403, "请先登录本部门账号。")
+
+
 def add_routes(app: web.Application, service: Any, settings: Any) -> Dashboard:
-    """Adds the dashboard's pages, forms and static files to ``app``."""
+    """Adds the dashboard's pages, forms and static files to ``app``, and the login
+    requirement of its pages (:func:`login_required`, last of the app's middlewares)."""
     board = Dashboard(service, settings)
     app[APP_KEY] = board
+    app.middlewares.append(login_required)
     app.router.add_get("/", board.index)
     app.router.add_get("/reports", board.reports)
     app.router.add_get("/rates", board.rates)

@@ -1,24 +1,30 @@
 """Who may act, against the real server (``serve`` on a free loopback port): an ``ack`` over
-HTTP only in the name of the token's own department (in every body format). The decision
-itself is a pure function (``shian.office.access``), tested here as a table first."""
+HTTP only in the name of the token's own department (in every body format), and the
+dashboard's pages behind a login once tokens are configured. The decision itself is a pure
+function (``shian.office.access``), tested here as a table first."""
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import time
 from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
+from shian.notifiers.outbox import STATES
+from shian.notifiers.silences import DELIVERY_RULES
 from shian.office.access import Caller, may_post
 from shian.rules.config import load
-from shian.rules.events import Validator
+from shian.rules.events import EVENT_TYPES, Validator
+from shian.rules.families import RULES
 from shian.streams.service import Service
 
-from api_support import client, running
+from api_support import client, parse_prometheus, running
 from office_support import EXAMPLE, county, make_service  # noqa: F401  (a fixture)
 
 NOW = datetime(2026, 4, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -245,3 +251,90 @@ def test_the_kafka_follower_checks_the_same_policy_before_publishing(make_servic
     finally:
         follower.store.close()
         follower.outbox.close()
+
+
+# -- the dashboard behind a login ----------------------------------------------------------------
+
+PAGES = ("/", "/?scope=all", "/reports", "/rates", "/pace", "/calendar", "/no-such-page")
+OPEN = {"/login": 200, "/static/dashboard.css": 200, "/health": 200, "/metrics": 200, "/api/openapi.yaml": 200,
+        "/api/notices": 401}
+
+
+def jar_session() -> aiohttp.ClientSession:
+    """A client keeping the session cookie of 127.0.0.1 (an IP address: ``unsafe`` jar)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def csrf_of(s: aiohttp.ClientSession, base: str) -> str:
+    async with s.get(base + "/login") as r:
+        m = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+    assert m, "the login page has no CSRF token"
+    return m.group(1)
+
+
+async def login(s: aiohttp.ClientSession, base: str, token: str) -> aiohttp.ClientResponse:
+    form = {"csrf": await csrf_of(s, base), "token": token}
+    async with s.post(base + "/login", data=form, allow_redirects=False) as r:
+        await r.read()
+        return r
+
+
+def test_with_tokens_every_page_needs_a_login(make_service):
+    """Tokens configured: each page sends an anonymous visitor to the login and shows no
+    notice (no entity, no recipient); a form posted anonymously is refused; the login page,
+    static files, /health, /metrics and the spec stay open, the API keeps its own 401."""
+    async def scenario(service: Service, base: str) -> None:
+        async with client(base) as api:
+            await fresh_notice(api, "P-1")
+        async with jar_session() as s:
+            for path in PAGES:
+                async with s.get(base + path, allow_redirects=False) as r:
+                    text = await r.text()
+                    assert (r.status, r.headers.get("Location")) == (303, "/login"), path
+                    assert "农贸市场" not in text and "红河镇食安办" not in text, path
+            for path, status in OPEN.items():
+                async with s.get(base + path, allow_redirects=False) as r:
+                    assert r.status == status, path
+            async with s.post(base + "/board/ack", data={"csrf": await csrf_of(s, base), "notice_id": "x"},
+                              allow_redirects=False) as r:
+                assert r.status == 403 and "请先登录" in await r.text()
+            assert (await login(s, base, TOKENS[A])).status == 303
+            for path in PAGES[:-1]:
+                async with s.get(base + path, allow_redirects=False) as r:
+                    assert r.status == 200, path
+            async with s.get(base + "/?scope=all") as r:
+                assert "农贸市场P-1号摊" in await r.text()
+
+    go(make_service, scenario)
+
+
+def test_without_tokens_the_pages_stay_open_on_loopback(make_service):
+    """No token configured (a desk machine, loopback only): the pages need no login, as before."""
+    async def scenario(service: Service, base: str) -> None:
+        async with client(base) as api:
+            await fresh_notice(api, "P-2")
+        async with jar_session() as s:
+            for path in PAGES[:-1]:
+                async with s.get(base + path, allow_redirects=False) as r:
+                    assert r.status == 200, path
+            async with s.get(base + "/") as r:
+                assert "农贸市场P-2号摊" in await r.text()
+
+    go(make_service, scenario, county(service={"listen": "127.0.0.1:0", "data_dir": "data"}))
+
+
+def test_metrics_carry_no_names_of_places_people_or_departments(make_service):
+    """/metrics is open: its labels are event types, rule ids and delivery states only."""
+    async def scenario(service: Service, base: str) -> str:
+        async with client(base) as api:
+            await fresh_notice(api, "MX-1")
+            st, text = await api.call("GET", "/metrics")
+            assert st == 200
+            return text
+
+    text = go(make_service, scenario)
+    known = {"type": set(EVENT_TYPES), "rule": {*RULES, *DELIVERY_RULES}, "state": set(STATES)}
+    pairs = {pair for (_, labels) in parse_prometheus(text) for pair in labels}
+    assert pairs and all(value in known[name] for name, value in pairs), pairs
+    for secret in ("红河镇", "农贸市场", A, B, COUNTY, *TOKENS.values(), FEED):
+        assert secret not in text
