@@ -16,9 +16,12 @@ or ``X-Shian-Token``; compared in constant time by :class:`ServiceSettings`, nev
 - ``/health``, ``/metrics`` and ``/api/openapi.yaml``: no token (no personal data: counts,
   event types, rule ids and delivery states).
 
-With no token configured at all (``open_access``) everything is allowed, and
-:func:`check_listen` (and so :func:`listen`) then refuses any address but loopback. Errors
-under ``/api`` are JSON: a Chinese ``error`` and an English, stable ``code``.
+A request with a missing or wrong token counts against its client address
+(:class:`~shian.office.access.FailureLimiter`, ``service.auth_failures``); an address out of
+failures is answered 429 with ``Retry-After`` before its token is looked at. With no token
+configured at all (``open_access``) everything is allowed, and :func:`check_listen` (and so
+:func:`listen`) then refuses any address but loopback. Errors under ``/api`` are JSON: a
+Chinese ``error`` and an English, stable ``code``.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from shian.notifiers.outbox import STATES
 from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
-from shian.office.access import Caller, acting_for, may_post
+from shian.office.access import Caller, FailureLimiter, acting_for, may_post
 from shian.office.receipts import Receipt, Receipts
 from shian.office.runtime import Runtime
 from shian.office.settings import ServiceSettings
@@ -66,6 +69,7 @@ CSV_TYPES = ("text/csv",)
 
 SERVICE = web.AppKey("shian.service", Runtime)
 SETTINGS = web.AppKey("shian.settings", ServiceSettings)
+LIMITER = web.AppKey("shian.failures", FailureLimiter)  # failed authentications (API and login) per address
 # Request key: who called (for the access log; never the token). RequestKey: aiohttp ≥ 3.11.
 CALLER: Any = web.RequestKey("shian.caller", str) if hasattr(web, "RequestKey") else "shian.caller"
 
@@ -105,8 +109,14 @@ def identify(request: web.Request, settings: ServiceSettings) -> Caller | None:
 
 
 def _caller(request: web.Request, *, feeds: bool = False) -> Caller:
-    caller = identify(request, request.app[SETTINGS])
+    """The caller of a request that needs a token; 401 without a valid one (a failure of its
+    address), 429 while its address is out of failures, 403 for a feed where a department is needed."""
+    settings, limiter = request.app[SETTINGS], request.app[LIMITER]
+    if not settings.open_access and (wait := limiter.retry_after(request.remote)):
+        raise too_many_failures(wait)
+    caller = identify(request, settings)
     if caller is None:
+        limiter.failed(request.remote)
         if request_token(request) is None:
             raise ApiError(401, "token_missing", "缺少令牌：请在请求头 Authorization: Bearer <令牌> 或 X-Shian-Token 中给出")
         raise ApiError(401, "token_invalid", "令牌无效：请核对来源或部门的令牌")
@@ -114,6 +124,10 @@ def _caller(request: web.Request, *, feeds: bool = False) -> Caller:
     if caller.feed is not None and not feeds:
         raise ApiError(403, "department_required", "数据来源的令牌只能报送事件；此操作需要部门令牌")
     return caller
+
+
+def too_many_failures(wait: int) -> ApiError:
+    return ApiError(429, "too_many_failures", f"令牌错误或缺少令牌的请求过多：请 {wait} 秒后再试", retry_after=wait)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -131,6 +145,8 @@ def _ours(path: str) -> bool:
 
 def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="shian"'} if status == 401 else None
+    if status == 429:
+        headers = {"Retry-After": str(extra["retry_after"])}
     return _json({"error": message, "code": code, **extra}, status=status, headers=headers)
 
 
@@ -584,6 +600,7 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
 
     app = web.Application(client_max_size=max_body, middlewares=[_errors])
     app[SERVICE], app[SETTINGS], app[ACKS] = runtime, settings, Receipts(runtime.config.tz)
+    app[LIMITER] = FailureLimiter(settings.auth_failures)
     app[MAX_BODY_KEY] = max_body
     r = app.router
     r.add_post("/api/events", post_events)
@@ -595,7 +612,7 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
     r.add_get("/api/openapi.yaml", openapi, allow_head=False)
     r.add_get("/health", health, allow_head=False)
     r.add_get("/metrics", metrics, allow_head=False)
-    dashboard.add_routes(app, runtime, settings)
+    dashboard.add_routes(app, runtime, settings, app[LIMITER])
     return app
 
 

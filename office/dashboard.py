@@ -9,14 +9,14 @@ Who may see and act: with tokens configured, every page needs a login (:func:`lo
 one middleware for all pages; the login page, ``/static/`` and the API's own paths excepted):
 staff log in with their department's token (a session cookie, HttpOnly and SameSite=Strict;
 the token itself is never stored) and may 签收 / 办结 only notices addressed to their
-department. With no token at all (``settings.open_access``: a single desk machine on
-loopback) nobody logs in and the form asks which recipient department acts. Every form
-carries the session's CSRF token, checked on POST; sessions live in memory (a restart means
-logging in again).
+department. Failed logins count against the client address like failed API tokens (the
+app's :class:`~shian.office.access.FailureLimiter`: 429 once out of failures). With no token
+at all (``settings.open_access``: a single desk machine on loopback) nobody logs in and the
+form asks which recipient department acts. Every form carries the session's CSRF token,
+checked on POST; sessions live in memory (a restart means logging in again).
 """
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import math
@@ -34,6 +34,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from shian.notifiers.render import cn_date, cn_datetime, cn_month, pct, rule_name, spec_of
 from shian.office import figures
+from shian.office.access import FailureLimiter
 from shian.office.figures import program_name
 from shian.office.receipts import Receipts
 from shian.rules.notice import Notice
@@ -69,12 +70,12 @@ class _Session:
     dept: str | None = None
     seen: float = field(default_factory=time.monotonic)
     flash: tuple[str, str] | None = None      # (kind, text), shown once
-    failures: int = 0
 
 
 class Dashboard:
-    def __init__(self, service: Any, settings: Any) -> None:
+    def __init__(self, service: Any, settings: Any, limiter: FailureLimiter | None = None) -> None:
         self.service, self.settings = service, settings
+        self.limiter = limiter if limiter is not None else FailureLimiter()  # the app's, shared with the API
         self.config = service.config
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self._notice_row = 0
@@ -246,10 +247,14 @@ class Dashboard:
         sid, s, _, form = await self._checked_post(request)
         if self.settings.open_access:
             raise web.HTTPSeeOther("/")
+        if wait := self.limiter.retry_after(request.remote):    # before the token is looked at
+            s.flash = ("error", f"登录失败次数过多，请 {wait} 秒后再试。")
+            resp = self._render(request, "login.html", "登录", status=429)
+            resp.headers["Retry-After"] = str(wait)
+            return resp
         dept = self.settings.department_for(form.get("token", "").strip())
         if dept is None:
-            s.failures += 1
-            await asyncio.sleep(min(0.2 * s.failures, 3.0))   # slows guessing
+            self.limiter.failed(request.remote)
             s.flash = ("error", "令牌不正确，请核对后重试。")
             return self._render(request, "login.html", "登录", status=403)
         self.sessions.pop(sid, None)                         # a new session id after login
@@ -447,10 +452,11 @@ async def login_required(request: web.Request, handler: Any) -> web.StreamRespon
     raise board._refuse(request, s, 403, "请先登录本部门账号。")
 
 
-def add_routes(app: web.Application, service: Any, settings: Any) -> Dashboard:
+def add_routes(app: web.Application, service: Any, settings: Any, limiter: FailureLimiter) -> Dashboard:
     """Adds the dashboard's pages, forms and static files to ``app``, and the login
-    requirement of its pages (:func:`login_required`, last of the app's middlewares)."""
-    board = Dashboard(service, settings)
+    requirement of its pages (:func:`login_required`, last of the app's middlewares);
+    ``limiter`` counts failed logins (shared with the API's failed tokens)."""
+    board = Dashboard(service, settings, limiter)
     app[APP_KEY] = board
     app.middlewares.append(login_required)
     app.router.add_get("/", board.index)

@@ -1,5 +1,6 @@
 """The ``service:`` section of the config: where ``shian run`` listens and keeps its data,
-the drop folder, and who may do what (feed and department tokens).
+the drop folder, who may do what (feed and department tokens) and how many failed
+authentications an address may make (``auth_failures``).
 
 Checked up front like the rest of the config. Tokens are given in the file (``token``, for a
 demo) or, better, by the name of an environment variable (``token_env``); they are compared
@@ -32,6 +33,21 @@ class Feed(TokenSpec):
     name: str
 
 
+class _AuthFailures(Strict):
+    """Failed authentications (a missing or wrong token, a failed login) per client address: a
+    token bucket of ``burst`` that refills ``per_minute``; ``addresses`` bounds the memory."""
+    burst: int = Field(20, ge=1, le=10_000)
+    per_minute: int = Field(10, ge=1, le=10_000)
+    addresses: int = Field(10_000, ge=100, le=1_000_000)
+
+
+@dataclass(frozen=True)
+class FailureLimit:
+    burst: int = 20            # failed authentications an address may make in a row
+    per_minute: int = 10       # and then this many a minute
+    addresses: int = 10_000    # addresses remembered at most (the least recently failing forgotten first)
+
+
 class _Section(Strict):
     listen: str = "127.0.0.1:8080"  # host:port; port 0 lets the system pick a free one (tests)
     data_dir: str = "shian-data"
@@ -39,6 +55,7 @@ class _Section(Strict):
     snapshot_every: int = Field(10_000, ge=1, le=MAX_COUNT)  # a snapshot pickles the whole state: not too often
     feeds: dict[str, Feed] = {}
     tokens: dict[str, TokenSpec] = {}
+    auth_failures: _AuthFailures = _AuthFailures()
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,7 @@ class ServiceSettings:
     feed_names: Mapping[str, str]           # feed id → name
     _feed_tokens: Mapping[str, str]         # feed id → token
     _dept_tokens: Mapping[str, str]         # department id → token
+    auth_failures: FailureLimit = FailureLimit()
 
     def __repr__(self) -> str:  # never print tokens
         return f"ServiceSettings(listen={self.host}:{self.port}, data_dir={self.data_dir})"
@@ -107,10 +125,12 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None, offline: bool
     feed_tokens, dept_tokens = ({}, {}) if offline else _tokens(config, raw, problems, env)
     if problems.items:
         raise ConfigError(problems.items)
+    limit = raw.auth_failures
     return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
                            drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
                            snapshot_every=raw.snapshot_every, feed_names={k: f.name for k, f in raw.feeds.items()},
-                           _feed_tokens=feed_tokens, _dept_tokens=dept_tokens)
+                           _feed_tokens=feed_tokens, _dept_tokens=dept_tokens,
+                           auth_failures=FailureLimit(limit.burst, limit.per_minute, limit.addresses))
 
 
 def _tokens(config: Config, raw: _Section, problems: Problems, env: Mapping[str, str]

@@ -1,7 +1,8 @@
 """Who may act, against the real server (``serve`` on a free loopback port): an ``ack`` over
-HTTP only in the name of the token's own department (in every body format), and the
-dashboard's pages behind a login once tokens are configured. The decision itself is a pure
-function (``shian.office.access``), tested here as a table first."""
+HTTP only in the name of the token's own department (in every body format), the dashboard's
+pages behind a login once tokens are configured, and failed authentications limited per
+client address — never a feed that authenticates. The decision itself is a pure function
+(``shian.office.access``), tested here as a table first."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,8 @@ import pytest
 
 from shian.notifiers.outbox import STATES
 from shian.notifiers.silences import DELIVERY_RULES
-from shian.office.access import Caller, may_post
+from shian.office.access import Caller, FailureLimiter, address_key, may_post
+from shian.office.settings import FailureLimit
 from shian.rules.config import load
 from shian.rules.events import EVENT_TYPES, Validator
 from shian.rules.families import RULES
@@ -31,6 +33,7 @@ NOW = datetime(2026, 4, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 A, B, COUNTY = "hh-fso", "hh-agri", "county-fso"     # A and B: both recipients of a 红河镇 vegetable notice
 FEED = "feed-lab-sec-4b1e0c"
 TOKENS = {A: "dept-a-sec-7f20aa", B: "dept-b-sec-19cd3e", COUNTY: "dept-county-sec-5a0b77"}
+WRONG = "wrong-token-sec-000000"
 
 # -- the decision, as a table ----------------------------------------------------------------
 
@@ -338,3 +341,149 @@ def test_metrics_carry_no_names_of_places_people_or_departments(make_service):
     assert pairs and all(value in known[name] for name, value in pairs), pairs
     for secret in ("红河镇", "农贸市场", A, B, COUNTY, *TOKENS.values(), FEED):
         assert secret not in text
+
+
+# -- failed authentications, limited per address ---------------------------------------------
+
+LIMITS = {"burst": 5, "per_minute": 60, "addresses": 100}
+
+
+@pytest.mark.parametrize("headers", [
+    {"Authorization": f"Bearer {WRONG}"}, {"X-Shian-Token": WRONG}, {},
+], ids=["wrong bearer", "wrong X-Shian-Token", "no token"])
+def test_failed_tokens_run_out_then_429_with_retry_after(make_service, headers):
+    """After ``burst`` missing or wrong tokens an address is answered 429 with Retry-After and
+    a Chinese message — before its token is looked at, so the right one waits too."""
+    async def scenario(service: Service, base: str) -> None:
+        async with client(base) as api:
+            for _ in range(LIMITS["burst"]):
+                st, body = await api.call("GET", "/api/notices", headers=headers)
+                assert st == 401, body
+            st, body = await api.call("POST", "/api/events", headers=headers, json=sample("R-1"))
+            assert (st, body["code"]) == (429, "too_many_failures") and "秒后再试" in body["error"]
+            assert 1 <= body["retry_after"] <= 60
+            async with api.session.get(base + "/api/notices", headers={"Authorization": f"Bearer {TOKENS[A]}"}) as r:
+                assert r.status == 429 and r.headers["Retry-After"] == str(body["retry_after"])
+            st, _ = await api.call("GET", "/health")
+            assert st == 200                                   # no token needed: not limited
+
+    go(make_service, scenario, config(auth_failures=LIMITS))
+
+
+def test_300_wrong_tokens_in_a_burst_get_20_answers_then_429(make_service):
+    """The defaults (20 failures, then 10 a minute): a guessing client gets 20 answers out of 300."""
+    async def scenario(service: Service, base: str) -> tuple[dict[int, int], float]:
+        seen: dict[int, int] = {}
+        async with aiohttp.ClientSession() as s:
+            began = time.monotonic()
+            for i in range(300):
+                async with s.get(base + "/api/notices", headers={"Authorization": f"Bearer {WRONG}{i}"}) as r:
+                    seen[r.status] = seen.get(r.status, 0) + 1
+            return seen, time.monotonic() - began
+
+    seen, took = go(make_service, scenario)
+    assert seen == {401: 20, 429: 280}
+    print(f"300 wrong tokens in {took:.2f} s ({300 / took:.0f}/s): {seen}")
+
+
+def test_failed_logins_from_fresh_sessions_run_out_too(make_service):
+    """Failed logins count per address, not per session (a fresh session per guess gains
+    nothing), and share the count with failed API tokens; out of failures, even the right token
+    gets 429 with Retry-After."""
+    async def scenario(service: Service, base: str) -> None:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(base + "/api/notices", headers={"Authorization": f"Bearer {WRONG}"}) as r:
+                assert r.status == 401
+        for _ in range(LIMITS["burst"] - 1):
+            async with jar_session() as s:
+                r = await login(s, base, WRONG)
+                assert r.status == 403
+        async with jar_session() as s:
+            form = {"csrf": await csrf_of(s, base), "token": TOKENS[A]}
+            async with s.post(base + "/login", data=form, allow_redirects=False) as r:
+                assert r.status == 429 and "登录失败次数过多" in await r.text()
+                assert 1 <= int(r.headers["Retry-After"]) <= 60
+
+    go(make_service, scenario, config(auth_failures=LIMITS))
+
+
+def test_a_lab_posting_200_events_a_second_with_its_token_is_never_throttled(make_service):
+    """Valid tokens never count: 200 single-event posts at once from one address under the
+    strictest limit (1 failure) are all accepted; the same address is limited on its first
+    wrong tokens all the same."""
+    async def scenario(service: Service, base: str) -> tuple[list[int], float, list[int]]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=20)) as s:
+            headers = {"Authorization": f"Bearer {FEED}"}
+
+            async def post(i: int) -> int:
+                async with s.post(base + "/api/events", json=sample(f"F-{i}", value=0.1), headers=headers) as r:
+                    body = await r.json()
+                    return r.status if body.get("accepted") == 1 else -r.status
+
+            began = time.monotonic()
+            statuses = await asyncio.gather(*(post(i) for i in range(200)))
+            took = time.monotonic() - began
+            after = []
+            for token in (WRONG, WRONG, FEED):
+                async with s.get(base + "/api/notices", headers={"Authorization": f"Bearer {token}"}) as r:
+                    after.append(r.status)
+            return list(statuses), took, after
+
+    statuses, took, after = go(make_service, scenario, config(auth_failures={"burst": 1, "per_minute": 1}))
+    assert statuses == [200] * 200
+    assert took < 10, f"200 posts took {took:.1f} s"
+    assert after == [401, 429, 429]
+    print(f"200 posts with a valid token in {took:.2f} s ({200 / took:.0f}/s), none throttled")
+
+
+# -- the limiter itself ------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.mark.parametrize("failures, wait_s, expect", [
+    (0, 0, 0),          # nothing failed: free
+    (2, 0, 0),          # within the burst
+    (3, 0, 20),         # burst of 3 used up: one failure grows back in 60/3 = 20 s
+    (3, 10, 10),        # half way there
+    (3, 20, 0),         # grown back
+    (5, 0, 20),         # failures beyond the burst (none are made while refused) cost nothing more
+    (3, 3600, 0),       # long after: the whole burst back, never more
+])
+def test_the_bucket_refills_per_minute_and_says_how_long_to_wait(failures, wait_s, expect):
+    """A token bucket of ``burst`` failures refilling ``per_minute``; Retry-After in whole seconds."""
+    clock = Clock()
+    limiter = FailureLimiter(FailureLimit(burst=3, per_minute=3, addresses=100), clock=clock)
+    for _ in range(failures):
+        limiter.failed("192.0.2.1")
+    clock.t += wait_s
+    assert limiter.retry_after("192.0.2.1") == expect
+    assert limiter.retry_after("192.0.2.2") == 0       # another address is not affected
+
+
+def test_the_limiter_remembers_a_bounded_number_of_addresses():
+    """Memory stays bounded: beyond ``addresses``, the least recently failing are forgotten."""
+    limiter = FailureLimiter(FailureLimit(burst=1, per_minute=1, addresses=100), clock=Clock())
+    for i in range(10_000):
+        limiter.failed(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+    assert len(limiter) == 100
+    assert limiter.retry_after("10.0.39.15") > 0        # the last one is remembered
+    assert limiter.retry_after("10.0.0.0") == 0         # the first one is forgotten
+
+
+@pytest.mark.parametrize("remote, key", [
+    ("192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),     # one IPv6 host holds its whole /64
+    ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),                 # IPv4 as IPv6: the same client
+    ("fe80::1%eth0", "fe80::/64"),
+    (None, "-"),
+])
+def test_addresses_are_counted_per_client(remote, key):
+    """What one client is: an IPv4 address, or an IPv6 /64."""
+    assert address_key(remote) == key
