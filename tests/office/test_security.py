@@ -284,8 +284,9 @@ async def login(s: aiohttp.ClientSession, base: str, token: str) -> aiohttp.Clie
 
 def test_with_tokens_every_page_needs_a_login(make_service):
     """Tokens configured: each page sends an anonymous visitor to the login and shows no
-    notice (no entity, no recipient); a form posted anonymously is refused; the login page,
-    static files, /health, /metrics and the spec stay open, the API keeps its own 401."""
+    notice (no entity, no recipient); a form posted anonymously is refused, a feed's token
+    does not log in; the login page, static files, /health, /metrics and the spec stay open,
+    the API keeps its own 401."""
     async def scenario(service: Service, base: str) -> None:
         async with client(base) as api:
             await fresh_notice(api, "P-1")
@@ -301,6 +302,7 @@ def test_with_tokens_every_page_needs_a_login(make_service):
             async with s.post(base + "/board/ack", data={"csrf": await csrf_of(s, base), "notice_id": "x"},
                               allow_redirects=False) as r:
                 assert r.status == 403 and "请先登录" in await r.text()
+            assert (await login(s, base, FEED)).status == 403     # a feed posts events, it does not log in
             assert (await login(s, base, TOKENS[A])).status == 303
             for path in PAGES[:-1]:
                 async with s.get(base + path, allow_redirects=False) as r:
