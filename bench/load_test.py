@@ -8,8 +8,8 @@ It writes a config for the example county (tokens for one feed and one departmen
 folder, e-mail to a local aiosmtpd server it starts, quiet hours off), starts ``shian run`` as a
 subprocess on a free port on 127.0.0.1, and posts one sampling result per request
 (``POST /api/events``), about a tenth of them 不合格 (each raising a notice), at ``--rate``
-per second for ``--seconds``. Meanwhile ``--readers`` clients load ``/`` and ``/rates`` in a
-loop. With ``--kill-at S`` the server is killed with SIGKILL after S seconds and started
+per second for ``--seconds``. Meanwhile ``--readers`` clients log in as the department and
+load ``/`` and ``/rates`` in a loop. With ``--kill-at S`` the server is killed with SIGKILL after S seconds and started
 again at once (posts that fail while it is down are counted apart, not as errors).
 
 Reported (and written to ``<out>/load_test.json``): requests sent, accepted, errors (target
@@ -28,6 +28,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -103,6 +104,18 @@ def start_server(config: Path, log: Path) -> subprocess.Popen:
                             env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
 
+async def login(session: Any, base: str) -> None:
+    """The dashboard's login form with the department token (its CSRF token from the page)."""
+    async with session.get(f"{base}/login") as r:
+        m = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+    if m is None:
+        raise RuntimeError("the login page has no CSRF token")
+    async with session.post(f"{base}/login", data={"csrf": m.group(1), "token": DEPT_TOKEN},
+                            allow_redirects=False) as r:
+        if r.status != 303:
+            raise RuntimeError(f"login refused: HTTP {r.status}")
+
+
 async def wait_up(session: Any, base: str, timeout: float = 60) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -174,22 +187,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     errors[type(e).__name__] += 1
 
         async def reader() -> None:
-            cookies = {}
-            while not stop.is_set():
-                for page in ("/", "/rates"):
-                    t0 = time.perf_counter()
-                    try:
-                        async with session.get(f"{base}{page}", headers={"Authorization": f"Bearer {DEPT_TOKEN}"},
-                                               cookies=cookies) as r:
-                            await r.read()
-                            if r.status == 200:
-                                pages.append(time.perf_counter() - t0)
-                            elif not down.is_set():
-                                errors[f"page HTTP {r.status}"] += 1
-                    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
-                        if not down.is_set():
-                            errors[f"page {type(e).__name__}"] += 1
-                await asyncio.sleep(0.5)
+            # the pages need a login: each reader logs in as the department, like staff do
+            # (an unsafe cookie jar keeps cookies of an IP address such as 127.0.0.1)
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                             cookie_jar=aiohttp.CookieJar(unsafe=True)) as own:
+                await login(own, base)
+                while not stop.is_set():
+                    for page in ("/", "/rates"):
+                        t0 = time.perf_counter()
+                        try:
+                            async with own.get(f"{base}{page}", allow_redirects=False) as r:
+                                await r.read()
+                                if r.status == 200:
+                                    pages.append(time.perf_counter() - t0)
+                                elif r.status == 303 and not down.is_set():  # logged out by a restart
+                                    await login(own, base)
+                                elif not down.is_set():
+                                    errors[f"page HTTP {r.status}"] += 1
+                        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+                            if not down.is_set():
+                                errors[f"page {type(e).__name__}"] += 1
+                    await asyncio.sleep(0.5)
 
         async def sampler() -> None:
             while not stop.is_set():

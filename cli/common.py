@@ -35,11 +35,12 @@ def delivery_settings(config: Config) -> Any:
     return checked("投递配置（notifiers）", parse, config)
 
 
-def service_settings(config: Config, env: Any = None) -> Any:
-    """The ``service:`` section, checked like the rest of the config."""
+def service_settings(config: Config, env: Any = None, *, offline: bool = False) -> Any:
+    """The ``service:`` section, checked like the rest of the config (``offline``: without
+    its tokens, for the commands that serve nobody)."""
     from shian.office.settings import parse
 
-    return checked("服务配置（service）", parse, config, env=env)
+    return checked("服务配置（service）", parse, config, env=env, offline=offline)
 
 
 def time_arg(text: str | None, config: Config, flag: str) -> datetime | None:

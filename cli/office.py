@@ -32,19 +32,12 @@ def offline_runtime(config: Config) -> Any:
     outbox), for the office's report and ledger; nothing is sent and no snapshot written."""
     from shian.streams.service import Service
 
-    settings = service_settings(config, env={k: "-" * 8 for k in _token_envs(config)})
+    settings = service_settings(config, offline=True)  # report and ledger serve nobody: no tokens
     delivery = delivery_settings(config)
     if not settings.events_db.exists():
         print(f"还没有保存的事件（{settings.events_db}）：请先运行 shian run", file=sys.stderr)
         raise SystemExit(2)
     return Service(config, settings, delivery, reader=True)
-
-
-def _token_envs(config: Config) -> list[str]:
-    """Token variables named in the service section (report and ledger need no tokens)."""
-    service = config.service or {}
-    specs = list((service.get("feeds") or {}).values()) + list((service.get("tokens") or {}).values())
-    return [s["token_env"] for s in specs if isinstance(s, dict) and s.get("token_env")]
 
 
 def cmd_report(args: argparse.Namespace) -> int:

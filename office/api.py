@@ -5,26 +5,33 @@ is served at ``/api/openapi.yaml``; the tests hold the running server to it.
 Who may do what (tokens from the ``service:`` section, given as ``Authorization: Bearer …``
 or ``X-Shian-Token``; compared in constant time by :class:`ServiceSettings`, never logged):
 
-- ``POST /api/events``: any feed token or department token.
+- ``POST /api/events``: any feed token or department token; an ``ack`` line only with the
+  token of the department its ``by`` names (:func:`shian.office.access.may_post`, checked by
+  the runtime on each line: a refused line is rejected with its reason, the others go on).
 - reading notices and silences: any department token (a feed only posts events).
-- 签收 / 办结: a department token, only on notices the department is a recipient of.
+- 签收 / 办结: a department token, in its own name, only on notices the department is a
+  recipient of.
 - silences: the county office (``county.office``) for anything; a town office
   (``townships.<name>.office``) only for its own township; other departments not at all.
-- ``/health``, ``/metrics`` and ``/api/openapi.yaml``: no token (no personal data).
+- ``/health``, ``/metrics`` and ``/api/openapi.yaml``: no token (no personal data: counts,
+  event types, rule ids and delivery states).
 
-With no token configured at all (``open_access``) everything is allowed, and :func:`check_listen` (and so :func:`listen`)
-then refuses any address but loopback. Errors under ``/api`` are JSON: a Chinese ``error``
-and an English, stable ``code``.
+A request with a missing or wrong token counts against its client address
+(:class:`~shian.office.access.FailureLimiter`, ``service.auth_failures``); an address out of
+failures is answered 429 with ``Retry-After`` before its token is looked at. With no token
+configured at all (``open_access``) everything is allowed, and :func:`check_listen` (and so
+:func:`listen`) then refuses any address but loopback. Errors under ``/api`` are JSON: a
+Chinese ``error`` and an English, stable ``code``.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -38,6 +45,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from shian.notifiers.outbox import STATES
 from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
+from shian.office.access import Caller, FailureLimiter, acting_for, may_post
 from shian.office.receipts import Receipt, Receipts
 from shian.office.runtime import Runtime
 from shian.office.settings import ServiceSettings
@@ -61,6 +69,7 @@ CSV_TYPES = ("text/csv",)
 
 SERVICE = web.AppKey("shian.service", Runtime)
 SETTINGS = web.AppKey("shian.settings", ServiceSettings)
+LIMITER = web.AppKey("shian.failures", FailureLimiter)  # failed authentications (API and login) per address
 # Request key: who called (for the access log; never the token). RequestKey: aiohttp ≥ 3.11.
 CALLER: Any = web.RequestKey("shian.caller", str) if hasattr(web, "RequestKey") else "shian.caller"
 
@@ -78,17 +87,6 @@ class ServeRefused(RuntimeError):
 
 
 # -- who is calling ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Caller:
-    feed: str | None = None
-    dept: str | None = None
-    open_access: bool = False
-
-    @property
-    def label(self) -> str:
-        return f"feed:{self.feed}" if self.feed else f"dept:{self.dept}" if self.dept else "open"
-
 
 def request_token(request: web.Request) -> str | None:
     """The token of a request: ``Authorization: Bearer …`` or ``X-Shian-Token``."""
@@ -111,8 +109,14 @@ def identify(request: web.Request, settings: ServiceSettings) -> Caller | None:
 
 
 def _caller(request: web.Request, *, feeds: bool = False) -> Caller:
-    caller = identify(request, request.app[SETTINGS])
+    """The caller of a request that needs a token; 401 without a valid one (a failure of its
+    address), 429 while its address is out of failures, 403 for a feed where a department is needed."""
+    settings, limiter = request.app[SETTINGS], request.app[LIMITER]
+    if not settings.open_access and (wait := limiter.retry_after(request.remote)):
+        raise too_many_failures(wait)
+    caller = identify(request, settings)
     if caller is None:
+        limiter.failed(request.remote)
         if request_token(request) is None:
             raise ApiError(401, "token_missing", "缺少令牌：请在请求头 Authorization: Bearer <令牌> 或 X-Shian-Token 中给出")
         raise ApiError(401, "token_invalid", "令牌无效：请核对来源或部门的令牌")
@@ -120,6 +124,10 @@ def _caller(request: web.Request, *, feeds: bool = False) -> Caller:
     if caller.feed is not None and not feeds:
         raise ApiError(403, "department_required", "数据来源的令牌只能报送事件；此操作需要部门令牌")
     return caller
+
+
+def too_many_failures(wait: int) -> ApiError:
+    return ApiError(429, "too_many_failures", f"令牌错误或缺少令牌的请求过多：请 {wait} 秒后再试", retry_after=wait)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -137,6 +145,8 @@ def _ours(path: str) -> bool:
 
 def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="shian"'} if status == 401 else None
+    if status == 429:
+        headers = {"Retry-After": str(extra["retry_after"])}
     return _json({"error": message, "code": code, **extra}, status=status, headers=headers)
 
 
@@ -207,6 +217,7 @@ async def post_events(request: web.Request) -> web.Response:
     caller = _caller(request, feeds=True)
     runtime = request.app[SERVICE]
     source = f"api:{caller.label}"
+    policy = functools.partial(may_post, caller)  # an ack only in the name of the caller's department
     ctype = request.content_type
     limit = request.app[MAX_BODY_KEY]
     if request.content_length is not None and request.content_length > limit:
@@ -215,12 +226,12 @@ async def post_events(request: web.Request) -> web.Response:
         if ctype == "multipart/form-data":
             outcomes: list[Outcome] = []
             for name, data in await _uploads(request, limit):
-                outcomes += await runtime.accept_upload(data, name, source)
+                outcomes += await runtime.accept_upload(data, name, source, policy)
         elif ctype in JSON_TYPES + JSONL_TYPES + CSV_TYPES:
             body = await request.read()
             if not body.strip():
                 raise ApiError(400, "empty_body", "请求体为空：没有任何事件")
-            outcomes = await runtime.accept_file(body, _body_name(request, ctype), source)
+            outcomes = await runtime.accept_file(body, _body_name(request, ctype), source, policy)
         else:
             raise ApiError(415, "unsupported_media_type",
                            f"不支持的内容类型“{ctype}”：请用 application/json、application/x-ndjson、text/csv 或 multipart/form-data")
@@ -409,9 +420,9 @@ async def ack_notice(request: web.Request) -> web.Response:
     if notice is None:
         raise ApiError(404, "notice_not_found", f"没有编号为 {notice_id} 的通知")
     if caller.dept is not None:
-        if by is not None and by != caller.dept:
-            raise ApiError(403, "not_your_department", f"令牌属于部门 {caller.dept}，不能以部门 {by} 的名义签收")
-        by = caller.dept
+        by = by or caller.dept
+        if (why := acting_for(caller, by)) is not None:
+            raise ApiError(403, "not_your_department", why)
     elif by is None:
         raise ApiError(400, "bad_field", "未配置令牌时须在 by 中写明签收部门 id")
     if by not in notice.recipients:
@@ -589,6 +600,7 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
 
     app = web.Application(client_max_size=max_body, middlewares=[_errors])
     app[SERVICE], app[SETTINGS], app[ACKS] = runtime, settings, Receipts(runtime.config.tz)
+    app[LIMITER] = FailureLimiter(settings.auth_failures)
     app[MAX_BODY_KEY] = max_body
     r = app.router
     r.add_post("/api/events", post_events)
@@ -600,7 +612,7 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
     r.add_get("/api/openapi.yaml", openapi, allow_head=False)
     r.add_get("/health", health, allow_head=False)
     r.add_get("/metrics", metrics, allow_head=False)
-    dashboard.add_routes(app, runtime, settings)
+    dashboard.add_routes(app, runtime, settings, app[LIMITER])
     return app
 
 

@@ -12,12 +12,15 @@ Why server-rendered, no script: the pages must work on an office desk machine wi
 internet (no CDN, fonts or scripts from elsewhere) and in any browser the office has; charts
 are inline SVG drawn here.
 
-Who may act: with department tokens configured, staff log in with their department's token
-(a session cookie, HttpOnly and SameSite=Strict; the token itself is never stored) and may
-签收 / 办结 only notices addressed to their department. With no token at all
-(``settings.open_access``: a single desk machine on loopback) nobody logs in and the form
-asks which recipient department acts. Every form carries the session's CSRF token, checked on
-POST; sessions live in memory (a restart means logging in again).
+Who may see and act: with tokens configured, every page needs a login (:func:`login_required`,
+one middleware for all pages; the login page, ``/static/`` and the API's own paths excepted):
+staff log in with their department's token (a session cookie, HttpOnly and SameSite=Strict;
+the token itself is never stored) and may 签收 / 办结 only notices addressed to their
+department. Failed logins count against the client address like failed API tokens (the
+app's :class:`~shian.office.access.FailureLimiter`: 429 once out of failures). With no token
+at all (``settings.open_access``: a single desk machine on loopback) nobody logs in and the
+form asks which recipient department acts. Every form carries the session's CSRF token,
+checked on POST; sessions live in memory (a restart means logging in again).
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from jinja2 import Environment, FileSystemLoader, TemplateError, select_autoesca
 
 from shian.notifiers.render import CHANNEL_NAMES, Renderer, Wording, cn_date, cn_datetime, cn_month, pct, rule_name, spec_of
 from shian.office import figures
+from shian.office.access import FailureLimiter
 from shian.office.figures import DELIVERY_STATUS, LEVEL_NAMES, program_name
 from shian.office.notice_list import (PAGE_SIZE, STATES, Filters, base_query, last_page, months_between, page_links,
                                       read_filters, rule_ids, tally, with_state)
@@ -66,6 +70,11 @@ _NOTICE_ID = re.compile(r"[0-9a-f]{16}")
 _MONTH = re.compile(r"\d{4}-\d{2}")
 _YEAR = re.compile(r"\d{4}")
 
+# Paths open without a login: the login itself, static files, and the API's paths (the API
+# checks its own tokens; /health and /metrics are open by design, see shian.office.api).
+OPEN_PATHS = frozenset({"/login", "/logout", "/api", "/health", "/metrics"})
+OPEN_PREFIXES = ("/static/", "/api/")
+
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -76,14 +85,16 @@ class _Session:
     dept: str | None = None
     seen: float = field(default_factory=time.monotonic)
     flash: tuple[str, str] | None = None      # (kind, text), shown once
-    failures: int = 0
 
 
 class Dashboard:
-    def __init__(self, service: Any, settings: Any, *, renderer: Renderer | None = None) -> None:
-        """``renderer``: how the notice page words a notice (default: as the runtime's delivery
-        settings word its messages, made when first needed)."""
+    def __init__(self, service: Any, settings: Any, limiter: FailureLimiter | None = None, *,
+                 renderer: Renderer | None = None) -> None:
+        """``limiter``: counts failed logins (the app's, shared with the API); ``renderer``: how
+        the notice page words a notice (default: as the runtime's delivery settings word its
+        messages, made when first needed)."""
         self.service, self.settings = service, settings
+        self.limiter = limiter if limiter is not None else FailureLimiter()  # the app's, shared with the API
         self.config = service.config
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self._receipts = Receipts(self.config.tz)
@@ -127,6 +138,13 @@ class Dashboard:
         s = _Session(csrf=secrets.token_urlsafe(32), dept=dept)
         self.sessions[sid] = s
         return sid, s, True
+
+    def signed_in(self, request: web.Request) -> bool:
+        """The request's session is a logged-in department's, and not idle too long (no new
+        session is made for asking)."""
+        sid = request.cookies.get(COOKIE, "")
+        s = self.sessions.get(sid) if sid else None
+        return s is not None and s.dept is not None and time.monotonic() - s.seen < SESSION_IDLE
 
     @staticmethod
     def _set_cookie(resp: web.StreamResponse, sid: str) -> None:
@@ -297,10 +315,14 @@ class Dashboard:
         sid, s, _, form = await self._checked_post(request)
         if self.settings.open_access:
             raise web.HTTPSeeOther("/")
+        if wait := self.limiter.retry_after(request.remote):    # before the token is looked at
+            s.flash = ("error", f"登录失败次数过多，请 {wait} 秒后再试。")
+            resp = self._render(request, "login.html", "登录", status=429)
+            resp.headers["Retry-After"] = str(wait)
+            return resp
         dept = self.settings.department_for(form.get("token", "").strip())
         if dept is None:
-            s.failures += 1
-            await asyncio.sleep(min(0.2 * s.failures, 3.0))   # slows guessing
+            self.limiter.failed(request.remote)
             s.flash = ("error", "令牌不正确，请核对后重试。")
             return self._render(request, "login.html", "登录", status=403)
         self.sessions.pop(sid, None)                         # a new session id after login
@@ -523,10 +545,29 @@ def _loopback(remote: str | None) -> bool:
         return False
 
 
-def add_routes(app: web.Application, service: Any, settings: Any) -> Dashboard:
-    """Adds the dashboard's pages, forms and static files to ``app``."""
-    board = Dashboard(service, settings)
+@web.middleware
+async def login_required(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With tokens configured, every page but the open ones (:data:`OPEN_PATHS`,
+    :data:`OPEN_PREFIXES`) needs a logged-in department: a page is sent to the login, a form
+    posted without a login is refused (403). Without tokens (loopback only) all is open."""
+    board: Dashboard = request.app[APP_KEY]  # type: ignore[assignment]
+    path = request.path
+    if board.settings.open_access or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) \
+            or board.signed_in(request):
+        return await handler(request)
+    if request.method in ("GET", "HEAD"):
+        raise web.HTTPSeeOther("/login")
+    _, s, _ = board._session(request)
+    raise board._refuse(request, s, 403, "请先登录本部门账号。")
+
+
+def add_routes(app: web.Application, service: Any, settings: Any, limiter: FailureLimiter) -> Dashboard:
+    """Adds the dashboard's pages, forms and static files to ``app``, and the login
+    requirement of its pages (:func:`login_required`, last of the app's middlewares);
+    ``limiter`` counts failed logins (shared with the API's failed tokens)."""
+    board = Dashboard(service, settings, limiter)
     app[APP_KEY] = board
+    app.middlewares.append(login_required)
     app.router.add_get("/", board.index)
     app.router.add_get("/notices/{notice_id}", board.notice_page)
     app.router.add_get("/reports", board.reports)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from shian.notifiers.outbox import NoticeQuery
 from shian.notifiers.settings import Settings as DeliverySettings
@@ -38,12 +38,16 @@ class Runtime(Protocol):
     def now(self) -> datetime: ...
 
     # -- handing in ---------------------------------------------------------------------------
-    async def accept_file(self, data: bytes, filename: str, source: str) -> list[Outcome]:
+    async def accept_file(self, data: bytes, filename: str, source: str,
+                          policy: Callable[[Any], str | None] | None = None) -> list[Outcome]:
         """An upload or body read like a file of that name; one outcome per line or row.
-        Raises :class:`~shian.rules.records.UnreadableInput` for a JSON document that is not JSON."""
+        Raises :class:`~shian.rules.records.UnreadableInput` for a JSON document that is not JSON.
+        ``policy``: who sent it may post this (validated) event? Why not, in Chinese, or None;
+        an event it refuses is rejected with that reason (the caller's rights: ``shian.office.access``)."""
         ...
 
-    async def accept_upload(self, data: bytes, filename: str, source: str) -> list[Outcome]:
+    async def accept_upload(self, data: bytes, filename: str, source: str,
+                            policy: Callable[[Any], str | None] | None = None) -> list[Outcome]:
         """One file of an upload of several: as :meth:`accept_file`, but a file that cannot be
         read at all is one reject naming it, so that the files with it still run."""
         ...

@@ -1,9 +1,11 @@
 """The ``service:`` section of the config: where ``shian run`` listens and keeps its data,
-the drop folder, and who may do what (feed and department tokens).
+the drop folder, who may do what (feed and department tokens) and how many failed
+authentications an address may make (``auth_failures``).
 
 Checked up front like the rest of the config. Tokens are given in the file (``token``, for a
 demo) or, better, by the name of an environment variable (``token_env``); they are compared
-in constant time and never logged.
+in constant time and never logged. The offline commands (``shian report``, ``shian ledger``)
+read the section without its tokens (``parse(..., offline=True)``): they serve nobody.
 """
 from __future__ import annotations
 
@@ -31,6 +33,21 @@ class Feed(TokenSpec):
     name: str
 
 
+class _AuthFailures(Strict):
+    """Failed authentications (a missing or wrong token, a failed login) per client address: a
+    token bucket of ``burst`` that refills ``per_minute``; ``addresses`` bounds the memory."""
+    burst: int = Field(20, ge=1, le=10_000)
+    per_minute: int = Field(10, ge=1, le=10_000)
+    addresses: int = Field(10_000, ge=100, le=1_000_000)
+
+
+@dataclass(frozen=True)
+class FailureLimit:
+    burst: int = 20            # failed authentications an address may make in a row
+    per_minute: int = 10       # and then this many a minute
+    addresses: int = 10_000    # addresses remembered at most (the least recently failing forgotten first)
+
+
 class _Section(Strict):
     listen: str = "127.0.0.1:8080"  # host:port; port 0 lets the system pick a free one (tests)
     data_dir: str = "shian-data"
@@ -38,6 +55,7 @@ class _Section(Strict):
     snapshot_every: int = Field(10_000, ge=1, le=MAX_COUNT)  # a snapshot pickles the whole state: not too often
     feeds: dict[str, Feed] = {}
     tokens: dict[str, TokenSpec] = {}
+    auth_failures: _AuthFailures = _AuthFailures()
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,7 @@ class ServiceSettings:
     feed_names: Mapping[str, str]           # feed id → name
     _feed_tokens: Mapping[str, str]         # feed id → token
     _dept_tokens: Mapping[str, str]         # department id → token
+    auth_failures: FailureLimit = FailureLimit()
 
     def __repr__(self) -> str:  # never print tokens
         return f"ServiceSettings(listen={self.host}:{self.port}, data_dir={self.data_dir})"
@@ -95,12 +114,28 @@ def _listen(listen: str, problems: Problems) -> tuple[str, int]:
     return m["host"], port
 
 
-def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSettings:
+def parse(config: Config, *, env: Mapping[str, str] | None = None, offline: bool = False) -> ServiceSettings:
+    """The checked section. ``offline``: for a command that serves nobody (report, ledger):
+    its tokens are neither read nor checked, and the settings hold none."""
     env = os.environ if env is None else env
     section = check_section(config, "service", _Section)
     raw, problems, path = section.raw, section.problems, section.path
 
     host, port = _listen(raw.listen, problems)
+    feed_tokens, dept_tokens = ({}, {}) if offline else _tokens(config, raw, problems, env)
+    if problems.items:
+        raise ConfigError(problems.items)
+    limit = raw.auth_failures
+    return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
+                           drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
+                           snapshot_every=raw.snapshot_every, feed_names={k: f.name for k, f in raw.feeds.items()},
+                           _feed_tokens=feed_tokens, _dept_tokens=dept_tokens,
+                           auth_failures=FailureLimit(limit.burst, limit.per_minute, limit.addresses))
+
+
+def _tokens(config: Config, raw: _Section, problems: Problems, env: Mapping[str, str]
+            ) -> tuple[dict[str, str], dict[str, str]]:
+    """The feeds' and the departments' tokens (feed or department id → token), each checked."""
 
     def token_of(keys: tuple[Any, ...], spec: TokenSpec) -> str | None:
         if bool(spec.token) == bool(spec.token_env):
@@ -115,9 +150,9 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSet
             problems.add(keys + ("token",), "令牌太短", "至少 8 个字符，最好用随机生成的长字符串")
         return spec.token
 
-    feeds, feed_tokens, dept_tokens = {}, {}, {}
+    feed_tokens: dict[str, str] = {}
+    dept_tokens: dict[str, str] = {}
     for feed_id, f in raw.feeds.items():
-        feeds[feed_id] = f.name
         if (tok := token_of(("service", "feeds", feed_id), f)) is not None:
             feed_tokens[feed_id] = tok
     for dept_id, spec in raw.tokens.items():
@@ -128,9 +163,4 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSet
     values = list(feed_tokens.values()) + list(dept_tokens.values())
     if len(set(values)) != len(values):
         problems.add(("service",), "不同的来源或部门用了相同的令牌", "每个来源、每个部门各用一个令牌")
-    if problems.items:
-        raise ConfigError(problems.items)
-    return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
-                           drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
-                           snapshot_every=raw.snapshot_every, feed_names=feeds,
-                           _feed_tokens=feed_tokens, _dept_tokens=dept_tokens)
+    return feed_tokens, dept_tokens

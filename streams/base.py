@@ -39,6 +39,9 @@ MAX_LINES = MAX_ROWS   # lines of one JSON Lines body or upload (CSV / XLSX: row
 STOP_GRACE = 2.0       # seconds a delivery under way may take to finish at a stop, then it is cancelled
 STOPPING = "服务正在停止：此行未处理（未记录），请稍后重发"
 STORAGE_ERRORS = (sqlite3.Error, OSError)  # a database that cannot be read or written
+# Who sent the input may post this event? The reason in Chinese why not, or None. Given with
+# input from outside (the HTTP API: the caller's token); the machine's own input has none.
+Policy = Callable[[Any], str | None]
 
 
 class Storage(Protocol):
@@ -101,7 +104,9 @@ class RuntimeBase:
 
     # -- input ---------------------------------------------------------------------------
 
-    def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
+    def accept_records(self, records: Iterable[Record], *, mode: str = "live",
+                       policy: Policy | None = None) -> list[Outcome]:
+        """Each record on its own; a valid event that ``policy`` refuses is rejected with its reason."""
         raise NotImplementedError
 
     def accept_object(self, obj: Any, source: str, line: Any = None, *, mode: str = "live") -> Outcome:
@@ -124,12 +129,14 @@ class RuntimeBase:
     def stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
 
-    async def accept_file(self, data: bytes, filename: str, source: str) -> list[Outcome]:
+    async def accept_file(self, data: bytes, filename: str, source: str,
+                          policy: Policy | None = None) -> list[Outcome]:
         """An upload or a request body, read like a file of that name (off the event loop),
         then accepted in chunks so that the clock, the sender and other requests keep running.
         Raises :class:`~shian.rules.records.UnreadableInput` for a JSON body that is not JSON,
         or JSON Lines of more than :data:`MAX_LINES` lines (refused before any is run); a file
-        that fails to be read otherwise is one reject naming it."""
+        that fails to be read otherwise is one reject naming it. ``policy``: as for
+        :meth:`accept_records`."""
         if Path(filename).suffix.lower() in JSONL_SUFFIXES and data.count(b"\n") >= MAX_LINES:
             raise UnreadableInput(f"一次最多报送 {MAX_LINES:,} 行：请分成几次报送")
         try:
@@ -139,17 +146,19 @@ class RuntimeBase:
         except Exception as e:  # the runtime's boundary: the file goes to the rejects with its reason
             log.exception("reading %s from %s failed", filename, source)
             records = [Record(f"{source}:{filename}", 0, "", reason=f"无法读取文件（{type(e).__name__}），已记入日志")]
-        return await self.accept_chunks(records)
+        return await self.accept_chunks(records, policy=policy)
 
-    async def accept_upload(self, data: bytes, filename: str, source: str) -> list[Outcome]:
+    async def accept_upload(self, data: bytes, filename: str, source: str,
+                            policy: Policy | None = None) -> list[Outcome]:
         """One file of an upload of several: as :meth:`accept_file`, but a file that cannot be
         read at all is one reject naming it, so that the files with it still run."""
         try:
-            return await self.accept_file(data, filename, source)
+            return await self.accept_file(data, filename, source, policy)
         except UnreadableInput as e:
             return self.accept_records([Record(f"{source}:{filename}", 0, "", reason=f"文件“{filename}”：{e}")])
 
-    async def accept_chunks(self, records: list[Record], *, mode: str = "live") -> list[Outcome]:
+    async def accept_chunks(self, records: list[Record], *, mode: str = "live",
+                            policy: Policy | None = None) -> list[Outcome]:
         """``records`` accepted a slice at a time, yielding to the event loop after each: a
         slice is sized to take about :data:`SLICE` seconds (at most :data:`CHUNK` records), so
         the clock, delivery, ``/health`` and other requests keep running however slow the disk.
@@ -162,7 +171,7 @@ class RuntimeBase:
                 outcomes += [Outcome(REJECTED, rec.line, reason=STOPPING) for rec in records[start:]]
                 break
             began = time.monotonic()
-            outcomes += self.accept_records(records[start:start + size], mode=mode)
+            outcomes += self.accept_records(records[start:start + size], mode=mode, policy=policy)
             start += size
             size = max(1, min(CHUNK, int(size * SLICE / max(time.monotonic() - began, 1e-4))))
             await asyncio.sleep(0)

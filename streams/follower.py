@@ -30,7 +30,7 @@ from shian.rules.notice import Notice
 from shian.rules.records import ACCEPTED, Outcome, Record
 from shian.rules.timeutil import parse_time
 
-from .base import RuntimeBase, Storage
+from .base import Policy, RuntimeBase, Storage
 from .kafka import CLOCK_HEADER, EVENTS, NOTICES, TICK_HEADER, bootstrap
 from .partitioned import check_live_time, partition_of
 
@@ -71,15 +71,18 @@ class KafkaFollower(RuntimeBase):
 
     # -- input: published, not run -------------------------------------------------------
 
-    def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
-        return [self._publish(rec) for rec in records]
+    def accept_records(self, records: Iterable[Record], *, mode: str = "live",
+                       policy: Policy | None = None) -> list[Outcome]:
+        return [self._publish(rec, policy) for rec in records]
 
-    def _publish(self, rec: Record) -> Outcome:
+    def _publish(self, rec: Record, policy: Policy | None = None) -> Outcome:
         try:
             if rec.reason is not None:
                 raise Rejected(rec.reason)
             ev = self.validator.from_object(rec.obj) if rec.obj is not None else self.validator.from_json(rec.raw)
             obj = rec.obj if rec.obj is not None else json.loads(rec.raw)
+            if policy is not None and (why := policy(ev)) is not None:
+                raise Rejected(why)
             check_live_time(ev, self.now())
         except Rejected as r:
             return self.reject(rec, r.reason)

@@ -38,7 +38,7 @@ from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
 from shian.rules.records import ACCEPTED, DUPLICATE, REJECTED, Outcome, Record
 
-from .base import CHUNK, STOPPING, STORAGE_ERRORS, RuntimeBase, Storage, storage_error
+from .base import CHUNK, STOPPING, STORAGE_ERRORS, Policy, RuntimeBase, Storage, storage_error
 from .partitioned import PartitionRunner
 from .sources import INPUT_SUFFIXES, read_path
 from .store import Store
@@ -109,17 +109,21 @@ class Service(RuntimeBase):
 
     # -- input ---------------------------------------------------------------------------
 
-    def accept_records(self, records: Iterable[Record], *, mode: str = "live") -> list[Outcome]:
-        """Records of a file or an upload (JSON Lines, CSV, XLSX), each on its own."""
-        return [self._accept(rec, mode) for rec in records]
+    def accept_records(self, records: Iterable[Record], *, mode: str = "live",
+                       policy: Policy | None = None) -> list[Outcome]:
+        """Records of a file or an upload (JSON Lines, CSV, XLSX), each on its own; an event
+        ``policy`` refuses is rejected with its reason."""
+        return [self._accept(rec, mode, policy) for rec in records]
 
-    def _accept(self, rec: Record, mode: str) -> Outcome:
+    def _accept(self, rec: Record, mode: str, policy: Policy | None = None) -> Outcome:
         if not self._engine_ready():
             return self.reject(rec, NOT_JOURNALLED.format(error=self.journal_error))
         try:
             if rec.reason is not None:
                 raise Rejected(rec.reason)
             ev, obj = self._decode(rec)
+            if policy is not None and (why := policy(ev)) is not None:
+                raise Rejected(why)
             now = self.now()
             status = self.runner.engine.admit(ev) if mode == "event" else self.runner.live_event(ev, now)
         except Rejected as r:

@@ -339,6 +339,21 @@ SECTIONS: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("snapshot_every 0", "service", {"snapshot_every": 0}, "service.snapshot_every", "应不小于 1"),
     ("snapshot_every 1.5", "service", {"snapshot_every": 1.5}, "service.snapshot_every", "应为整数"),
     ("feed without a name", "service", {"feeds": {"lab": {"token": "x" * 12}}}, "service.feeds.lab.name", "缺少"),
+    ("a token of 5 characters", "service", {"tokens": {"hh-fso": {"token": "short"}}}, "service.tokens.hh-fso.token",
+     "令牌太短"),
+    ("a feed and a department with the same token", "service",
+     {"feeds": {"lab": {"name": "化验室", "token": "same-token-123"}}, "tokens": {"hh-fso": {"token": "same-token-123"}}},
+     "service", "相同的令牌"),
+    ("a token for an unknown department", "service", {"tokens": {"no-such": {"token": "x" * 12}}},
+     "service.tokens.no-such", "未知的部门"),
+    ("auth failures burst 0", "service", {"auth_failures": {"burst": 0}}, "service.auth_failures.burst", "应不小于 1"),
+    ("auth failures per minute over 10,000", "service", {"auth_failures": {"per_minute": 10_001}},
+     "service.auth_failures.per_minute", "太大"),
+    ("auth failures for 10 addresses", "service", {"auth_failures": {"addresses": 10}},
+     "service.auth_failures.addresses", "应不小于 100"),
+    ("auth failures burst 2.5", "service", {"auth_failures": {"burst": 2.5}}, "service.auth_failures.burst", "应为整数"),
+    ("auth failures unknown key", "service", {"auth_failures": {"window": 60}}, "service.auth_failures.window",
+     "未知的键"),
 ]
 
 

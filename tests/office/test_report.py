@@ -7,7 +7,7 @@ import openpyxl
 import pytest
 
 import known_county as kc
-from office_support import make_service  # noqa: F401  (a fixture)
+from office_support import county, make_service  # noqa: F401  (a fixture)
 from shian.office.report import SHEETS, report_main, safe, write_report
 
 
@@ -153,3 +153,29 @@ def test_cli_report_rebuilds_the_figures_from_the_store(make_service, tmp_path):
     assert disp == {kc.HH_UNQUALIFIED: "逾期未处置", kc.BQ_UNQUALIFIED: "已处置"}
     health = {r["乡镇"]: (r["持健康证人数"], r["从业人员数"]) for r in rows_of(wb["持证率"])}
     assert all(health[tw] == v for tw, v in kc.EXPECTED_HEALTH.items())
+
+
+@pytest.mark.parametrize("tokens", [
+    {"feeds": {"lab": {"name": "县检验检测中心", "token_env": "SHIAN_TEST_FEED_LAB"}},
+     "tokens": {"county-fso": {"token_env": "SHIAN_TEST_TOKEN_COUNTY"}, "hh-fso": {"token_env": "SHIAN_TEST_TOKEN_HH"}}},
+    {"feeds": {"lab": {"name": "县检验检测中心", "token": "feed-lab-token-1"}},
+     "tokens": {"county-fso": {"token": "dept-county-token-1"}, "hh-fso": {"token_env": "SHIAN_TEST_TOKEN_HH"}}},
+], ids=["tokens by variable, none set", "literal tokens and a variable"])
+def test_cli_report_and_ledger_need_no_tokens(make_service, tmp_path, monkeypatch, tokens):
+    """``shian report`` and ``shian ledger`` read a config with several feed and department
+    tokens (their variables unset here): the offline commands do not check tokens."""
+    from shian.cli import main
+
+    for var in ("SHIAN_TEST_FEED_LAB", "SHIAN_TEST_TOKEN_COUNTY", "SHIAN_TEST_TOKEN_HH"):
+        monkeypatch.delenv(var, raising=False)
+    env = {"SHIAN_TEST_FEED_LAB": "feed-lab-token-1", "SHIAN_TEST_TOKEN_COUNTY": "dept-county-token-1",
+           "SHIAN_TEST_TOKEN_HH": "dept-hh-token-1"}
+    svc = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data", **tokens}),
+                       now=lambda: kc.NOW, env=env)
+    kc.fill(svc)
+    svc.store.close()
+    svc.outbox.close()
+    cfg = str(tmp_path / "county.yaml")
+    assert main(["report", "--config", cfg, "--month", kc.MONTH, "--out", str(tmp_path / "out")]) == 0
+    assert main(["ledger", "--config", cfg, "--out", str(tmp_path / "out" / "台账.xlsx")]) == 0
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".html", ".xlsx", ".xlsx"]
