@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from pydantic import Field
 
+from shian.notifiers.links import url_problem
 from shian.rules.config import Config, ConfigError, Problems, Strict, check_section
 from shian.rules.params import MAX_COUNT
 
@@ -38,6 +39,7 @@ class _Section(Strict):
     snapshot_every: int = Field(10_000, ge=1, le=MAX_COUNT)  # a snapshot pickles the whole state: not too often
     feeds: dict[str, Feed] = {}
     tokens: dict[str, TokenSpec] = {}
+    public_url: str | None = None  # where the departments open these pages; the messages link to it
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class ServiceSettings:
     data_dir: Path
     drop_dir: Path | None
     snapshot_every: int
+    public_url: str | None                  # e.g. https://shian.example.gov.cn, without a trailing /
     feed_names: Mapping[str, str]           # feed id → name
     _feed_tokens: Mapping[str, str]         # feed id → token
     _dept_tokens: Mapping[str, str]         # department id → token
@@ -101,6 +104,9 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSet
     raw, problems, path = section.raw, section.problems, section.path
 
     host, port = _listen(raw.listen, problems)
+    if raw.public_url is not None and (why := url_problem(raw.public_url)) is not None:
+        problems.add(("service", "public_url"), f"“{raw.public_url}”{why}",
+                     "写上各部门打开本系统页面的地址，如 https://shian.example.gov.cn")
 
     def token_of(keys: tuple[Any, ...], spec: TokenSpec) -> str | None:
         if bool(spec.token) == bool(spec.token_env):
@@ -132,5 +138,6 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> ServiceSet
         raise ConfigError(problems.items)
     return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
                            drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
-                           snapshot_every=raw.snapshot_every, feed_names=feeds,
+                           snapshot_every=raw.snapshot_every,
+                           public_url=raw.public_url.rstrip("/") if raw.public_url else None, feed_names=feeds,
                            _feed_tokens=feed_tokens, _dept_tokens=dept_tokens)
