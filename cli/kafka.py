@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import drill
 from .common import delivery_settings, event_inputs, load_config, open_out, setup_logging
 
 
@@ -34,12 +35,14 @@ def register(sub: Any) -> None:
     w.add_argument("--loglevel", default="warning")
     w.set_defaults(func=cmd_worker)
 
-    n = sub.add_parser("notify", help="在 Kafka 上投递通知：消费 notices 主题，经发件箱发往各部门")
-    n.add_argument("--config", required=True, metavar="FILE")
-    n.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
+    n = sub.add_parser("notify", help="在 Kafka 上投递通知：消费 notices 主题，经发件箱发往各部门；"
+                                      "notify test：演练，向各部门的每个通知渠道发测试消息")
+    n.add_argument("--config", metavar="FILE", help="（投递时必填）")
+    n.add_argument("--broker", metavar="kafka://HOST:PORT", help="（投递时必填）")
     n.add_argument("--group", default="shian-notify", metavar="NAME", help="消费组名（同组的多个进程分担投递）")
     n.add_argument("--loglevel", default="warning")
     n.set_defaults(func=cmd_notify)
+    drill.register(n)
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
@@ -92,8 +95,16 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     from shian.streams.notify import run_notify
 
+    missing = [flag for flag, value in (("--config", args.config), ("--broker", args.broker)) if not value]
+    if missing:
+        print(f"shian notify：缺少 {' 和 '.join(missing)}（演练各通知渠道请用 shian notify test --config FILE）",
+              file=sys.stderr)
+        return 2
     config = load_config(args.config)
     settings = delivery_settings(config)
     setup_logging(args.loglevel)
+    if settings.resolved_messages:
+        print("notifiers.resolved_messages：办结通报由读取签收记录的 shian run 发出（内嵌服务，或 --broker 加 --deliver），"
+              "shian notify 不发", file=sys.stderr)
     asyncio.run(run_notify(settings, args.broker, args.group))
     return 0

@@ -48,15 +48,26 @@ def build_runtime(args: argparse.Namespace, config: Any, settings: Any, delivery
     if args.broker:
         from shian.streams.follower import KafkaFollower
 
-        return KafkaFollower(config, settings, delivery, broker=args.broker, deliver=args.deliver)
+        return watch_closings(KafkaFollower(config, settings, delivery, broker=args.broker, deliver=args.deliver),
+                              delivery)
     from shian.streams.service import Service
 
-    service = Service(config, settings, delivery)
+    service = watch_closings(Service(config, settings, delivery), delivery)
     if args.backfill:
         tally = service.backfill(args.backfill)
         print(f"补录：接受 {tally['accepted']}，重复 {tally['duplicate']}，拒收 {tally['rejected']}；"
               f"时钟已切换到当前时间", file=sys.stderr)
     return service
+
+
+def watch_closings(runtime: Any, delivery: Any) -> Any:
+    """With ``notifiers.resolved_messages``, the runtime's dispatcher reads the 办结 acks the
+    runtime journals and sends their closing words (:mod:`shian.notifiers.resolved`)."""
+    if delivery.resolved_messages:
+        from shian.notifiers.resolved import ClosingWords
+
+        runtime.dispatcher.watch(ClosingWords(runtime.config, runtime.outbox, runtime.acks_after))
+    return runtime
 
 
 def _announce(settings: Any, delivery: Any) -> Callable[[list[str]], None]:

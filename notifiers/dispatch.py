@@ -126,6 +126,12 @@ class Dispatcher:
         self._started = False
         self._digest_done: date | None = None
         self._warned: set[str] = set()
+        self._watchers: list[Callable[[datetime], object]] = []
+
+    def watch(self, watcher: Callable[[datetime], object]) -> None:
+        """``watcher(now)`` runs at the start of every step, before what is due is taken: a reader
+        that adds notices to the outbox from elsewhere (the closing words, :mod:`.resolved`)."""
+        self._watchers.append(watcher)
 
     def submit(self, notice: Notice, *, whole_batch: bool = False) -> bool:
         """Accepts a notice for delivery; False if it was already accepted.
@@ -142,6 +148,11 @@ class Dispatcher:
         if not self._started:
             self.outbox.recover(now)
             self._started = True
+        for watcher in self._watchers:
+            try:
+                watcher(now)
+            except Exception:  # a reader that fails must not hold back what is due
+                log.exception("watcher %r failed; delivering anyway", watcher)
         self._make_digests(now)
         by_channel: dict[str, list[Batch]] = {}
         for batch in self.outbox.due(now):

@@ -18,7 +18,9 @@ from shian.rules.config import Department
 class Message:
     """One message to one department: one notice, a group of notices of one rule and township,
     or a daily digest. ``ref`` identifies the delivery (same ref → same message, so a
-    redelivery is recognisable): email ``Message-ID`` and a header, and the robots' text."""
+    redelivery is recognisable): email ``Message-ID`` and a header, and the robots' text.
+    ``text_breaks`` / ``markdown_breaks``: where in ``text`` / ``markdown`` a notice of a group
+    or digest begins (offsets), the places a chat robot with a size limit may split it."""
     ref: str
     notice_ids: tuple[str, ...]
     dept: str
@@ -28,6 +30,12 @@ class Message:
     html: str
     markdown: str
     headers: tuple[tuple[str, str], ...] = field(default=())
+    text_breaks: tuple[int, ...] = field(default=())
+    markdown_breaks: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:  # read back from JSON (the outbox), lists become tuples again
+        for name in ("text_breaks", "markdown_breaks"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 class Outcome(enum.Enum):

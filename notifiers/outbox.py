@@ -327,6 +327,15 @@ class Outbox:
         r = self.db.execute("SELECT value FROM meta WHERE key = 'started'").fetchone()
         return self._dt(float(r[0])) if r else None
 
+    def mark(self, key: str) -> str | None:
+        """A reader's place kept with the outbox (``meta``), e.g. how far the acks were read."""
+        r = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"mark:{key}",)).fetchone()
+        return r[0] if r else None
+
+    def set_mark(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"mark:{key}", value))
+
     # -- sending -------------------------------------------------------------------------
 
     def recover(self, now: datetime) -> int:

@@ -2,16 +2,20 @@
 
 The wording lives in jinja2 templates (packaged flat in ``templates/``; a file of the same name
 in ``notifiers.templates`` replaces the packaged one), so an office can adjust it without code.
-This module decides what the templates cannot be trusted with: who issues a notice, the
+This module decides what the templates cannot be trusted with: who issues a notice and to whom
+(:func:`addressing`: 落款, 主送, 抄送 — a message never names its recipient as its issuer), the
 delivery ref, a subject that is always one line, and markdown cards whose every printed value
 is text (:func:`md_text`), so links, mentions and headings come from the templates alone. The
 kind of notice and the rule's name come from the rule's :class:`~shian.rules.params.RuleSpec`
 (:func:`spec_of`), as on every page. Output depends only on the notices and the config (no
-current time), so a redelivery renders the same bytes.
+current time), so a redelivery renders the same bytes. A group or digest marks where each
+notice begins (``{{ cut }}`` in its templates, :attr:`Message.markdown_breaks`), so a chat robot
+that must split it splits between notices.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -21,18 +25,21 @@ from typing import Any, Iterable, Mapping
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from shian.rules.config import Config
 from shian.rules.families import RULES
 from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK, Notice
 from shian.rules.params import RuleSpec
 
 from .channels import FULL_LABELS
 from .dispatch import DELIVERY_FAILED
+from .links import notice_page, public_url
 from .message import Message
+from .resolved import RESOLVED
 from .settings import Settings
 
 PACKAGED = Path(__file__).resolve().parent / "templates"
 FALLBACK = "generic"
-NOTIFIER_RULES: dict[str, RuleSpec] = {DELIVERY_FAILED.id: DELIVERY_FAILED}
+NOTIFIER_RULES: dict[str, RuleSpec] = {DELIVERY_FAILED.id: DELIVERY_FAILED, RESOLVED.id: RESOLVED}
 
 
 def spec_of(rule: str, severity: str = "warning") -> RuleSpec:
@@ -69,10 +76,17 @@ def one_line(text: str) -> str:
     return _SPACES.sub(" ", out).strip()
 
 
+# Where a notice begins in a group or digest: printed by the layouts as ``{{ cut }}`` at the start
+# of its first line, taken out of the text after rendering and kept as an offset (:func:`_cuts`).
+CUT = "\ue002"
+_MARKS = re.compile("[\ue000-\ue002]")
+
+
 def _clean(value: Any) -> Any:
-    """Event text is single-line data: a newline in an entity name would fake a row."""
+    """Event text is single-line data: a newline in an entity name would fake a row, and none of
+    the renderer's own marks (a notice's start, a printed value's ends) may come from it."""
     if isinstance(value, str):
-        return _CONTROL.sub(" ", value)
+        return _MARKS.sub("", _CONTROL.sub(" ", value))
     if isinstance(value, Mapping):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -107,7 +121,7 @@ class MdLiteral(str):
 
 
 def _md_chars(value: str) -> str:
-    text = _SENTINELS.sub("", _CONTROL.sub(" ", value)).translate(_MD_CHARS)
+    text = _MARKS.sub("", _CONTROL.sub(" ", value)).translate(_MD_CHARS)
     return _MD_WWW.sub(r"\1．", text.replace("://", "：//"))
 
 
@@ -125,10 +139,17 @@ def in_code(value: Any) -> MdLiteral:
     """The content of a code span the template itself opens and closes (the ack command:
     ``{{ item.ack | in_code }}`` between backticks): kept as it is, to be copied, but for what
     could end the span or be read as a tag or mention (backtick, ``< > @ &``, line breaks)."""
-    return MdLiteral(_SENTINELS.sub("", _CONTROL.sub(" ", str(value))).translate(_CODE_CHARS))
+    return MdLiteral(_MARKS.sub("", _CONTROL.sub(" ", str(value))).translate(_CODE_CHARS))
+
+
+def _plain(value: Any) -> Any:
+    """A value printed into plain text or HTML: a string keeps none of the renderer's marks."""
+    return _MARKS.sub("", value) if isinstance(value, str) and not isinstance(value, MdLiteral) else value
 
 
 def _md_line(line: str) -> str:
+    if line.startswith(CUT):  # a notice begins here: the line is read after the mark
+        return CUT + _md_line(line[len(CUT):])
     depth, i = 0, 0
     while i < len(line):
         ch = line[i]
@@ -205,9 +226,70 @@ def num(value: Any) -> str:
     return str(value)
 
 
+def _span(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest}分钟"
+    return f"{hours}小时" + (f"{rest}分" if rest else "")
+
+
+def hours_cn(value: Any) -> str:
+    """A number of hours as an office writes a time span: 2 → 2小时, 1.5 → 1小时30分,
+    0.75 → 45分钟, 12.17 (hours rounded to two decimals) → 约12小时10分."""
+    try:
+        minutes = float(value) * 60
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(minutes) or minutes < 0:
+        return str(value)
+    whole = round(minutes)
+    if whole == 0 < minutes:
+        return "不到1分钟"
+    return ("" if abs(minutes - whole) < 1e-6 else "约") + _span(whole)
+
+
+def elapsed(start: Any, end: Any, hours: Any = None) -> str:
+    """The time from ``start`` to ``end`` (two datetimes): 12小时10分, exact to the minute
+    (约 when seconds were rounded away); from ``hours`` (:func:`hours_cn`) when either is missing."""
+    a, b = _when(start), _when(end)
+    if not isinstance(a, datetime) or not isinstance(b, datetime) or b < a:
+        return hours_cn(hours) if hours is not None else ""
+    seconds = (b - a).total_seconds()
+    return ("" if seconds % 60 == 0 else "约") + _span(round(seconds / 60))
+
+
+_TAG = re.compile(r"^(?:\s*【[^】]{0,12}】)+\s*")
+
+
+def untagged(title: Any) -> str:
+    """A notice's title without the bracketed tags the rules begin it with (【预警】, 【催办】…):
+    a message names a notice's kind from its rule's spec, never from the title's own word."""
+    return _TAG.sub("", str(title or ""))
+
+
+def document(rule: str) -> str:
+    """The kind of document a notice of ``rule`` is (预警通知, 督办通知 …), from its spec."""
+    return spec_of(rule).document
+
+
+# The levels a place name ends with; a unit named after its level (镇卫生院, 村卫生室) is that
+# place's unit, a village is not (镇东村, 镇南社区 are names of their own).
+_LEVELS = "镇乡村"
+_PLACES_OF_THEIR_OWN = ("村", "社区", "居委会", "村委会")
+
+
+def _join(prefix: str, name: str) -> str:
+    """红河镇 + 镇卫生院 → 红河镇卫生院 (not 红河镇镇卫生院); 红河镇 + 镇东村 → 红河镇镇东村."""
+    if prefix and name and prefix[-1] in _LEVELS and name[0] == prefix[-1] \
+            and not name.endswith(_PLACES_OF_THEIR_OWN):
+        return prefix + name[1:]
+    return prefix + name
+
+
 def placed(entity: Any, *places: Any) -> str:
     """红河镇 + 红河村 + entity, broad to narrow, stopping at the first place the entity's name
-    already carries (红河镇中心学校食堂 needs no prefix, 坝心村张记豆腐坊 only the township)."""
+    already carries (红河镇中心学校食堂 needs no prefix, 坝心村张记豆腐坊 only the township), and
+    never doubling a level (红河镇 + 镇卫生院 is 红河镇卫生院)."""
     name = str(entity or "")
     prefix = ""
     for p in places:
@@ -215,8 +297,8 @@ def placed(entity: Any, *places: Any) -> str:
             continue
         if str(p) in name:
             break
-        prefix += str(p)
-    return prefix + name
+        prefix = _join(prefix, str(p))
+    return _join(prefix, name)
 
 
 def _rows(text: str) -> list[tuple[str, str]]:
@@ -233,6 +315,19 @@ def _rows(text: str) -> list[tuple[str, str]]:
 
 def _para(text: str) -> str:
     return "".join(line.strip() for line in str(text).splitlines())
+
+
+def _cuts(text: str) -> tuple[str, tuple[int, ...]]:
+    """The text without its :data:`CUT` marks, and where each mark was (offsets in it)."""
+    pieces = text.split(CUT)
+    out, at = [pieces[0]], len(pieces[0])
+    breaks = []
+    for piece in pieces[1:]:
+        if at:
+            breaks.append(at)
+        out.append(piece)
+        at += len(piece)
+    return "".join(out), tuple(dict.fromkeys(breaks))
 
 
 def _tidy(text: str) -> str:
@@ -262,18 +357,54 @@ class Wording:
     action: str
 
 
+@dataclass(frozen=True)
+class Addressing:
+    """Who a notice is from and to, as an office's document says it: ``issuer`` the department
+    whose name it is signed with (落款; None: the system itself), ``main`` the departments it is
+    addressed to (主送) and ``copies`` those that receive it for information (抄送)."""
+    issuer: str | None
+    main: tuple[str, ...]
+    copies: tuple[str, ...]
+
+
+def addressing(spec: RuleSpec, notice: Notice, config: Config) -> Addressing:
+    """Who issues a notice and to whom; never a department to itself.
+
+    - A 督办 and every county-level notice are issued by the county office (the level above the
+      towns); a town-level 预警, 催报 or 工作提示 — one that asks the town office or a town
+      department to chase a village or a business — comes from the system, as does a notice
+      whose only recipient would be its issuer (a delivery failure, the county's own 工作提示)
+      and the closing word (办结通报).
+    - 主送: every recipient but the issuer; for one from the system, the departments responsible
+      for the matter (routing), else the town office; the closing word to every recipient.
+    - 抄送: the other recipients — the town office beside a routed department, the county office
+      beside the departments it issued to (its copy comes from the system, in its name).
+    """
+    recipients = tuple(dict.fromkeys(notice.recipients))
+    town_offices = {t.office for t in config.townships.values()}
+    issuer: str | None = config.county.office if spec.kind == "督办" or notice.level == "county" else None
+    if spec.id == RESOLVED.id or (issuer is not None and set(recipients) <= {issuer}):
+        issuer = None
+    others = tuple(r for r in recipients if r != issuer)
+    main = others
+    if issuer is None and spec.id != RESOLVED.id:
+        main = tuple(r for r in others if r not in town_offices) or others
+    return Addressing(issuer, main, tuple(r for r in recipients if r not in main))
+
+
 class Renderer:
-    """Renders notices for one recipient department at a time (the salutation and the ack
-    command name it); every channel gets the same strings."""
+    """Renders notices for one recipient department at a time (the salutation, the 主送 / 抄送
+    lines and the ack command name it); every channel gets the same strings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.config = settings.config
+        self.base = public_url(self.config.service)
         loaders: list[FileSystemLoader] = [FileSystemLoader(str(PACKAGED))]
         if settings.templates is not None:
             loaders.insert(0, FileSystemLoader(str(settings.templates)))
         loader = ChoiceLoader(loaders)
-        self.env = self._environment(loader)
+        self.env = self._environment(loader, finalize=_plain)
         # The robots' cards: every printed value is text (md_text), whatever the template.
         self.md_env = self._environment(loader, finalize=md_text)
         self.md_env.filters["in_code"] = in_code
@@ -291,35 +422,43 @@ class Renderer:
         )
         env.filters.update(
             cn_date=cn_date, cn_datetime=cn_datetime, cn_month=cn_month, pct=pct, num=num, placed=placed,
+            hours_cn=hours_cn, elapsed=elapsed, untagged=untagged, document=document,
             dept=self.dept_name, program=lambda p: PROGRAM_NAMES.get(p, p),
             channel=lambda c: CHANNEL_NAMES.get(c, c),
             rule_name=rule_name,
             join_cn=lambda xs, sep="、": sep.join(map(str, xs or ())),
         )
+        env.globals["cut"] = MdLiteral(CUT)
         return env
 
     def dept_name(self, dept_id: str) -> str:
         d = self.config.departments.get(dept_id)
         return d.name if d is not None else str(dept_id)
 
-    def issuer(self, township: str, level: str) -> str:
-        """County-level notices come from the county office, town-level ones from the
-        township's office."""
-        town = self.config.townships.get(township)
-        if level == "county" or town is None:
-            return self.dept_name(self.config.county.office)
-        return self.dept_name(town.office)
+    def system(self) -> str:
+        """The system's own name, for what no office issues: 西平县食品安全预警系统."""
+        return f"{self.config.county.name}食品安全预警系统" if self.config.county.name else "食品安全预警系统"
 
-    def _item(self, notice: Notice, dept_id: str) -> dict[str, Any]:
-        """Everything the layouts need about one notice: its kind and name from its rule's spec,
-        its wording from the spec's template (whose ``label``, if an office's own template sets
-        one, replaces the name in this office's messages). Templates see the notice as its §4
-        JSON, cleaned of control characters (``n``, its facts as ``f``)."""
-        n = _clean(notice.to_json())
-        spec = spec_of(notice.rule, notice.severity)
-        township = n["township"]
+    def _addressed(self, notice: Notice, spec: RuleSpec, dept_id: str) -> dict[str, Any]:
+        """This recipient's copy: who signs it (the system for a copy in the recipient's own
+        name), whether it is a 抄送 and what it says so, and the 主送 / 抄送 lines."""
+        a = addressing(spec, notice, self.config)
+        own = a.issuer == dept_id
+        signer = self.system() if own or a.issuer is None else self.dept_name(a.issuer)
+        main = [self.dept_name(d) for d in a.main]
+        copy = dept_id in a.copies
+        note = ""
+        if copy:
+            sent = "已由系统以你单位名义主送" if own else "主送"
+            note = f"本{spec.document}{sent}{'、'.join(main)}，现抄送你单位，原文如下。"
+        sent_by = "系统以你单位名义发出" if own else f"{signer}发出"
+        return {"issuer": signer, "sent_by": sent_by, "is_copy": copy, "by_system": a.issuer is None, "copy_note": note, "main_names": main,
+                "copy_names": [self.dept_name(d) for d in a.copies], "show_roles": bool(a.copies) or len(a.main) > 1}
+
+    def _context(self, township: str, dept_id: str) -> dict[str, Any]:
+        """What a family template may say about the places and offices (``c``)."""
         office = self.config.townships[township].office if township in self.config.townships else None
-        c = {
+        return {
             "recipient": self.dept_name(dept_id),
             "dept_id": dept_id,
             "township": township,
@@ -327,34 +466,49 @@ class Renderer:
             "county_office": self.dept_name(self.config.county.office),
             "county": self.config.county.name,
         }
-        module = self.env.get_template(f"{spec.template}.txt").make_module({"n": n, "f": n["facts"], "c": c})
+
+    def _item(self, notice: Notice, dept_id: str) -> dict[str, Any]:
+        """Everything the layouts need about one notice: its kind and name from its rule's spec,
+        its wording from the spec's template (whose ``label``, if an office's own template sets
+        one, replaces the name in this office's messages), its addressing for this recipient.
+        Templates see the notice as its §4 JSON, cleaned of control characters (``n``, its facts
+        as ``f``)."""
+        n = _clean(notice.to_json())
+        spec = spec_of(notice.rule, notice.severity)
+        context = {"n": n, "f": n["facts"], "c": self._context(n["township"], dept_id)}
+        module = self.env.get_template(f"{spec.template}.txt").make_module(context)
 
         def get(name: str) -> str:
             return str(getattr(module, name, "") or "")
 
-        label = one_line(get("label")) or spec.summary or one_line(n["title"]) or notice.rule
+        label = one_line(get("label")) or spec.summary or one_line(untagged(n["title"])) or notice.rule
+        page = notice_page(self.base, str(n["facts"].get("notice_id")) if spec.id == RESOLVED.id else notice.id)
+        addressed = self._addressed(notice, spec, dept_id)
+        # Only an office 督办s (现予督办); what the system itself sends tells (现将…通知如下).
+        intro = INTROS["预警" if spec.kind == "督办" and addressed["by_system"] else spec.kind]
         return {
             "id": notice.id,
             "rule": notice.rule,
             "severity": notice.severity,
             "critical": notice.severity == "critical",
             "level": notice.level,
-            "township": township,
+            "township": n["township"],
             "kind": spec.document,
             "label": label,
             "detail": one_line(get("detail")),
             "lead": _para(get("lead")),
-            "intro": INTROS[spec.kind],
+            "intro": intro,
             "rows": _rows(get("facts")),
             "action": _para(get("action")),
             "at": n["at"],
             "date": cn_date(n["at"]),
             "due": n["due"],
             "due_date": cn_date(n["due"]) if n["due"] else "",
-            "issuer": self.issuer(township, notice.level),
-            "others": [self.dept_name(r) for r in notice.recipients if r != dept_id],
+            "url": MdLiteral(page) if page else "",
+            "needs_ack": spec.id != RESOLVED.id,
             "ack": f"shian ack {notice.id} --by {dept_id}",
             "close": f"shian ack {notice.id} --by {dept_id} --action 办结",
+            **addressed,
         }
 
     def wording(self, notice: Notice) -> Wording:
@@ -362,20 +516,22 @@ class Renderer:
         item = self._item(notice, notice.recipients[0] if notice.recipients else self.config.county.office)
         return Wording(item["lead"], tuple(item["rows"]), item["action"])
 
-    def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> tuple[str, str, str, str]:
+    def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> dict[str, Any]:
+        """The subject and the three bodies of a layout, with where each notice begins."""
         subject = one_line(self.env.get_template("subject.txt").render(**subject_vars))
-        text = _tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx))
-        markdown = _tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx)))
+        text, text_breaks = _cuts(_tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx)))
+        markdown, markdown_breaks = _cuts(
+            _tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx))))
         html = self.env.get_template(f"{layout}.html").render(subject=subject, **ctx)
-        return subject, text, html, markdown
+        return {"subject": subject, "text": text, "html": html, "markdown": markdown,
+                "text_breaks": text_breaks, "markdown_breaks": markdown_breaks}
 
     def notice(self, notice: Notice, dept_id: str) -> Message:
         item = self._item(notice, dept_id)
-        subject, text, html, markdown = self._render(
+        bodies = self._render(
             "notice", {"mode": "notice", "item": item}, item=item, recipient=self.dept_name(dept_id), dept_id=dept_id)
         return Message(
-            ref=item["id"], notice_ids=(item["id"],), dept=dept_id, severity=item["severity"],
-            subject=subject, text=text, html=html, markdown=markdown,
+            ref=item["id"], notice_ids=(item["id"],), dept=dept_id, severity=item["severity"], **bodies,
             headers=(("X-Shian-Ref", item["id"]), ("X-Shian-Notice-Ids", item["id"]), ("X-Shian-Rule", item["rule"])),
         )
 
@@ -392,16 +548,20 @@ class Renderer:
         ref = group_ref(ids)
         first = items[0]
         latest = max(items, key=lambda i: (str(i["at"]), i["id"]))
-        issuer = self.issuer(first["township"], "county" if any(i["level"] == "county" for i in items) else "town")
+        signers = {i["issuer"] for i in items}
+        notes = {i["copy_note"] for i in items}
+        roles = {(tuple(i["main_names"]), tuple(i["copy_names"])) for i in items}
         ctx = {
             "items": items, "ref": ref, "kind": first["kind"], "label": first["label"],
             "township": first["township"], "critical": any(i["critical"] for i in items),
-            "issuer": issuer, "date": latest["date"], "recipient": self.dept_name(dept_id), "dept_id": dept_id,
+            "issuer": signers.pop() if len(signers) == 1 else self.system(),
+            "is_copy": all(i["is_copy"] for i in items), "copy_note": notes.pop() if len(notes) == 1 else "",
+            "roles": first if len(roles) == 1 else None,
+            "date": latest["date"], "recipient": self.dept_name(dept_id), "dept_id": dept_id,
         }
-        subject, text, html, markdown = self._render("group", dict(ctx, mode="group"), **ctx)
+        bodies = self._render("group", dict(ctx, mode="group"), **ctx)
         return Message(
-            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in items),
-            subject=subject, text=text, html=html, markdown=markdown,
+            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in items), **bodies,
             headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids)), ("X-Shian-Rule", first["rule"])),
         )
 
@@ -415,12 +575,35 @@ class Renderer:
         ids = tuple(dict.fromkeys([i["id"] for i in today] + [i["id"] for i in pending]))
         ref = f"digest-{dept_id}-{day.isoformat()}"
         ctx = {
-            "today": today, "pending": pending, "ref": ref, "day": cn_date(day),
-            "recipient": self.dept_name(dept_id), "dept_id": dept_id,
+            "today": today, "pending": pending, "ref": ref, "day": cn_date(day), "system": self.system(),
+            "recipient": self.dept_name(dept_id), "dept_id": dept_id, "home": MdLiteral(self.base or ""),
         }
-        subject, text, html, markdown = self._render("digest", dict(ctx, mode="digest"), **ctx)
+        bodies = self._render("digest", dict(ctx, mode="digest"), **ctx)
         return Message(
-            ref=ref, notice_ids=ids, dept=dept_id, severity="info",
-            subject=subject, text=text, html=html, markdown=markdown,
+            ref=ref, notice_ids=ids, dept=dept_id, severity="info", **bodies,
             headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids))),
         )
+
+    def drill(self, dept_id: str, channel: str, at: datetime) -> Message:
+        """A fire drill's message (``shian notify test``): it asks nothing of the department, says
+        over which channel it came and when, and is no notice (no notice id, nothing to sign for)."""
+        dept, label = self.dept_name(dept_id), CHANNEL_NAMES.get(channel, channel)
+        ref = f"drill-{dept_id}-{channel}-{at:%Y%m%d%H%M%S}"
+        when = cn_datetime(at.isoformat(timespec="seconds"))
+        lines = [f"这是{self.system()}发出的测试消息，用于确认{dept}能经{label}收到食品安全预警通知。"
+                 "收到本消息即说明该渠道畅通，无需签收或回复。",
+                 f"发送时间：{when}", f"测试编号：{ref}"]
+        if self.base:
+            lines.append(f"系统地址：{self.base}")
+        subject = one_line(f"【通知渠道测试】{dept}（{label}）{when}")
+        text = "通知渠道测试\n\n" + f"{dept}：\n" + "".join(f"　　{x}\n" for x in lines) \
+            + f"\n{self.system()}\n{cn_date(at.date())}\n"
+        md = [f"### 通知渠道测试（{_md_chars(label)}）", f"**{_md_chars(dept)}：**"] + [_md_chars(x) for x in lines]
+        markdown = "\n\n".join(md + [f"{_md_chars(self.system())}　{cn_date(at.date())}"]) + "\n"
+        html = self.env.from_string(
+            '{% extends "base.html" %}{% block body %}<h1>通知渠道测试</h1><p class="to">{{ dept }}：</p>'
+            '{% for x in lines %}<p class="para">{{ x }}</p>{% endfor %}'
+            '<p class="sign">{{ system }}<br>{{ day }}</p>{% endblock %}'
+        ).render(subject=subject, dept=dept, lines=lines, system=self.system(), day=cn_date(at.date()))
+        return Message(ref=ref, notice_ids=(), dept=dept_id, severity="info", subject=subject, text=text,
+                       html=html, markdown=markdown, headers=(("X-Shian-Ref", ref), ("X-Shian-Drill", channel)))

@@ -85,6 +85,7 @@ class _Section(_Strict):
     retry: Retry = Retry()
     robot_per_minute: int = Field(20, ge=1, le=1000)
     silences: list[SilenceSpec] = []
+    resolved_messages: bool = False  # a notice's 办结 is told to its other recipients (办结通报)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class Settings:
     retry: Retry
     robot_per_minute: int
     silences: tuple[Silence, ...]
+    resolved_messages: bool = False
 
     def channels_of(self, dept_id: str) -> tuple[str, ...]:
         """The channels this department receives on, in the registry's order: email when
@@ -193,4 +195,5 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> Settings:
         retry=raw.retry,
         robot_per_minute=raw.robot_per_minute,
         silences=tuple(silences),
+        resolved_messages=raw.resolved_messages,
     )

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from pydantic import Field
 
+from shian.notifiers.links import url_problem
 from shian.rules.config import Config, ConfigError, Problems, Strict, check_section
 from shian.rules.params import MAX_COUNT
 
@@ -56,6 +57,7 @@ class _Section(Strict):
     feeds: dict[str, Feed] = {}
     tokens: dict[str, TokenSpec] = {}
     auth_failures: _AuthFailures = _AuthFailures()
+    public_url: str | None = None  # where the departments open these pages; the messages link to it
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class ServiceSettings:
     data_dir: Path
     drop_dir: Path | None
     snapshot_every: int
+    public_url: str | None                  # e.g. https://shian.example.gov.cn, without a trailing /
     feed_names: Mapping[str, str]           # feed id → name
     _feed_tokens: Mapping[str, str]         # feed id → token
     _dept_tokens: Mapping[str, str]         # department id → token
@@ -122,6 +125,9 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None, offline: bool
     raw, problems, path = section.raw, section.problems, section.path
 
     host, port = _listen(raw.listen, problems)
+    if raw.public_url is not None and (why := url_problem(raw.public_url)) is not None:
+        problems.add(("service", "public_url"), f"“{raw.public_url}”{why}",
+                     "写上各部门打开本系统页面的地址，如 https://shian.example.gov.cn")
     feed_tokens, dept_tokens = ({}, {}) if offline else _tokens(config, raw, problems, env)
     if problems.items:
         raise ConfigError(problems.items)
@@ -129,6 +135,7 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None, offline: bool
     return ServiceSettings(config=config, host=host, port=port, data_dir=path(raw.data_dir),
                            drop_dir=path(raw.drop_dir) if raw.drop_dir else None,
                            snapshot_every=raw.snapshot_every, feed_names={k: f.name for k, f in raw.feeds.items()},
+                           public_url=raw.public_url.rstrip("/") if raw.public_url else None,
                            _feed_tokens=feed_tokens, _dept_tokens=dept_tokens,
                            auth_failures=FailureLimit(limit.burst, limit.per_minute, limit.addresses))
 

@@ -1,7 +1,7 @@
 """One April of 红河镇 and 板桥镇 (the base config of conftest) through the rules: a notice of
-every rule with exactly the facts the families emit, plus a ``delivery.failed`` notice written
-by hand as the delivery side makes it. Shared by the renderer's golden tests and the test that
-every page and message names a rule alike."""
+every rule with exactly the facts the families emit, plus a ``delivery.failed`` notice and a
+closing word (``notice.resolved``) written by hand as the delivery side makes them. Shared by
+the renderer's golden tests and the test that every page and message names a rule alike."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -118,6 +118,23 @@ DELIVERY_FAILED = Notice.from_json({  # as notifiers.dispatch.failure_notice mak
 }, TZ)
 
 
+RESOLVED = Notice.from_json({  # as notifiers.resolved.closing_notice makes it for CLOSING_ACK
+    "id": nid(f"notice.resolved|红河镇|{_UNDELIVERED}"),
+    "rule": "notice.resolved", "severity": "info", "level": "town", "township": "红河镇",
+    "recipients": ["hh-fso"],
+    "title": f"红河镇农技中心已办结通知 {_UNDELIVERED}（样品抽检不合格）",
+    "at": "2026-04-16T15:20:00+08:00", "due": None, "event_ids": ["close-hh-agri-0317"],
+    "key": f"notice.resolved|红河镇|{_UNDELIVERED}",
+    "facts": {"notice_id": _UNDELIVERED, "notice_rule": "sample.unqualified",
+              "notice_title": "【预警】红河镇王建军蔬菜批发部韭菜抽检不合格，请于2026年4月18日前完成核查处置",
+              "notice_at": "2026-04-03T10:00:00+08:00", "closed_by": "hh-agri", "closed_by_name": "红河镇农技中心",
+              "closed_at": "2026-04-16T15:20:00+08:00", "note": "已下架韭菜12.5公斤并监督销毁，责令该批发部落实进货查验"},
+}, TZ)
+CLOSING_ACK = {"type": "ack", "id": "close-hh-agri-0317", "township": "红河镇", "notice_id": _UNDELIVERED,
+               "by": "hh-agri", "action": "办结", "acked_at": "2026-04-16T15:20:00",
+               "note": "已下架韭菜12.5公斤并监督销毁，责令该批发部落实进货查验"}
+
+
 def april(folder: Path) -> tuple[Config, list[Notice]]:
     """The base config (unacknowledged escalation on) and April's notices from the rules."""
     config = parse(config_dict(RULE_OVERRIDES), path="<test>")
@@ -130,9 +147,10 @@ def april(folder: Path) -> tuple[Config, list[Notice]]:
 
 
 def first_of_each_rule(notices: list[Notice]) -> dict[str, Notice]:
-    """The first notice of every rule, plus delivery.failed."""
+    """The first notice of every rule, plus delivery.failed and a closing word (notice.resolved)."""
     out: dict[str, Notice] = {}
     for n in notices:
         out.setdefault(n.rule, n)
     out["delivery.failed"] = DELIVERY_FAILED
+    out["notice.resolved"] = RESOLVED
     return out

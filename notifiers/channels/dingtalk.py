@@ -1,5 +1,11 @@
-"""DingTalk (钉钉) custom robot: a markdown message POSTed to ``…/robot/send?access_token=…``,
-signed when the robot has a signing secret (``secret_env``).
+"""DingTalk (钉钉) custom robot: a markdown message (or, with ``msgtype: text``, the plain text)
+POSTed to ``…/robot/send?access_token=…``, signed when the robot has a signing secret
+(``secret_env``).
+
+Size: the robot's documentation gives no figure; its answer to a longer request is errcode
+460101 "message too long, exceed 20000 bytes" (also worded "body 大小不合法…请保持大小在
+20000bytes 以内"), so the whole request body, sent as UTF-8 JSON, is kept within 20,000 bytes
+(:data:`BODY_LIMIT`) and a longer message goes as numbered parts.
 
 Answers come as HTTP 200 with an errcode:
 
@@ -18,11 +24,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from shian.notifiers.channels.email import clean
-from shian.notifiers.channels.robot import ROBOT, Robot, RobotChannel, check_robot
+from shian.notifiers.channels.parts import Size
+from shian.notifiers.channels.robot import ROBOT, Part, Robot, RobotChannel, check_robot
 from shian.notifiers.channels.spec import ChannelSpec, Label, secret
 from shian.notifiers.message import Message, Outcome, Result
 from shian.rules.config import Problems
@@ -31,7 +39,13 @@ if TYPE_CHECKING:
     from shian.notifiers.settings import Settings
 
 RETRY_LATER = {130101: 60.0, 410100: 60.0, -1: None}
-HINTS = {310000: "（加签、关键词或 IP 校验未通过）", 300001: "（access_token 无效）"}
+HINTS = {310000: "（加签、关键词或 IP 校验未通过）", 300001: "（access_token 无效）", 460101: "（消息过长）"}
+BODY_LIMIT = 20_000  # bytes of the request body (see the module)
+
+
+def json_size(text: str) -> int:
+    """Bytes ``text`` takes inside a UTF-8 JSON string (escapes counted)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
 
 
 def sign(secret_value: str, timestamp_ms: int) -> str:
@@ -47,16 +61,33 @@ def check(robot: Robot | None, keys: tuple[str, ...], problems: Problems, env: M
 
 
 class DingtalkChannel(RobotChannel):
-    max_bytes = 20000
 
     def __init__(self, settings: Settings, *, now: Callable[[], float] = time.monotonic,
                  timeout: float = 10.0, wall: Callable[[], float] = time.time) -> None:
         super().__init__(settings, now=now, timeout=timeout)
         self._wall = wall
 
-    def request(self, url: str, robot: Robot, message: Message) -> tuple[dict[str, str], dict[str, Any], list[str]]:
-        body = {"msgtype": "markdown",
-                "markdown": {"title": clean(message.subject) or "食安预警", "text": self.content(message)}}
+    @staticmethod
+    def _body(robot: Robot, title: str, content: str) -> dict[str, Any]:
+        if robot.msgtype == "text":
+            return {"msgtype": "text", "text": {"content": content}}
+        return {"msgtype": "markdown", "markdown": {"title": title, "text": content}}
+
+    def budget(self, robot: Robot, message: Message) -> tuple[int, Size]:
+        """The body's limit less everything but the text (with the longest title a part gets)."""
+        frame = self._body(robot, self._title(message, Part("", 99, 99)), "")
+        return BODY_LIMIT - len(json.dumps(frame, ensure_ascii=False).encode("utf-8")), json_size
+
+    @staticmethod
+    def _title(message: Message, part: Part) -> str:
+        """What the conversation list shows: the subject, with the part's number."""
+        title = clean(message.subject) or "食安预警"
+        return title + (f"（{part.index}/{part.count}）" if part.count > 1 else "")
+
+    def request(self, url: str, robot: Robot, message: Message,
+                part: Part | None = None) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        part = self.first(robot, message, part)
+        body = self._body(robot, self._title(message, part), part.content)
         if not robot.secret_env:
             return {}, body, []
         key = secret(robot.secret_env)

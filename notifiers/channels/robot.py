@@ -1,5 +1,11 @@
 """What the two chat-group robots share: one HTTP session, a per-webhook rate limit, redaction
-of the access key carried in the webhook address, and the answer mapping up to the errcode.
+of the access key carried in the webhook address, a message too long for the robot sent as
+numbered parts (:mod:`.parts`), and the answer mapping up to the errcode.
+
+A message of several parts is delivered when its last part is: a part refused for now (RETRY)
+is sent again by the next attempt, which resumes at that part (the parts already delivered are
+remembered by the channel, for the process's life); a rate limit full halfway holds the rest
+back the same way. Each part takes its own place in the rate limit.
 
 HTTP level (the errcode in a 200 answer is the subclass's to map):
 
@@ -20,9 +26,11 @@ import collections
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
+from shian.notifiers.channels.parts import Size, split, utf8
 from shian.notifiers.channels.spec import ChannelSpec, secret, strict
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
 from shian.rules.config import Department, Problems, Strict
@@ -37,10 +45,13 @@ WINDOW = 60.0
 
 class Robot(Strict):
     """A chat group robot: its webhook address, given in the file or (because it carries an
-    access token) in an environment variable; DingTalk's signing secret only by variable."""
+    access token) in an environment variable; DingTalk's signing secret only by variable.
+    ``msgtype``: ``markdown`` (the card, default) or ``text`` (plain text, for groups whose
+    members read them where markdown is not shown, such as WeChat)."""
     webhook: str | None = None
     webhook_env: str | None = None
     secret_env: str | None = None
+    msgtype: Literal["markdown", "text"] = "markdown"
 
 
 ROBOT = strict(Robot | None)
@@ -84,21 +95,6 @@ class RateLimit:
         return None
 
 
-def truncate_utf8(text: str, limit: int, tail: str) -> str:
-    """``text`` within ``limit`` UTF-8 bytes; when cut, at a line end if one is near, never
-    inside a character, and followed by ``tail`` (which keeps the reference to the notices)."""
-    if len(text.encode()) <= limit:
-        return text
-    tail_b = tail.encode()[:limit]
-    tail = tail_b.decode(errors="ignore")
-    room = limit - len(tail.encode())
-    head = text.encode()[:room].decode(errors="ignore")
-    cut = head.rfind("\n")
-    if cut >= len(head) // 2:
-        head = head[:cut]
-    return head + tail
-
-
 def redact(text: str, secrets: list[str]) -> str:
     for s in secrets:
         if s:
@@ -114,11 +110,21 @@ def url_secrets(url: str) -> list[str]:
         return []
 
 
+@dataclass(frozen=True)
+class Part:
+    """One request's worth of a message: its text and its place among the parts (from 1)."""
+    content: str
+    index: int = 1
+    count: int = 1
+
+
 class RobotChannel:
-    """A chat robot channel; subclasses give the request and read the errcode, and ``spec``
-    (their module's ChannelSpec) reads the department's robot and names the channel."""
+    """A chat robot channel; subclasses give the request, their size limits and read the
+    errcode, and ``spec`` (their module's ChannelSpec) reads the department's robot and names
+    the channel."""
     spec: ClassVar[ChannelSpec]
-    max_bytes = 4096
+    limits: ClassVar[Mapping[str, int]] = {"markdown": 4096, "text": 2048}  # by msgtype, UTF-8 bytes
+    remembered = 1000  # messages part-way delivered, at most
 
     @property
     def name(self) -> str:
@@ -135,20 +141,33 @@ class RobotChannel:
         self.limit = RateLimit(settings.robot_per_minute, now)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._delivered: dict[tuple[str, str], int] = {}  # (webhook, ref) → parts delivered so far
 
-    def request(self, url: str, robot: Robot, message: Message) -> tuple[dict[str, str], dict[str, Any], list[str]]:
-        """Extra query parameters, the JSON body and further secrets to redact."""
+    def request(self, url: str, robot: Robot, message: Message,
+                part: Part | None = None) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        """Extra query parameters, the JSON body and further secrets to redact, for one part of
+        the message (None: the first, or the whole message when it fits)."""
         raise NotImplementedError
 
     def answer(self, errcode: int, errmsg: str) -> Result:
         raise NotImplementedError
 
-    def content(self, message: Message) -> str:
-        """The markdown within the robot's size limit, the notice reference kept at the end."""
-        ids = [message.ref, *message.notice_ids]
-        lines = [ln for ln in message.markdown.rstrip().splitlines() if ln.strip()]
-        last = lines[-1] if lines and any(i and i in lines[-1] for i in ids) else f"> 编号：{message.ref}"
-        return truncate_utf8(message.markdown, self.max_bytes, f"\n\n……（内容过长，已截断）\n{last}")
+    def budget(self, robot: Robot, message: Message) -> tuple[int, Size]:
+        """How much of the message's text one request may carry, and how it is measured."""
+        return self.limits[robot.msgtype], utf8
+
+    def parts(self, robot: Robot, message: Message) -> list[Part]:
+        """The message as this robot sends it: its markdown (or text), split when too long."""
+        if robot.msgtype == "markdown":
+            text, breaks = message.markdown, message.markdown_breaks
+        else:
+            text, breaks = message.text, message.text_breaks
+        limit, size = self.budget(robot, message)
+        pieces = split(text.rstrip("\n"), breaks, limit, size=size, ref=message.ref)
+        return [Part(p, k, len(pieces)) for k, p in enumerate(pieces, 1)]
+
+    def first(self, robot: Robot, message: Message, part: Part | None) -> Part:
+        return part if part is not None else self.parts(robot, message)[0]
 
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result:
         robot: Robot | None = self.spec.contact_of(dept)
@@ -157,17 +176,34 @@ class RobotChannel:
         url = webhook_of(robot)
         if not url:
             return Result(Outcome.FAILED, f"{self.label}的 Webhook 地址未设置（环境变量 {robot.webhook_env}）")
+        parts, key = self.parts(robot, message), (url, message.ref)
+        for part in parts[self._delivered.get(key, 0):]:
+            result = await self._send_part(url, robot, message, part)
+            if result.outcome is not Outcome.DELIVERED:
+                if result.outcome is Outcome.FAILED:
+                    self._delivered.pop(key, None)
+                return result
+            self._delivered.pop(key, None)
+            self._delivered[key] = part.index
+            while len(self._delivered) > self.remembered:
+                self._delivered.pop(next(iter(self._delivered)))
+        self._delivered.pop(key, None)
+        return DELIVERED
+
+    async def _send_part(self, url: str, robot: Robot, message: Message, part: Part) -> Result:
+        """One request; its error names the part when there are several."""
+        where = f"（第 {part.index}/{part.count} 部分，前 {part.index - 1} 部分已送达）" if part.count > 1 else ""
         secrets = url_secrets(url)
         try:
-            params, body, more = self.request(url, robot, message)
+            params, body, more = self.request(url, robot, message, part)
         except LookupError as e:
             return Result(Outcome.FAILED, str(e))
-        secrets += more
         wait = self.limit.take(url)
         if wait is not None:
-            return Result(Outcome.RETRY, f"群机器人每分钟最多 {self.limit.per_minute} 条，稍后重发", retry_after=wait)
+            return Result(Outcome.RETRY, f"群机器人每分钟最多 {self.limit.per_minute} 条，稍后重发{where}", retry_after=wait)
         result = await self._post(url, params, body)
-        return Result(result.outcome, redact(result.error, secrets), result.retry_after)
+        error = result.error + where if result.error else ""
+        return Result(result.outcome, redact(error, secrets + more), result.retry_after)
 
     async def _post(self, url: str, params: dict[str, str], body: dict[str, Any]) -> Result:
         import aiohttp
@@ -175,7 +211,9 @@ class RobotChannel:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(url, params=params or None, json=body) as resp:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")  # the size the limits are counted in
+            async with self._session.post(url, params=params or None, data=data,
+                                          headers={"Content-Type": "application/json; charset=utf-8"}) as resp:
                 status, text = resp.status, await resp.text(errors="replace")
                 retry_after = resp.headers.get("Retry-After", "")
         except aiohttp.InvalidURL:

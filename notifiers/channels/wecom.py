@@ -1,4 +1,6 @@
-"""WeCom (企业微信) group robot: a markdown card POSTed to the webhook (``…/send?key=…``).
+"""WeCom (企业微信) group robot: a markdown card (or, with ``msgtype: text``, the plain text)
+POSTed to the webhook (``…/send?key=…``). The robot takes at most 4,096 bytes of markdown and
+2,048 of text (UTF-8; errcode 40058 beyond): a longer message goes as numbered parts.
 
 Answers come as HTTP 200 with an errcode:
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from shian.notifiers.channels.robot import ROBOT, Robot, RobotChannel, check_robot
+from shian.notifiers.channels.robot import ROBOT, Part, Robot, RobotChannel, check_robot
 from shian.notifiers.channels.spec import ChannelSpec, Label
 from shian.notifiers.message import Message, Outcome, Result
 from shian.rules.config import Problems
@@ -30,10 +32,12 @@ def check(robot: Robot | None, keys: tuple[str, ...], problems: Problems, env: M
 
 
 class WecomChannel(RobotChannel):
-    max_bytes = 4096
+    limits = {"markdown": 4096, "text": 2048}
 
-    def request(self, url: str, robot: Robot, message: Message) -> tuple[dict[str, str], dict[str, Any], list[str]]:
-        return {}, {"msgtype": "markdown", "markdown": {"content": self.content(message)}}, []
+    def request(self, url: str, robot: Robot, message: Message,
+                part: Part | None = None) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        content = self.first(robot, message, part).content
+        return {}, {"msgtype": robot.msgtype, robot.msgtype: {"content": content}}, []
 
     def answer(self, errcode: int, errmsg: str) -> Result:
         if errcode in RETRY_LATER:

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import socket
 import ssl
 import subprocess
@@ -129,36 +130,45 @@ def dingtalk_sign(secret: str, timestamp: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+WECOM_LIMITS = {"markdown": 4096, "text": 2048}  # bytes of content, UTF-8
+DINGTALK_BODY = 20000  # bytes of the request body
+
+
 class RobotServer:
     """Both robots' webhooks (``/wecom``, ``/dingtalk``) in the test's own loop. Checks the
-    body shape (and DingTalk's signature when ``secret`` is set) like the real services, then
-    answers the next programmed reply: (HTTP status, JSON object or raw text)."""
+    body shape, the size limits (WeCom's content per msgtype, DingTalk's whole body) and
+    DingTalk's signature when ``secret`` is set, like the real services, then answers the next
+    programmed reply: (HTTP status, JSON object or raw text). ``bodies`` keeps the raw bytes."""
 
     def __init__(self, secret: str | None = None, delay: float = 0.0) -> None:
         self.secret = secret
         self.delay = delay
         self.replies: list[tuple[int, Any]] = []
         self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.bodies: list[bytes] = []
         self.port = 0
 
     def url(self, path: str, **query: str) -> str:
         q = "&".join(f"{k}={v}" for k, v in query.items())
         return f"http://127.0.0.1:{self.port}/{path}" + (f"?{q}" if q else "")
 
-    def _problem(self, path: str, body: Any, query: dict[str, str]) -> tuple[int, str] | None:
-        if not isinstance(body, dict) or body.get("msgtype") != "markdown":
+    def _problem(self, path: str, body: Any, query: dict[str, str], size: int) -> tuple[int, str] | None:
+        kind = body.get("msgtype") if isinstance(body, dict) else None
+        if kind not in ("markdown", "text"):
             return 40008, "invalid message type"
-        md = body.get("markdown")
+        md = body.get(kind)
         if path == "/wecom":
-            if set(body) != {"msgtype", "markdown"} or not isinstance(md, dict) or set(md) != {"content"} \
+            if set(body) != {"msgtype", kind} or not isinstance(md, dict) or set(md) != {"content"} \
                     or not isinstance(md["content"], str):
                 return 40008, "invalid message"
-            if len(md["content"].encode()) > 4096:
-                return 40058, "markdown.content exceed max length 4096"
+            if len(md["content"].encode()) > WECOM_LIMITS[kind]:
+                return 40058, f"{kind}.content exceed max length {WECOM_LIMITS[kind]}"
         else:
-            if not isinstance(md, dict) or set(md) != {"title", "text"} \
-                    or not all(isinstance(v, str) and v for v in md.values()):
-                return 40035, "缺少参数 markdown"
+            keys = {"title", "text"} if kind == "markdown" else {"content"}
+            if not isinstance(md, dict) or set(md) != keys or not all(isinstance(v, str) and v for v in md.values()):
+                return 40035, f"缺少参数 {kind}"
+            if size > DINGTALK_BODY:
+                return 460101, "message too long, exceed 20000 bytes"
             if self.secret is not None:
                 ts = query.get("timestamp", "")
                 if not ts.isdigit() or abs(int(ts) - time.time() * 1000) > 3600_000 \
@@ -167,13 +177,15 @@ class RobotServer:
         return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
         try:
-            body = await request.json()
+            body = json.loads(raw.decode("utf-8"))
         except ValueError:
             body = None
         query = dict(request.query)
         self.requests.append((request.path, query, body))
-        problem = self._problem(request.path, body, query)
+        self.bodies.append(raw)
+        problem = self._problem(request.path, body, query, len(raw))
         if problem:
             return web.json_response({"errcode": problem[0], "errmsg": problem[1]})
         if self.delay:

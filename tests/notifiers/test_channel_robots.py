@@ -7,7 +7,7 @@ import pytest
 
 from channel_support import RobotServer, free_port, make_message, make_settings
 from shian.notifiers.channels.dingtalk import DingtalkChannel
-from shian.notifiers.channels.robot import truncate_utf8
+from shian.notifiers.channels.parts import CONTINUED
 from shian.notifiers.channels.wecom import WecomChannel
 from shian.notifiers.message import Outcome, Result
 from shian.rules.config import Department
@@ -81,25 +81,25 @@ def test_wecom_posts_the_markdown_card():
     assert body == {"msgtype": "markdown", "markdown": {"content": make_message().markdown}}
 
 
-def test_wecom_long_card_is_cut_to_4096_bytes_keeping_the_notice_reference():
+def test_wecom_card_of_one_long_notice_goes_as_parts_cut_at_line_ends():
+    """A card over 4,096 bytes with no notice boundary: parts within the limit, cut where lines
+    end, each saying it goes on, all lines delivered once and the reference in the last."""
     ref_line = "> 编号：n-20260501-0007"
-    long_md = "### 食安预警\n" + "\n".join(f"- 第 {i} 条：红河镇新寨村青菜农残超标" for i in range(400)) + "\n" + ref_line
+    lines = [f"- 第 {i} 条：红河镇新寨村青菜农残超标" for i in range(400)]
+    long_md = "### 食安预警\n" + "\n".join(lines) + "\n" + ref_line
 
     async def go():
         async with RobotServer() as server:
             [result] = await send_each(WecomChannel(make_settings()), wecom_dept(server), [make_message(markdown=long_md)])
-            return result, server.requests[0][2]["markdown"]["content"]
-    result, content = asyncio.run(go())
+            return result, [b["markdown"]["content"] for _, _, b in server.requests]
+    result, contents = asyncio.run(go())
     assert result.outcome is Outcome.DELIVERED, result
-    assert len(content.encode()) <= 4096 and len(long_md.encode()) > 4096
-    assert content.endswith(ref_line) and "已截断" in content
-
-
-@pytest.mark.parametrize("text, limit", [("食" * 3000, 4096), ("a" * 5000, 4096), ("食安\n" * 2000, 1000), ("短", 10)])
-def test_truncation_never_exceeds_the_limit_nor_splits_a_character(text, limit):
-    out = truncate_utf8(text, limit, "\n…编号：n-1")
-    assert len(out.encode()) <= limit
-    assert out == text or out.endswith("\n…编号：n-1")
+    assert len(contents) > 1 and all(len(c.encode()) <= 4096 for c in contents)
+    assert [c.splitlines()[0] for c in contents] == [f"### 食安预警（1/{len(contents)}）"] + [
+        f"### 食安预警（{k}/{len(contents)}，接上条，编号 n-20260501-0007）" for k in range(2, len(contents) + 1)]
+    assert all(CONTINUED in c for c in contents[:-1]) and contents[-1].endswith(ref_line)
+    sent = [ln for c in contents for ln in c.splitlines() if ln.startswith("- 第 ")]
+    assert sent == lines
 
 
 @pytest.mark.parametrize("status, reply, outcome, retry_after", [

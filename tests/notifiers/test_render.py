@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from notice_month import april, first_of_each_rule
-from shian.notifiers.render import NOTIFIER_RULES, PACKAGED, Renderer, group_ref, spec_of
+from shian.notifiers.render import (NOTIFIER_RULES, PACKAGED, Renderer, elapsed, group_ref, hours_cn, placed, spec_of,
+                                    untagged)
 from shian.notifiers.settings import parse as parse_settings
 from shian.rules.families import RULES
 from shian.rules.notice import Notice
@@ -34,9 +35,13 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[Notice]]:
     return april(tmp_path_factory.mktemp("render"))
 
 
+PUBLIC_URL = "https://shian.xiping.gov.cn"
+
+
 @pytest.fixture(scope="module")
 def renderer(month: tuple[Any, list[Notice]]) -> Renderer:
-    return Renderer(parse_settings(month[0], env={}))
+    """The April config with the office's pages at PUBLIC_URL (the messages link to them)."""
+    return Renderer(parse_settings(dataclasses.replace(month[0], service={"public_url": PUBLIC_URL + "/"}), env={}))
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +85,18 @@ def test_golden_notice(rule: str, renderer: Renderer, by_rule: dict[str, Notice]
     _golden(f"{rule}.html", m.html)
 
 
+# Other recipients' copies of the same notices: a county 督办 to the town office it is addressed
+# to, and the town office's 抄送 of a town-level 预警 addressed to the routed department.
+VIEWS = [("sample.banned_substance", "hh-fso"), ("sample.unqualified", "hh-fso")]
+
+
+@pytest.mark.parametrize("rule, dept", VIEWS)
+def test_golden_copy_of_another_recipient(rule: str, dept: str, renderer: Renderer, by_rule: dict[str, Notice]) -> None:
+    m = renderer.notice(by_rule[rule], dept)
+    _golden(f"{rule}@{dept}.txt", _sections(m))
+    _golden(f"{rule}@{dept}.html", m.html)
+
+
 def test_golden_group_and_digest(renderer: Renderer, month: tuple[Any, list[Notice]]) -> None:
     notices = month[1]
     unqualified = [n for n in notices if n.rule == "sample.unqualified"]
@@ -110,16 +127,65 @@ def test_recipient_office_and_notice_id_in_every_format(renderer: Renderer, by_r
     assert dict(m.headers) == {"X-Shian-Ref": n.id, "X-Shian-Notice-Ids": n.id, "X-Shian-Rule": "sample.unqualified"}
 
 
-def test_issuer_is_town_office_for_town_level_and_county_office_for_county_level(
-        renderer: Renderer, by_rule: dict[str, Notice]) -> None:
-    town = renderer.notice(by_rule["sample.unqualified"], "hh-agri")
-    county = renderer.notice(by_rule["sample.banned_substance"], "hh-vet")
-    assert by_rule["sample.unqualified"].level == "town" and by_rule["sample.banned_substance"].level == "county"
-    assert "\n红河镇食安办\n2026年4月3日\n" in town.text and "\n县食安办\n" not in town.text
-    assert '<p class="sign">红河镇食安办<br>2026年4月3日</p>' in town.html
-    assert "红河镇食安办　2026年4月3日" in town.markdown
-    assert "\n县食安办\n2026年4月9日\n" in county.text
-    assert '<p class="sign">县食安办<br>2026年4月9日</p>' in county.html
+# (rule, recipient) → who signs that recipient's copy, whether it is a 抄送 and its 主送 / 抄送 lines.
+ADDRESSING = [
+    # town level, routed: from the system to the responsible department, the town office in copy
+    ("sample.unqualified", "hh-agri", "西平县食品安全预警系统", False, "红河镇农技中心", "红河镇食安办"),
+    ("sample.unqualified", "hh-fso", "西平县食品安全预警系统", True, "红河镇农技中心", "红河镇食安办"),
+    # town level, asking the town office to chase a village or a business: from the system
+    ("report.reminder", "hh-fso", "西平县食品安全预警系统", False, None, None),
+    ("inspection.license_missing", "hh-fso", "西平县食品安全预警系统", False, None, None),
+    # a town-level 督办 is the county's
+    ("inspection.rectification_overdue", "hh-fso", "县食安办", False, None, None),
+    # county level: the county office to the town and the routed department; its own copy from the system
+    ("sample.banned_substance", "hh-fso", "县食安办", False, "红河镇畜牧站、红河镇食安办", "县食安办"),
+    ("sample.banned_substance", "hh-vet", "县食安办", False, "红河镇畜牧站、红河镇食安办", "县食安办"),
+    ("sample.banned_substance", "county-fso", "西平县食品安全预警系统", True, "红河镇畜牧站、红河镇食安办", "县食安办"),
+    ("incident.late_report", "hh-fso", "县食安办", False, "红河镇食安办", "县食安办"),
+    ("source.silent", "bq-fso", "县食安办", False, "板桥镇食安办", "县食安办"),
+    # the county office the only recipient: from the system
+    ("sample.lab_late", "county-fso", "西平县食品安全预警系统", False, None, None),
+    ("delivery.failed", "county-fso", "西平县食品安全预警系统", False, None, None),
+    ("notice.resolved", "hh-fso", "西平县食品安全预警系统", False, None, None),
+]
+
+
+@pytest.mark.parametrize("rule, dept, signer, copy, main, copies", ADDRESSING)
+def test_who_signs_each_copy_and_to_whom_it_is_addressed(rule: str, dept: str, signer: str, copy: bool,
+                                                         main: str | None, copies: str | None,
+                                                         renderer: Renderer, by_rule: dict[str, Notice]) -> None:
+    """落款, 主送 and 抄送 as an office writes them, in the text, the card and the HTML alike."""
+    n = by_rule[rule]
+    m = renderer.notice(n, dept)
+    name = renderer.dept_name(dept)
+    date_line = f"{n.at.year}年{n.at.month}月{n.at.day}日"
+    assert f"\n\n{signer}\n{date_line}\n" in m.text and f"{signer}　{date_line}" in m.markdown
+    assert f'<p class="sign">{signer}<br>{date_line}</p>' in m.html
+    assert m.text.count(f"\n{name}：\n") == 1 and f"**{name}：**" in m.markdown
+    assert ("【抄送】" in m.subject) is copy and ("现抄送你单位" in m.text) is copy and ("【抄送】" in m.markdown) is copy
+    assert ("以你单位名义" in m.text) is (copy and signer != "县食安办" and dept == "county-fso")
+    if main is None:
+        assert "主送：" not in m.text and "抄送：" not in m.text
+    else:
+        assert f"\n主送：{main}\n" in m.text and f"主送：{main}；抄送：{copies}" in m.markdown
+        assert f"\n抄送：{copies}\n" in m.text
+
+
+def test_no_copy_names_its_recipient_as_its_issuer(renderer: Renderer, by_rule: dict[str, Notice]) -> None:
+    """Every recipient of every rule's notice: the copy is never signed with the recipient's name."""
+    for rule, n in by_rule.items():
+        for dept in n.recipients:
+            m, name = renderer.notice(n, dept), renderer.dept_name(dept)
+            date_line = f"{n.at.year}年{n.at.month}月{n.at.day}日"
+            assert f"\n{name}\n{date_line}\n" not in m.text, (rule, dept)
+            assert f"{name}　{date_line}" not in m.markdown and f'"sign">{name}<br>' not in m.html, (rule, dept)
+
+
+def test_only_an_office_orders_a_follow_up(renderer: Renderer, by_rule: dict[str, Notice]) -> None:
+    """现予督办 when the county office issues a 督办; what the system itself sends only informs."""
+    assert "现予督办" in renderer.notice(by_rule["sample.banned_substance"], "hh-fso").text
+    failed = renderer.notice(by_rule["delivery.failed"], "county-fso")
+    assert "现予督办" not in failed.text and "现将有关情况通知如下" in failed.text
 
 
 def test_due_dates_and_rates_are_written_the_chinese_way(renderer: Renderer, by_rule: dict[str, Notice]) -> None:
@@ -136,7 +202,7 @@ def test_due_dates_and_rates_are_written_the_chinese_way(renderer: Renderer, by_
 
 
 def test_critical_notices_are_marked_urgent(renderer: Renderer, by_rule: dict[str, Notice]) -> None:
-    m = renderer.notice(by_rule["incident.reported"], "county-fso")
+    m = renderer.notice(by_rule["incident.reported"], "hh-fso")
     assert m.severity == "critical" and m.subject.startswith("【紧急】【预警通知】红河镇 ")
     assert renderer.notice(by_rule["report.escalation"], "county-fso").subject.startswith("【督办通知】")
 
@@ -225,3 +291,115 @@ def test_unknown_rule_still_renders(renderer: Renderer, by_rule: dict[str, Notic
     n = dataclasses.replace(by_rule["report.overdue"], rule="report.new_kind", title="【提醒】新规则的通知")
     m = renderer.notice(n, "hh-fso")
     assert "新规则的通知" in m.subject and "新寨村" in m.text
+
+
+# The kind, the links, the wording of times and places
+
+
+TAG = re.compile(r"【([^】]+)】")
+
+
+def _every_copy(renderer: Renderer, by_rule: dict[str, Notice]):
+    for rule, n in sorted(by_rule.items()):
+        for dept in n.recipients:
+            yield rule, n, dept, renderer.notice(n, dept)
+
+
+def test_every_message_names_the_kind_of_its_rules_spec_and_no_other(
+        renderer: Renderer, by_rule: dict[str, Notice], month: tuple[Any, list[Notice]]) -> None:
+    """Subject, text, card and HTML of every recipient's copy (and groups, digests): the kind is
+    the spec's document and no bracketed tag names another kind (a title's 【催办】 or 【预警】)."""
+    for rule, n, dept, m in _every_copy(renderer, by_rule):
+        spec = spec_of(rule)
+        for body in (m.subject, m.text, m.markdown, m.html):
+            assert spec.document in body, (rule, dept)
+            assert set(TAG.findall(body)) <= {spec.document, "紧急", "抄送"}, (rule, dept, TAG.findall(body))
+    notices = month[1]
+    g = renderer.group([x for x in notices if x.rule == "sample.unqualified"], "hh-fso")
+    d = renderer.digest("hh-fso", date(2026, 4, 21), [x for x in notices if "hh-fso" in x.recipients], [])
+    kinds = {spec_of(x.rule).document for x in notices}
+    for body in (g.subject, g.text, g.markdown, g.html, d.text, d.markdown, d.html):
+        assert set(TAG.findall(body)) <= kinds | {"紧急", "抄送", "食品安全日报"}, TAG.findall(body)
+
+
+def test_every_message_links_to_the_notice_page_besides_the_command_line(
+        renderer: Renderer, by_rule: dict[str, Notice], month: tuple[Any, list[Notice]]) -> None:
+    """With service.public_url: each copy (each format) carries <public_url>/notices/<id> — the
+    closing word the closed notice's page — and still the command line; groups and digests per notice."""
+    for rule, n, dept, m in _every_copy(renderer, by_rule):
+        target = n.facts["notice_id"] if rule == "notice.resolved" else n.id
+        page = f"{PUBLIC_URL}/notices/{target}"
+        assert page in m.text and f"]({page})" in m.markdown and f'href="{page}"' in m.html, (rule, dept)
+        assert rule == "notice.resolved" or f"shian ack {n.id} --by {dept}" in m.text
+    unq = [x for x in month[1] if x.rule == "sample.unqualified"]
+    g = renderer.group(unq, "hh-agri")
+    d = renderer.digest("hh-fso", date(2026, 4, 21), [by_rule["report.overdue"]], unq)
+    for x in unq:
+        for body in (g.text, g.markdown, g.html, d.text, d.markdown, d.html):
+            assert f"{PUBLIC_URL}/notices/{x.id}" in body
+
+
+def test_without_public_url_messages_carry_the_command_line_only(month: tuple[Any, list[Notice]],
+                                                                  by_rule: dict[str, Notice]) -> None:
+    """No service.public_url: no link is made up; the command lines remain."""
+    plain = Renderer(parse_settings(month[0], env={}))
+    m = plain.notice(by_rule["sample.unqualified"], "hh-agri")
+    assert "/notices/" not in m.text + m.markdown + m.html and "http" not in m.text + m.markdown
+    assert "签收：shian ack 8601f249ce79decb --by hh-agri" in m.text
+
+
+@pytest.mark.parametrize("hours, written", [
+    (2, "2小时"), (2.0, "2小时"), (1.5, "1小时30分"), (0.75, "45分钟"), (12.17, "约12小时10分"),
+    (24, "24小时"), (72, "72小时"), (0.001, "不到1分钟"), (0, "0分钟"), ("x", "x"),
+])
+def test_hours_are_written_as_an_office_writes_a_time_span(hours: Any, written: str) -> None:
+    """Hours in a message are 小时 and 分, 约 when a rounded figure is all there is."""
+    assert hours_cn(hours) == written
+
+
+@pytest.mark.parametrize("start, end, fallback, written", [
+    ("2026-04-18T19:30:00+08:00", "2026-04-19T07:40:00+08:00", 12.17, "12小时10分"),
+    ("2026-04-18T19:30:00+08:00", "2026-04-18T19:30:00+08:00", 0, "0分钟"),
+    ("2026-04-18T19:30:00+08:00", "2026-04-18T21:30:40+08:00", 2.01, "约2小时1分"),
+    (None, "2026-04-19T07:40:00+08:00", 12.17, "约12小时10分"),
+])
+def test_elapsed_time_is_exact_to_the_minute_from_the_two_times(start: Any, end: Any, fallback: Any,
+                                                                 written: str) -> None:
+    """From occurred_at to reported_at, not from the rounded delay_hours, when both are known."""
+    assert elapsed(start, end, fallback) == written
+
+
+@pytest.mark.parametrize("entity, places, written", [
+    ("镇卫生院", ("盆尧镇",), "盆尧镇卫生院"),
+    ("镇中心学校", ("红河镇",), "红河镇中心学校"),
+    ("镇东村", ("红河镇",), "红河镇镇东村"),       # a village named 镇东村 keeps its name
+    ("乡卫生院", ("石桥乡",), "石桥乡卫生院"),
+    ("村卫生室", ("红河镇", "坝心村"), "红河镇坝心村卫生室"),
+    ("坝心村张记豆腐坊", ("红河镇", "坝心村"), "红河镇坝心村张记豆腐坊"),
+    ("红河镇中心学校食堂", ("红河镇", "红河村"), "红河镇中心学校食堂"),
+    ("刘记鲜肉店", ("红河镇", "红河村"), "红河镇红河村刘记鲜肉店"),
+    ("新寨村", ("红河镇",), "红河镇新寨村"),
+    ("", ("红河镇",), "红河镇"),
+])
+def test_places_are_joined_without_doubling_a_level(entity: str, places: tuple[str, ...], written: str) -> None:
+    """盆尧镇 + 镇卫生院 is 盆尧镇卫生院; a place the name already carries is not repeated."""
+    assert placed(entity, *places) == written
+
+
+def test_messages_write_times_and_places_as_an_office_does(renderer: Renderer, by_rule: dict[str, Notice]) -> None:
+    """No 12.17小时 and no 红河镇镇卫生院 in any format of the late report and the report notices."""
+    late = renderer.notice(by_rule["incident.late_report"], "hh-fso")
+    for body in (late.subject, late.text, late.markdown, late.html):
+        assert "12.17" not in body and "发生后12小时10分" in body
+    report = by_rule["report.escalation"]
+    clinic = dataclasses.replace(report, facts={**report.facts, "reporter": "镇卫生院"})
+    m = renderer.notice(clinic, "hh-fso")
+    for body in (m.text, m.markdown, m.html):
+        assert "镇镇" not in body and "红河镇卫生院" in body
+
+
+def test_a_notice_titles_own_tag_never_names_its_kind(renderer: Renderer, by_rule: dict[str, Notice]) -> None:
+    """The unacknowledged notice quotes the original by its spec's kind and its title without 【预警】."""
+    m = renderer.notice(by_rule["notice.unacknowledged"], "hh-fso")
+    assert "原通知：预警通知“红河镇王建军蔬菜批发部韭菜抽检不合格" in m.text and "【预警】" not in m.text
+    assert untagged("【紧急】【督办】红河镇 事件") == "红河镇 事件" and untagged("无标记") == "无标记"
