@@ -22,7 +22,8 @@ from .receipts import receipts
 from .runtime import Runtime
 from .report import Table, when, write_xlsx
 
-DELIVERY_NAMES = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
+DELIVERY_NAMES = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "held": "不发送（已过期或已被取代）",
+                  "pending": "待发送", "sending": "发送中"}
 CHANNEL_NAMES = LEDGER_LABELS  # a channel's label in the ledger, from its module
 SHEETS = ("通知台账", "签收明细")
 
@@ -32,7 +33,7 @@ def delivery_state(rows: Sequence[Any]) -> str:
     if not rows:
         return "无投递渠道"
     parts = []
-    for state in ("sent", "failed", "silenced", "sending", "pending"):
+    for state in ("sent", "failed", "silenced", "held", "sending", "pending"):
         chans = [CHANNEL_NAMES.get(d.channel, d.channel) for d in rows if d.state == state]
         if chans:
             parts.append(f"{DELIVERY_NAMES[state]}（{'、'.join(chans)}）")
