@@ -239,8 +239,9 @@ class Dispatcher:
         if not reasons or (batch.message is not None and len(reasons) < len(batch.notices)):
             return batch
         self.outbox.hold(batch.id, reasons)
-        log.info("%d notice(s) held, not sent to %s via %s (the reasons are in the outbox): %s",
-                 len(reasons), batch.dept, batch.channel, ",".join(reasons))
+        ids = list(reasons)
+        log.info("%d notice(s) held, not sent to %s via %s (the reasons are in the outbox): %s%s",
+                 len(ids), batch.dept, batch.channel, ",".join(ids[:5]), ",…" if len(ids) > 5 else "")
         return dataclasses.replace(batch, notices=tuple(n for n in batch.notices if n.id not in reasons))
 
     def _drop_muted(self, batch: Batch) -> Batch:
