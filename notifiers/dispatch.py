@@ -28,6 +28,12 @@ Delivery semantics (per notice, recipient department and channel):
 - **Quiet hours.** Info and warning notices wait for working hours on an official working
   day; critical ones go at once (:func:`timing.release_time`). A group flushes when its most
   urgent member is due. Retries are not held again; the daily digest is sent at its own time.
+- **Catch-up** (:mod:`shian.notifiers.catchup`). A reminder whose date has passed when its
+  message would be rendered, or that its own overdue notice supersedes, is held (rows
+  ``held``, the reason recorded), also one already due; a message already rendered and
+  retried is held only when all of its notices are. Late notices (``catch_up_after``) go as
+  one summary per department and channel (``renderer.catch_up``); a late critical one alone,
+  under a 补发 note (``renderer.catch_up`` of that one notice).
 - **Silences.** A notice muted by a silence when it arrives, or (for a group still waiting)
   by one added before it goes out, is kept with its rows ``silenced`` and never sent.
 - **Daily digest.** At ``digest.at`` local each day, each department with a channel gets
@@ -54,7 +60,7 @@ from shian.rules.notice import Notice, notice_id, notice_key
 from shian.rules.params import RuleSpec
 from shian.rules.timeutil import fmt
 
-from . import timing
+from . import catchup, timing
 from .channels import SHORT_LABELS
 from .message import Channel, Message, Outcome, Result
 from .outbox import Batch, Outbox
@@ -81,6 +87,8 @@ class Renderer(Protocol):
     def group(self, notices: list[Notice], dept_id: str) -> Message: ...
 
     def digest(self, dept_id: str, day: date, notices: list[Notice], open_deadlines: list[Notice]) -> Message: ...
+
+    def catch_up(self, notices: list[Notice], dept_id: str) -> Message: ...
 
 
 def failure_notice(settings: Settings, notice: Notice, dept: str, channel: str,
@@ -201,6 +209,10 @@ class Dispatcher:
 
     async def _deliver(self, channel: Channel, batch: Batch) -> int:
         message = batch.message
+        if batch.kind != "digest":
+            batch = self._drop_held(batch)
+            if not batch.notices:
+                return 0
         if message is None:
             batch = self._drop_muted(batch)
             if not batch.notices:
@@ -225,9 +237,23 @@ class Dispatcher:
 
     def _render(self, batch: Batch) -> Message:
         notices = list(batch.notices)
+        if batch.kind == "catch_up":
+            return self.renderer.catch_up(notices, batch.dept)
         if len(notices) == 1:
             return self.renderer.notice(notices[0], batch.dept)
         return self.renderer.group(notices, batch.dept)
+
+    def _drop_held(self, batch: Batch) -> Batch:
+        """Reminders past their date or superseded by their own overdue notice leave the batch
+        (held); a message already rendered stays whole unless every notice in it is held."""
+        reasons = catchup.holds(batch.notices, self.now(), self.settings.config, self.outbox.notices_of)
+        if not reasons or (batch.message is not None and len(reasons) < len(batch.notices)):
+            return batch
+        self.outbox.hold(batch.id, reasons)
+        ids = list(reasons)
+        log.info("%d notice(s) held, not sent to %s via %s (the reasons are in the outbox): %s%s",
+                 len(ids), batch.dept, batch.channel, ",".join(ids[:5]), ",…" if len(ids) > 5 else "")
+        return dataclasses.replace(batch, notices=tuple(n for n in batch.notices if n.id not in reasons))
 
     def _drop_muted(self, batch: Batch) -> Batch:
         """Silences added while a group waited mute its notices before it is rendered."""
@@ -295,5 +321,7 @@ class Dispatcher:
 
     @staticmethod
     def _what(batch: Batch) -> str:
+        if batch.kind == "catch_up":
+            return f"catch-up summary of {len(batch.notices)} notices to {batch.dept} via {batch.channel}"
         what = ",".join(n.id for n in batch.notices) if batch.kind == "notice" else f"digest {batch.message.ref if batch.message else ''}"
         return f"{what} to {batch.dept} via {batch.channel}"

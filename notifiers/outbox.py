@@ -8,26 +8,32 @@ delivery row; the notice is still stored (the dashboard and the digest read it).
 
 Delivery rows move ``pending → sending → sent``; on a temporary failure back to ``pending``
 with a later ``next_at``; ``failed`` for good; ``silenced`` when a silence mutes the notice
-(never sent). Rows are sent in batches: the rows of one message — a single notice, a group of
-notices of one rule and township for one department and channel, or a daily digest. A batch
-is rendered once, when it first goes out; its message (and ``ref``) is stored, so a retry
-sends the very same message, and no notice joins a batch after that.
+(never sent); ``held`` when a reminder's date has passed or its own overdue notice superseded
+it (never sent; ``last_error`` says why, :mod:`shian.notifiers.catchup`). Rows are sent in
+batches: the rows of one message — a single notice, a group of notices of one rule, township
+and period for one department and channel, a catch-up summary of the late notices for one
+department and channel, or a daily digest. A batch is rendered once, when it first goes out;
+its message (and ``ref``) is stored, so a retry sends the very same message, and no notice
+joins a batch after that.
 
 Schema (times are Unix seconds, REAL; the notice itself is kept as its §4 JSON):
 
 - ``notices(id, rule, severity, level, township, at, due, received, silenced, json)``
 - ``recipients(notice_id, dept)``
-- ``batches(id, kind, dept, channel, rule, township, opened, due, ref, message)`` — ``kind``
-  is ``notice`` or ``digest``; (rule, township, dept, channel) is the group key; ``due`` is
-  when the group flushes; ``message`` is the rendered :class:`Message` as JSON.
+- ``batches(id, kind, dept, channel, rule, township, opened, due, ref, message, period)`` —
+  ``kind`` is ``notice``, ``catch_up`` (a summary, without rule and township; or a late
+  critical notice alone) or ``digest``; (rule, township, period, dept, channel) is the group
+  key, ``period`` the month the notices are about (:func:`~shian.notifiers.catchup.period_of`);
+  ``due`` is when the group flushes; ``message`` is the rendered :class:`Message` as JSON.
 - ``deliveries(id, notice_id, dept, channel, kind, batch_id, rule, township, state, attempts,
   next_at, first_attempt_at, last_error, sent_at, ref)``, unique (notice_id, dept, channel);
   a digest's row has no notice id.
 - ``digests(dept, day, channel, delivery_id, created)`` — one per department, day and channel
   (``delivery_id`` NULL: nothing to report that day), so a restart never sends it again.
 - ``silences(id, rule, township, start_at, end_at, comment, by, created)`` — run-time silences.
-- ``meta(key, value)`` — ``schema`` version; ``started``, the first time the outbox accepted a
-  notice or a dispatcher started on it.
+- ``meta(key, value)`` — ``schema`` version (a file of version 1, without ``held`` rows,
+  summaries and periods, is converted when it is opened); ``started``, the first time the
+  outbox accepted a notice or a dispatcher started on it.
 
 One dispatcher per outbox file: :meth:`recover`, run at its start, treats every row left in
 ``sending`` as not sent.
@@ -42,19 +48,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from shian.rules.notice import Notice
 
-from . import timing
+from . import catchup, timing
 from .message import Message
 from .settings import Settings, Silence
 from .silences import StoredSilence, muting
 
 log = logging.getLogger("shian.notifiers.outbox")
 
-SCHEMA_VERSION = "1"
-STATES = ("pending", "sending", "sent", "failed", "silenced")
+SCHEMA_VERSION = "2"
+STATES = ("pending", "sending", "sent", "failed", "silenced", "held")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,6 +78,7 @@ CREATE TABLE IF NOT EXISTS notices (
 );
 CREATE INDEX IF NOT EXISTS notices_at ON notices (at);
 CREATE INDEX IF NOT EXISTS notices_due ON notices (due) WHERE due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notices_rule ON notices (rule, township);
 CREATE TABLE IF NOT EXISTS recipients (
     notice_id TEXT NOT NULL REFERENCES notices (id),
     dept TEXT NOT NULL,
@@ -79,7 +86,7 @@ CREATE TABLE IF NOT EXISTS recipients (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('notice', 'digest')),
+    kind TEXT NOT NULL CHECK (kind IN ('notice', 'catch_up', 'digest')),
     dept TEXT NOT NULL,
     channel TEXT NOT NULL,
     rule TEXT,
@@ -87,7 +94,8 @@ CREATE TABLE IF NOT EXISTS batches (
     opened REAL NOT NULL,
     due REAL NOT NULL,
     ref TEXT,
-    message TEXT
+    message TEXT,
+    period TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_open ON batches (dept, channel, rule, township) WHERE message IS NULL;
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -99,7 +107,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     batch_id INTEGER REFERENCES batches (id),
     rule TEXT,
     township TEXT,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'silenced')),
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'silenced', 'held')),
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL,
     first_attempt_at REAL,
@@ -230,6 +238,7 @@ class Outbox:
                 if stmt.strip():
                     c.execute(stmt)
             c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        self._migrate()
 
     def close(self) -> None:
         self.db.close()
@@ -281,13 +290,14 @@ class Outbox:
         if muted is not None:
             log.info("notice %s (%s, %s) silenced", notice.id, notice.rule, notice.township)
         own_due = timing.flush_time(now, notice.severity, s)
+        how = catchup.route(notice, now, s, follows_late=self._any_late(c, catchup.escalated_ids(notice)))
         for dept in dict.fromkeys(notice.recipients):
             if dept not in s.config.departments:
                 log.error("notice %s: unknown department %s, not delivered", notice.id, dept)
                 continue
             c.execute("INSERT OR IGNORE INTO recipients (notice_id, dept) VALUES (?, ?)", (notice.id, dept))
             for channel in s.channels_of(dept) if deliver else ():
-                batch_id, next_at = (None, None) if muted else self._join(c, notice, dept, channel, now, own_due)
+                batch_id, next_at = (None, None) if muted else self._join(c, notice, dept, channel, now, own_due, how)
                 c.execute(
                     "INSERT OR IGNORE INTO deliveries (notice_id, dept, channel, kind, batch_id, rule, township,"
                     " state, next_at) VALUES (?, ?, ?, 'notice', ?, ?, ?, ?, ?)",
@@ -296,26 +306,46 @@ class Outbox:
         return True
 
     def _join(self, c: sqlite3.Cursor, notice: Notice, dept: str, channel: str,
-              now: datetime, own_due: datetime) -> tuple[int, float]:
-        """The batch a new delivery row goes into: the open group of its key, if one is still
-        waiting (it then flushes at the earlier of the two due times), else a new one."""
+              now: datetime, own_due: datetime, how: catchup.Route = "group") -> tuple[int, float]:
+        """The batch a new delivery row goes into (``how``: :func:`catchup.route`): the
+        department's catch-up summary not yet sent, for a late notice (or an escalation of one,
+        if such a summary waits); else the open group of its rule, township and period, if one
+        is still waiting (it then flushes at the earlier of the two due times); else a new one."""
         row = None
-        if self.settings is not None and self.settings.group_wait_seconds > 0:
+        period = catchup.period_of(notice, self.tz)
+        if how in ("summary", "follow"):
+            row = c.execute(
+                "SELECT id, due FROM batches WHERE kind = 'catch_up' AND rule IS NULL AND dept = ? AND channel = ?"
+                " AND message IS NULL ORDER BY id DESC LIMIT 1", (dept, channel)).fetchone()
+        if row is None and how in ("group", "follow") and self.settings is not None \
+                and self.settings.group_wait_seconds > 0:
             row = c.execute(
                 "SELECT id, due FROM batches WHERE kind = 'notice' AND dept = ? AND channel = ? AND rule = ?"
-                " AND township = ? AND message IS NULL AND due > ? ORDER BY id DESC LIMIT 1",
-                (dept, channel, notice.rule, notice.township, _ts(now))).fetchone()
-        if row is None:
+                " AND township = ? AND period = ? AND message IS NULL AND due > ? ORDER BY id DESC LIMIT 1",
+                (dept, channel, notice.rule, notice.township, period, _ts(now))).fetchone()
+        if row is None:  # a summary has no rule, township nor period; a late notice alone no period
+            summary, grouped = how == "summary", how in ("group", "follow")
             c.execute(
-                "INSERT INTO batches (kind, dept, channel, rule, township, opened, due)"
-                " VALUES ('notice', ?, ?, ?, ?, ?, ?)",
-                (dept, channel, notice.rule, notice.township, _ts(now), _ts(own_due)))
+                "INSERT INTO batches (kind, dept, channel, rule, township, period, opened, due)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ("notice" if grouped else "catch_up", dept, channel, None if summary else notice.rule,
+                 None if summary else notice.township, period if grouped else None, _ts(now), _ts(own_due)))
             return c.lastrowid, _ts(own_due)
         due = min(row["due"], _ts(own_due))
         if due < row["due"]:
             c.execute("UPDATE batches SET due = ? WHERE id = ?", (due, row["id"]))
             c.execute("UPDATE deliveries SET next_at = ? WHERE batch_id = ? AND state = 'pending'", (due, row["id"]))
         return row["id"], due
+
+    def _any_late(self, c: sqlite3.Cursor, ids: Sequence[str]) -> bool:
+        """Whether one of the stored notices ``ids`` was late (so it went into a summary)."""
+        s = self.settings
+        if not ids or s is None or s.catch_up_after is None:
+            return False
+        marks = ",".join("?" * len(ids))
+        return any(
+            r["severity"] != "critical" and timing.is_late(self._dt(r["at"]), self._dt(r["received"]), s)
+            for r in c.execute(f"SELECT severity, at, received FROM notices WHERE id IN ({marks})", tuple(ids)))
 
     @staticmethod
     def _mark_started(c: sqlite3.Cursor, now: datetime) -> None:
@@ -335,6 +365,40 @@ class Outbox:
     def set_mark(self, key: str, value: str) -> None:
         with self._tx() as c:
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"mark:{key}", value))
+
+    def _migrate(self) -> None:
+        """A file of schema version 1 gets ``batches`` and ``deliveries`` with the checks and
+        the column of version 2 (SQLite cannot change a CHECK in place: each table is copied
+        into a new one, as SQLite documents it, foreign keys off meanwhile), in one transaction."""
+        if self._schema() == SCHEMA_VERSION:
+            return
+        self.db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with self._tx() as c:
+                version = self._schema()
+                if version == SCHEMA_VERSION:
+                    return
+                if version != "1":
+                    raise RuntimeError(f"发件箱 {self.path} 的格式版本为 {version}，本程序只认得 1 和 {SCHEMA_VERSION}")
+                for table in ("batches", "deliveries"):
+                    old = [r[1] for r in c.execute(f"PRAGMA table_info({table})")]
+                    ddl = next(s for s in _SCHEMA.split(";") if f"EXISTS {table} (" in s)
+                    c.execute(ddl.replace(f"IF NOT EXISTS {table} (", f"{table}_v2 ("))
+                    c.execute(f"INSERT INTO {table}_v2 ({', '.join(old)}) SELECT {', '.join(old)} FROM {table}")
+                    c.execute(f"DROP TABLE {table}")
+                    c.execute(f"ALTER TABLE {table}_v2 RENAME TO {table}")
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                if c.execute("PRAGMA foreign_key_check").fetchall():
+                    raise RuntimeError(f"发件箱 {self.path} 转换后外键不一致，已撤销转换")
+                c.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+            log.warning("outbox %s converted from schema 1 to %s", self.path, SCHEMA_VERSION)
+        finally:
+            self.db.execute("PRAGMA foreign_keys=ON")
+
+    def _schema(self) -> str:
+        return str(self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0])
 
     # -- sending -------------------------------------------------------------------------
 
@@ -381,6 +445,14 @@ class Outbox:
                 c.execute("UPDATE deliveries SET state = 'silenced', batch_id = NULL"
                           " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'", (batch_id, nid))
                 c.execute("UPDATE notices SET silenced = 1 WHERE id = ?", (nid,))
+
+    def hold(self, batch_id: int, reasons: Mapping[str, str]) -> None:
+        """Rows of a batch whose notices are not to be sent (:func:`catchup.holds`): ``held``,
+        out of the batch, the reason kept as the row's ``last_error``."""
+        with self._tx() as c:
+            for nid, reason in reasons.items():
+                c.execute("UPDATE deliveries SET state = 'held', batch_id = NULL, next_at = NULL, last_error = ?"
+                          " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'", (reason, batch_id, nid))
 
     def start(self, batch: Batch, now: datetime, message: Message | None = None) -> Batch:
         """Marks the batch's rows ``sending`` (committed before the channel is called); a
@@ -532,6 +604,13 @@ class Outbox:
         only ever added, so a reader can keep what it has and ask for the rest."""
         rows = self.db.execute("SELECT rowid, json FROM notices WHERE rowid > ? ORDER BY rowid", (rowid,)).fetchall()
         return (rows[-1][0] if rows else rowid), [self._notice(r[1]) for r in rows]
+
+    def notices_of(self, rules: Sequence[str], township: str) -> list[Notice]:
+        """The stored notices of ``rules`` in ``township``, in order of ``at``."""
+        marks = ",".join("?" * len(rules))
+        return [self._notice(r[0]) for r in self.db.execute(
+            f"SELECT json FROM notices WHERE rule IN ({marks}) AND township = ? ORDER BY at, rowid",
+            (*rules, township))]
 
     def silenced_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM notices WHERE silenced = 1")}

@@ -30,6 +30,7 @@ from shian.rules.families import RULES
 from shian.rules.notice import PROGRAM_NAMES, SEVERITY_RANK, Notice
 from shian.rules.params import RuleSpec
 
+from . import catchup
 from .channels import FULL_LABELS
 from .dispatch import DELIVERY_FAILED
 from .links import notice_page, public_url
@@ -39,6 +40,8 @@ from .settings import Settings
 
 PACKAGED = Path(__file__).resolve().parent / "templates"
 FALLBACK = "generic"
+# Layouts with a subject of their own (else subject.txt): the catch-up summary, a late notice alone.
+SUBJECTS = {"catch_up": "catch_up_subject.txt", "catch_up_notice": "catch_up_notice_subject.txt"}
 NOTIFIER_RULES: dict[str, RuleSpec] = {DELIVERY_FAILED.id: DELIVERY_FAILED, RESOLVED.id: RESOLVED}
 
 
@@ -518,7 +521,7 @@ class Renderer:
 
     def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> dict[str, Any]:
         """The subject and the three bodies of a layout, with where each notice begins."""
-        subject = one_line(self.env.get_template("subject.txt").render(**subject_vars))
+        subject = one_line(self.env.get_template(SUBJECTS.get(layout, "subject.txt")).render(**subject_vars))
         text, text_breaks = _cuts(_tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx)))
         markdown, markdown_breaks = _cuts(
             _tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx))))
@@ -526,10 +529,10 @@ class Renderer:
         return {"subject": subject, "text": text, "html": html, "markdown": markdown,
                 "text_breaks": text_breaks, "markdown_breaks": markdown_breaks}
 
-    def notice(self, notice: Notice, dept_id: str) -> Message:
+    def notice(self, notice: Notice, dept_id: str, layout: str = "notice") -> Message:
         item = self._item(notice, dept_id)
         bodies = self._render(
-            "notice", {"mode": "notice", "item": item}, item=item, recipient=self.dept_name(dept_id), dept_id=dept_id)
+            layout, {"mode": "notice", "item": item}, item=item, recipient=self.dept_name(dept_id), dept_id=dept_id)
         return Message(
             ref=item["id"], notice_ids=(item["id"],), dept=dept_id, severity=item["severity"], **bodies,
             headers=(("X-Shian-Ref", item["id"]), ("X-Shian-Notice-Ids", item["id"]), ("X-Shian-Rule", item["rule"])),
@@ -607,3 +610,37 @@ class Renderer:
         ).render(subject=subject, dept=dept, lines=lines, system=self.system(), day=cn_date(at.date()))
         return Message(ref=ref, notice_ids=(), dept=dept_id, severity="info", subject=subject, text=text,
                        html=html, markdown=markdown, headers=(("X-Shian-Ref", ref), ("X-Shian-Drill", channel)))
+
+    def catch_up(self, notices: list[Notice], dept_id: str) -> Message:
+        """补发汇总: the late notices for one office (:mod:`shian.notifiers.catchup`), by month
+        and rule, one line each; a late critical notice, which always goes alone, is the notice
+        itself under a 补发 note (its time, and that its deadline has passed, if it has one)."""
+        if not notices:
+            raise ValueError("catch_up() needs at least one notice")
+        if len(notices) == 1 and notices[0].severity == "critical":
+            return self.notice(notices[0], dept_id, "catch_up_notice")
+        items = {n.id: self._item(n, dept_id) for n in notices}
+        months = []
+        for period, rules in catchup.sections(notices, self.config.tz):
+            groups = [{"rule": rule, "label": items[ns[0].id]["label"], "kind": items[ns[0].id]["kind"],
+                       "count": len(ns), "notices": [items[n.id] for n in ns]} for rule, ns in rules]
+            months.append({"period": period, "month": cn_month(period), "rules": groups,
+                           "count": sum(g["count"] for g in groups)})
+        ordered = [i for m in months for g in m["rules"] for i in g["notices"]]
+        ids = tuple(i["id"] for i in ordered)
+        ref = "c" + group_ref(ids)[1:]
+        ats = sorted(str(i["at"]) for i in ordered)
+        towns = {i["township"] for i in ordered}
+        county = len(towns) > 1 or any(i["level"] == "county" for i in ordered)
+        ctx = {
+            "months": months, "total": len(ordered), "ref": ref, "first": cn_date(ats[0]), "last": cn_date(ats[-1]),
+            "issuer": self.dept_name(self.config.county.office) if county and dept_id != self.config.county.office
+            else self.system(),  # never the recipient itself (see addressing)
+            "date": cn_date(ats[-1]),
+            "recipient": self.dept_name(dept_id), "dept_id": dept_id,
+        }
+        bodies = self._render("catch_up", ctx, **ctx)
+        return Message(
+            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in ordered), **bodies,
+            headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids))),
+        )

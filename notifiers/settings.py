@@ -11,7 +11,7 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,6 +41,27 @@ def _hhmm(v: Any) -> str:
     if not isinstance(v, str) or not _HHMM.fullmatch(v):
         raise ValueError(f"应为 HH:MM 格式的时刻（00:00–23:59），实为 {shown(v)}；写成带引号的 '08:30'")
     return v
+
+
+# notifiers.catch_up_after: how old a notice may be when the outbox receives it and still go out
+# on its own; older ones go into one catch-up summary per office (notifiers/catchup.py).
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(min|m|分钟|h|小时|d|天)\s*")
+_UNITS = {"min": 60, "m": 60, "分钟": 60, "h": 3600, "小时": 3600, "d": DAY_SECONDS, "天": DAY_SECONDS}
+CATCH_UP_RANGE = (timedelta(hours=1), timedelta(days=30))
+
+
+def duration(v: Any) -> timedelta:
+    """A length of time written with its unit: ``90m`` / ``90分钟``, ``12h`` / ``12小时``,
+    ``1d`` / ``1天``, within :data:`CATCH_UP_RANGE`. Raises ValueError in words."""
+    m = _DURATION.fullmatch(v) if isinstance(v, str) else None
+    if m is None:
+        raise ValueError(f"应为带单位的时长，实为 {shown(v)}；写成 1d（天）、12h（小时）或 90m（分钟），"
+                         "不写此键即为 1d，写 null 则不汇总")
+    length = timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    low, high = CATCH_UP_RANGE
+    if not low <= length <= high:
+        raise ValueError(f"时长 {v.strip()} 超出范围：应在 1h（1 小时）到 30d（30 天）之间")
+    return length
 
 
 class WorkingHours(_Strict):
@@ -79,6 +100,7 @@ class _Section(_Strict):
     outbox: str = "shian-outbox.sqlite"
     templates: str | None = None
     group_wait_seconds: float = Field(30.0, ge=0, le=DAY_SECONDS, allow_inf_nan=False)
+    catch_up_after: str | None = "1d"
     quiet_hours: bool = True
     working_hours: WorkingHours = WorkingHours()
     digest: Digest | None = Digest()
@@ -86,6 +108,13 @@ class _Section(_Strict):
     robot_per_minute: int = Field(20, ge=1, le=1000)
     silences: list[SilenceSpec] = []
     resolved_messages: bool = False  # a notice's 办结 is told to its other recipients (办结通报)
+
+    @field_validator("catch_up_after", mode="before")
+    @classmethod
+    def _catch_up(cls, v: Any) -> Any:
+        if v is not None:
+            duration(v)
+        return v
 
 
 @dataclass(frozen=True)
@@ -113,6 +142,7 @@ class Settings:
     sections: Mapping[str, Any]  # channel name → its settled notifiers section (absent: not given)
     routes: Mapping[str, tuple[str, ...]]  # department id → the channels it receives on
     group_wait_seconds: float
+    catch_up_after: timedelta | None  # None: no catch-up summary
     quiet_hours: bool
     work_start: time
     work_end: time
@@ -188,6 +218,7 @@ def parse(config: Config, *, env: Mapping[str, str] | None = None) -> Settings:
         sections=sections,
         routes=registry.routes(config, sections),
         group_wait_seconds=raw.group_wait_seconds,
+        catch_up_after=duration(raw.catch_up_after) if raw.catch_up_after is not None else None,
         quiet_hours=raw.quiet_hours,
         work_start=time.fromisoformat(raw.working_hours.start),
         work_end=time.fromisoformat(raw.working_hours.end),

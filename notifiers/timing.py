@@ -12,6 +12,9 @@
   capped at ``retry.max_seconds``, with jitter so that many failed deliveries do not come
   back all at once; a ``retry_after`` from the far side wins when it is longer. A delivery
   still failing ``retry.give_up_hours`` after its first attempt has failed for good.
+- **Catch-up**: a notice that reaches the outbox more than ``catch_up_after`` after its ``at``
+  (the clock jumped: a late start, a downtime, a backfill) is late (:func:`is_late`); what
+  becomes of late notices is :mod:`shian.notifiers.catchup`'s.
 - **Digest**: the digest of day D is due at ``digest.at`` local on D and covers the notices
   whose ``at`` lies in the 24 hours before it (from ``digest.at`` on D − 1), so that a notice
   raised in the evening after one digest is in the next one rather than in none.
@@ -37,6 +40,7 @@ class TimingSettings(Protocol):
     """The part of :class:`~shian.notifiers.settings.Settings` these functions read."""
     config: Config
     group_wait_seconds: float
+    catch_up_after: timedelta | None
     quiet_hours: bool
     work_start: time
     work_end: time
@@ -65,6 +69,13 @@ def release_time(now: datetime, severity: str, settings: TimingSettings) -> date
         if is_working_day(day):
             return _at(day, settings.work_start, settings)
     raise AssertionError("no working day within a year")
+
+
+def is_late(at: datetime, received: datetime, settings: TimingSettings) -> bool:
+    """Whether a notice raised at ``at`` that the outbox received at ``received`` is late: more
+    than ``catch_up_after`` old when it first could go out. Quiet hours do not count: a notice
+    raised on a Friday evening and held for Monday morning is not late."""
+    return settings.catch_up_after is not None and received - at > settings.catch_up_after
 
 
 def flush_time(arrived: datetime, severity: str, settings: TimingSettings) -> datetime:

@@ -33,7 +33,8 @@ CAMPAIGN_STATUS = {"done": "已开展", "missed": "未开展", "open": "进行�
 DISPOSAL_STATUS = {"disposed": "已处置", "disposed_late": "逾期处置", "overdue": "逾期未处置", "open": "待处置"}
 SEVERITY_NAMES = {"info": "提示", "warning": "警示", "critical": "紧急"}
 LEVEL_NAMES = {"town": "乡镇", "county": "县级"}
-DELIVERY_STATUS = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "pending": "待发送", "sending": "发送中"}
+DELIVERY_STATUS = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "held": "不发送（已过期或已被取代）",
+                   "pending": "待发送", "sending": "发送中"}
 
 
 class FigureSource(Protocol):

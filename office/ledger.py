@@ -32,7 +32,7 @@ def delivery_state(rows: Sequence[Any]) -> str:
     if not rows:
         return "无投递渠道"
     parts = []
-    for state in ("sent", "failed", "silenced", "sending", "pending"):
+    for state in ("sent", "failed", "silenced", "held", "sending", "pending"):
         chans = [CHANNEL_NAMES.get(d.channel, d.channel) for d in rows if d.state == state]
         if chans:
             parts.append(f"{DELIVERY_NAMES[state]}（{'、'.join(chans)}）")

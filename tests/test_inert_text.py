@@ -142,6 +142,11 @@ def messages(month: tuple[Any, list[Notice]], renderer: Renderer) -> Callable[[s
         everything = [made(n) for n in by_rule.values()]
         out.append(("digest", renderer.digest("hh-fso", date(2026, 4, 21), everything,
                                               [n for n in everything if n.due])))
+        # the summary's month sections come from the period fact, kept like a date (it picks the section)
+        late = [dataclasses.replace(made(n), facts={**made(n).facts, "period": n.facts["period"]})
+                if "period" in n.facts else made(n) for n in by_rule.values() if n.severity != "critical"]
+        out.append(("catch-up", renderer.catch_up(late, "hh-fso")))
+        out.append(("late critical", renderer.catch_up([made(by_rule["sample.banned_substance"])], "hh-fso")))
         return out
 
     return render
@@ -175,7 +180,8 @@ def test_markdown_cards_print_event_text_as_text(payload: str, messages) -> None
         card = theirs.markdown
         assert not [s for s in NEVER if s in card.lower()], (what, card)
         assert skeleton(card) == skeleton(mine.markdown), (what, card)
-        assert nfkc(payload) in nfkc(card), (what, card)
+        if what != "catch-up":  # the summary's card counts by month and rule: no event text in it
+            assert nfkc(payload) in nfkc(card), (what, card)
         assert card.count("49") <= mine.markdown.count("49"), (what, card)
 
 
@@ -216,7 +222,7 @@ def test_plain_text_and_subject_keep_event_text_on_its_line(payload: str, messag
         assert visible(payload) in visible(theirs.text), what
         assert not any(line.startswith(("Bcc:", "# ")) for line in theirs.text.splitlines()), what
         assert not CONTROL.search(theirs.subject), what
-        if what != "digest":
+        if what not in ("digest", "catch-up"):
             assert visible(payload) in theirs.subject, what
 
 

@@ -16,6 +16,7 @@ import yaml
 
 import sms_channel
 from shian.notifiers import channels, dispatch, render
+from shian.notifiers.outbox import Outbox
 from shian.notifiers.settings import parse as parse_settings
 from shian.office import ledger
 from shian.rules.config import ConfigError, load
@@ -62,12 +63,15 @@ def line_of(path: str, dept: str, key: str) -> int:
 
 
 def test_a_channel_added_by_one_registry_line_gets_each_notice_end_to_end(sms, tmp_path):
-    """replay --deliver: every notice to a department with phones arrives once over SMS."""
+    """replay --deliver: every notice to a department with phones arrives once over SMS (but
+    the reminders whose date has passed by now, which are held)."""
     cfg = sms_config(tmp_path, PHONES)
     out = tmp_path / "n.jsonl"
     assert exit_code(["replay", *EVENTS, "--config", cfg, "--until", UNTIL, "--out", str(out), "--deliver"]) == 0
     notices = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    want = Counter((n["id"], d) for n in notices for d in n["recipients"] if d in PHONES)
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        held = {(d.notice_id, d.dept) for d in outbox.deliveries(state="held")}
+    want = Counter((n["id"], d) for n in notices for d in n["recipients"] if d in PHONES and (n["id"], d) not in held)
     got: Counter = Counter()
     for f in (tmp_path / "短信").glob("*.json"):
         sent = json.loads(f.read_text(encoding="utf-8"))
