@@ -193,3 +193,38 @@ def test_unpaired_surrogates_are_rejected_and_valid_escapes_accepted(tmp_path, e
     else:
         with pytest.raises(Rejected):
             validator.from_object(parsed)
+
+
+@pytest.mark.parametrize("tail, accepted, why", [
+    (b', "note": "' + "中毒".encode("gbk") + b'"', False, "UTF-8"),            # GBK bytes in an unknown field
+    (b', "note": "\xed\xa0\x80"', False, "UTF-8"),                           # a surrogate as bytes, unknown field
+    (b', "zz": ' + b"9" * 5000, False, "4,300 位"),                            # a number json.loads cannot read
+    (b', "zz": ' + b"9" * 4000, True, ""),
+    (b', "zz": "' + b"9" * 5000 + b'"', True, ""),                               # digits in a string are text
+    (b', "note": "' + "中毒".encode() + b'"', True, ""),
+])
+def test_an_unknown_field_is_ignored_but_its_bytes_and_numbers_still_checked(tmp_path, tail, accepted, why):
+    """The decoder skips unknown fields without reading them; bytes that are not UTF-8 and
+    numbers past 4,300 digits there still reject the line (the service's journal reads every
+    line back with json.loads), with the reason in Chinese."""
+    line = json.dumps(incident("U-1"), ensure_ascii=False).encode()[:-1] + tail + b"}"
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(json.dumps(incident("A")).encode() + b"\n" + line + b"\n")
+    code, notices, rejects = run(tmp_path, path)
+    assert code == 0 and len(rejects) == (0 if accepted else 1), rejects
+    assert all(why in r["reason"] for r in rejects)
+
+
+@pytest.mark.parametrize("tail, words", [
+    (', "cases": 1e400', "数值超出范围"),
+    (', "cases": ' + "9" * 5000, "整数位数过多"),
+])
+def test_a_number_out_of_range_is_rejected_in_chinese(tmp_path, tail, words):
+    """msgspec's "Number out of range" reached the reject record in English."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(incident("A")) + "\n" + json.dumps(incident("N"))[:-1] + tail + "}\n1e999999\n",
+                    encoding="utf-8")
+    code, notices, rejects = run(tmp_path, path)
+    assert [r["line"] for r in rejects] == [2, 3]
+    assert words in rejects[0]["reason"] and "out of range" not in rejects[0]["reason"]
+    assert rejects[1]["reason"] == "不是 JSON 对象（数值超出范围）"
