@@ -8,10 +8,9 @@ import pytest
 
 from fuzz.known import known_reason
 from fuzz.paths import TARGETS
-from fuzz.runner import details, run_path, table
+from fuzz.runner import FAST_SIZES as SIZE, details, run_path, table
 
 SEED = 20260501
-SIZE = {"jsonl": 200, "csv": 200, "xlsx": 120, "http": 150, "drop": 100, "config": 200}
 
 
 @pytest.mark.parametrize("path", list(TARGETS))

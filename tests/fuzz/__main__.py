@@ -1,6 +1,7 @@
 """``python -m tests.fuzz``: N inputs per path, a table of what went wrong, exit 1 if anything did.
 
     python -m tests.fuzz --n 10000 --jobs 2            # what ``make fuzz`` runs
+    python -m tests.fuzz --fast                         # the size of tests/test_fuzz_fast.py
     python -m tests.fuzz --n 200 --paths csv,xlsx      # a few paths, fewer inputs
     python -m tests.fuzz --show 5 --paths http --only 17   # one input, its failures in full
 """
@@ -11,7 +12,7 @@ import sys
 import time
 
 from .paths import TARGETS
-from .runner import details, run_path, table
+from .runner import FAST_SIZES, details, run_path, table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paths", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}")
     p.add_argument("--show", type=int, default=8, help="failures listed per path and kind")
     p.add_argument("--only", type=int, help="run this one input number only, in this process")
+    p.add_argument("--fast", action="store_true", help="the fast test's sizes, without the hostile inputs that take seconds")
     args = p.parse_args(argv)
     paths = [x.strip() for x in args.paths.split(",") if x.strip()]
     unknown = [x for x in paths if x not in TARGETS]
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tallies = []
     for path in paths:
-        tallies.append(run_path(path, args.n, args.seed, jobs=args.jobs, timeout=args.timeout))
+        n = FAST_SIZES[path] if args.fast else args.n
+        tallies.append(run_path(path, n, args.seed, jobs=args.jobs, timeout=args.timeout, light=args.fast))
         print(f"{path}: {tallies[-1].tried} inputs in {tallies[-1].seconds:.1f} s", file=sys.stderr, flush=True)
     print(table(tallies))
     print(f"\n{sum(t.tried for t in tallies)} inputs, seed {args.seed}, {time.perf_counter() - started:.0f} s")

@@ -203,9 +203,10 @@ class ServiceTarget(Target):
         db = self.service.store.db
         seen.journal = Counter(eid for (eid,) in db.execute("SELECT id FROM events WHERE seq > ?", (marks[0],)))
         for source, line, reason in db.execute("SELECT source, line, reason FROM rejects WHERE seq > ? ORDER BY seq",
-                                               (marks[1],)):
+                                               (marks[1],)).fetchall():
             at = "" if line in (None, "", "0") else str(line)
             seen.rejects.append((f"{file_of(source)}:{at}" if by_source else at, reason))
+        db.execute("DELETE FROM rejects")  # read: rejected lines of 1 MiB would pile up over 10,000 inputs
 
     def close(self) -> None:
         import asyncio

@@ -24,6 +24,8 @@ from .known import known_reason
 from .oracle import KINDS, Failure
 
 MEMORY_LIMIT = 3 << 30  # bytes of address space per worker: a memory bomb fails, it does not swap
+#: inputs per path of the fast size (``make test``; the hostile inputs that take seconds left out)
+FAST_SIZES = {"jsonl": 200, "csv": 200, "xlsx": 120, "http": 150, "drop": 100, "config": 200}
 
 
 @dataclass
