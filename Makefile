@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser test demo replay bench load-test clean
+.PHONY: install browser test demo replay bench load-test fuzz clean
 
 install: $(STAMP)
 
@@ -40,6 +40,12 @@ bench: install
 # e.g. "--kill-at 120" for a kill -9 in the middle).
 load-test: install
 	$(PY) bench/load_test.py $(LOAD_ARGS)
+
+# Every input path (JSON Lines, CSV, XLSX, HTTP, drop folder, config) fed inputs that are good or
+# bad by construction, 10,000 per path, each within 10 s; a table, exit 1 on any failure
+# (FUZZ_ARGS, e.g. "--n 500 --paths csv,xlsx"). The fast size runs in make test.
+fuzz: install
+	$(PY) -m tests.fuzz --n 10000 --jobs 2 $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -59,6 +59,12 @@ class Day(metaclass=_Marker):
 Count = Annotated[int, Meta(ge=0)]
 
 
+def _default_for_null(event: Struct, name: str, default: str) -> None:
+    """``null`` counts as absent (§6): an optional field with a default takes it."""
+    if getattr(event, name) is None:
+        msgspec.structs.force_setattr(event, name, default)
+
+
 def _blank(value: str | None) -> bool:
     return value is not None and not value.strip()
 
@@ -114,7 +120,7 @@ class Event(Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
 class SamplingResult(Event, tag="sampling_result", kw_only=True):
     TIME_FIELD: ClassVar[str] = "sampled_at"
     TEXT: ClassVar[tuple[str, ...]] = ("entity", "category")
-    program: Literal["food_sampling", "agri_monitoring", "rapid_test"] = "food_sampling"
+    program: Literal["food_sampling", "agri_monitoring", "rapid_test"] | None = "food_sampling"  # null: the default (set below)
     sampled_at: Time
     reported_at: Time | None = None
     village: str | None = None
@@ -127,6 +133,7 @@ class SamplingResult(Event, tag="sampling_result", kw_only=True):
 
     def __post_init__(self) -> None:
         Event.__post_init__(self)
+        _default_for_null(self, "program", "food_sampling")
         for i, it in enumerate(self.items):
             if not it.item.strip():
                 raise ValueError(_empty(f"items.{i}.item"))
@@ -208,9 +215,13 @@ class Ack(Event, tag="ack", kw_only=True):
     TEXT: ClassVar[tuple[str, ...]] = ("notice_id", "by")
     notice_id: str
     by: str
-    action: Literal["签收", "办结"] = "签收"
+    action: Literal["签收", "办结"] | None = "签收"  # null: the default (set below)
     acked_at: Time
     note: str | None = None
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _default_for_null(self, "action", "签收")
 
 
 class RegisterRow(Event, tag="entity", kw_only=True):
@@ -303,11 +314,17 @@ _TYPE_NAMES = {
 }
 
 
+#: msgspec's messages without a field to name, in plain words
+_PLAIN = {"Number out of range": "数值超出范围", "Integer value out of range": "整数位数过多，超出范围"}
+
+
 def _reason(message: str) -> str:
     """msgspec's error, in the plain words of a reject record."""
     m = _AT.match(message)
     msg, raw_path = m.group("msg"), m.group("path") or ""  # type: ignore[union-attr]
     path = re.sub(r"\[(\d+)\]", r".\1", raw_path).lstrip(".")
+    if msg in _PLAIN:
+        return f"字段 {_label(path)} {_PLAIN[msg]}" if path else f"不是 JSON 对象（{_PLAIN[msg]}）"
     if not path:
         if msg.startswith("Expected `object`"):
             return "不是 JSON 对象"
@@ -336,6 +353,44 @@ def _reason(message: str) -> str:
 
 
 MAX_LINE = 1 << 20    # bytes (or characters) of one event's JSON; nesting: the decoder's limit
+#: Digits of one JSON number that every runtime can read back (Python's int limit, which the
+#: service's journal meets when it parses a line); longer ones, even in an unknown field, reject it.
+MAX_DIGITS = 4300
+_LONG_NUMBER = {bytes: re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1)), str: re.compile(r"[0-9]{%d}" % (MAX_DIGITS + 1))}
+
+
+_NOT_UTF8 = "含有不是 UTF-8 的字节（如 GBK 编码的文字，或孤立的 UTF-16 代理项）：请以 UTF-8 编码报送"
+_LONE = r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_LONE_ESCAPE = {bytes: re.compile(_LONE.encode()), str: re.compile(_LONE)}
+
+
+def _undecodable(message: str, raw: bytes | str) -> str:
+    """Why the decoder could not read a line: bytes that are not UTF-8, an escaped lone
+    surrogate (``\\ud800``), or JSON that is malformed."""
+    if "UTF-8" in message:
+        return _NOT_UTF8
+    if _LONE_ESCAPE[raw.__class__].search(raw) is not None:  # type: ignore[index, arg-type]
+        return "含有无效的字符（孤立的 UTF-16 代理项，如 \\ud800）：请检查文字的编码"
+    return "不是有效的 JSON"
+
+
+def _unreadable_elsewhere(raw: bytes | str) -> str | None:
+    """Why a line the decoder took still cannot be kept, or None. The decoder skips unknown
+    fields without looking into them, so their bytes are checked here: they must be UTF-8
+    (no lone surrogate, no GBK), and their numbers readable by ``json.loads``."""
+    if raw.__class__ is bytes and not raw.isascii():  # type: ignore[union-attr]
+        try:
+            raw.decode("utf-8")  # type: ignore[union-attr]
+        except UnicodeDecodeError:
+            return _NOT_UTF8
+    if len(raw) > MAX_DIGITS and _LONG_NUMBER[raw.__class__].search(raw) is not None:  # type: ignore[index, arg-type]
+        try:
+            json.loads(raw)
+        except ValueError:
+            return f"含有超过 {MAX_DIGITS:,} 位的数字：无法处理，请检查该行"
+    return None
+
+
 def in_range(day: date, first: date, text: str) -> date:
     """``day`` (a field's local date) if it lies in [``first``, :data:`LAST_EVENT_DATE`];
     ValueError otherwise: an empty Excel date cell reads 1900-01-00, a typo 2206 or 0206."""
@@ -382,12 +437,15 @@ class Validator:
             event = self._decoder.decode(raw)
         except msgspec.ValidationError as err:
             raise Rejected(_reason(str(err))) from None
-        except msgspec.DecodeError:
-            raise Rejected("不是有效的 JSON") from None
+        except msgspec.DecodeError as err:
+            raise Rejected(_undecodable(str(err), raw)) from None
         except RecursionError:  # the decoder's own limit, about 1,000 levels (Python's recursion limit)
             raise Rejected("JSON 嵌套过深：事件的字段不会嵌套几百层") from None
         except UnicodeEncodeError:  # a parsed value (an HTTP body, a cell) holding a lone surrogate
             raise Rejected("含有无效的字符（孤立的 UTF-16 代理项，如 \\ud800）：请检查文字的编码") from None
+        problem = _unreadable_elsewhere(raw)
+        if problem is not None:
+            raise Rejected(problem)
         return self._check(event)
 
     def from_object(self, obj: Any) -> Event:

@@ -38,6 +38,7 @@ INPUT_SUFFIXES = (".jsonl", ".json", ".ndjson", *TABULAR_SUFFIXES)  # what the d
 MAX_ROWS = 200_000           # rows of one CSV file or one worksheet
 MAX_CELL = 1 << 20           # characters of one CSV cell (the line limit of JSON Lines)
 MAX_INFLATED = 200_000_000   # bytes of a workbook once unzipped, checked before parsing
+MAX_CELLS = 10_000_000       # cells read from one file, empty ones up to each row's last cell included
 csv.field_size_limit(MAX_CELL)
 
 Rows = list[list[Any]]
@@ -79,10 +80,12 @@ def read_bytes(data: bytes, filename: str, source: str) -> list[Record]:
     if suffix not in TABULAR_SUFFIXES + JSONL_SUFFIXES:
         return [Record(label, 0, "", reason=f"不支持的文件格式“{suffix or name}”：请用 .xlsx、.csv 或 JSON Lines（.jsonl）")]
     with tempfile.TemporaryDirectory(prefix="shian-upload-") as tmp:
-        path = Path(tmp) / (name if not name.startswith(".") else f"upload{suffix}")
+        # saved under a name of our own (the sender's may be too long for the file system or hold
+        # a NUL); its own name still says the event type of a spreadsheet
+        path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            records = list(read_path(path))
+            records = list(read_tabular(path, name=name) if suffix in TABULAR_SUFFIXES else read_path(path))
         except (OSError, ValueError) as e:
             return [Record(label, 0, "", reason=f"无法读取文件：{type(e).__name__}")]
     for r in records:
@@ -101,8 +104,8 @@ def json_records(body: bytes, source: str) -> list[Record]:
     except json.JSONDecodeError as e:
         hint = "；多个事件请用 JSON 数组，或以 application/x-ndjson 逐行报送" if e.msg == "Extra data" else ""
         raise UnreadableInput(f"请求体不是合法的 JSON：第 {e.lineno} 行第 {e.colno} 列（{e.msg}）{hint}") from None
-    except ValueError:  # a number of more than 4,300 digits
-        raise UnreadableInput("请求体的 JSON 中有位数过多的数字：检验结果等数值不会有上千位") from None
+    except ValueError:  # an integer of more than 4,300 digits (Python's limit for int())
+        raise UnreadableInput("请求体中有位数过多的数字（超过 4,300 位）：无法读取") from None
     items = data if isinstance(data, list) else [data]
     if len(items) > MAX_ROWS:
         raise UnreadableInput(f"一次最多报送 {MAX_ROWS:,} 个事件（此 JSON 数组有 {len(items):,} 个）：请分成几次报送")
@@ -115,8 +118,10 @@ def json_records(body: bytes, source: str) -> list[Record]:
     return out
 
 
-def read_tabular(path: str | os.PathLike[str]) -> list[Record]:
+def read_tabular(path: str | os.PathLike[str], *, name: str | None = None) -> list[Record]:
     """All records of one CSV or XLSX file (every sheet), events sorted by event time.
+    ``name``: the file's name as its sender gave it, when it is stored under another (an
+    upload): the event type of sheets that do not say theirs comes from it.
 
     A missing or unreadable file raises OSError (the run cannot go on without its input);
     a file that is empty, not a workbook or in an unknown encoding gives one reject record.
@@ -142,7 +147,7 @@ def read_tabular(path: str | os.PathLike[str]) -> list[Record]:
     else:
         return [_file_reject(source, f"不支持的文件格式“{file.suffix}”：请另存为 .xlsx 或 .csv")]
 
-    file_type = type_from_name(file.stem)
+    file_type = type_from_name(Path(name).stem if name is not None else file.stem)
     records = [record for sheet, rows in sheets
                for record in rows_to_events(rows, source=source, sheet=sheet, default_type=file_type)] + cut
     if not records:
@@ -187,16 +192,22 @@ def _escaped(cell: str) -> bool:
 
 
 def _csv_rows(text: str) -> tuple[Rows, str | None]:
-    """The rows of a CSV text, up to the first line the csv module cannot read (then why)."""
+    """The rows of a CSV text, up to the first record the csv module cannot read, or past the
+    limits (then why). Strict: a quote left open swallows the rest of the file, so it is a
+    reject from its record on, not one long cell."""
     rows: Rows = []
-    reader = csv.reader(io.StringIO(text))
+    cells = 0
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # lines end in \n, \r\n or \r (Excel for Mac)
     try:
         for row in reader:
-            rows.append(list(row))
+            rows.append(row)
+            cells += len(row)
             if len(rows) > MAX_ROWS:
                 return rows[:MAX_ROWS], f"第 {MAX_ROWS + 1:,} 行起未读取：每个文件最多 {MAX_ROWS:,} 行，请分成几个文件"
+            if cells > MAX_CELLS:
+                return rows[:-1], f"第 {len(rows):,} 行起未读取：单元格太多（每个文件最多 {MAX_CELLS:,} 个），请删去多余的列或分成几个文件"
     except csv.Error as e:
-        return rows, f"第 {reader.line_num} 行起无法读取（{_csv_problem(e)}）：前面的行已读入，请改正后只重发其余的行"
+        return rows, f"第 {len(rows) + 1} 行起无法读取（{_csv_problem(e)}）：前面的行已读入，请改正后只重发其余的行"
     return rows, None
 
 
@@ -204,6 +215,10 @@ def _csv_problem(e: csv.Error) -> str:
     text = str(e)
     if "field larger than field limit" in text:
         return f"某一格超过 {MAX_CELL:,} 个字符"
+    if "unexpected end of data" in text:
+        return "引号没有闭合：这一格从引号起直到文件末尾"
+    if "expected after" in text:
+        return "引号用错：带引号的格子在闭合引号后还有字符，格内的引号应写成两个（\"\"）"
     return f"CSV 格式错误：{text}"
 
 
@@ -241,16 +256,26 @@ def _workbook(file: Path, source: str) -> tuple[list[tuple[str, Rows]], list[Rec
 
 
 def _sheets(workbook: Any, source: str) -> tuple[list[tuple[str, Rows]], list[Record]]:
+    """The rows of every sheet, each sheet cut (with a reject) at :data:`MAX_ROWS` rows, and
+    the workbook at :data:`MAX_CELLS` cells: a row is as wide as its last cell, so a few
+    thousand rows holding one cell in column XFD are already tens of millions of cells."""
     sheets, cut = [], []
+    cells = 0
     for sheet in workbook.worksheets:
         sheet.reset_dimensions()  # some writers store a wrong <dimension>: read every row
         rows: Rows = []
-        for row in sheet.iter_rows(values_only=True):
-            if len(rows) == MAX_ROWS:
-                cut.append(_file_reject(source, f"工作表“{sheet.title}”第 {MAX_ROWS + 1:,} 行起未读取：每个工作表最多 "
-                                                f"{MAX_ROWS:,} 行，请分成几个工作表或文件"))
-                break
-            rows.append(list(row))
+        if cells > MAX_CELLS:
+            cut.append(_file_reject(source, f"工作表“{sheet.title}”未读取：前面的工作表已达单元格上限 {MAX_CELLS:,} 个，请分成几个文件"))
+        else:
+            for row in sheet.iter_rows(values_only=True):
+                cells += len(row)
+                if len(rows) == MAX_ROWS or cells > MAX_CELLS:
+                    limit = (f"每个工作表最多 {MAX_ROWS:,} 行，请分成几个工作表或文件" if len(rows) == MAX_ROWS else
+                             f"单元格太多（每个工作簿最多 {MAX_CELLS:,} 个，空白格算到每行最后一个有内容的格为止），"
+                             "请删去多余的列或分成几个文件")
+                    cut.append(_file_reject(source, f"工作表“{sheet.title}”第 {len(rows) + 1:,} 行起未读取：{limit}"))
+                    break
+                rows.append(list(row))
         sheets.append((sheet.title, rows))
     return sheets, cut
 

@@ -193,3 +193,93 @@ def test_unpaired_surrogates_are_rejected_and_valid_escapes_accepted(tmp_path, e
     else:
         with pytest.raises(Rejected):
             validator.from_object(parsed)
+
+
+@pytest.mark.parametrize("tail, accepted, why", [
+    (b', "note": "' + "中毒".encode("gbk") + b'"', False, "UTF-8"),            # GBK bytes in an unknown field
+    (b', "note": "\xed\xa0\x80"', False, "UTF-8"),                           # a surrogate as bytes, unknown field
+    (b', "zz": ' + b"9" * 5000, False, "4,300 位"),                            # a number json.loads cannot read
+    (b', "zz": ' + b"9" * 4000, True, ""),
+    (b', "zz": "' + b"9" * 5000 + b'"', True, ""),                               # digits in a string are text
+    (b', "note": "' + "中毒".encode() + b'"', True, ""),
+])
+def test_an_unknown_field_is_ignored_but_its_bytes_and_numbers_still_checked(tmp_path, tail, accepted, why):
+    """The decoder skips unknown fields without reading them; bytes that are not UTF-8 and
+    numbers past 4,300 digits there still reject the line (the service's journal reads every
+    line back with json.loads), with the reason in Chinese."""
+    line = json.dumps(incident("U-1"), ensure_ascii=False).encode()[:-1] + tail + b"}"
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(json.dumps(incident("A")).encode() + b"\n" + line + b"\n")
+    code, notices, rejects = run(tmp_path, path)
+    assert code == 0 and len(rejects) == (0 if accepted else 1), rejects
+    assert all(why in r["reason"] for r in rejects)
+
+
+@pytest.mark.parametrize("tail, words", [
+    (', "cases": 1e400', "数值超出范围"),
+    (', "cases": ' + "9" * 5000, "整数位数过多"),
+])
+def test_a_number_out_of_range_is_rejected_in_chinese(tmp_path, tail, words):
+    """msgspec's "Number out of range" reached the reject record in English."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(incident("A")) + "\n" + json.dumps(incident("N"))[:-1] + tail + "}\n1e999999\n",
+                    encoding="utf-8")
+    code, notices, rejects = run(tmp_path, path)
+    assert [r["line"] for r in rejects] == [2, 3]
+    assert words in rejects[0]["reason"] and "out of range" not in rejects[0]["reason"]
+    assert rejects[1]["reason"] == "不是 JSON 对象（数值超出范围）"
+
+
+def test_a_quote_left_open_in_a_csv_is_a_reject_not_one_long_cell(tmp_path):
+    """An opened quote used to swallow every row after it into one cell, silently: the rows
+    before it are read, and one reject says from which row on nothing was."""
+    path = tmp_path / "抽检.csv"
+    text = csv_text([HEADER, row("S-1", "2026-04-02")]) + '"S-2,监督抽检\n' + csv_text([row("S-3", "2026-04-04")])
+    path.write_text(text, encoding="utf-8")
+    records = sources.read_tabular(path)
+    assert [r.obj["id"] for r in records if r.obj] == ["S-1"]
+    [cut] = [r for r in records if r.obj is None]
+    assert "第 3 行起" in cut.reason and "引号没有闭合" in cut.reason
+
+
+def test_a_csv_with_old_mac_line_ends_is_read(tmp_path):
+    """Excel for Mac's "CSV (Macintosh)" ends lines with a lone CR."""
+    path = tmp_path / "抽检.csv"
+    path.write_bytes(csv_text([HEADER, row("S-1", "2026-04-02"), row("S-2", "2026-04-03")]).replace("\n", "\r").encode())
+    assert [r.obj["id"] for r in sources.read_tabular(path)] == ["S-1", "S-2"]
+
+
+def test_rows_as_wide_as_the_last_column_are_cut_at_the_cell_limit(tmp_path, monkeypatch):
+    """A row is as wide as its last cell: a few thousand rows with one cell in column XFD were
+    gigabytes. Past MAX_CELLS the workbook is cut with a reject; the rows before stand."""
+    import openpyxl
+
+    monkeypatch.setattr(sources, "MAX_CELLS", 40_000)
+    path = tmp_path / "抽检.xlsx"
+    wb = openpyxl.Workbook()
+    for r in [HEADER, row("S-1", "2026-04-02"), row("S-2", "2026-04-03")]:
+        wb.active.append(r)
+    for n in range(4, 10):
+        wb.active.cell(row=n, column=16384, value=1)
+    wb.save(path)
+    records = sources.read_tabular(path)
+    assert [r.obj["id"] for r in records if r.obj] == ["S-1", "S-2"]
+    [cut] = [r for r in records if r.obj is None]
+    assert "第 6 行起未读取" in cut.reason and "单元格太多" in cut.reason
+
+
+@pytest.mark.parametrize("filename", ["抽检" + "长" * 300 + ".csv", "抽检\x00.csv", "抽检" + "a" * 2000 + ".csv"])
+def test_an_upload_whose_name_the_file_system_refuses_is_still_read(filename):
+    """The upload was saved under the sender's name: one too long for the file system, or with
+    a NUL, raised out of the reader (an HTTP 500). Its name still gives the event type."""
+    data = csv_text([HEADER, row("S-1", "2026-04-02")]).encode()
+    [record] = sources.read_bytes(data, filename, "api:test")
+    assert record.obj["id"] == "S-1" and record.obj["type"] == "sampling_result"
+
+
+def test_a_json_body_with_a_number_past_python_s_limit_is_refused_as_unreadable():
+    """json.loads raises ValueError (not JSONDecodeError) for an integer of more than 4,300
+    digits: it escaped the reader as an HTTP 500."""
+    body = json.dumps(incident("A"))[:-1].encode() + b', "zz": ' + b"9" * 5000 + b"}"
+    with pytest.raises(sources.UnreadableInput, match="位数过多"):
+        sources.read_bytes(body, "body.json", "api:test")

@@ -339,10 +339,25 @@ def test_reject_reasons(replay, raw, tmp_path):
     _with(BAN, guests=0),
     _with(BAN, held_at="2026-09-01T11:00:00"),                                          # only event time is checked
     _with(INS, outcome="限期整改", rectify_by="2026-09-30"),
+    _with(SMP, program=None),                                                           # null = absent: the default
+    _with(ACK, action=None),
 ])
 def test_accepted_edge_values(replay, raw):
     _, rejects, summary = replay([GOOD_INCIDENT, raw])
     assert rejects == [] and summary.accepted == 2
+
+
+def test_null_for_a_field_with_a_default_takes_the_default(replay):
+    """§6 "null counts as absent": a sample with program null is a food_sampling sample (it counts
+    towards that pass rate) and an ack with action null is a 签收."""
+    from shian.rules.config import parse
+    from shian.rules.events import Validator
+    from conftest import config_dict
+
+    validator = Validator(parse(config_dict(), path="<test>").known())
+    assert validator.from_json(_with(SMP, program=None)).program == "food_sampling"
+    assert validator.from_json(_with(ACK, action=None)).action == "签收"
+    assert validator.from_json(_with(SMP, program=None)) == validator.from_json(_with(SMP, program=_DROP))
 
 
 def test_max_jump_days_override(replay):
