@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser test demo replay bench load-test clean
+.PHONY: install browser test demo replay bench load-test chaos clean
 
 install: $(STAMP)
 
@@ -40,6 +40,13 @@ bench: install
 # e.g. "--kill-at 120" for a kill -9 in the middle).
 load-test: install
 	$(PY) bench/load_test.py $(LOAD_ARGS)
+
+# Fault injection with real parts (bench/chaos.py, not part of make test): SMTP down, robots
+# refusing, the Kafka broker restarted, the worker and shian run SIGKILLed, disk full (a tmpfs:
+# needs root), damaged snapshots. Prints one table; exit 1 on a lost notice, an undocumented
+# duplicate or a failed check. CHAOS_ARGS, e.g. "--quick" or "--only 1,6a".
+chaos: install
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
