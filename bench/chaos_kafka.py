@@ -249,12 +249,15 @@ def broker_restart(work: Path, quick: bool) -> Row:
         half = wait_for(lambda: events_on_topic(dep.broker.bootstrap) >= lines * 0.4, 300, 0.2)
         row.check("ingest got under way", half and ingest.poll() is None,
                   "ingest already done" if ingest.poll() is not None else "")
+        on_topic = events_on_topic(dep.broker.bootstrap)
         t = time.monotonic()
         dep.broker.stop()
-        say(f"  broker stopped with {len(dep.notices.ids)} notices out; down for 15 s")
+        dep.notices.poll(0.5)
+        say(f"  broker stopped with {on_topic} of {lines} events and {len(dep.notices.ids)} notices on the topics;"
+            " down for 15 s")
         time.sleep(15)
         dep.broker.start()
-        row.note(f"broker down {time.monotonic() - t:.0f} s (stop, 15 s, start); "
+        row.note(f"broker down {time.monotonic() - t:.0f} s (stop, 15 s, start) with {on_topic} of {lines} events on `events`; "
                  f"ingest {'still running' if ingest.poll() is None else 'exited ' + str(ingest.returncode)} at the restart")
         row.require("every expected notice on `notices`", dep.follow(dep.all_out, 600, ("worker",)),
                     f"{len(dep.notices.ids & dep.expected.keys())}/{len(dep.expected)}; worker "

@@ -134,7 +134,7 @@ class Row:
 
     def require(self, name: str, ok: Any, detail: str = "") -> None:
         """A check the rest of the scenario depends on: raises when it fails."""
-        if not self.check(name, ok, detail):
+        if not self.check(name, ok, "" if ok else detail):
             raise Abort(name, self)
 
     def note(self, text: str) -> None:
@@ -380,6 +380,8 @@ class ShianRun:
                    "feeds": {"lab": {"name": "县检验检测中心", "token": FEED_TOKEN}}}
         service.update(data.pop("service", {}))
         data["service"] = service
+        outbox = Path(data.get("notifiers", {}).get("outbox", "outbox.sqlite"))
+        self.outbox = outbox if outbox.is_absolute() else work / outbox
         self.config = work / f"{name}.yaml"
         self.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         self.log = work / f"{name}.log"
@@ -455,7 +457,7 @@ class ShianRun:
         return self.proc.returncode
 
     def outbox_states(self) -> dict[str, int]:
-        return db_rows(self.work / "outbox.sqlite", "SELECT state, COUNT(*) FROM deliveries GROUP BY state", dict)
+        return db_rows(self.outbox, "SELECT state, COUNT(*) FROM deliveries GROUP BY state", dict)
 
     def settled(self) -> bool:
         """Nothing left to send: no delivery row pending or in flight (as ``/health`` says,

@@ -94,7 +94,7 @@ def smtp_down(work: Path, quick: bool) -> Row:
         say(f"  SMTP server down after {sink.mailbox.count} messages")
         post_all(run, events[half:], 20, acknowledged)
         time.sleep(5 if quick else 12)
-        errors = db_rows(run.work / "outbox.sqlite", "SELECT MAX(attempts), COUNT(*), MIN(last_error) FROM deliveries"
+        errors = db_rows(run.outbox, "SELECT MAX(attempts), COUNT(*), MIN(last_error) FROM deliveries"
                          " WHERE state = 'pending' AND attempts > 0", list)
         attempts, waiting, error = errors[0] if errors else (None, 0, None)
         row.check("retried while down", waiting and attempts and attempts >= 2,
@@ -216,7 +216,7 @@ def run_killed(work: Path, quick: bool) -> Row:
     row.check("every acknowledged event in the journal, once", set(journal) >= acknowledged and len(journal) == len(set(journal)),
               f"{len(acknowledged)} acknowledged, {len(journal)} journal rows, {len(acknowledged - set(journal))} missing")
     row.check("every event acknowledged (resent after a kill)", len(acknowledged) == n, f"{len(acknowledged)}/{n}")
-    outbox = set(db_rows(run.work / "outbox.sqlite", "SELECT id FROM notices", lambda r: [x[0] for x in r]))
+    outbox = set(db_rows(run.outbox, "SELECT id FROM notices", lambda r: [x[0] for x in r]))
     row.check("the outbox holds exactly the expected notices", outbox == set(tally.expected),
               f"{len(outbox)} stored, {len(set(tally.expected) - outbox)} missing, {len(outbox - set(tally.expected))} extra")
     row.events = n
