@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser test demo replay bench load-test fuzz clean
+.PHONY: install browser test demo replay bench load-test fuzz chaos clean
 
 install: $(STAMP)
 
@@ -46,6 +46,13 @@ load-test: install
 # (FUZZ_ARGS, e.g. "--n 500 --paths csv,xlsx"). The fast size runs in make test.
 fuzz: install
 	$(PY) -m tests.fuzz --n 10000 --jobs 2 $(FUZZ_ARGS)
+
+# Fault injection with real parts (bench/chaos.py, not part of make test): SMTP down, robots
+# refusing, the Kafka broker restarted, the worker and shian run SIGKILLed, disk full (a tmpfs:
+# needs root), damaged snapshots. Prints one table; exit 1 on a lost notice, an undocumented
+# duplicate or a failed check. CHAOS_ARGS, e.g. "--quick" or "--only 1,6a".
+chaos: install
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,8 +8,8 @@ its recovery; the records of ``events`` reach the engines in fetched batches
 
 State: every 10,000 events or 5 seconds of a partition (and at every clock tick) the engine
 is snapshotted into the table, split into chunks under Kafka's message size. Two slots take
-turns, and the head key naming the complete one is written last, so a worker killed in the
-middle of a snapshot leaves the previous one intact. Order of the writes: the notices raised
+turns, and the head key naming the complete one (and its SHA-256, checked at load) is written
+last, so a worker killed in the middle of a snapshot leaves the previous one intact. Order of the writes: the notices raised
 so far are flushed, then the snapshot is written, then the partition's offset is committed
 (Faust flushes the producer before a commit), so neither the snapshot nor the committed
 offset runs ahead of what was published. A worker that crashes, or a new one on an empty
@@ -24,6 +24,7 @@ and a restarted worker fires the deadlines it missed, once (they are in the snap
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -76,17 +77,30 @@ def faust_app(broker: str, partitions: int, data_dir: str, app_id: str) -> Any:
 
 class Snapshots:
     """Engine snapshots in the Faust table, in chunks under Kafka's message size, in two slots
-    that take turns; the head key naming the complete slot is written last."""
+    that take turns; the head key naming the complete slot, the number of chunks and the
+    SHA-256 of the whole snapshot (``a:3:<hex>``) is written last.
+
+    The digest is checked when a snapshot is loaded: a pickle with a flipped bit or a chunk
+    replaced by another often loads without an error, as a state that is silently not the one
+    saved. A head without a digest (written before it was added) is loaded unchecked."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
 
     def load(self, p: int) -> bytes | None:
+        """Partition ``p``'s snapshot (None: there is none). Raises SnapshotError when a chunk
+        is missing or the bytes are not those that were saved."""
         head = self.table.get(f"engine-{p}".encode())
         if not head:
             return None
-        slot, chunks = head.decode().split(":")
-        return b"".join(self.table[f"engine-{p}-{slot}-{i}".encode()] for i in range(int(chunks)))
+        try:
+            slot, chunks, *digest = head.decode().split(":")
+            blob = b"".join(self.table[f"engine-{p}-{slot}-{i}".encode()] for i in range(int(chunks)))
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+            raise SnapshotError(f"分区 {p} 的状态快照不完整（{head[:80]!r}）：{type(e).__name__}: {e}") from e
+        if digest and hashlib.sha256(blob).hexdigest() != digest[0]:
+            raise SnapshotError(f"分区 {p} 的状态快照校验失败：内容与保存时的 SHA-256 不符，快照已损坏")
+        return blob
 
     def save(self, p: int, blob: bytes) -> None:
         """The chunks into the slot the head does not name, then the head: a worker killed
@@ -96,7 +110,7 @@ class Snapshots:
         slot = "b" if head and head.startswith(b"a:") else "a"
         for i, chunk in enumerate(chunks):
             self._put(p, f"engine-{p}-{slot}-{i}".encode(), chunk)
-        self._put(p, f"engine-{p}".encode(), f"{slot}:{len(chunks)}".encode())
+        self._put(p, f"engine-{p}".encode(), f"{slot}:{len(chunks)}:{hashlib.sha256(blob).hexdigest()}".encode())
 
     def _put(self, p: int, key: bytes, value: bytes) -> None:
         """A table write on partition ``p`` of the changelog, outside Faust's stream iteration
@@ -130,13 +144,14 @@ class PartitionWorker:
         runner = self.runners.get(p)
         if runner is None:
             engine = None
-            blob = self.snapshots.load(p)
-            if blob is not None:
-                try:
+            try:
+                blob = self.snapshots.load(p)
+                if blob is not None:
                     engine = Engine.restore(blob, self.config, recipients, self.outbox.append)
-                except SnapshotError as e:
-                    log.critical("分区 %d 的已保存状态无法恢复，工作进程退出（不会从头重算而重复发出通知）：%s", p, e)
-                    raise
+            except SnapshotError as e:
+                log.critical("分区 %d 的已保存状态无法恢复，工作进程退出（不会从头重算而重复发出通知）：%s", p, e)
+                raise
+            if blob is not None:
                 log.info("partition %d: state restored (%d bytes)", p, len(blob))
             runner = self.runners[p] = PartitionRunner(self.config, p, self.partitions, self.outbox.append,
                                                        engine=engine)
