@@ -86,6 +86,7 @@ def _announce(settings: Any, delivery: Any) -> Callable[[list[str]], None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from shian.office.api import ServeRefused, check_listen
+    from shian.rules.engine import SnapshotError
 
     config = load_config(args.config)
     delivery = delivery_settings(config)
@@ -116,4 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ServeRefused as e:
         print(e, file=sys.stderr)
         return 2
+    except SnapshotError as e:  # refused loudly, never an empty restart (README, snapshots)
+        print(f"无法启动：{e}", file=sys.stderr)
+        return 1
     return 0

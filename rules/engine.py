@@ -17,6 +17,7 @@ State kept, and for how long (all bounded):
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
 import pickle
 import itertools
@@ -313,8 +314,12 @@ class Engine:
         if not blob.startswith(SNAPSHOT_MAGIC):
             head = blob[:len(SNAPSHOT_MAGIC)].split(b"\n")[0].decode("ascii", "replace")
             raise SnapshotError(f"状态快照格式为“{head}”，本版本只能读取“{SNAPSHOT_MAGIC.decode().strip()}”")
+        digest, _, payload = blob[len(SNAPSHOT_MAGIC):].partition(b"\n")
+        if digest != b"sha256:" + hashlib.sha256(payload).hexdigest().encode():
+            raise SnapshotError("状态快照已损坏（校验和不符）：不能据此启动，以免重复或漏发通知；"
+                                "请从备份恢复，或删除快照后从事件日志重建")
         try:
-            engine: Engine = pickle.loads(blob[len(SNAPSHOT_MAGIC):])
+            engine: Engine = pickle.loads(payload)
         except Exception as e:  # any unpickling failure means the same: unreadable state
             raise SnapshotError(f"状态快照无法读取：{type(e).__name__}: {e}") from e
         engine.config = config
@@ -323,7 +328,10 @@ class Engine:
         return engine
 
     def snapshot(self) -> bytes:
-        return SNAPSHOT_MAGIC + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """The state as bytes: the format line, the SHA-256 of the payload (a flipped bit in a
+        pickle often still loads, as other state), the pickled state."""
+        payload = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        return SNAPSHOT_MAGIC + b"sha256:" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
 
     def figures(self, kind: str, period: Any, now: datetime) -> list[Any]:
         """The office's figures (kinds and periods: :data:`shian.rules.measures.FIGURE_KINDS`)
