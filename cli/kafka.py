@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import delivery_settings, event_inputs, load_config, open_out, setup_logging
+from .common import LOG_LEVELS, checked_config, event_inputs, load_config, open_out, setup_logging
 
 
 def register(sub: Any) -> None:
@@ -31,14 +31,14 @@ def register(sub: Any) -> None:
     w.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
     w.add_argument("--event-time", action="store_true", help="跟随 shian ingest --event-time 的时钟，而不是墙上时钟")
     w.add_argument("--data-dir", default="shian-data", metavar="DIR", help="工作进程的数据目录")
-    w.add_argument("--loglevel", default="warning")
+    w.add_argument("--loglevel", default="warning", choices=LOG_LEVELS, help="日志级别")
     w.set_defaults(func=cmd_worker)
 
     n = sub.add_parser("notify", help="在 Kafka 上投递通知：消费 notices 主题，经发件箱发往各部门")
     n.add_argument("--config", required=True, metavar="FILE")
     n.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
     n.add_argument("--group", default="shian-notify", metavar="NAME", help="消费组名（同组的多个进程分担投递）")
-    n.add_argument("--loglevel", default="warning")
+    n.add_argument("--loglevel", default="warning", choices=LOG_LEVELS, help="日志级别")
     n.set_defaults(func=cmd_notify)
 
 
@@ -59,7 +59,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from shian.streams.replay import jsonl_writer
     from shian.streams.sources import read_path
 
-    config, until = event_inputs(args)
+    checked, until = event_inputs(args)
+    config = checked.config
     partitions = event_partitions(args.broker)
     producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), linger_ms=20, acks="all")
     with open_out(args.rejects, None) as rej:
@@ -92,8 +93,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     from shian.streams.notify import run_notify
 
-    config = load_config(args.config)
-    settings = delivery_settings(config)
-    setup_logging(args.loglevel)
+    checked = checked_config(args.config, delivery=True)
+    settings = checked.delivery
+    setup_logging(args.loglevel, checked.config.tz)
     asyncio.run(run_notify(settings, args.broker, args.group))
     return 0

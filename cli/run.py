@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .common import delivery_settings, load_config, service_settings, setup_logging
+from .common import LOG_LEVELS, checked_config, setup_logging
 
 
 def register(sub: Any) -> None:
@@ -20,7 +20,9 @@ def register(sub: Any) -> None:
     ru.add_argument("--broker", metavar="kafka://HOST:PORT",
                     help="Kafka 部署：本进程不运行规则，只展示 notices / events 并把收到的事件发布到 Kafka")
     ru.add_argument("--deliver", action="store_true", help="（仅 --broker）由本进程投递通知，而不是 shian notify")
-    ru.add_argument("--loglevel", default="info")
+    ru.add_argument("--listen", metavar="HOST:PORT",
+                    help="监听地址，代替配置中的 service.listen（如 127.0.0.1:8081；未配置令牌时只能是本机地址）")
+    ru.add_argument("--loglevel", default="info", choices=LOG_LEVELS, help="日志级别（缺省 info）")
     ru.set_defaults(func=cmd_run)
 
 
@@ -74,22 +76,16 @@ def _announce(settings: Any, delivery: Any) -> Callable[[list[str]], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shian.office.api import ServeRefused, check_listen
+    from shian.office.api import ServeRefused
 
-    config = load_config(args.config)
-    delivery = delivery_settings(config)
-    settings = service_settings(config)
+    checked = checked_config(args.config, delivery=True, service=True, listen=args.listen)
+    config, delivery, settings = checked.config, checked.delivery, checked.service
     if args.backfill:
         missing = [p for p in args.backfill if not Path(p).is_file()]
         if missing:
             print(f"找不到补录文件：{', '.join(missing)}", file=sys.stderr)
             return 2
-    setup_logging(args.loglevel)
-    try:
-        check_listen(settings)
-    except ServeRefused as e:
-        print(e, file=sys.stderr)
-        return 2
+    setup_logging(args.loglevel, config.tz)
 
     async def main() -> None:
         runtime = build_runtime(args, config, settings, delivery)

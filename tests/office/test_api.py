@@ -469,10 +469,18 @@ def test_no_token_ever_reaches_the_log(make_service, caplog):
 
 
 def test_open_access_serves_loopback_only(make_service):
-    service = make_service(county(service={"listen": "0.0.0.0:0", "data_dir": "data"}), now=lambda: NOW)
+    """Without tokens the config refuses a non-loopback address; settings made another way
+    (not from a config) are refused by the server all the same."""
+    import dataclasses
+
+    from shian.rules.config import ConfigError
+
+    with pytest.raises(ConfigError, match="service.listen.*只能监听本机地址"):
+        make_service(county(service={"listen": "0.0.0.0:0", "data_dir": "data"}), now=lambda: NOW)
+    service = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data"}), now=lambda: NOW)
     assert service.storage.open_access
     with pytest.raises(ServeRefused, match="只能监听本机地址"):
-        asyncio.run(_serve_briefly(service))
+        asyncio.run(serve_on(service, dataclasses.replace(service.storage, host="0.0.0.0")))
     with pytest.raises(Exception):
         service.store.counts()  # serve closed the service on the way out
 
@@ -490,11 +498,15 @@ def test_a_port_in_use_is_refused_in_words(make_service):
 
 
 async def _serve_briefly(service: Service) -> None:
+    await serve_on(service, service.storage)
+
+
+async def serve_on(service: Service, settings: Any) -> None:
     from shian.cli.run import serve
 
     stop = asyncio.Event()
     stop.set()
-    await serve(service, service.storage, stop)
+    await serve(service, settings, stop)
 
 
 def test_open_access_on_loopback_needs_no_token(make_service):
