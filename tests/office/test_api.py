@@ -545,6 +545,7 @@ def test_shian_ack_service_signs_for_a_notice_through_the_running_service(make_s
         return refused, done, {"acks": service.store.events(["ack"]), "recipient": recipient}
 
     refused, done, seen = go(make_service, scenario)
-    assert refused == 2 and "403" in capsys.readouterr().err
-    assert done == 0
+    said = capsys.readouterr()
+    assert refused == 2 and "拒收：部门" in said.err and "（HTTP 403）" in said.err
+    assert done == 0 and said.out.startswith("已办结：通知 ")
     assert [(a["by"], a["action"], a.get("note")) for a in seen["acks"]] == [(seen["recipient"], "办结", "已处置")]
