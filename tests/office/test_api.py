@@ -90,6 +90,8 @@ def test_every_operation_in_the_spec_is_served_exercised_and_answers_as_document
         async with client(base, spec) as api:
             st, body = await api.call("POST", "/api/events", token=FEED, json=[sample("S-1"), {"type": "x"}])
             assert st == 200 and body["accepted"] == 1 and body["rejected"] == 1
+            st, body = await api.call("GET", "/api/rejects", token=TOKENS["hh-fso"])
+            assert st == 200 and body["total"] == 1 and body["rejects"][0]["raw"] == '{"type": "x"}'
             notice = await notice_of(api, "S-1")
             st, body = await api.call("POST", "/api/notices/{id}/ack", path={"id": notice["id"]},
                                       token=TOKENS["hh-agri"], json={"action": "签收"})
