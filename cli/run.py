@@ -76,7 +76,10 @@ def _announce(settings: Any, delivery: Any) -> Callable[[list[str]], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from shian.office.api import ServeRefused
+    from shian.rules.engine import SnapshotError
 
     checked = checked_config(args.config, delivery=True, service=True, listen=args.listen)
     config, delivery, settings = checked.config, checked.delivery, checked.service
@@ -100,5 +103,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except ServeRefused as e:
         print(e, file=sys.stderr)
+        return 2
+    except SnapshotError as e:
+        print(f"无法恢复保存的规则状态（{settings.events_db}）：{e}。若刚升级了 shian，请按 README“State and its "
+              f"bounds”一节删除旧快照后再启动（事件日志会重新运行，已发出的通知不会重发）", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        print(f"无法打开数据目录 {settings.data_dir} 或发件箱 {delivery.outbox}（{type(e).__name__}: {e}）："
+              "请检查路径是否存在、可写（service.data_dir、notifiers.outbox）", file=sys.stderr)
         return 2
     return 0

@@ -162,3 +162,24 @@ def test_log_lines_are_stamped_in_the_county_time_zone_with_the_level_in_chinese
     record.created = datetime(2026, 4, 20, 6, 2, tzinfo=timezone.utc).timestamp()
     line = LocalFormatter(ZoneInfo("Asia/Shanghai")).format(record)
     assert line == "2026-04-20 14:02:00 信息 shian.service: 投放文件夹：a.csv 已读完"
+
+
+def test_run_refuses_in_words_when_its_data_cannot_be_opened(write_config, tmp_path, capsys) -> None:
+    """A snapshot this version cannot read, a data folder that cannot be made: exit 2 with a
+    Chinese sentence naming the file and what to do, never a traceback."""
+    from shian.streams.store import Store
+
+    data = tmp_path / "data"
+    store = Store(data / "events.sqlite", ZoneInfo("Asia/Shanghai"))
+    store.save_snapshot(0, b"shian-engine/0\njunk")
+    store.close()
+    path = write_config(config_overrides={"service": {"listen": "127.0.0.1:0", "data_dir": str(data)}})
+    assert exit_code(["run", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "无法恢复保存的规则状态" in err and "删除旧快照" in err and "Traceback" not in err, err
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    path = write_config(config_overrides={"service": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path / "a-file" / "d")}},
+                        name="blocked.yaml")
+    assert exit_code(["run", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert f"无法打开数据目录 {tmp_path / 'a-file' / 'd'}" in err and "Traceback" not in err, err
