@@ -275,8 +275,8 @@ class Rejected(Exception):
 
 _NAMED_FIELD = re.compile(r"(?<![A-Za-z0-9_.])([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)（[^（）]+）")
 _COLUMN = re.compile(r"列“([^”]+)”")
-_NAMED_BY_WORD = (("乡镇“", "township"), ("报送单位“", "reporter"), ("部门“", "by"), ("报告时间早于发生时间", "reported_at"),
-                  ("编号重复", "id"))
+_NAMED_BY_WORD = (("乡镇“", "township"), ("报送单位“", "reporter"), ("签收的通知“", "notice_id"), ("部门“", "by"),
+                  ("报告时间早于发生时间", "reported_at"), ("编号重复", "id"))
 
 
 def reject_field(reason: str) -> str:

@@ -340,3 +340,40 @@ def test_a_new_user_drops_bad_files_into_a_running_shian_and_restarts_it(tmp_pat
     assert len(stamps) == 5, text
     local = datetime.strptime(stamps[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=TZ)
     assert abs(datetime.now(TZ) - local) < timedelta(minutes=5), (stamps[0], "stamped in the county's time")
+
+
+# -- the pure parts ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reason, field", [
+    ("缺少必填字段 township（乡镇）", "township（乡镇）"),
+    ("字段 items.0.value（检验结果）应为数值，实为文本“高”", "items.0.value（检验结果）"),
+    ("乡镇“北京镇”未在配置中登记", "township（乡镇）"),
+    ("报送单位“李村”不是红河镇配置的报送单位", "reporter（报送单位）"),
+    ("签收的通知“93946f8828379c8c”在权寨镇不存在（截至 2026-04-27 09:00 未发出该通知）", "notice_id（通知编号）"),
+    ("部门“hh-x”未在配置中登记", "by（签收部门）"),
+    ("日期无法识别：列“抽样日期”的值“四月七日”", "抽样日期"),
+    ("编号重复但内容不同（duplicate id with different content; the first is kept）", "id（编号）"),
+    ("不是有效的 JSON", ""),
+    ("文件为空：没有任何事件行", ""),
+], ids=lambda v: v[:12] if isinstance(v, str) else v)
+def test_the_field_a_reason_names(reason: str, field: str) -> None:
+    """The 字段 column of the page, the API and the 拒收 list: the field the reason names, or none."""
+    assert Reject("s", 1, "", reason).field == field
+
+
+@pytest.mark.parametrize("line, place", [(3, "3"), ("抽检!3-5", "抽检!3-5"), (0, "整个文件"), ("", "整个文件"),
+                                         (None, "整个文件")])
+def test_the_place_of_a_reject(line: Any, place: str) -> None:
+    """行号/位置: a line, a sheet's rows, or the whole file."""
+    assert Reject("s", line, "", "r").place == place
+
+
+def test_cells_hold_text_as_text_like_openpyxl_requires() -> None:
+    """The shared cell helper: the control characters openpyxl refuses, and formula leads."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    from shian.rules.cells import ILLEGAL, safe
+
+    assert ILLEGAL.pattern == ILLEGAL_CHARACTERS_RE.pattern
+    assert [safe(v) for v in ("=1+1", "+86", "-3", "@x", "\tx", "a\x07b", "正常", 5, None)] == \
+        ["'=1+1", "'+86", "'-3", "'@x", "'\tx", "a b", "正常", 5, None]
