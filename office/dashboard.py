@@ -6,9 +6,9 @@ runtime so the list is cut where the notices are stored; ``/?state=closed`` is t
 view), one notice (``/notices/<id>``: its wording, recipients, deliveries and 签收 / 办结), the
 figure pages, which open on the latest month with data, and 拒收记录 (``/rejects``: the input
 that was not taken, with where, field and reason). Errors (no such page, a method a page does
-not take, a failure) are Chinese pages too (:meth:`Dashboard.error_page`). Every department is shown by its
-name. The pages read what the runtime recorded — notices, acks, deliveries, the rules'
-figures and deadlines — and work out nothing a rule decides.
+not take, a failure) are Chinese pages too (:meth:`Dashboard.error_page`). Every department is
+shown by its name. The pages read what the runtime recorded — notices, acks, deliveries, the
+rules' figures and deadlines — and work out nothing a rule decides.
 
 Why server-rendered, no script: the pages must work on an office desk machine without
 internet (no CDN, fonts or scripts from elsewhere) and in any browser the office has; charts
