@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from . import ack, check, kafka, office, replay, run, silence
+from . import ack, argwords, check, kafka, office, replay, run, silence
 
 COMMANDS = (replay, kafka, run, office, ack, silence, check)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="shian", description="食安：食品安全合规预警")
-    sub = p.add_subparsers(dest="command", required=True)
+    argwords.install()  # argparse's own words (usage, errors) in Chinese too
+    p = argwords.Parser(prog="shian", description="食安：食品安全合规预警")
+    sub = p.add_subparsers(dest="command", required=True, title="命令", metavar="命令")
     for module in COMMANDS:
         module.register(sub)
     return p

@@ -15,7 +15,7 @@ from .common import load_config, time_arg
 
 
 def register(sub: Any) -> None:
-    a = sub.add_parser("ack", help="签收 / 办结一条通知：生成 ack 事件（追加到事件文件，或发布到 Kafka）")
+    a = sub.add_parser("ack", help="签收 / 办结一条通知：交给正在运行的 shian run（--service），追加到事件文件（--out），或发布到 Kafka（--broker）")
     a.add_argument("notice_id", metavar="NOTICE_ID", help="通知编号（id）")
     a.add_argument("--by", required=True, metavar="DEPT", help="签收部门 id（须是该通知的接收部门）")
     a.add_argument("--action", default="签收", choices=("签收", "办结"))
@@ -86,10 +86,17 @@ def ack_event(args: argparse.Namespace, config: Config) -> dict[str, Any] | str:
     return ack_event(nid, township, args.by, args.action, at, args.note)
 
 
+NO_TARGET = ("shian ack：请指明把签收 / 办结交给谁：正在运行的 shian run 用 --service http://127.0.0.1:8080；"
+             "事件文件（供 shian replay）用 --out 文件名；Kafka 部署用 --broker kafka://主机:端口")
+
+
 def cmd_ack(args: argparse.Namespace) -> int:
+    if not (args.out or args.broker or args.service):
+        print(NO_TARGET, file=sys.stderr)
+        return 2
     config = load_config(args.config)
     if args.service:
-        return _ack_by_service(args)
+        return _ack_by_service(args, config)
     event = ack_event(args, config)
     if isinstance(event, str):
         print(event, file=sys.stderr)
@@ -99,11 +106,9 @@ def cmd_ack(args: argparse.Namespace) -> int:
         with open(args.out, "a", encoding="utf-8", newline="\n") as f:
             f.write(line + "\n")
         print(f"已追加到 {args.out}：{line}", file=sys.stderr)
-    elif args.broker:
+    else:
         _publish(args.broker, event["township"], line)
         print(f"已发布到 events：{line}", file=sys.stderr)
-    else:
-        print(line)
     return 0
 
 
@@ -120,9 +125,9 @@ def _publish(broker: str, township: str, line: str) -> None:
     producer.close()
 
 
-def _ack_by_service(args: argparse.Namespace) -> int:
+def _ack_by_service(args: argparse.Namespace, config: Config) -> int:
     """``shian ack --service URL``: the running ``shian run`` checks the recipient and records
-    the ack at its own clock (``POST /api/notices/{id}/ack``)."""
+    the ack at its own clock (``POST /api/notices/{id}/ack``); its answer in words."""
     import os
     import urllib.error
     import urllib.request
@@ -143,12 +148,24 @@ def _ack_by_service(args: argparse.Namespace) -> int:
     except urllib.error.HTTPError as e:
         try:
             reason = json.loads(e.read()).get("error", "")
-        except ValueError:
+        except (ValueError, AttributeError):
             reason = ""
-        print(f"shian run 拒绝了（HTTP {e.code}）：{reason or e.reason}", file=sys.stderr)
+        print(f"拒收：{reason or '服务没有说明原因'}（HTTP {e.code}）", file=sys.stderr)
         return 2
-    except OSError as e:
-        print(f"无法连接 {args.service}：{e}", file=sys.stderr)
+    except (OSError, ValueError) as e:
+        print(f"无法连接 {args.service}（{type(e).__name__}: {e}）：shian run 是否在运行？地址应如 http://127.0.0.1:8080",
+              file=sys.stderr)
         return 2
-    print(f"已{args.action}：{args.notice_id}（{answer.get('status', '')}）", file=sys.stderr)
+    print(service_result(answer, args.action, args.notice_id, config))
     return 0
+
+
+def service_result(answer: dict[str, Any], action: str, notice_id: str, config: Config) -> str:
+    """The service's answer to a 签收 / 办结, as one sentence: 已签收 / 已办结, or that the same
+    act was recorded before."""
+    by = answer.get("by", "")
+    dept = config.departments[by].name if by in config.departments else by
+    done = f"通知 {answer.get('notice_id', notice_id)}，{dept}"
+    if answer.get("status") == "duplicate":
+        return f"已{action}（此前已记录过同一{action}，未重复记录）：{done}"
+    return f"已{action}：{done}"

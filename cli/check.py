@@ -6,9 +6,7 @@ import sys
 from datetime import date, datetime
 from typing import Any
 
-from shian.rules.config import Config, ConfigError, load
-
-from .common import delivery_settings, service_settings, time_arg
+from .common import checked_config, time_arg
 
 
 def register(sub: Any) -> None:
@@ -22,14 +20,15 @@ def register(sub: Any) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from shian.rules.timeutil import fmt
 
-    config = checked_together(args.config)
+    checked = checked_config(args.config, delivery=True, service=True)
+    config = checked.config
     now = time_arg(args.now, config, "--now") or datetime.now(config.tz)
     print(f"配置 {args.config} 有效。")
     print(f"时区 {config.tz.key}；县 {config.county.name or '（未命名）'}，县食安办 {config.county.office}"
           + (f"，升级对象 {', '.join(config.county.escalation)}" if config.county.escalation else ""))
     print(f"max_jump_days {config.max_jump_days}，dedup_days {config.dedup_days}")
-    _delivery(config)
-    _service(config)
+    _delivery(config, checked.delivery)
+    _service(checked.service)
     _townships(config)
     _rules(config)
     _calendar(config, now)
@@ -38,35 +37,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def checked_together(path: str) -> Config:
-    """The config with its departments' contacts and its ``notifiers:`` and ``service:``
-    sections, every problem of all of them reported in one run (exit 2). When the config itself
-    is refused, the sections are still checked against it as far as it could be read
-    (:attr:`ConfigError.partial`), unless what they refer to (departments, townships) is broken."""
-    from shian.notifiers.settings import parse as delivery
-    from shian.office.settings import parse as service
-
-    try:
-        config: Config | None = load(path)
-        problems: list[str] = []
-    except ConfigError as e:
-        config, problems = e.partial, list(e.problems)
-    for section in (delivery, service) if config is not None else ():
-        try:
-            section(config)
-        except ConfigError as e:
-            problems += e.problems
-    if problems:
-        print("配置有误：", *dict.fromkeys(problems), sep="\n  ", file=sys.stderr)
-        raise SystemExit(2)
-    assert config is not None
-    return config
-
-
-def _delivery(config: Any) -> None:
+def _delivery(config: Any, settings: Any) -> None:
     from shian.notifiers.channels import shown
 
-    settings = delivery_settings(config)
     print("\n部门（投递渠道）：")
     for dept_id, d in config.departments.items():
         channels = settings.channels_of(dept_id)
@@ -78,12 +51,39 @@ def _delivery(config: Any) -> None:
           + (f"；每日汇总 {settings.digest_at:%H:%M}" if settings.digest_at else "；无每日汇总"))
 
 
-def _service(config: Any) -> None:
-    service = service_settings(config)
+def _service(service: Any) -> None:
     print(f"内嵌服务（shian run）：监听 {service.host}:{service.port}；数据 {service.data_dir}"
           + (f"；投放文件夹 {service.drop_dir}" if service.drop_dir else "")
           + (f"；数据来源 {', '.join(service.feed_names)}" if service.feed_names else "")
           + ("；未配置令牌（仅限本机访问）" if service.open_access else ""))
+    taken = listen_problem(service.host, service.port)
+    if taken:
+        print(f"警告：现在无法监听 {service.host}:{service.port}（{taken}）：shian run 将无法启动；"
+              "若它已在运行，可忽略此警告，否则请换一个端口（service.listen 或 shian run --listen）", file=sys.stderr)
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on now (taken, not an address of this machine, a
+    privileged port), or None. Port 0 (any free port) always can."""
+    import errno
+    import socket
+
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return "找不到这个主机名"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            words = {errno.EADDRINUSE: "端口已被占用", errno.EADDRNOTAVAIL: "不是本机的地址",
+                     errno.EACCES: "没有权限使用 1024 以下的端口"}
+            return words.get(e.errno or 0, e.strerror or str(e))
+    return None
 
 
 def _townships(config: Any) -> None:

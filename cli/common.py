@@ -1,46 +1,70 @@
-"""What the commands share: loading and checking the config and its sections, time
-arguments, output files."""
+"""What the commands share: loading and checking the config and the sections a command needs
+(every problem of all of them at once), time arguments, output files, logging."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from shian.rules.config import Config, ConfigError, load
 
 
-def checked(what: str, parse: Any, *args: Any, **kw: Any) -> Any:
-    """``parse(*args)``, or every problem it found and exit 2: a refused config never starts."""
+@dataclass(frozen=True)
+class Checked:
+    """A config as a command uses it: the config, and the sections it asked for (None when not)."""
+    config: Config
+    delivery: Any = None   # shian.notifiers.settings.Settings
+    service: Any = None    # shian.office.settings.ServiceSettings
+
+
+def checked_config(path: str, *, delivery: bool = False, service: bool = False,
+                   service_env: Mapping[str, str] | None = None, listen: str | None = None,
+                   offline: bool = False) -> Checked:
+    """The config at ``path`` with the departments' contacts and, when asked, its
+    ``notifiers:`` (``delivery``) and ``service:`` sections (``service_env``: the environment
+    its tokens are read from, default the process's; ``listen``: ``--listen`` in place of
+    ``service.listen``; ``offline``: the tokens are not read, for the commands that serve
+    nobody). Every problem of all of them is reported in one run and the command
+    exits 2 — ``check-config``, ``run``, ``replay --deliver``, ``notify`` and the rest say the
+    same. When the config itself is refused, the sections are still checked as far as it could
+    be read (:attr:`ConfigError.partial`), unless what they refer to is broken."""
+    from shian.notifiers.channels import contact_problems
+    from shian.notifiers.settings import parse as parse_delivery
+    from shian.office.settings import parse as parse_service
+
     try:
-        return parse(*args, **kw)
+        config: Config | None = load(path)
+        problems: list[str] = []
     except ConfigError as e:
-        print(f"{what}有误：", *e.problems, sep="\n  ", file=sys.stderr)
-        raise SystemExit(2) from None
+        config, problems = e.partial, list(e.problems)
+    parts: dict[str, Any] = {}
+    if config is not None:
+        if not delivery:  # the delivery section checks the contacts itself, with its environment
+            problems += contact_problems(config)
+        sections = {"delivery": (delivery, lambda c: parse_delivery(c)),
+                    "service": (service, lambda c: parse_service(c, env=service_env, listen=listen,
+                                                                              offline=offline))}
+        for name, (wanted, parse) in sections.items():
+            if not wanted:
+                continue
+            try:
+                parts[name] = parse(config)
+            except ConfigError as e:
+                problems += e.problems
+    if problems:
+        print("配置有误：", *dict.fromkeys(problems), sep="\n  ", file=sys.stderr)
+        raise SystemExit(2)
+    assert config is not None
+    return Checked(config, **parts)
 
 
 def load_config(path: str) -> Config:
-    from shian.notifiers.channels import check_contacts
-
-    config = checked("配置", load, path)
-    checked("配置", check_contacts, config)  # the departments' contacts belong to the channels
-    return config
-
-
-def delivery_settings(config: Config) -> Any:
-    """The ``notifiers:`` section, checked like the rest of the config."""
-    from shian.notifiers.settings import parse
-
-    return checked("投递配置（notifiers）", parse, config)
-
-
-def service_settings(config: Config, env: Any = None, *, offline: bool = False) -> Any:
-    """The ``service:`` section, checked like the rest of the config (``offline``: without
-    its tokens, for the commands that serve nobody)."""
-    from shian.office.settings import parse
-
-    return checked("服务配置（service）", parse, config, env=env, offline=offline)
+    """The config and its departments' contacts, checked (exit 2 with every problem)."""
+    return checked_config(path).config
 
 
 def time_arg(text: str | None, config: Config, flag: str) -> datetime | None:
@@ -55,15 +79,16 @@ def time_arg(text: str | None, config: Config, flag: str) -> datetime | None:
         raise SystemExit(2) from None
 
 
-def event_inputs(args: Any) -> tuple[Config, datetime | None]:
-    """The config, ``--until`` and the event files of a command that reads events."""
-    config = load_config(args.config)
-    until = time_arg(args.until, config, "--until")
+def event_inputs(args: Any, *, delivery: bool = False) -> tuple[Checked, datetime | None]:
+    """The config (with ``notifiers:`` when ``delivery``), ``--until`` and the event files of a
+    command that reads events."""
+    checked = checked_config(args.config, delivery=delivery)
+    until = time_arg(args.until, checked.config, "--until")
     missing = [p for p in args.events if not Path(p).is_file()]
     if missing:
         print(f"找不到事件文件：{', '.join(missing)}", file=sys.stderr)
         raise SystemExit(2)
-    return config, until
+    return checked, until
 
 
 @contextlib.contextmanager
@@ -76,9 +101,29 @@ def open_out(path: str | None, default: Any) -> Iterator[Any]:
         yield f
 
 
-def setup_logging(level: str) -> None:
-    import logging
+LEVEL_NAMES = {"DEBUG": "调试", "INFO": "信息", "WARNING": "警告", "ERROR": "错误", "CRITICAL": "严重"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+class LocalFormatter(logging.Formatter):
+    """Log lines stamped in the county's time zone (not the machine's, often UTC), with the
+    level in Chinese: ``2026-04-20 14:02:00 信息 shian.service: …``."""
+
+    def __init__(self, tz: tzinfo) -> None:
+        super().__init__("%(asctime)s %(levelword)s %(name)s: %(message)s")
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, self.tz).strftime(datefmt or "%Y-%m-%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelword = LEVEL_NAMES.get(record.levelname, record.levelname)
+        return super().format(record)
+
+
+def setup_logging(level: str, tz: tzinfo) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(LocalFormatter(tz))
+    logging.basicConfig(level=level.upper(), handlers=[handler])  # no-op when logging is set up already
     for noisy in ("aiohttp.access", "kafka", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from .common import delivery_settings, load_config
+from .common import checked_config
 
 
 def register(notify: Any) -> None:
@@ -25,8 +25,8 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     from shian.notifiers.channels import build
     from shian.notifiers.drill import drill, lines
 
-    config = load_config(args.config)
-    settings = delivery_settings(config)
+    checked = checked_config(args.config, delivery=True)
+    config, settings = checked.config, checked.delivery
     unknown = [d for d in args.dept or () if d not in config.departments]
     if unknown:
         print(f"--dept：未知的部门 id“{'、'.join(unknown)}”；可用：{', '.join(config.departments)}", file=sys.stderr)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import drill
-from .common import delivery_settings, event_inputs, load_config, open_out, setup_logging
+from .common import LOG_LEVELS, checked_config, event_inputs, load_config, open_out, setup_logging
 
 
 def register(sub: Any) -> None:
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     w.add_argument("--broker", required=True, metavar="kafka://HOST:PORT")
     w.add_argument("--event-time", action="store_true", help="跟随 shian ingest --event-time 的时钟，而不是墙上时钟")
     w.add_argument("--data-dir", default="shian-data", metavar="DIR", help="工作进程的数据目录")
-    w.add_argument("--loglevel", default="warning")
+    w.add_argument("--loglevel", default="warning", choices=LOG_LEVELS, help="日志级别")
     w.set_defaults(func=cmd_worker)
 
     n = sub.add_parser("notify", help="在 Kafka 上投递通知：消费 notices 主题，经发件箱发往各部门；"
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
     n.add_argument("--config", metavar="FILE", help="（投递时必填）")
     n.add_argument("--broker", metavar="kafka://HOST:PORT", help="（投递时必填）")
     n.add_argument("--group", default="shian-notify", metavar="NAME", help="消费组名（同组的多个进程分担投递）")
-    n.add_argument("--loglevel", default="warning")
+    n.add_argument("--loglevel", default="warning", choices=LOG_LEVELS, help="日志级别")
     n.set_defaults(func=cmd_notify)
     drill.register(n)
 
@@ -62,7 +62,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from shian.streams.replay import jsonl_writer
     from shian.streams.sources import read_path
 
-    config, until = event_inputs(args)
+    checked, until = event_inputs(args)
+    config = checked.config
     partitions = event_partitions(args.broker)
     producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), linger_ms=20, acks="all")
     with open_out(args.rejects, None) as rej:
@@ -100,9 +101,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
         print(f"shian notify：缺少 {' 和 '.join(missing)}（演练各通知渠道请用 shian notify test --config FILE）",
               file=sys.stderr)
         return 2
-    config = load_config(args.config)
-    settings = delivery_settings(config)
-    setup_logging(args.loglevel)
+    checked = checked_config(args.config, delivery=True)
+    settings = checked.delivery
+    setup_logging(args.loglevel, checked.config.tz)
     if settings.resolved_messages:
         print("notifiers.resolved_messages：办结通报由读取签收记录的 shian run 发出（内嵌服务，或 --broker 加 --deliver），"
               "shian notify 不发", file=sys.stderr)

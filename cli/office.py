@@ -9,7 +9,7 @@ from typing import Any
 
 from shian.rules.config import Config
 
-from .common import delivery_settings, load_config, service_settings, time_arg
+from .common import Checked, checked_config, time_arg
 
 
 def register(sub: Any) -> None:
@@ -27,13 +27,18 @@ def register(sub: Any) -> None:
     lg.set_defaults(func=cmd_ledger)
 
 
-def offline_runtime(config: Config) -> Any:
+def offline_config(path: str) -> Checked:
+    """The config with the sections ``shian run`` uses, checked as it checks them, except that
+    the tokens are not read (the report and the ledger serve nobody)."""
+    return checked_config(path, delivery=True, service=True, offline=True)
+
+
+def offline_runtime(checked: Checked) -> Any:
     """What ``shian run`` keeps, as the service recovers it (its snapshot and journal, its
     outbox), for the office's report and ledger; nothing is sent and no snapshot written."""
     from shian.streams.service import Service
 
-    settings = service_settings(config, offline=True)  # report and ledger serve nobody: no tokens
-    delivery = delivery_settings(config)
+    config, settings, delivery = checked.config, checked.service, checked.delivery
     if not settings.events_db.exists():
         print(f"还没有保存的事件（{settings.events_db}）：请先运行 shian run", file=sys.stderr)
         raise SystemExit(2)
@@ -43,8 +48,9 @@ def offline_runtime(config: Config) -> Any:
 def cmd_report(args: argparse.Namespace) -> int:
     from shian.office.report import report_main
 
-    config = load_config(args.config)
-    runtime = offline_runtime(config)
+    checked = offline_config(args.config)
+    config = checked.config
+    runtime = offline_runtime(checked)
     try:
         paths = report_main(config, runtime, args.month, args.out)
     except ValueError as e:
@@ -60,10 +66,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_ledger(args: argparse.Namespace) -> int:
     from shian.office.ledger import ledger_main
 
-    config = load_config(args.config)
+    checked = offline_config(args.config)
+    config = checked.config
     since = time_arg(args.since, config, "--since")
     until = time_arg(args.until, config, "--until")
-    runtime = offline_runtime(config)
+    runtime = offline_runtime(checked)
     try:
         print(ledger_main(config, runtime, args.out, since=since, until=until))
     finally:

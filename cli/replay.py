@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from shian.rules.notice import Notice
 
-from .common import delivery_settings, event_inputs, open_out
+from .common import event_inputs, open_out
 
 
 def register(sub: Any) -> None:
@@ -31,8 +31,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from shian.streams.replay import Replay, jsonl_writer
 
-    config, until = event_inputs(args)
-    settings = delivery_settings(config) if args.deliver else None
+    checked, until = event_inputs(args, delivery=args.deliver)
+    config, settings = checked.config, checked.delivery
     shown: list[Notice] = []
     produced: list[Notice] = []
     total = sum(Path(p).stat().st_size for p in args.events)

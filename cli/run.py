@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .common import delivery_settings, load_config, service_settings, setup_logging
+from .common import LOG_LEVELS, checked_config, setup_logging
 
 
 def register(sub: Any) -> None:
@@ -20,7 +20,9 @@ def register(sub: Any) -> None:
     ru.add_argument("--broker", metavar="kafka://HOST:PORT",
                     help="Kafka 部署：本进程不运行规则，只展示 notices / events 并把收到的事件发布到 Kafka")
     ru.add_argument("--deliver", action="store_true", help="（仅 --broker）由本进程投递通知，而不是 shian notify")
-    ru.add_argument("--loglevel", default="info")
+    ru.add_argument("--listen", metavar="HOST:PORT",
+                    help="监听地址，代替配置中的 service.listen（如 127.0.0.1:8081；未配置令牌时只能是本机地址）")
+    ru.add_argument("--loglevel", default="info", choices=LOG_LEVELS, help="日志级别（缺省 info）")
     ru.set_defaults(func=cmd_run)
 
 
@@ -85,23 +87,19 @@ def _announce(settings: Any, delivery: Any) -> Callable[[list[str]], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shian.office.api import ServeRefused, check_listen
+    import sqlite3
+
+    from shian.office.api import ServeRefused
     from shian.rules.engine import SnapshotError
 
-    config = load_config(args.config)
-    delivery = delivery_settings(config)
-    settings = service_settings(config)
+    checked = checked_config(args.config, delivery=True, service=True, listen=args.listen)
+    config, delivery, settings = checked.config, checked.delivery, checked.service
     if args.backfill:
         missing = [p for p in args.backfill if not Path(p).is_file()]
         if missing:
             print(f"找不到补录文件：{', '.join(missing)}", file=sys.stderr)
             return 2
-    setup_logging(args.loglevel)
-    try:
-        check_listen(settings)
-    except ServeRefused as e:
-        print(e, file=sys.stderr)
-        return 2
+    setup_logging(args.loglevel, config.tz)
 
     async def main() -> None:
         runtime = build_runtime(args, config, settings, delivery)
@@ -117,7 +115,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ServeRefused as e:
         print(e, file=sys.stderr)
         return 2
-    except SnapshotError as e:  # refused loudly, never an empty restart (README, snapshots)
-        print(f"无法启动：{e}", file=sys.stderr)
-        return 1
+    except SnapshotError as e:
+        print(f"无法恢复保存的规则状态（{settings.events_db}）：{e}。若刚升级了 shian，请按 README“State and its "
+              f"bounds”一节删除旧快照后再启动（事件日志会重新运行，已发出的通知不会重发）", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        print(f"无法打开数据目录 {settings.data_dir} 或发件箱 {delivery.outbox}（{type(e).__name__}: {e}）："
+              "请检查路径是否存在、可写（service.data_dir、notifiers.outbox）", file=sys.stderr)
+        return 2
     return 0

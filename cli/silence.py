@@ -5,7 +5,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from .common import delivery_settings, load_config, time_arg
+from .common import checked_config, time_arg
 
 
 def register(sub: Any) -> None:
@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
 def _open(args: argparse.Namespace) -> tuple[Any, Any, Any, datetime]:
     from shian.notifiers.outbox import Outbox
 
-    config = load_config(args.config)
-    settings = delivery_settings(config)
+    checked = checked_config(args.config, delivery=True)
+    config, settings = checked.config, checked.delivery
     return config, settings, Outbox(settings.outbox, settings), datetime.now(config.tz)
 
 

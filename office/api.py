@@ -168,7 +168,9 @@ def _dumps(data: Any) -> str:
 @web.middleware
 async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                   ) -> web.StreamResponse:
-    """API errors as JSON; an unexpected failure is logged and answered 500, never a traceback."""
+    """API errors as JSON; an unexpected failure is logged and answered 500, never a traceback.
+    Outside the API (the pages), and for a browser anywhere, an error of the router or a
+    failure is a Chinese HTML page (:func:`_error_page`); the pages' own refusals pass as they are."""
     try:
         return await handler(request)
     except ApiError as e:
@@ -181,7 +183,11 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         response.force_close()  # the rest of the body cannot be read either: this connection ends here
         return response
     except web.HTTPException as e:
-        if e.status < 400 or not _ours(request.path):
+        if e.status < 400 or e.content_type == "text/html":  # a redirect, or a page's own refusal
+            raise
+        if _wants_page(request):
+            return _error_page(request, e.status, e.headers.get("Allow"))
+        if not _ours(request.path):
             raise
         code, message = _HTTP_ERRORS.get(e.status, ("http_error", e.reason))
         if e.status == 413:
@@ -189,14 +195,52 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
             response = _error(e.status, code, f"请求体太大：上限 {limit / (1024 * 1024):g} MB，请分批报送")
             response.force_close()  # the rest of the body is not read: this connection ends here
             return response
-        return _error(e.status, code, message)
+        response = _error(e.status, code, message)
+        if "Allow" in e.headers:  # a 405 names the methods the address takes
+            response.headers["Allow"] = e.headers["Allow"]
+        return response
     except asyncio.CancelledError:
         raise
     except Exception:
-        if not _ours(request.path):
-            raise
-        log.exception("API request %s %s failed", request.method, request.path)
+        log.exception("请求 %s %s 处理失败", request.method, request.path)
+        if _wants_page(request):
+            return _error_page(request, 500)
         return _error(500, "internal_error", "服务器内部错误，已记入日志")
+
+
+def _wants_page(request: web.Request) -> bool:
+    """An error answered as an HTML page: any path but the API's, or a browser (Accept: text/html)."""
+    return not _ours(request.path) or "text/html" in request.headers.get("Accept", "")
+
+
+_PAGE_REASONS = {
+    404: "没有这个页面：{path}。请检查地址，或从上方的菜单进入。",
+    405: "这个页面不支持此操作（{method}）。请使用页面上的链接和按钮。",
+    413: "提交的内容太大。请分成几次提交。",
+    500: "服务器内部出错，已记入日志。请稍后再试；一直出错请联系管理员。",
+}
+
+
+def _error_page(request: web.Request, status: int, allow: str | None = None) -> web.StreamResponse:
+    """The Chinese error page of ``status`` (the dashboard's look when it is there)."""
+    from shian.office import dashboard
+
+    reason = _PAGE_REASONS.get(status, "请求无法处理（HTTP {status}）。").format(
+        path=request.path[:200], method=request.method[:20], status=status)
+    board = request.app.get(dashboard.APP_KEY)
+    try:
+        response = board.error_page(request, status, reason) if board is not None else None
+    except Exception:  # the page itself failed (the runtime is what is broken): plain words then
+        log.exception("错误页面无法生成")
+        response = None
+    if response is None:
+        response = web.Response(text=f"{dashboard.ERROR_TITLES.get(status, '出错了')}：{reason}", status=status,
+                                content_type="text/plain", charset="utf-8")
+    if allow:
+        response.headers["Allow"] = allow
+    if status == 413:
+        response.force_close()
+    return response
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -380,6 +424,25 @@ async def list_notices(request: web.Request) -> web.Response:
         out.append({**n.to_json(), "state": _state(states), "silenced": n.id in quiet,
                     "recipient_states": states, "acks": acks, "deliveries": deliveries})
     return _json({"total": len(matched), "notices": out})
+
+
+async def list_rejects(request: web.Request) -> web.Response:
+    """The rejects kept (each input once), newest first: those whose source contains
+    ``source``, refused at or after ``since``; ``limit`` of them (``total`` counts them all)."""
+    from shian.office import reject_list
+
+    _caller(request)
+    service = request.app[SERVICE]
+    source = request.query.get("source", "").strip() or None
+    since = _time_param(request, "since")
+    try:
+        limit = int(request.query.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "bad_parameter", f"参数 limit 应为 1 到 {MAX_LIMIT} 之间的整数")
+    total, found = service.reject_page(source, since, 0, limit)
+    return _json({"total": total, "rejects": [reject_list.to_json(r) for r in found]})
 
 
 async def _body_object(request: web.Request) -> dict[str, Any]:
@@ -606,6 +669,7 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
     r.add_post("/api/events", post_events)
     r.add_get("/api/notices", list_notices, allow_head=False)
     r.add_post("/api/notices/{id}/ack", ack_notice)
+    r.add_get("/api/rejects", list_rejects, allow_head=False)
     r.add_get("/api/silences", list_silences, allow_head=False)
     r.add_post("/api/silences", add_silence)
     r.add_delete(r"/api/silences/{id:\d+}", delete_silence)

@@ -3,10 +3,12 @@ aiohttp app as the API (``shian.office.api`` calls :func:`add_routes`).
 
 Pages: the notice list (``/``: filters and pages of 50 in the query string, asked of the
 runtime so the list is cut where the notices are stored; ``/?state=closed`` is the 已办结
-view), one notice (``/notices/<id>``: its wording, recipients, deliveries and 签收 / 办结), and
-the figure pages, which open on the latest month with data. Every department is shown by its
-name. The pages read what the runtime recorded — notices, acks, deliveries, the rules'
-figures and deadlines — and work out nothing a rule decides.
+view), one notice (``/notices/<id>``: its wording, recipients, deliveries and 签收 / 办结), the
+figure pages, which open on the latest month with data, and 拒收记录 (``/rejects``: the input
+that was not taken, with where, field and reason). Errors (no such page, a method a page does
+not take, a failure) are Chinese pages too (:meth:`Dashboard.error_page`). Every department is
+shown by its name. The pages read what the runtime recorded — notices, acks, deliveries, the
+rules' figures and deadlines — and work out nothing a rule decides.
 
 Why server-rendered, no script: the pages must work on an office desk machine without
 internet (no CDN, fonts or scripts from elsewhere) and in any browser the office has; charts
@@ -43,7 +45,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, TemplateError, select_autoescape
 
 from shian.notifiers.render import CHANNEL_NAMES, Renderer, Wording, cn_date, cn_datetime, cn_month, pct, rule_name, spec_of
-from shian.office import figures
+from shian.office import figures, reject_list
 from shian.office.access import FailureLimiter
 from shian.office.figures import DELIVERY_STATUS, LEVEL_NAMES, program_name
 from shian.office.notice_list import (PAGE_SIZE, STATES, Filters, base_query, last_page, months_between, page_links,
@@ -59,10 +61,11 @@ ACTIONS = ("签收", "办结")
 
 SEVERITIES = (("critical", "紧急"), ("warning", "警示"), ("info", "提示"))
 NAV = (("/", "首页"), ("/?state=closed", "已办结"), ("/reports", "月报报送"), ("/rates", "合格率"),
-       ("/pace", "抽检进度"), ("/calendar", "期限与节前检查"))
+       ("/pace", "抽检进度"), ("/calendar", "期限与节前检查"), ("/rejects", "拒收记录"))
 STATUS_TEXT = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
 CAMPAIGN_TEXT = {"done": "已检查", "missed": "未检查", "open": "待检查", "upcoming": "未开始"}
 APP_KEY = web.AppKey("shian.dashboard", object)
+ERROR_TITLES = {400: "请求有误", 403: "无权操作", 404: "未找到", 405: "不支持的操作", 413: "请求太大", 500: "服务器出错"}
 REQUEST_KEY: Any = (web.RequestKey("shian.dashboard.session", tuple) if hasattr(web, "RequestKey")
                     else "shian.dashboard.session")
 
@@ -446,6 +449,40 @@ class Dashboard:
         return {"at": at, "rule": rule, "rule_name": rule_name(rule), "township": township, "notice": notice,
                 "detail": detail}
 
+    # -- rejects and errors -------------------------------------------------------------------
+
+    async def rejects(self, request: web.Request) -> web.Response:
+        """拒收记录: the input that was not taken, newest first, 50 to a page, each once (query
+        parameters: source — a text the source contains —, since — a date or time —, page);
+        the same content as ``GET /api/rejects``."""
+        f = reject_list.read_filters(request.query, self.config.tz)
+        total, found = self.service.reject_page(f.source, f.since, (f.page - 1) * reject_list.PAGE_SIZE,
+                                                reject_list.PAGE_SIZE)
+        last = reject_list.last_page(total)
+        if f.page > last:
+            f = dataclasses.replace(f, page=last)
+            total, found = self.service.reject_page(f.source, f.since, (last - 1) * reject_list.PAGE_SIZE,
+                                                    reject_list.PAGE_SIZE)
+        first = (f.page - 1) * reject_list.PAGE_SIZE
+        return self._render(request, "rejects.html", "拒收记录", f=f, rows=[reject_list.row(r) for r in found],
+                            total=total, shown=(first + 1, first + len(found)), pages=page_links(f, last),
+                            drop_dir=getattr(self.settings, "drop_dir", None))
+
+    def error_page(self, request: web.Request, status: int, reason: str) -> web.Response:
+        """A Chinese page for an error outside the pages' own refusals (no such page, a method
+        a page does not take, a failure), with the menu; the caller's session is shown but
+        none is made for it."""
+        sid = request.cookies.get(COOKIE, "")
+        s = self.sessions.get(sid) if sid else None
+        page = self.env.get_template("error.html").render(
+            title=ERROR_TITLES.get(status, "出错了"), county_name=self.config.county.name or "本县", nav=NAV,
+            active="", dept=s.dept if s else None, dept_name=self.dept_name(s.dept if s else None),
+            open_access=self.settings.open_access, csrf=s.csrf if s else "", now=self.service.now(),
+            reason=reason, back="/")
+        resp = web.Response(text=page, content_type="text/html", charset="utf-8", status=status)
+        _secure(resp)
+        return resp
+
 
 def missing_text(rows: list[Any]) -> str:
     """Who has not reported (board rows), in a few words."""
@@ -574,6 +611,7 @@ def add_routes(app: web.Application, service: Any, settings: Any, limiter: Failu
     app.router.add_get("/rates", board.rates)
     app.router.add_get("/pace", board.pace)
     app.router.add_get("/calendar", board.calendar)
+    app.router.add_get("/rejects", board.rejects)
     app.router.add_get("/login", board.login_page)
     app.router.add_post("/login", board.login)
     app.router.add_get("/logout", board.logout)

@@ -3,7 +3,7 @@
 One sheet per table, figures against the work plans' targets with a 达标情况 column; the HTML
 carries the same tables and inline-SVG bar charts, with no external resources, so it can be
 mailed or opened offline. Text that came from events is written so that no spreadsheet
-formula can run (:func:`safe`).
+formula can run (:func:`shian.rules.cells.safe`, shared with every workbook shian writes).
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from shian.notifiers.render import rule_name, spec_of
+from shian.rules.cells import safe
 from shian.rules.config import Config
 from shian.rules.notice import Notice
 from shian.rules.params import exact
@@ -30,18 +30,6 @@ from .runtime import Runtime
 
 SHEETS = ("概况", "抽检合格率", "抽检进度", "月报报送", "持证率", "节前联合检查", "不合格处置", "通知汇总")
 MET, NOT_MET, NOT_YET = "达标", "未达标", "未到期"
-FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe(value: Any) -> Any:
-    """A text cell as text: a control character a worksheet cannot hold (an entity name with
-    a BEL in it would make openpyxl refuse the whole file) becomes a space, and text that a
-    spreadsheet would read as a formula gets a leading ' (OWASP CSV injection advice), so it
-    shows as text in every program that opens the file. Numbers stay numbers."""
-    if not isinstance(value, str):
-        return value
-    value = ILLEGAL_CHARACTERS_RE.sub(" ", value)
-    return "'" + value if value.startswith(FORMULA_LEADS) else value
 
 
 def when(dt: datetime | None) -> str:

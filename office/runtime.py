@@ -2,7 +2,7 @@
 
 The HTTP API, the dashboard, the report and the ledger see the running system only through
 this interface: they hand in events (files, bodies) and acks, and ask for notices (also
-filtered and paged), 签收 / 办结, rejects, silences, the clock, counts and figures. The embedded service
+filtered and paged), 签收 / 办结, rejects (also filtered and paged), silences, the clock, counts and figures. The embedded service
 (``shian.streams.service.Service``) and the Kafka follower
 (``shian.streams.follower.KafkaFollower``) implement it; the composition root (``shian.cli``)
 hands one of them to :func:`shian.office.api.make_app`. The office imports nothing from the
@@ -73,6 +73,12 @@ class Runtime(Protocol):
     def silenced_ids(self) -> set[str]: ...
     def acks_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]: ...
     def rejects(self, limit: int = 100) -> list[Reject]: ...
+    def reject_page(self, source: str | None = None, since: datetime | None = None, offset: int = 0,
+                    limit: int = 50) -> tuple[int, list[Reject]]:
+        """How many rejects are kept whose source contains ``source``, refused at or after
+        ``since`` (each input once), and ``limit`` of them from ``offset`` on, newest first: the
+        拒收记录 page and ``GET /api/rejects``."""
+        ...
     def counts(self) -> dict[str, Any]: ...
     def problems(self) -> dict[str, str]:
         """The parts failing now (``journal``, ``outbox``, ``delivery``, ``clock``) with their

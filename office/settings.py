@@ -10,11 +10,12 @@ read the section without its tokens (``parse(..., offline=True)``): they serve n
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import Field
 
@@ -23,6 +24,8 @@ from shian.rules.config import Config, ConfigError, Problems, Strict, check_sect
 from shian.rules.params import MAX_COUNT
 
 _LISTEN = re.compile(r"(?P<host>.+):(?P<port>[0-9]{1,5})")
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+LISTEN_EXAMPLE = "例如 127.0.0.1:8080（只在本机）或 0.0.0.0:8080（局域网，须配置令牌）"
 
 
 class TokenSpec(Strict):
@@ -105,26 +108,63 @@ def _match(token: str | None, table: Mapping[str, str]) -> str | None:
     return found
 
 
-def _listen(listen: str, problems: Problems) -> tuple[str, int]:
-    """``host:port`` with a port 0–65535 (0: any free port), or a problem."""
-    m = _LISTEN.fullmatch(listen)
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ``::1``, with or without brackets)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address (IPv6 with or without brackets) or a host name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return _HOSTNAME.fullmatch(host) is not None
+
+
+def _listen(listen: str, complain: Callable[[str, str], None]) -> tuple[str, int]:
+    """``host:port`` with a valid host and a port 0–65535 (0: any free port), or a problem."""
+    m = _LISTEN.fullmatch(listen.strip())
     if m is None:
-        problems.add(("service", "listen"), f"“{listen}”不是 主机:端口", "例如 127.0.0.1:8080")
+        complain(f"“{listen}”不是 主机:端口", LISTEN_EXAMPLE)
         return "", -1
-    port = int(m["port"])
+    host, port = m["host"], int(m["port"])
+    if not _valid_host(host):
+        complain(f"“{host}”不是有效的主机名或 IP 地址", LISTEN_EXAMPLE)
     if port > 65535:
-        problems.add(("service", "listen"), f"端口 {port} 超出范围：应为 0–65535", "例如 127.0.0.1:8080")
-    return m["host"], port
+        complain(f"端口 {port} 超出范围：应为 0–65535", LISTEN_EXAMPLE)
+    return host, port
 
 
-def parse(config: Config, *, env: Mapping[str, str] | None = None, offline: bool = False) -> ServiceSettings:
-    """The checked section. ``offline``: for a command that serves nobody (report, ledger):
-    its tokens are neither read nor checked, and the settings hold none."""
+def _listen_problems(problems: Problems, listen: str | None) -> Callable[[str, str], None]:
+    """Where a problem of the listen address goes: ``service.listen`` of the file, or the
+    ``--listen`` option that overrides it."""
+    if listen is None:
+        return lambda what, fix: problems.add(("service", "listen"), what, fix)
+    return lambda what, fix: problems.items.append(f"--listen：{what}；{fix}")
+
+
+def parse(config: Config, *, env: Mapping[str, str] | None = None, listen: str | None = None,
+          offline: bool = False) -> ServiceSettings:
+    """The section checked (ConfigError: every problem). ``listen``: ``shian run --listen``,
+    in place of ``service.listen`` and checked alike. Without any token configured the address
+    must be a loopback one (a single-user desk machine). ``offline``: for a command that serves
+    nobody (report, ledger): its tokens are neither read nor checked, and the settings hold none."""
     env = os.environ if env is None else env
     section = check_section(config, "service", _Section)
     raw, problems, path = section.raw, section.problems, section.path
 
-    host, port = _listen(raw.listen, problems)
+    complain = _listen_problems(problems, listen)
+    host, port = _listen(raw.listen if listen is None else listen, complain)
+    if host and not raw.feeds and not raw.tokens and not is_loopback(host):
+        complain(f"未配置任何令牌（service.feeds / service.tokens），只能监听本机地址，不能监听 {host}",
+                 f"为数据来源和部门配置令牌，或改为 127.0.0.1:{port if 0 <= port <= 65535 else 8080}")
     if raw.public_url is not None and (why := url_problem(raw.public_url)) is not None:
         problems.add(("service", "public_url"), f"“{raw.public_url}”{why}",
                      "写上各部门打开本系统页面的地址，如 https://shian.example.gov.cn")

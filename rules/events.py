@@ -284,6 +284,26 @@ class Rejected(Exception):
         self.reason = reason
 
 
+_NAMED_FIELD = re.compile(r"(?<![A-Za-z0-9_.])([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)（[^（）]+）")
+_COLUMN = re.compile(r"列“([^”]+)”")
+_NAMED_BY_WORD = (("乡镇“", "township"), ("报送单位“", "reporter"), ("签收的通知“", "notice_id"), ("部门“", "by"),
+                  ("报告时间早于发生时间", "reported_at"), ("编号重复", "id"))
+
+
+def reject_field(reason: str) -> str:
+    """The field a reject's reason names, for the 字段 column of a 拒收 list: ``township（乡镇）``
+    (the key path with its label, as the reason has it), a spreadsheet's column (``抽样日期``),
+    or "" when the reason is about the whole line or file."""
+    if (m := _COLUMN.search(reason)) is not None:
+        return m.group(1)
+    if (m := _NAMED_FIELD.search(reason)) is not None:
+        return m.group(0)
+    for words, name in _NAMED_BY_WORD:
+        if words in reason:
+            return _label(name)
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class Townships:
     """What validation needs from the config: who exists, and the dates an event may carry

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .events import reject_field
 from .timeutil import fmt
+
+WHOLE_FILE = "整个文件"
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
@@ -50,6 +53,17 @@ class Reject:
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "line": self.line, "raw": self.raw, "reason": self.reason}
+
+    @property
+    def place(self) -> str:
+        """Where it was, for people: its line or sheet and rows (``抽检!3-5``), or 整个文件."""
+        text = "" if self.line is None else str(self.line)
+        return WHOLE_FILE if text in ("", "0") else text
+
+    @property
+    def field(self) -> str:
+        """The field its reason names (:func:`~shian.rules.events.reject_field`), or ""."""
+        return reject_field(self.reason)
 
 
 @dataclass(slots=True)

@@ -144,7 +144,7 @@ class RuntimeBase:
         except UnreadableInput:
             raise
         except Exception as e:  # the runtime's boundary: the file goes to the rejects with its reason
-            log.exception("reading %s from %s failed", filename, source)
+            log.exception("读取 %s（来自 %s）失败", filename, source)
             records = [Record(f"{source}:{filename}", 0, "", reason=f"无法读取文件（{type(e).__name__}），已记入日志")]
         return await self.accept_chunks(records, policy=policy)
 
@@ -193,7 +193,7 @@ class RuntimeBase:
     def journal_failed(self, e: BaseException) -> None:
         """The journal could not be written (or read): ``/health`` says so until it can."""
         if self.health.fail("journal", f"写入失败（{storage_error(e)}）"):
-            log.error("the journal %s cannot be written: %s", self.store.path, storage_error(e))
+            log.error("事件日志 %s 无法写入：%s", self.store.path, storage_error(e))
         self.journal_error = storage_error(e)
 
     def problems(self) -> dict[str, str]:
@@ -235,6 +235,13 @@ class RuntimeBase:
     def rejects(self, limit: int = 100) -> list[Reject]:
         return self.store.rejects(limit)
 
+    def reject_page(self, source: str | None = None, since: datetime | None = None, offset: int = 0,
+                    limit: int = 50) -> tuple[int, list[Reject]]:
+        """How many rejects match (source containing ``source``, refused at or after
+        ``since``), and ``limit`` of them from ``offset`` on, newest first."""
+        return (self.store.reject_count(source=source, since=since),
+                self.store.rejects(limit, source=source, since=since, offset=offset))
+
     def counts(self) -> dict[str, Any]:
         """Events and rejects kept, deliveries by state (raises when the databases fail)."""
         return {**self.store.counts(), "outbox": self.outbox.state_counts()}
@@ -275,7 +282,7 @@ class RuntimeBase:
                 await self.dispatcher.step()
             except Exception as e:  # the runtime's boundary: delivery goes on at the next step
                 if self.health.fail("delivery", f"投递出错（{type(e).__name__}: {e}），{poll_seconds:g} 秒后重试"):
-                    log.exception("delivery step failed; retrying every %.1f s", poll_seconds)
+                    log.exception("通知投递出错，每 %.1f 秒重试", poll_seconds)
             else:
                 self.health.ok("delivery")
             try:
@@ -290,13 +297,12 @@ class RuntimeBase:
         try:
             await asyncio.wait_for(sender, STOP_GRACE)
         except asyncio.TimeoutError:
-            log.warning("delivery cancelled at the stop after %.0f s; unsent messages are retried at the next start",
-                        STOP_GRACE)
+            log.warning("停止时投递 %.0f 秒内未完成，已中止；未发出的消息在下次启动时重发", STOP_GRACE)
 
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self.dispatcher.close(), STOP_GRACE)
         except asyncio.TimeoutError:
-            log.warning("closing the delivery channels took over %.0f s; left", STOP_GRACE)
+            log.warning("关闭投递渠道超过 %.0f 秒，未等其完成", STOP_GRACE)
         self.outbox.close()
         self.store.close()

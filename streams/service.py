@@ -36,11 +36,12 @@ from shian.rules.config import Config
 from shian.rules.engine import Engine, SnapshotError, Status
 from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
-from shian.rules.records import ACCEPTED, DUPLICATE, REJECTED, Outcome, Record
+from shian.rules.records import ACCEPTED, DUPLICATE, REJECTED, Outcome, Record, Reject
 
 from .base import CHUNK, STOPPING, STORAGE_ERRORS, Policy, RuntimeBase, Storage, storage_error
 from .partitioned import PartitionRunner
-from .sources import INPUT_SUFFIXES, read_path
+from .rejectbook import book, book_path, write_book
+from .sources import INPUT_SUFFIXES, is_tabular, read_path
 from .store import Store
 
 log = logging.getLogger("shian.service")
@@ -70,7 +71,7 @@ def recovered(config: Config, store: Store, sink: Callable[[Notice], None], *,
         try:
             ev = validator.from_object(row.obj)
         except Rejected as r:
-            log.warning("journal row %d left out: %s", row.seq, r.reason)
+            log.warning("事件日志第 %d 行按现在的配置不再接受，已跳过：%s", row.seq, r.reason)
             continue
         if row.mode == "event":
             runner.engine.admit(ev)
@@ -105,7 +106,7 @@ class Service(RuntimeBase):
         self.runner, n = recovered(config, self.store, self._raised.append, fallback=reader)
         added = self._deliver()
         if n:
-            log.info("recovered: %d journal events after the snapshot, %d notices new to the outbox", n, added)
+            log.info("已恢复：重新运行快照之后的 %d 个事件，发件箱新增 %d 条通知", n, added)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -130,7 +131,7 @@ class Service(RuntimeBase):
             self._deliver()  # deadlines the clock passed before the event was refused
             return self.reject(self._shown(rec), r.reason)
         except Exception as e:  # the runtime's boundary: a rule that fails sets its event aside
-            log.exception("event %s of %s set aside: a rule failed on it", rec.line, rec.source)
+            log.exception("%s 第 %s 行已拒收：规则处理时出错", rec.source, rec.line)
             self._deliver()  # what fired before the failure stands
             return self.reject(rec, FAILED.format(kind=type(e).__name__))
         if status != Status.ACCEPTED:
@@ -159,7 +160,7 @@ class Service(RuntimeBase):
         if isinstance(e, STORAGE_ERRORS):
             self.journal_failed(e)
             return self.reject(rec, NOT_JOURNALLED.format(error=storage_error(e)))
-        log.exception("event %s of %s could not be journalled", rec.line, rec.source)
+        log.exception("%s 第 %s 行未能写入事件日志", rec.source, rec.line)
         return self.reject(rec, FAILED.format(kind=type(e).__name__))
 
     def _engine_ready(self) -> bool:
@@ -175,7 +176,7 @@ class Service(RuntimeBase):
             return False
         self.runner, self._stale = runner, False
         self.health.ok("journal")
-        log.info("engine rebuilt from the journal (%d rows after the snapshot)", n)
+        log.info("已按事件日志重建规则状态（快照之后 %d 行）", n)
         self._deliver()
         return True
 
@@ -242,7 +243,7 @@ class Service(RuntimeBase):
                 done += 1
         except STORAGE_ERRORS as e:
             if self.health.fail("outbox", f"写入失败（{storage_error(e)}）"):
-                log.error("the outbox %s cannot be written: %s", self.outbox.path, storage_error(e))
+                log.error("发件箱 %s 无法写入：%s", self.outbox.path, storage_error(e))
             del self._raised[:done]
             return added
         self._raised.clear()
@@ -285,9 +286,10 @@ class Service(RuntimeBase):
 
     async def scan_drop_folder(self) -> int:
         """Files dropped into ``drop_dir`` are read and moved to 已处理/, or to 无法读取/ when
-        no line of them was taken. A file that fails is set aside all the same (its reason
-        among the rejects) and the others go on; a file stays only when the service stops
-        half-way through it (it is read again at the next start: its taken lines are then
+        no line of them was taken; a file with rejected lines gets its 拒收 list beside it
+        (``<file>.拒收.xlsx``, :mod:`.rejectbook`). A file that fails is set aside all the same
+        (its reason among the rejects) and the others go on; a file stays only when the service
+        stops half-way through it (it is read again at the next start: its taken lines are then
         duplicates). Returns the files done."""
         folder = self.storage.drop_dir
         if folder is None:
@@ -297,14 +299,30 @@ class Service(RuntimeBase):
         for path in self._dropped(folder):
             if self.stopping:
                 break
-            outcomes, whole = await self._import(path)
+            pairs, whole = await self._import(path)
             if not whole:  # stopping half-way through it
                 break
-            log.info("drop folder: %s: %s", path.name, dict(Counter(o.status for o in outcomes)))
-            taken = any(o.status != REJECTED for o in outcomes)
-            self._move_aside(path, DONE_DIR if taken else BAD_DIR)
+            tally = Counter(o.status for _, o in pairs)
+            target = DONE_DIR if tally[ACCEPTED] or tally[DUPLICATE] else BAD_DIR
+            moved = self._move_aside(path, target)
+            rejects = [self._shown(rec).reject(o.reason) for rec, o in pairs if o.status == REJECTED]
+            book = await self._reject_book(moved, rejects, is_tabular(path)) if moved and rejects else None
+            log.info("投放文件夹：%s 已读完：接受 %d 条，重复 %d 条，拒收 %d 条；%s%s", path.name, tally[ACCEPTED],
+                     tally[DUPLICATE], tally[REJECTED], f"已移到 {target}/{moved.name}" if moved else "未能移走",
+                     f"，拒收明细见 {target}/{book.name}" if book else "")
             done += 1
         return done
+
+    async def _reject_book(self, moved: Path, rejects: list[Reject], tabular: bool) -> Path | None:
+        """The 拒收 list of a file moved to ``moved``, written beside it off the event loop;
+        None when it cannot be written (logged: the rejects are kept in the store all the same)."""
+        path = book_path(moved)
+        try:
+            return await asyncio.to_thread(write_book, path, book(rejects, tabular=tabular))
+        except (OSError, ValueError) as e:
+            log.error("投放文件夹：拒收明细 %s 无法写入（%s: %s）；拒收记录仍可在“拒收记录”页面查看", path.name,
+                      type(e).__name__, e)
+            return None
 
     def _dropped(self, folder: Path) -> list[Path]:
         """The files ready to import: an input suffix, not hidden or a lock file, not written to
@@ -321,46 +339,51 @@ class Service(RuntimeBase):
                 ready.append(p)
         return ready
 
-    async def _import(self, path: Path) -> tuple[list[Outcome], bool]:
-        """One dropped file, read off the event loop a chunk at a time and accepted, and
-        whether it was read to its end (False: the service began to stop). A file that
-        cannot be read (at all, or from some line on) gives a reject with the reason, after
-        the lines read before it."""
-        outcomes: list[Outcome] = []
+    async def _import(self, path: Path) -> tuple[list[tuple[Record, Outcome]], bool]:
+        """One dropped file, read off the event loop a chunk at a time and accepted: each
+        record with its outcome, and whether it was read to its end (False: the service began
+        to stop). A file that cannot be read (at all, or from some line on) gives a reject with
+        the reason, after the lines read before it."""
+        pairs: list[tuple[Record, Outcome]] = []
         lines = read_path(path)
         try:
             while not self.stopping:
                 chunk, failure = await asyncio.to_thread(_take, lines, CHUNK)
-                outcomes += await self.accept_chunks(chunk)
+                pairs += zip(chunk, await self.accept_chunks(chunk))
                 if failure is not None:
-                    log.error("drop folder: %s could not be read", path.name, exc_info=failure)
-                    where = f"已处理 {len(outcomes)} 行，其后" if outcomes else ""
+                    log.error("投放文件夹：%s 无法读取", path.name, exc_info=failure)
+                    where = f"已处理 {len(pairs)} 行，其后" if pairs else ""
                     reason = f"{where}无法读取文件（{type(failure).__name__}：{failure}）"
-                    outcomes.append(self.reject(Record(str(path), None, ""), reason))
+                    whole_file = Record(str(path), None, "")
+                    pairs.append((whole_file, self.reject(whole_file, reason)))
                 if failure is not None or not chunk:
-                    return outcomes, not any(o.reason == STOPPING for o in outcomes)
+                    return pairs, not any(o.reason == STOPPING for _, o in pairs)
         finally:
             lines.close()  # read_path is a generator: its file is closed now
-        return outcomes, False
+        return pairs, False
 
-    def _move_aside(self, path: Path, target: str) -> None:
+    def _move_aside(self, path: Path, target: str) -> Path | None:
         """Into ``target``/ with the time in front; a name too long for that keeps only its
-        time and suffix. A file that cannot be moved at all is skipped from now on (logged)."""
+        time and suffix. Returns where it went; a file that cannot be moved at all is skipped
+        from now on (logged) and None returned."""
         stamp = self.now().strftime("%Y%m%d-%H%M%S")
         folder = path.parent / target
         try:
             folder.mkdir(exist_ok=True)
+            moved = folder / f"{stamp}-{path.name}"
             try:
-                shutil.move(str(path), folder / f"{stamp}-{path.name}")
+                shutil.move(str(path), moved)
             except OSError:
-                shutil.move(str(path), folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}{path.suffix}")
+                moved = folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}{path.suffix}"
+                shutil.move(str(path), moved)
+            return moved
         except OSError as e:
-            log.error("drop folder: %s could not be moved to %s/ and is skipped until the restart: %s",
-                      path.name, target, e)
+            log.error("投放文件夹：%s 无法移到 %s/，在重启前不再读取（%s）", path.name, target, e)
             try:
                 self._unmovable.add((path.name, path.stat().st_mtime))
             except OSError:
                 pass
+            return None
 
     # -- running ------------------------------------------------------------------------------
 
@@ -377,7 +400,7 @@ class Service(RuntimeBase):
                     try:
                         await self.scan_drop_folder()
                     except Exception:  # the runtime's boundary (the folder itself unreadable): next time again
-                        log.exception("drop folder %s cannot be read", self.storage.drop_dir)
+                        log.exception("投放文件夹 %s 无法读取，稍后重试", self.storage.drop_dir)
                 n += 1
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
@@ -393,7 +416,7 @@ class Service(RuntimeBase):
             self.tick()
         except Exception as e:  # the runtime's boundary: log and keep the service up
             if self.health.fail("clock", f"运行出错（{type(e).__name__}），已记入日志"):
-                log.exception("service step failed")
+                log.exception("规则时钟运行出错，下一秒重试")
         else:
             self.health.ok("clock")
         if "journal" in self.health.failing and not self._stale:

@@ -6,9 +6,14 @@ accepted event is never lost; after a crash the engine is the last snapshot plus
 rows after it, run again at their recorded clocks — the same notices with the same ids (the
 outbox ignores those it has), then the deadlines missed while it was down. It is also the
 history the dashboard, the monthly report and the ledger read.
+
+Rejects are kept once per input: a line rejected again (a restart's backfill reading the same
+file, the same bad file dropped twice) is recognised by the hash of its source, line and text
+(:func:`reject_digest`) and not added again; the first rejection's time and reason stay.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from contextlib import contextmanager
@@ -39,7 +44,9 @@ CREATE TABLE IF NOT EXISTS rejects (
     source TEXT NOT NULL,
     line TEXT,
     raw TEXT NOT NULL,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    digest TEXT,               -- the input rejected: hash of (source, line, raw) — kept once
+    ts REAL                    -- ``at`` as Unix time (the since filter)
 );
 CREATE TABLE IF NOT EXISTS probe (
     one INTEGER PRIMARY KEY CHECK (one = 1),
@@ -53,6 +60,7 @@ CREATE TABLE IF NOT EXISTS snapshot (
 """
 
 
+REJECT_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS rejects_digest ON rejects(digest)"
 MAX_RAW = 1 << 20  # characters of a reject's input kept (a longer line is cut, saying so)
 
 
@@ -72,6 +80,13 @@ def _cut(raw: str) -> str:
     return f"{raw[:MAX_RAW]}…（共 {len(raw):,} 个字符，只保留前 {MAX_RAW:,} 个）"
 
 
+def reject_digest(source: str, line: str | None, raw: str, reason: str) -> str:
+    """What makes two rejects the same input: source, line and text as stored; a reject of a
+    whole file (no text) by its reason instead, so that another fault of the same file counts."""
+    what = raw if raw else f"\0{reason}"
+    return hashlib.sha256(json.dumps([source, line, what], ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Row:
     seq: int
@@ -89,6 +104,28 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._upgrade_rejects()
+        self.db.execute(REJECT_INDEX)
+
+    def _upgrade_rejects(self) -> None:
+        """A journal written before rejects were kept once: each old reject gets its digest and
+        time, and a repeated one (every restart's backfill added its bad lines again) is dropped."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(rejects)")}
+        if "digest" in columns:
+            return
+        with self.transaction() as c:
+            c.execute("ALTER TABLE rejects ADD COLUMN digest TEXT")
+            c.execute("ALTER TABLE rejects ADD COLUMN ts REAL")
+            seen: set[str] = set()
+            for seq, at, source, line, raw, reason in c.execute(
+                    "SELECT seq, at, source, line, raw, reason FROM rejects ORDER BY seq").fetchall():
+                digest = reject_digest(source, line, raw, reason)
+                if digest in seen:
+                    c.execute("DELETE FROM rejects WHERE seq = ?", (seq,))
+                    continue
+                seen.add(digest)
+                c.execute("UPDATE rejects SET digest = ?, ts = ? WHERE seq = ?",
+                          (digest, parse_time(at, self.tz).timestamp(), seq))
 
     def close(self) -> None:
         self.db.close()
@@ -118,11 +155,15 @@ class Store:
                    json.dumps(obj, ensure_ascii=False)))
         return c.lastrowid  # type: ignore[return-value]
 
-    def add_reject(self, reject: Reject, at: datetime) -> None:
+    def add_reject(self, reject: Reject, at: datetime) -> bool:
+        """Keeps ``reject``, refused at ``at``; False when the same input was kept before."""
+        source, raw, reason = storable(reject.source), storable(_cut(reject.raw)), storable(reject.reason)
+        line = None if reject.line is None else storable(str(reject.line))
         with self.transaction() as c:
-            c.execute("INSERT INTO rejects (at, source, line, raw, reason) VALUES (?, ?, ?, ?, ?)",
-                      (fmt(at), storable(reject.source), None if reject.line is None else storable(str(reject.line)),
-                       storable(_cut(reject.raw)), storable(reject.reason)))
+            c.execute("INSERT OR IGNORE INTO rejects (at, source, line, raw, reason, digest, ts)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (fmt(at), source, line, raw, reason, reject_digest(source, line, raw, reason), at.timestamp()))
+            return c.rowcount == 1
 
     def probe(self, at: datetime) -> None:
         """A small write, committed: raises (sqlite3.Error, OSError) while the journal cannot be
@@ -175,13 +216,34 @@ class Store:
         last = max(seq, self.last_seq()) if not rows else max(rows[-1][0], self.last_seq())
         return last, [json.loads(r[1]) for r in rows]
 
-    def rejects(self, limit: int = 100) -> list[Reject]:
-        """The latest rejects, newest first (``line`` as text, as stored)."""
-        rows = self.db.execute("SELECT at, source, line, raw, reason FROM rejects ORDER BY seq DESC LIMIT ?",
-                               (limit,)).fetchall()
+    def rejects(self, limit: int = 100, *, source: str | None = None, since: datetime | None = None,
+                offset: int = 0) -> list[Reject]:
+        """The latest rejects, newest first (``line`` as text, as stored): those whose source
+        contains ``source``, refused at or after ``since``; ``limit`` of them from ``offset``."""
+        where, args = _reject_filter(source, since)
+        rows = self.db.execute(f"SELECT at, source, line, raw, reason FROM rejects{where} ORDER BY seq DESC"
+                               " LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
         return [Reject(s, ln, r, why, parse_time(a, self.tz)) for a, s, ln, r, why in rows]
+
+    def reject_count(self, *, source: str | None = None, since: datetime | None = None) -> int:
+        """How many rejects :meth:`rejects` would find without a limit."""
+        where, args = _reject_filter(source, since)
+        return self.db.execute(f"SELECT COUNT(*) FROM rejects{where}", args).fetchone()[0]
 
     def counts(self) -> dict[str, Any]:
         by_type = dict(self.db.execute("SELECT type, COUNT(*) FROM events GROUP BY type").fetchall())
         rejected = self.db.execute("SELECT COUNT(*) FROM rejects").fetchone()[0]
         return {"events": sum(by_type.values()), "by_type": by_type, "rejects": rejected}
+
+
+def _reject_filter(source: str | None, since: datetime | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause of a rejects query: source containing ``source`` (as text, no
+    wildcards), refused at or after ``since``."""
+    terms, args = [], []
+    if source:
+        terms.append("instr(source, ?) > 0")
+        args.append(storable(source))
+    if since is not None:
+        terms.append("ts >= ?")
+        args.append(since.timestamp())
+    return (" WHERE " + " AND ".join(terms) if terms else ""), tuple(args)

@@ -24,9 +24,9 @@ import re
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
-from typing import TYPE_CHECKING, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Literal, Mapping, Sequence
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from shian.notifiers.channels.spec import ChannelSpec, Label, SectionModel, secret, strict
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
@@ -38,7 +38,26 @@ if TYPE_CHECKING:
     from shian.notifiers.settings import Settings
 
 DEFAULT_SENDER = "食安预警 <shian@localhost>"
-ADDRESSES = strict(list[str])
+_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"  # \w: letters of any script (an internationalised address, RFC 6531)
+_DOMAIN_LABEL = r"(?!-)[\w-]{1,63}(?<!-)"  # \w: a Chinese domain name too
+_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*")
+_NAMED = re.compile(r"[^<>@]*<\s*(?P<address>[^<>\s]+)\s*>")
+
+
+def address(value: str) -> str:
+    """An e-mail address as the config gives it: ``local@domain``, or ``名称 <local@domain>``."""
+    text = value.strip()
+    named = _NAMED.fullmatch(text)
+    bare = named["address"] if named else text
+    if _ADDRESS.fullmatch(bare) is None:
+        shown = value if len(value) <= 60 else value[:60] + "…"
+        raise ValueError(f"“{shown}”不是有效的邮件地址：应为 用户名@域名（如 shianban@xiping.example），"
+                         "或 名称 <用户名@域名>")
+    return value
+
+
+Address = Annotated[str, AfterValidator(address)]
+ADDRESSES = strict(list[Address])
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
@@ -54,7 +73,7 @@ class Smtp(SectionModel):
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password_env: str | None = None
-    sender: str = Field(alias="from")
+    sender: Address = Field(alias="from")
     timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
     tls_ca_file: str | None = None  # extra CA bundle to trust (a self-signed server); verification stays on
 

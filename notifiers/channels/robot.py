@@ -27,8 +27,10 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, Literal, Mapping
 from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import AfterValidator
 
 from shian.notifiers.channels.parts import Size, split, utf8
 from shian.notifiers.channels.spec import ChannelSpec, secret, strict
@@ -43,12 +45,33 @@ if TYPE_CHECKING:
 WINDOW = 60.0
 
 
+WEBHOOK_FORM = "应以 https://（或 http://）开头并含主机名，如 https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"
+
+
+def is_webhook(url: str) -> bool:
+    """An http(s) address with a host (a port, if any, a number)."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def webhook_url(value: str) -> str:
+    """A webhook written in the file; the address is never repeated in the message (it holds the
+    robot's access key)."""
+    if not is_webhook(value):
+        raise ValueError(f"不是有效的 Webhook 地址：{WEBHOOK_FORM}；从群机器人设置中复制完整地址")
+    return value
+
+
 class Robot(Strict):
     """A chat group robot: its webhook address, given in the file or (because it carries an
     access token) in an environment variable; DingTalk's signing secret only by variable.
     ``msgtype``: ``markdown`` (the card, default) or ``text`` (plain text, for groups whose
     members read them where markdown is not shown, such as WeChat)."""
-    webhook: str | None = None
+    webhook: Annotated[str, AfterValidator(webhook_url)] | None = None
     webhook_env: str | None = None
     secret_env: str | None = None
     msgtype: Literal["markdown", "text"] = "markdown"
@@ -69,8 +92,9 @@ def check_robot(robot: Robot | None, keys: tuple[str, ...], problems: Problems, 
         problems.add(keys, "应当且只能给出 webhook 或 webhook_env 之一", "写上机器人的 Webhook 地址或存放它的环境变量名")
     elif robot.webhook_env and robot.webhook_env not in env:
         problems.add(keys + ("webhook_env",), f"环境变量 {robot.webhook_env} 未设置", "启动前设置该环境变量")
-    elif robot.webhook and not robot.webhook.startswith(("http://", "https://")):
-        problems.add(keys + ("webhook",), "Webhook 地址应以 https:// 开头", "从群机器人设置中复制完整地址")
+    elif robot.webhook_env and not is_webhook(env[robot.webhook_env]):
+        problems.add(keys + ("webhook_env",), f"环境变量 {robot.webhook_env} 的值不是有效的 Webhook 地址",
+                     f"{WEBHOOK_FORM}，从群机器人设置中复制完整地址")
 _QUERY_SECRET = re.compile(r"(?i)\b(key|access_token|sign|secret)=[^&\s'\"\])>,;]*")
 
 

@@ -158,9 +158,9 @@ def test_ack_by_a_department_that_did_not_receive_the_notice_is_refused(tmp_path
     notices = tmp_path / "n.jsonl"
     notices.write_text(json.dumps(ELSEWHERE, ensure_ascii=False) + "\n", encoding="utf-8")
     done = shian("ack", ELSEWHERE["id"], "--by", "bq-fso", "--config", str(EXAMPLES / "county.yaml"),
-                 "--notices", str(notices))
+                 "--notices", str(notices), "--out", str(tmp_path / "acks.jsonl"))
     assert done.returncode == 2 and "不是通知" in done.stderr
-    assert done.stdout == ""
+    assert done.stdout == "" and not (tmp_path / "acks.jsonl").exists()
 
 
 @pytest.mark.parametrize("line", [
@@ -174,13 +174,14 @@ def test_ack_names_the_line_of_the_notices_file_that_is_not_a_notice(tmp_path: P
     notices = tmp_path / "n.jsonl"
     notices.write_text(line + "\n", encoding="utf-8")
     done = shian("ack", ELSEWHERE["id"], "--by", "hh-fso", "--config", str(EXAMPLES / "county.yaml"),
-                 "--notices", str(notices))
+                 "--notices", str(notices), "--out", str(tmp_path / "acks.jsonl"))
     assert done.returncode == 2 and f"{notices} 第 1 行不是完整的通知" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_ack_of_an_unknown_notice_asks_for_its_township(tmp_path: Path) -> None:
-    done = shian("ack", "ffffffffffffffff", "--by", "hh-fso", "--config", str(EXAMPLES / "county.yaml"))
+    done = shian("ack", "ffffffffffffffff", "--by", "hh-fso", "--config", str(EXAMPLES / "county.yaml"),
+                 "--out", str(tmp_path / "acks.jsonl"))
     assert done.returncode == 2 and "--township" in done.stderr
 
 

@@ -90,6 +90,8 @@ def test_every_operation_in_the_spec_is_served_exercised_and_answers_as_document
         async with client(base, spec) as api:
             st, body = await api.call("POST", "/api/events", token=FEED, json=[sample("S-1"), {"type": "x"}])
             assert st == 200 and body["accepted"] == 1 and body["rejected"] == 1
+            st, body = await api.call("GET", "/api/rejects", token=TOKENS["hh-fso"])
+            assert st == 200 and body["total"] == 1 and body["rejects"][0]["raw"] == '{"type": "x"}'
             notice = await notice_of(api, "S-1")
             st, body = await api.call("POST", "/api/notices/{id}/ack", path={"id": notice["id"]},
                                       token=TOKENS["hh-agri"], json={"action": "签收"})
@@ -469,10 +471,18 @@ def test_no_token_ever_reaches_the_log(make_service, caplog):
 
 
 def test_open_access_serves_loopback_only(make_service):
-    service = make_service(county(service={"listen": "0.0.0.0:0", "data_dir": "data"}), now=lambda: NOW)
+    """Without tokens the config refuses a non-loopback address; settings made another way
+    (not from a config) are refused by the server all the same."""
+    import dataclasses
+
+    from shian.rules.config import ConfigError
+
+    with pytest.raises(ConfigError, match="service.listen.*只能监听本机地址"):
+        make_service(county(service={"listen": "0.0.0.0:0", "data_dir": "data"}), now=lambda: NOW)
+    service = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data"}), now=lambda: NOW)
     assert service.storage.open_access
     with pytest.raises(ServeRefused, match="只能监听本机地址"):
-        asyncio.run(_serve_briefly(service))
+        asyncio.run(serve_on(service, dataclasses.replace(service.storage, host="0.0.0.0")))
     with pytest.raises(Exception):
         service.store.counts()  # serve closed the service on the way out
 
@@ -490,11 +500,15 @@ def test_a_port_in_use_is_refused_in_words(make_service):
 
 
 async def _serve_briefly(service: Service) -> None:
+    await serve_on(service, service.storage)
+
+
+async def serve_on(service: Service, settings: Any) -> None:
     from shian.cli.run import serve
 
     stop = asyncio.Event()
     stop.set()
-    await serve(service, service.storage, stop)
+    await serve(service, settings, stop)
 
 
 def test_open_access_on_loopback_needs_no_token(make_service):
@@ -533,6 +547,7 @@ def test_shian_ack_service_signs_for_a_notice_through_the_running_service(make_s
         return refused, done, {"acks": service.store.events(["ack"]), "recipient": recipient}
 
     refused, done, seen = go(make_service, scenario)
-    assert refused == 2 and "403" in capsys.readouterr().err
-    assert done == 0
+    said = capsys.readouterr()
+    assert refused == 2 and "拒收：部门" in said.err and "（HTTP 403）" in said.err
+    assert done == 0 and said.out.startswith("已办结：通知 ")
     assert [(a["by"], a["action"], a.get("note")) for a in seen["acks"]] == [(seen["recipient"], "办结", "已处置")]

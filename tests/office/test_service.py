@@ -112,6 +112,7 @@ def test_a_live_event_a_day_ahead_of_the_wall_clock_is_rejected_and_kept_as_a_re
 
 
 def test_the_drop_folder_imports_files_and_moves_them_aside(make_service, tmp_path: Path):
+    """A file with one good and one bad line: imported, moved to 已处理/ with its 拒收 list beside it."""
     import json
     import os
     import time
@@ -126,7 +127,7 @@ def test_the_drop_folder_imports_files_and_moves_them_aside(make_service, tmp_pa
     os.utime(f, (old, old))
     assert asyncio.run(svc.scan_drop_folder()) == 1
     assert not f.exists()
-    assert [p.name.endswith("抽检.jsonl") for p in (drop / "已处理").iterdir()] == [True]
+    assert sorted(p.name[16:] for p in (drop / "已处理").iterdir()) == ["抽检.jsonl", "抽检.jsonl.拒收.xlsx"]
     assert [e["id"] for e in svc.store.events()] == ["CJ-1"]
     assert len(svc.store.rejects()) == 1
 
@@ -252,8 +253,9 @@ def test_a_drop_folder_file_that_fails_is_moved_aside_with_its_reasons_and_the_o
 
     monkeypatch.setattr(service_module, "read_path", breaking)
     assert asyncio.run(svc.scan_drop_folder()) == 4
-    assert sorted(p.name[16:] for p in (drop / "已处理").iterdir()) == ["a-deep.jsonl", "b-breaks.jsonl", "d-good.jsonl"]
-    assert [p.name[16:] for p in (drop / "无法读取").iterdir()] == ["c-bad.jsonl"]
+    assert sorted(p.name[16:] for p in (drop / "已处理").iterdir()) == [
+        "a-deep.jsonl", "a-deep.jsonl.拒收.xlsx", "b-breaks.jsonl", "b-breaks.jsonl.拒收.xlsx", "d-good.jsonl"]
+    assert sorted(p.name[16:] for p in (drop / "无法读取").iterdir()) == ["c-bad.jsonl", "c-bad.jsonl.拒收.xlsx"]
     assert [e["id"] for e in svc.store.events()] == ["CJ-1", "CJ-2", "CJ-3", "CJ-5"]
     reasons = {(Path(r.source).name, r.reason) for r in svc.store.rejects()}
     assert ("a-deep.jsonl", "JSON 嵌套过深：事件的字段不会嵌套几百层") in reasons
@@ -271,7 +273,7 @@ def test_a_drop_folder_file_that_cannot_be_moved_aside_is_not_read_again(make_se
     _drop(drop, "抽" * 80 + ".jsonl", ["not json"])  # 246 bytes: with the prefix over the 255 a name may have
     (drop / "无法读取").mkdir()
     assert asyncio.run(svc.scan_drop_folder()) == 1
-    assert [p.suffix for p in (drop / "无法读取").iterdir()] == [".jsonl"]
+    assert sorted(p.suffix for p in (drop / "无法读取").iterdir()) == [".jsonl", ".xlsx"]
     (drop / "无法读取").rename(drop / "old")
     (drop / "无法读取").write_text("in the way")
     stuck = _drop(drop, "stuck.jsonl", ["not json"])
