@@ -64,7 +64,8 @@ class ResolutionRow:
     signed_at: datetime              # the first 签收 (or the 办结 that came without one)
     signed_by: str
     working_days: int
-    deadline: datetime
+    deadline: datetime               # 00:00 after last_day: a 办结 must come before it
+    last_day: date                   # the working_days-th official working day after the 签收's date
     watched: bool                    # False: the 签收 arrived after its deadline, so no 督办 follows
     closed_at: datetime | None       # the first 办结
     closed_by: str | None
@@ -102,6 +103,7 @@ class ResolutionTally:
         r = self.notices.get(notice.id)
         if not enabled or r is None or not followed_up(notice.severity, notice.rule):
             return []
-        return [ResolutionRow(notice.id, r.signed_at, r.signed_by, r.working_days, r.deadline, r.watched,
+        last_day = (r.deadline - timedelta(days=1)).date()
+        return [ResolutionRow(notice.id, r.signed_at, r.signed_by, r.working_days, r.deadline, last_day, r.watched,
                               r.closed_at, r.closed_by, resolution_status(r.closed_at, r.deadline, now))]
 
