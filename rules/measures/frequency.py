@@ -235,10 +235,10 @@ class RegisterTally:
                 cells[due.version.risk_level].append(due)
             for level, dues in cells.items():
                 behind = [d for d in dues if d.behind]
+                so_far = sum(bisect.bisect_right(counts.get(d.key, ()), to_date) for d in dues)
                 rows.append(FrequencyRow(
                     township, year, level, latest[1].date() if latest else None, fraction if latest else None,
-                    per_year[level], len(dues), sum(d.required for d in dues), sum(d.done for d in dues),
-                    len(behind), per_year[level] * len(dues),
-                    sum(bisect.bisect_right(counts.get(d.key, ()), to_date) for d in dues),
-                    tuple(d.version.entity for d in behind)))
+                    per_year[level], len(dues), sum(d.required for d in dues),
+                    sum(d.done for d in dues) if latest else so_far, len(behind), per_year[level] * len(dues),
+                    so_far, tuple(d.version.entity for d in behind)))
         return rows
