@@ -10,6 +10,9 @@ State, all bounded:
   (id → the notice, the 签收): each until its deadline fires or a 办结 closes it, at most
   ``working_days`` official working days after its 签收 (an ack naming such a notice is still
   checked against it, even if the issued list has already forgotten it).
+
+The deadline is :func:`shian.rules.measures.resolve_deadline` of the first 签收; the measures'
+resolution tally, fed with the acks this family accepted, keeps it for the notice page.
 """
 from __future__ import annotations
 
@@ -29,7 +32,6 @@ from .base import Context, Family
 
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
 SIGNED, CLOSED = "签收", "办结"
-__all__ = ["Acks", "resolve_deadline", "working_deadline"]
 
 
 class UnackParams(RuleParams):

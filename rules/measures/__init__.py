@@ -41,19 +41,19 @@ from .common import below_target, in_period, period_bounds
 from .disposals import DISPOSAL_STATUSES, DisposalRow, DisposalTally, disposal_due, disposal_status
 from .frequency import FrequencyRow, RegisterTally, check_date, check_time, latest_check, required
 from .health import HealthRow, HealthTally, entity_key
-from .resolutions import (RESOLUTION_STATUSES, ResolutionRow, ResolutionTally, followed_up, resolution_status,
-                          resolve_deadline)
 from .pass_rate import (BATCHES_PER_THOUSAND, COUNTED_PROGRAMS, PACE_PROGRAMS, PaceRow, RateRow,
                         SampleTally, judged_at, yearly_target)
 from .reports import REPORT_STATUSES, BoardRow, Cell, ReportTally, report_due, report_status
+from .resolutions import (RESOLUTION_STATUSES, ResolutionRow, ResolutionTally, followed_up, resolution_status,
+                          resolve_deadline)
 
 __all__ = [
     "BATCHES_PER_THOUSAND", "CAMPAIGN_STATUSES", "COUNTED_PROGRAMS", "DISPOSAL_STATUSES", "FIGURE_KINDS", "JOINT",
-    "PACE_PROGRAMS", "REPORT_STATUSES", "as_of", "BoardRow", "CampaignRow", "Cell", "DisposalRow", "FrequencyRow",
-    "HealthRow", "Measures", "PaceRow", "RESOLUTION_STATUSES", "RateRow", "ResolutionRow", "below_target", "campaign_status", "campaign_window", "check_date",
-    "check_time", "disposal_due", "disposal_status", "entity_key", "followed_up", "in_period", "judged_at", "latest_check",
-    "period_bounds", "report_due", "report_status", "required", "resolution_status", "resolve_deadline",
-    "yearly_target",
+    "PACE_PROGRAMS", "REPORT_STATUSES", "RESOLUTION_STATUSES", "as_of", "BoardRow", "CampaignRow", "Cell", "DisposalRow",
+    "FrequencyRow", "HealthRow", "Measures", "PaceRow", "RateRow", "ResolutionRow", "below_target", "campaign_status",
+    "campaign_window", "check_date", "check_time", "disposal_due", "disposal_status", "entity_key", "followed_up",
+    "in_period", "judged_at", "latest_check", "period_bounds", "report_due", "report_status", "required",
+    "resolution_status", "resolve_deadline", "yearly_target",
 ]
 
 #: what :meth:`Measures.figures` answers, and the period each takes:
@@ -88,7 +88,8 @@ class Measures:
         """What the engine runs on each accepted event, before the families (those of
         :attr:`AFTER_FAMILIES` after them); wiring, not kept in snapshots. ``verdict`` is the
         engine's, judged once per event; ``config`` the engine's (its calendar and parameters)."""
-        samples, disposals, joint, health, register = self.samples, self.disposals, self.joint, self.health, self.register
+        samples, disposals, joint, health = self.samples, self.disposals, self.joint, self.health
+        register, resolutions = self.register, self.resolutions
 
         def on_sample(ev: SamplingResult, now: datetime) -> None:
             v = verdict(ev)
@@ -108,7 +109,7 @@ class Measures:
             disposals.take_disposal(ev)
 
         def on_ack(ev: Ack, now: datetime) -> None:
-            self.resolutions.take(ev, now, config.rules["notice.unresolved"].working_days, config.calendar)
+            resolutions.take(ev, now, config.rules["notice.unresolved"].working_days, config.calendar)
 
         return {"sampling_result": on_sample, "inspection": on_inspection, "disposal": on_disposal,
                 "monthly_report": self.reports.take, "entity": register.take_register, "ack": on_ack}
