@@ -1,15 +1,24 @@
 """Regenerate examples/化验室抽检结果.xlsx, the demo lab workbook.
 
-The workbook is what 县检验检测中心 sends the county office at the end of April 2026: one sheet
-``抽检结果`` with a title row, the Chinese headers of the contract (§5) and one row per 检验项目;
-the sample-level cells (样品编号 … 样品名称, 检验结论) are merged over the rows of one sample,
-so they are empty on its continuation rows, as in the lab's own template. Dates are real Excel
-date cells; 未检出 / 不得检出 are text, as labs write them.
+The workbook is what 县检验检测中心 sends the county office at the end of April 2026, with the
+county's register of food businesses added to it as a second sheet:
 
-It holds 32 samples: 22 of 红河镇's 食用农产品监测 (2 不合格: 韭菜 腐霉利, 芹菜 毒死蜱, so the April
-pass rate is 20/22 = 90.9 % < 97 %), 6 of 板桥镇's 食品安全抽检 and 4 of 出山镇's monitoring, all
-合格. Everything is fixed in this file (no randomness) and the zip entries carry a fixed
-timestamp, so running it again gives the same bytes:
+- ``抽检结果``: a title row, the Chinese headers of the contract (§5) and one row per 检验项目;
+  the sample-level cells (样品编号 … 样品名称, 检验结论) are merged over the rows of one sample,
+  so they are empty on its continuation rows, as in the lab's own template. Dates are real
+  Excel date cells; 未检出 / 不得检出 are text, as labs write them. 32 samples: 22 of 红河镇's
+  食用农产品监测 (2 不合格: 韭菜 腐霉利, 芹菜 毒死蜱, so the April pass rate is 20/22 = 90.9 % <
+  97 %), 6 of 板桥镇's 食品安全抽检 and 4 of 出山镇's monitoring, all 合格.
+- ``台账``: the register (食品生产经营主体风险分级台账) as the county office keeps it at the end
+  of April: one row per business with its current grade, written ``A级`` … ``D级``, and its 评定日期
+  (an Excel date cell), 状态 在营 or 注销. It repeats the register rows at the top of
+  examples/events.jsonl with the same content (so they are duplicates, dropped) and adds the
+  rest of the county's businesses, among them those the April events inspect or sample. The
+  workbook is read after events.jsonl, so these rows come after the 1 April check: they are on
+  the 检查频次 page from then on, and checked from 1 July.
+
+Everything is fixed in this file (no randomness) and the zip entries carry a fixed timestamp, so
+running it again gives the same bytes:
 
     python examples/make_lab_workbook.py            # writes examples/化验室抽检结果.xlsx
     python examples/make_lab_workbook.py OUT.xlsx
@@ -157,6 +166,71 @@ SAMPLES = [
 ]
 
 
+REGISTER_SHEET = "台账"
+REGISTER_TITLE = "西平县食品生产经营主体风险分级台账（截至2026年4月30日）"
+REGISTER_HEADERS = ["编号", "乡镇", "单位名称", "统一社会信用代码", "业态", "风险等级", "评定日期", "状态"]
+OPEN, CLOSED = "在营", "注销"
+# (编号, 乡镇, 单位名称, 统一社会信用代码 or None, 业态, 风险等级, 评定日期, 状态). The first six are
+# the current versions of the register rows at the top of events.jsonl, with the same content.
+REGISTER = [
+    ("HH-TZ-0001", "红河镇", "中心学校食堂", "12411721MB0H31207X", "学校食堂", "D", date(2019, 3, 1), OPEN),
+    ("HH-TZ-0014", "红河镇", "兴旺饭店", "92411721MA45D8JL6R", "餐饮服务", "C", date(2026, 3, 10), OPEN),
+    ("BQ-TZ-0003", "板桥镇", "惠民购物广场", "92411721MA47R2KD3L", "食品销售", "C", date(2020, 6, 15), OPEN),
+    ("BQ-TZ-0021", "板桥镇", "东庄村李记早餐店", None, "餐饮服务", "B", date(2026, 3, 25), CLOSED),
+    ("CS-TZ-0008", "出山镇", "杨湾村幼儿园食堂", "52411721MJ7A1234X9", "幼儿园食堂", "D", date(2017, 9, 1), OPEN),
+    ("QZ-TZ-0030", "权寨镇", "家家乐超市", "92411721MA46UX8C0B", "食品销售", "B", date(2026, 2, 15), OPEN),
+    # 红河镇
+    ("HH-TZ-0002", "红河镇", "佳和超市", "92411721MA46PB3E9W", "食品销售", "B", date(2020, 4, 20), OPEN),
+    ("HH-TZ-0003", "红河镇", "定点生猪屠宰场", "91411721MA40TZ5S3N", "屠宰场", "D", date(2016, 8, 1), OPEN),
+    ("HH-TZ-0004", "红河镇", "红河镇卫生院职工食堂", "12411721MB0H3A16XT", "集体食堂", "C", date(2018, 5, 10), OPEN),
+    ("HH-TZ-0005", "红河镇", "红河村幸福幼儿园食堂", "52411721MJ7C2231X4", "幼儿园食堂", "D", date(2021, 9, 1), OPEN),
+    ("HH-TZ-0006", "红河镇", "新寨村便民超市", "92411721MA47N3FD2Q", "食品销售", "A", date(2022, 3, 15), OPEN),
+    ("HH-TZ-0007", "红河镇", "坝心村老杨烩面馆", "92411721MA48K5GP6R", "餐饮服务", "A", date(2021, 11, 2), OPEN),
+    ("HH-TZ-0008", "红河镇", "红河镇粮油批发部", "92411721MA45C2HN1J", "食品销售", "A", date(2019, 6, 18), OPEN),
+    ("HH-TZ-0009", "红河镇", "红河酒家", "92411721MA44R7JM3K", "餐饮服务", "B", date(2020, 1, 8), OPEN),
+    ("HH-TZ-0010", "红河镇", "新寨村鲜奶吧", "92411721MA49D1KL8P", "食品销售", "B", date(2023, 5, 26), OPEN),
+    ("HH-TZ-0011", "红河镇", "红河镇糕点加工坊", "92411721MA48F6LJ5N", "小作坊", "C", date(2022, 7, 12), OPEN),
+    ("HH-TZ-0012", "红河镇", "坝心村张记豆腐坊", None, "小作坊", "B", date(2026, 4, 23), OPEN),
+    ("HH-TZ-0013", "红河镇", "红河村好又多便利店", "92411721MA4AB2MM7H", "食品销售", "A", date(2024, 10, 9), OPEN),
+    ("HH-TZ-0015", "红河镇", "红河镇敬老院食堂", "52411721MJ7D8812X1", "集体食堂", "C", date(2019, 12, 1), OPEN),
+    # 板桥镇
+    ("BQ-TZ-0001", "板桥镇", "老街食品批发部", "92411721MA47TG1Y4H", "食品销售", "B", date(2018, 3, 2), OPEN),
+    ("BQ-TZ-0002", "板桥镇", "刘记鲜肉店", "92411721MA47M6WE2U", "食品销售", "B", date(2020, 11, 16), OPEN),
+    ("BQ-TZ-0004", "板桥镇", "石桥村豆腐坊", "92411721MA48A2PQ5C", "小作坊", "B", date(2021, 4, 6), OPEN),
+    ("BQ-TZ-0005", "板桥镇", "东庄村馒头加工坊", "92411721MA48C6LW1E", "小作坊", "B", date(2021, 4, 6), OPEN),
+    ("BQ-TZ-0006", "板桥镇", "东庄村阳光幼儿园食堂", "52411721MJ7B5678X2", "幼儿园食堂", "D", date(2019, 9, 1), OPEN),
+    ("BQ-TZ-0007", "板桥镇", "板桥镇中心学校食堂", "12411721MB0H47210L", "学校食堂", "D", date(2017, 8, 25), OPEN),
+    ("BQ-TZ-0008", "板桥镇", "板桥村兴隆饭庄", "92411721MA45T8NP2W", "餐饮服务", "A", date(2020, 6, 30), OPEN),
+    ("BQ-TZ-0009", "板桥镇", "石桥村百姓超市", "92411721MA46E4QR9V", "食品销售", "A", date(2022, 2, 14), OPEN),
+    ("BQ-TZ-0010", "板桥镇", "板桥镇卤肉店", "92411721MA47W3RS4T", "食品销售", "C", date(2023, 3, 3), OPEN),
+    ("BQ-TZ-0011", "板桥镇", "东庄村小卖部", None, "食品销售", "A", date(2019, 5, 20), OPEN),
+    # 出山镇
+    ("CS-TZ-0001", "出山镇", "王建军蔬菜批发部", "92411721MA44KQ9T1F", "食品销售", "A", date(2018, 7, 9), OPEN),
+    ("CS-TZ-0002", "出山镇", "好再来饭店", "92411721MA43QW5N8E", "餐饮服务", "B", date(2019, 10, 21), OPEN),
+    ("CS-TZ-0003", "出山镇", "农贸市场", "91411721MA40LK2J6P", "集贸市场", "C", date(2015, 5, 1), OPEN),
+    ("CS-TZ-0004", "出山镇", "桂李村便民超市", None, "食品销售", "A", date(2021, 8, 17), OPEN),
+    ("CS-TZ-0005", "出山镇", "出山镇中心学校食堂", "12411721MB0H50321M", "学校食堂", "D", date(2016, 9, 1), OPEN),
+    ("CS-TZ-0006", "出山镇", "杨湾村冷饮店", "92411721MA4AC8DE5G", "食品销售", "A", date(2024, 5, 1), OPEN),
+    ("CS-TZ-0007", "出山镇", "出山镇老字号熟食店", "92411721MA45P1UV3Z", "食品销售", "C", date(2020, 12, 12), OPEN),
+    ("CS-TZ-0009", "出山镇", "桂李村农家乐", "92411721MA49H7WX6B", "餐饮服务", "B", date(2023, 6, 6), OPEN),
+    ("CS-TZ-0010", "出山镇", "出山村老王面馆", None, "餐饮服务", "A", date(2026, 1, 20), CLOSED),
+    # 盆尧镇
+    ("PY-TZ-0001", "盆尧镇", "惠万家超市", "92411721MA45YH2P7Q", "食品销售", "B", date(2019, 4, 12), OPEN),
+    ("PY-TZ-0002", "盆尧镇", "中心学校食堂", "12411721MB0H42318K", "学校食堂", "D", date(2017, 3, 1), OPEN),
+    ("PY-TZ-0003", "盆尧镇", "生猪定点屠宰场", "91411721MA40UC7H2D", "屠宰场", "D", date(2016, 11, 8), OPEN),
+    ("PY-TZ-0004", "盆尧镇", "马庄村老马烩面馆", None, "餐饮服务", "A", date(2020, 7, 7), OPEN),
+    ("PY-TZ-0005", "盆尧镇", "于庄村好运来饭店", None, "餐饮服务", "A", date(2021, 10, 15), OPEN),
+    ("PY-TZ-0006", "盆尧镇", "盆尧村粮油店", "92411721MA46K2YZ1C", "食品销售", "A", date(2022, 1, 10), OPEN),
+    ("PY-TZ-0007", "盆尧镇", "盆尧镇卫生院食堂", "12411721MB0H4B27XD", "集体食堂", "C", date(2018, 2, 26), OPEN),
+    # 权寨镇
+    ("QZ-TZ-0001", "权寨镇", "中心学校食堂", "12411721MB0H55102C", "学校食堂", "D", date(2016, 9, 1), OPEN),
+    ("QZ-TZ-0002", "权寨镇", "福旺粮油店", None, "食品销售", "A", date(2019, 8, 3), OPEN),
+    ("QZ-TZ-0003", "权寨镇", "秦庄村饺子馆", "92411721MA47Z5AB8E", "餐饮服务", "A", date(2022, 11, 11), OPEN),
+    ("QZ-TZ-0004", "权寨镇", "权寨村酱菜坊", "92411721MA48Q3BC2F", "小作坊", "C", date(2021, 5, 19), OPEN),
+    ("QZ-TZ-0005", "权寨镇", "郭庄村百货部", None, "食品销售", "A", date(2020, 9, 9), OPEN),
+]
+
+
 def item_rows(sample_id: str, food: str) -> list[list]:
     """One row per 检验项目: 检验项目, 检验结果, 计量单位, 标准限值, 单项判定."""
     rows = []
@@ -219,11 +293,39 @@ def build() -> Workbook:
     for col, w in enumerate(widths, 1):
         ws.column_dimensions[get_column_letter(col)].width = w
     ws.freeze_panes = "A3"
+    register_sheet(wb.create_sheet(REGISTER_SHEET), border, centre)
     stamp = datetime(*FIXED_TIME)
     wb.properties.creator = "西平县检验检测中心"
     wb.properties.title = TITLE
     wb.properties.created = stamp
     return wb
+
+
+def register_sheet(ws, border: Border, centre: Alignment) -> None:
+    """The 台账 sheet: a title row, the headers, one row per business (grade written A级 … D级)."""
+    width = len(REGISTER_HEADERS)
+    ws.append([REGISTER_TITLE])
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
+    ws.cell(1, 1).font = Font(bold=True, size=14)
+    ws.cell(1, 1).alignment = Alignment(horizontal="center")
+    ws.append(REGISTER_HEADERS)
+    for col in range(1, width + 1):
+        cell = ws.cell(2, col)
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDEBF7")
+        cell.alignment = centre
+        cell.border = border
+    for row_id, township, name, code, kind, risk, graded, status in REGISTER:
+        ws.append([row_id, township, name, code, kind, f"{risk}级", graded, status])
+        row = ws.max_row
+        for col in range(1, width + 1):
+            ws.cell(row, col).border = border
+        ws.cell(row, 7).number_format = "yyyy-mm-dd"
+        if status == CLOSED:
+            ws.cell(row, 8).font = Font(color="808080")
+    for col, w in enumerate([13, 8, 24, 21, 11, 9, 12, 7], 1):
+        ws.column_dimensions[get_column_letter(col)].width = w
+    ws.freeze_panes = "A3"
 
 
 def save(wb: Workbook, path: Path) -> None:
@@ -245,7 +347,7 @@ def save(wb: Workbook, path: Path) -> None:
 def main(argv: list[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else OUT
     save(build(), path)
-    print(f"已生成 {path}：{len(SAMPLES)} 个样品")
+    print(f"已生成 {path}：{len(SAMPLES)} 个样品，台账 {len(REGISTER)} 户")
     return 0
 
 

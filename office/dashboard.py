@@ -61,7 +61,7 @@ ACTIONS = ("签收", "办结")
 
 SEVERITIES = (("critical", "紧急"), ("warning", "警示"), ("info", "提示"))
 NAV = (("/", "首页"), ("/?state=closed", "已办结"), ("/reports", "月报报送"), ("/rates", "合格率"),
-       ("/pace", "抽检进度"), ("/calendar", "期限与节前检查"), ("/rejects", "拒收记录"))
+       ("/pace", "抽检进度"), ("/frequency", "检查频次"), ("/calendar", "期限与节前检查"), ("/rejects", "拒收记录"))
 STATUS_TEXT = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
 CAMPAIGN_TEXT = {"done": "已检查", "missed": "未检查", "open": "待检查", "upcoming": "未开始"}
 APP_KEY = web.AppKey("shian.dashboard", object)
@@ -269,9 +269,12 @@ class Dashboard:
                        "state": d.state, "state_name": DELIVERY_STATUS.get(d.state, d.state), "attempts": d.attempts,
                        "last_error": d.last_error, "sent_at": d.sent_at, "next_at": d.next_at}
                       for d in self.service.deliveries_of(n.id)]
+        resolution = next(iter(self.service.figures("resolution", n)), None)   # 签收 / 办结 against the deadline
+        escalation = self.service.notice(figures.follow_up_id("notice.unresolved", n)) if resolution else None
         return self._render(request, "notice.html", "通知详情", active="", n=row, wording=self._wording(n),
                             level_name=LEVEL_NAMES.get(n.level, n.level), related=related, history=history,
-                            recipients=recipients, deliveries=deliveries, back=f"/notices/{n.id}")
+                            recipients=recipients, deliveries=deliveries, back=f"/notices/{n.id}",
+                            resolution=resolution, escalation=escalation, resolution_text=figures.RESOLUTION_STATUS)
 
     def _wording(self, n: Notice) -> Wording:
         """The notice's lead, facts and action as its messages have them; a notice the
@@ -410,6 +413,23 @@ class Dashboard:
                         hi=min(1.5, math.ceil(hi * 10) / 10), width=900)
         return self._render(request, "pace.html", "抽检进度", rows=rows, svg=svg, today=today, year=year, years=years,
                             per_thousand=figures.BATCHES_PER_THOUSAND, share=share)
+
+    async def frequency(self, request: web.Request) -> web.Response:
+        """检查频次: the register's entities per township × risk level against the quota of the
+        year's latest check date passed — what inspection.frequency_due decides on
+        (``figures("frequency")``); this year by default, or last year."""
+        now = self.service.now()
+        years = [str(now.year), str(now.year - 1)]
+        year = request.query.get("year") or ""
+        if year not in years:
+            year = years[0]
+        town = self._township_filter(request)
+        rows = [r for r in self.service.figures("frequency", year) if town is None or r.township == town]
+        p = self.config.params("inspection.frequency_due")
+        return self._render(request, "frequency.html", "检查频次", rows=rows, year=year, years=years, township=town,
+                            townships=list(self.config.townships), groups=figures.frequency_by_township(rows),
+                            total=figures.frequency_total(rows), schedule=figures.frequency_schedule(self.config, int(year)),
+                            checked=rows[0].check_date if rows else None, per_year=p.per_year, enabled=p.enabled)
 
     async def calendar(self, request: web.Request) -> web.Response:
         now = self.service.now()
@@ -610,6 +630,7 @@ def add_routes(app: web.Application, service: Any, settings: Any, limiter: Failu
     app.router.add_get("/reports", board.reports)
     app.router.add_get("/rates", board.rates)
     app.router.add_get("/pace", board.pace)
+    app.router.add_get("/frequency", board.frequency)
     app.router.add_get("/calendar", board.calendar)
     app.router.add_get("/rejects", board.rejects)
     app.router.add_get("/login", board.login_page)

@@ -1,7 +1,8 @@
 """The office's figures, for display: their row types, names and formats.
 
 The figures themselves — pass rates, monthly reports, sampling pace, health certificates,
-joint inspections, disposals — are computed in :mod:`shian.rules.measures` from the tallies
+joint inspections, disposals, inspection frequency by risk level, a notice's 签收 / 办结 against
+its deadline — are computed in :mod:`shian.rules.measures` from the tallies
 the rules decide on, and asked of the runtime as ``figures(kind, period, now)``
 (:class:`FigureSource`), so a page and an alert cannot disagree. Counts are integers and
 comparisons with targets exact fractions (§6); ``rate`` floats are for display only.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Any, Iterable, Protocol
 
@@ -18,13 +19,16 @@ from shian.notifiers.render import spec_of
 from shian.rules.config import Config
 from shian.rules.families import RULES
 from shian.rules.measures import (BATCHES_PER_THOUSAND, COUNTED_PROGRAMS, PACE_PROGRAMS, BoardRow, CampaignRow,
-                                  Cell, DisposalRow, HealthRow, PaceRow, RateRow, as_of, in_period, period_bounds)
-from shian.rules.notice import PROGRAM_NAMES, Notice
+                                  Cell, DisposalRow, FrequencyRow, HealthRow, PaceRow, RateRow, ResolutionRow, as_of,
+                                  check_date, in_period, period_bounds)
+from shian.rules.notice import PROGRAM_NAMES, Notice, notice_id, notice_key
 
 __all__ = [
     "BATCHES_PER_THOUSAND", "CAMPAIGN_STATUS", "COUNTED_PROGRAMS", "DELIVERY_STATUS", "DISPOSAL_STATUS", "LEVEL_NAMES",
-    "PACE_PROGRAMS", "REPORT_STATUS", "SEVERITY_NAMES", "BoardRow", "CampaignRow", "Cell", "DisposalRow", "FigureSource",
-    "HealthRow", "NoticeCountRow", "PaceRow", "RateRow", "as_of", "fmt_rate", "in_period", "latest_rate_period",
+    "PACE_PROGRAMS", "REPORT_STATUS", "RESOLUTION_STATUS", "SEVERITY_NAMES", "BoardRow", "CampaignRow", "Cell",
+    "DisposalRow", "FigureSource", "FrequencyRow", "FrequencyTotal", "HealthRow", "NoticeCountRow", "PaceRow", "RateRow",
+    "ResolutionRow", "as_of", "fmt_rate", "frequency_by_township", "frequency_schedule",
+    "frequency_total", "follow_up_id", "in_period", "latest_rate_period",
     "latest_report_month", "notice_counts", "period_bounds", "program_name", "rule_name",
 ]
 
@@ -33,6 +37,7 @@ CAMPAIGN_STATUS = {"done": "已开展", "missed": "未开展", "open": "进行�
 DISPOSAL_STATUS = {"disposed": "已处置", "disposed_late": "逾期处置", "overdue": "逾期未处置", "open": "待处置"}
 SEVERITY_NAMES = {"info": "提示", "warning": "警示", "critical": "紧急"}
 LEVEL_NAMES = {"town": "乡镇", "county": "县级"}
+RESOLUTION_STATUS = {"closed": "按期办结", "closed_late": "逾期办结", "overdue": "逾期未办结", "open": "办理中"}
 DELIVERY_STATUS = {"sent": "已发送", "failed": "发送失败", "silenced": "已静默", "held": "不发送（已过期或已被取代）",
                    "pending": "待发送", "sending": "发送中"}
 
@@ -42,6 +47,44 @@ class FigureSource(Protocol):
     (kinds and periods: :data:`shian.rules.measures.FIGURE_KINDS`)."""
 
     def figures(self, kind: str, period: Any, now: datetime) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class FrequencyTotal:
+    """The 检查频次 cells of a township (or of the county: ``township`` empty) added up."""
+    township: str
+    entities: int
+    required: int
+    done: int
+    behind: int
+    yearly: int
+    done_to_date: int
+
+
+def frequency_total(rows: Iterable[FrequencyRow], township: str = "") -> FrequencyTotal:
+    rows = list(rows)
+    return FrequencyTotal(township, *(sum(getattr(r, f) for r in rows)
+                                      for f in ("entities", "required", "done", "behind", "yearly", "done_to_date")))
+
+
+def frequency_by_township(rows: Iterable[FrequencyRow]) -> list[tuple[str, list[FrequencyRow], FrequencyTotal]]:
+    """The cells of each township (risk levels A–D, as the figures give them) with its total."""
+    towns: dict[str, list[FrequencyRow]] = {}
+    for r in rows:
+        towns.setdefault(r.township, []).append(r)
+    return [(tw, mine, frequency_total(mine, tw)) for tw, mine in towns.items()]
+
+
+def follow_up_id(rule: str, n: Notice) -> str:
+    """The id a ``notice.*`` rule's notice about ``n`` has (its key is rule|township|n's id)."""
+    return notice_id(notice_key(rule, n.township, n.id))
+
+
+def frequency_schedule(config: Config, year: int) -> list[tuple[date, float]]:
+    """The check dates of ``year`` (inspection.frequency_due's ``checks``) with the share of the
+    year's quota due by each, in date order."""
+    checks = config.params("inspection.frequency_due").checks
+    return sorted((check_date(mm_dd, year), share) for mm_dd, share in checks.items())
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from shian.rules.timeutil import parse_period
 from . import figures as fig
 from .runtime import Runtime
 
-SHEETS = ("概况", "抽检合格率", "抽检进度", "月报报送", "持证率", "节前联合检查", "不合格处置", "通知汇总")
+SHEETS = ("概况", "抽检合格率", "抽检进度", "月报报送", "持证率", "节前联合检查", "检查频次", "不合格处置", "通知汇总")
 MET, NOT_MET, NOT_YET = "达标", "未达标", "未到期"
 
 
@@ -97,6 +97,7 @@ def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Not
     health = source.figures("health", month, now)
     camps = source.figures("campaigns", month, now)
     disp = source.figures("disposals", month, now)
+    freq = source.figures("frequency", month, now)
     counts = fig.notice_counts(config, notices, month)
     month_notices = [n for n in notices if fig.in_period(n.at.astimezone(config.tz), month)]
 
@@ -105,6 +106,7 @@ def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Not
     count_df = _counts_frame(counts)
 
     overview = _overview(config, month, now, as_of, rates, pace, board, health, camps, disp, month_notices)
+    overview = pd.concat([overview.iloc[:-1], _frequency_summary(freq), overview.iloc[-1:]], ignore_index=True)
     return [
         Table("概况", overview, ("实际", "目标")),
         Table("抽检合格率", rate_df, ("合格率", "目标"),
@@ -115,6 +117,7 @@ def build_tables(config: Config, source: fig.FigureSource, notices: Sequence[Not
         Table("持证率", health_df, ("持证率", "目标"), "按本月检查中填报了从业人员数的单位统计，同一单位取最近一次检查。"),
         Table("节前联合检查", camp_df,
               note=f"节前 {config.params('campaign.missed').window_days} 日内开展节前联合检查即为已开展。"),
+        Table("检查频次", _frequency_frame(freq), note=_frequency_note(config, int(month[:4]))),
         Table("不合格处置", disp_df, note="不合格食品处置率目标 100%；处置期限届满前报送处置记录为按期处置。"),
         Table("通知汇总", count_df),
     ]
@@ -165,6 +168,52 @@ def _campaigns_frame(camps: list[fig.CampaignRow]) -> pd.DataFrame:
         "联合检查次数": c.inspections, "状态": fig.CAMPAIGN_STATUS[c.status],
         "达标情况": {"done": MET, "missed": NOT_MET}.get(c.status, NOT_YET),
     } for c in camps], columns=["乡镇", "节日", "节日日期", "检查期间", "联合检查次数", "状态", "达标情况"])
+
+
+FREQUENCY_COLUMNS = ["乡镇", "风险等级", "主体数", "全年应检次数", "核对日", "截至核对日应检次数", "核对日前已检次数",
+                     "未达标户数", "本年累计已检次数", "达标情况", "未达标单位"]
+
+
+def _frequency_frame(freq: list[fig.FrequencyRow]) -> pd.DataFrame:
+    """Inspections of the register's entities per township × risk level, a 合计 row per township
+    and one for the county: the quota by the year's latest check date passed (the rule's)."""
+    check = next((r.check_date for r in freq), None)
+
+    def row(township: str, level: str, t: fig.FrequencyTotal, names: tuple[str, ...] = ()) -> dict[str, Any]:
+        verdict = "—" if not t.entities else met(None if check is None else not t.behind)
+        return {"乡镇": township, "风险等级": level, "主体数": t.entities, "全年应检次数": t.yearly,
+                "核对日": check.isoformat() if check else "未到核对日", "截至核对日应检次数": t.required,
+                "核对日前已检次数": t.done, "未达标户数": t.behind, "本年累计已检次数": t.done_to_date,
+                "达标情况": verdict, "未达标单位": "、".join(names)}
+
+    out = []
+    for township, cells, total in fig.frequency_by_township(freq):
+        out += [row(township, f"{r.risk_level}级", fig.frequency_total([r], township), r.behind_entities) for r in cells]
+        out.append(row(township, "合计", total))
+    if freq:
+        out.append(row("全县合计", "", fig.frequency_total(freq)))
+    return pd.DataFrame(out, columns=FREQUENCY_COLUMNS)
+
+
+def _frequency_note(config: Config, year: int) -> str:
+    per_year = config.params("inspection.frequency_due").per_year
+    dates = "、".join(f"{d.month}月{d.day}日（{share * 100:g}%）" for d, share in fig.frequency_schedule(config, year))
+    grades = "、".join(f"{level}级 {n} 次" for level, n in per_year.items())
+    return (f"按风险等级每年至少检查：{grades}；核对日 {dates}，当天 9:00 前的检查计入，截至核对日应完成全年次数的相应比例。"
+            "当年新登记的主体次年起核对，已注销的不再核对。")
+
+
+def _frequency_summary(freq: list[fig.FrequencyRow]) -> pd.DataFrame:
+    """The 概况 line: entities up to their quota at the latest check date passed."""
+    total = fig.frequency_total(freq)
+    check = next((r.check_date for r in freq), None)
+    ok = total.entities - total.behind
+    return pd.DataFrame([{
+        "指标": "按风险等级检查频次达标率", "实际": ok / total.entities if total.entities else None, "目标": 1.0,
+        "数量": f"{ok}/{total.entities}",
+        "达标情况": "—" if not total.entities else met(None if check is None else not total.behind),
+        "说明": (f"截至 {check.isoformat()} 核对日，未达标 {total.behind} 户" if check else "本年尚未到核对日"),
+    }])
 
 
 def _disposals_frame(disp: list[fig.DisposalRow]) -> pd.DataFrame:

@@ -110,13 +110,16 @@ class Engine:
         self._wire()
 
     def _wire(self) -> None:
-        tallies = self.measures.handlers(self.verdict) if self.measures is not None else {}
+        tallies = self.measures.handlers(self.verdict, self.config) if self.measures is not None else {}
+        after = {t: h for t, h in tallies.items() if t in Measures.AFTER_FAMILIES}
         self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {
-            event_type: [handler] for event_type, handler in tallies.items()}
+            event_type: [handler] for event_type, handler in tallies.items() if event_type not in after}
         self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
         for fam in self.families:
             for event_type, handler in fam.handlers().items():
                 self._handlers.setdefault(event_type, []).append(handler)
+        for event_type, handler in after.items():  # what a family refuses (raises Rejected) is not tallied
+            self._handlers.setdefault(event_type, []).append(handler)
 
     # -- the Context families use (rules/families/base.py) ----------------------
     @property

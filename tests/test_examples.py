@@ -1,29 +1,34 @@
 """The shipped example (examples/): one month of 西平县 events plus the lab workbook.
 
 The example is the demo (`make demo`) and the place users copy from, so it must keep doing
-what it promises: every rule of §3 fires at least once, the rejects are exactly the lines that
-were made bad on purpose, the lab workbook converts without a single reject, and the config
-passes `shian check-config`.
+what it promises: every rule of §3 fires at least once (also run as the Makefile's `replay`
+target runs it), the rejects are exactly the lines that were made bad on purpose, the lab
+workbook (samples and the register) converts without a single reject, and the config passes
+`shian check-config`.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import json
+import re
+import shlex
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from shian.rules.config import load
+from shian.rules.events import Validator
 from shian.rules.families import RULES
 from shian.cli import main
 from shian.streams.replay import Replay
 from shian.streams.sources import read_tabular
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 CONFIG = EXAMPLES / "county.yaml"
 EVENTS = EXAMPLES / "events.jsonl"
 WORKBOOK = EXAMPLES / "化验室抽检结果.xlsx"
@@ -36,6 +41,22 @@ BAD_LINES = {
     68: "outcome",       # inspection without its outcome (检查结果)
     81: "JSON",          # line cut off: not valid JSON
 }
+
+
+def make_recipe(target: str) -> list[str]:
+    """The ``shian`` command of a Makefile target, as its words after the program (continuation
+    lines joined), e.g. ``["replay", "examples/events.jsonl", …]``."""
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = lines.index(next(line for line in lines if line.startswith(f"{target}:"))) + 1
+    recipe = []
+    for line in lines[start:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip().rstrip("\\"))
+        if not line.rstrip().endswith("\\"):
+            break
+    words = shlex.split(" ".join(recipe))
+    return words[next(i for i, w in enumerate(words) if w.endswith("/shian")) + 1:]
 
 
 def replay() -> tuple[list[dict], list[dict], object]:
@@ -60,6 +81,29 @@ def test_every_rule_fires_at_least_once(run):
     assert sum(fired.values()) == len(notices)
 
 
+def test_make_replay_as_written_fires_every_rule(tmp_path, monkeypatch, capsys):
+    """`make replay` (its files and its --until, which takes in the 1 April check of
+    inspection.frequency_due) raises a notice of every rule; here without delivery."""
+    words = make_recipe("replay")
+    assert words[0] == "replay" and "--until" in words and "--deliver" in words
+    args, skip = [], False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in ("--out", "--rejects"):
+            args += [w, str(tmp_path / w.strip("-"))]
+            skip = True
+        elif w != "--deliver":
+            args.append(w)
+    monkeypatch.chdir(ROOT)
+    assert main(args) == 0
+    fired = Counter(json.loads(line)["rule"] for line in (tmp_path / "out").read_text(encoding="utf-8").splitlines())
+    assert sorted(set(RULES) - set(fired)) == []
+    assert fired["inspection.frequency_due"] == 3
+    printed = capsys.readouterr()
+    assert re.search(r"inspection\.frequency_due\s+3\n", printed.out + printed.err)   # the per-rule counts
+
+
 def test_rejects_are_exactly_the_deliberate_bad_lines(run):
     _, rejects, summary = run
     assert [r["line"] for r in rejects] == sorted(BAD_LINES)
@@ -68,17 +112,43 @@ def test_rejects_are_exactly_the_deliberate_bad_lines(run):
         assert BAD_LINES[r["line"]] in r["raw"] + r["reason"], r
         assert r["reason"]
     assert summary.rejected == len(BAD_LINES)
-    assert summary.duplicates == 1  # the joint inspection sent twice
+    # the joint inspection sent twice, and the workbook's 台账 repeating the six current register
+    # rows at the top of events.jsonl with the same content
+    assert summary.duplicates == 1 + 6
     assert summary.skipped == 0
 
 
 def test_the_workbook_converts_without_rejects():
     records = read_tabular(WORKBOOK)
     assert [(r.line, r.reason) for r in records if r.obj is None] == []
-    assert len(records) == 32
-    assert all(r.line.startswith("抽检结果!") for r in records)
-    multi = [r for r in records if len(r.obj["items"]) > 1]
-    assert len(multi) == len(records)  # every sample has several 检验项目 rows
+    samples = [r for r in records if r.line.startswith("抽检结果!")]
+    register = [r for r in records if r.line.startswith("台账!")]
+    assert (len(samples), len(register)) == (32, 50) and len(records) == 82
+    multi = [r for r in samples if len(r.obj["items"]) > 1]
+    assert len(multi) == len(samples)  # every sample has several 检验项目 rows
+    assert {r.obj["type"] for r in register} == {"entity"}
+    assert Counter(r.obj["risk_level"] for r in register) == {"A": 17, "B": 13, "C": 10, "D": 10}  # cells say A级 …
+    assert Counter(r.obj["status"] for r in register) == {"在营": 48, "注销": 2}
+
+
+def test_the_register_sheet_repeats_the_jsonl_rows_it_shares_unchanged():
+    """A register row id in both events.jsonl and the 台账 sheet has the same content as the
+    JSON line's latest version (a duplicate, not a reject or a re-grading)."""
+    config = load(CONFIG)
+    validator = Validator(config.known())
+    latest = {}
+    for line in EVENTS.read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if obj.get("type") == "entity":
+            latest[(obj["township"], obj["id"])] = validator.from_object(obj)
+    sheet = {(r.obj["township"], r.obj["id"]): validator.from_object(r.obj) for r in read_tabular(WORKBOOK)
+             if r.line.startswith("台账!")}
+    shared = set(latest) & set(sheet)
+    assert len(shared) == len(latest) == 6
+    assert all(sheet[k] == latest[k] for k in shared)
 
 
 def test_the_workbook_script_regenerates_the_same_content(tmp_path):
@@ -93,6 +163,25 @@ def test_the_workbook_script_regenerates_the_same_content(tmp_path):
 def test_check_config_accepts_the_example(capsys):
     assert main(["check-config", "--config", str(CONFIG), "--now", "2026-04-01T00:00:00"]) == 0
     assert "有效" in capsys.readouterr().out
+
+
+def test_the_2027_calendar_is_a_marked_example_that_fits_the_statutory_days():
+    """examples/county.yaml lists a 2027 schedule (the library lacks 2027), says it is an example
+    to replace with the State Council's, keeps every statutory day of 2027 off, and moves work
+    only onto weekends; 2026 still comes from the library."""
+    from datetime import date as day
+    from shian.rules.calendar import statutory_holidays
+
+    text = CONFIG.read_text(encoding="utf-8")
+    assert "示例，请按国务院办公厅通知替换" in text[:text.index("\ncalendar:")]
+    config = load(CONFIG)
+    cal = config.calendar
+    assert (cal.source(2027), cal.source(2026)) == ("config", "library")
+    for name, days in statutory_holidays(2027):
+        assert not any(cal.is_working_day(d) for d in days), name
+    moved = [d for d in (day(2027, 1, 1) + timedelta(days=i) for i in range(365))
+             if cal.is_working_day(d) != (d.weekday() < 5)]
+    assert moved and all((d.weekday() >= 5) == cal.is_working_day(d) for d in moved)
 
 
 def test_the_story_of_the_month(run):

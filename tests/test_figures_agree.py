@@ -1,10 +1,12 @@
 """The office's figures agree with the notices the rules raised, because both come from the
 same tallies (shian.rules.measures).
 
-Two streams: the shipped example month (examples/, until 2026-05-01) and a generated county
-year (bench/replay_bench.py, small). Each is replayed with timers of the test's own at the
+Three streams: the shipped example month (examples/, until 2026-05-01), a generated county
+year (bench/replay_bench.py, small) and the synthetic county of the Kafka tests (a large register
+with re-gradings, closures and rows arriving late, checked on 2 March and 15 April; small). Each
+is replayed with timers of the test's own at the
 rules' deadlines, which take the figure as the rule saw it (a pass rate is judged, a report
-falls due, a holiday's window closes), and with the clock each event arrived at, so the
+falls due, a holiday's window closes, a check date of the register comes), and with the clock each event arrived at, so the
 comparisons can leave out exactly what a late arrival makes differ (a figure counts a late
 event, a rule that already decided does not).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ import pytest
 from shian.rules.calendar import holiday_date
 from shian.rules.config import Config, load
 from shian.rules.engine import Engine, Status
-from shian.rules.measures import judged_at, report_due
+from shian.rules.measures import check_time, judged_at, report_due
 from shian.rules.timeutil import add_days, local_midnight, month_of, next_month
 from shian.streams.replay import Replay
 
@@ -43,6 +45,7 @@ class Watched:
     notices: list[dict[str, Any]] = field(default_factory=list)
     taken: dict[tuple[str, str, datetime], list[Any]] = field(default_factory=dict)
     arrived: dict[tuple[str, str, str], tuple[Any, datetime]] = field(default_factory=dict)
+    accepted: list[Any] = field(default_factory=list)   # every accepted event (register versions too), in order
 
     @property
     def start(self) -> datetime:
@@ -62,6 +65,7 @@ def watched_replay(config: Config, paths: list[Path], until: datetime, first_mon
         status = admit(ev, until)
         if status == Status.ACCEPTED:
             w.arrived[(ev.type, ev.township, ev.id)] = (ev, engine.clock)
+            w.accepted.append(ev)
         return status
 
     def take(kind: str, period: str, at: datetime) -> None:
@@ -79,6 +83,8 @@ def watched_replay(config: Config, paths: list[Path], until: datetime, first_mon
     for year in range(int(first_month[:4]), until.year + 1):
         for h in rules["campaign.reminder"].holidays:
             take("campaigns", str(year), local_midnight(holiday_date(h, year), TZ))
+        for mm_dd in rules["inspection.frequency_due"].checks:
+            take("frequency", str(year), check_time(mm_dd, year, TZ))
     replay.run([str(p) for p in paths])
     return w
 
@@ -91,11 +97,23 @@ def _bench_generator() -> Any:
     return module
 
 
-@pytest.fixture(scope="module", params=["example month", "generated year"])
+def _synthetic() -> Any:
+    spec = importlib.util.spec_from_file_location("synthetic", ROOT / "tests" / "kafka" / "synthetic.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="module", params=["example month", "generated year", "synthetic register"])
 def run(request, tmp_path_factory) -> Watched:
     if request.param == "example month":
         return watched_replay(load(EXAMPLES / "county.yaml"),
                               [EXAMPLES / "events.jsonl", EXAMPLES / "化验室抽检结果.xlsx"],
+                              datetime(2026, 5, 1, tzinfo=TZ), "2026-01")
+    if request.param == "synthetic register":
+        out, synthetic = tmp_path_factory.mktemp("register"), _synthetic()
+        synthetic.generate(out / "events.jsonl", 20_000)
+        return watched_replay(load(synthetic.write_config(out / "county.yaml")), [out / "events.jsonl"],
                               datetime(2026, 5, 1, tzinfo=TZ), "2026-01")
     out = tmp_path_factory.mktemp("county")
     made = _bench_generator().dataset(out, 24_000, 6, 20260101, False)
@@ -206,15 +224,33 @@ def test_health_certificates_below_are_notices(run):
             assert low & once == had & once, (r.township, month)
 
 
+def test_frequency_behind_cells_are_the_notices(run):
+    """At each check date, the entities the 检查频次 figures show behind (per township × risk
+    level) are exactly the inspection.frequency_due notices of that check."""
+    assert run.config.rules["inspection.frequency_due"].enabled
+    compared = 0
+    for _, at, rows in decided(run, "frequency"):
+        if not rows or rows[0].check_date != at.date():
+            continue   # a check of another year than the figures' (none here: one year each)
+        shown = Counter((r.township, r.risk_level, name) for r in rows for name in r.behind_entities)
+        raised = Counter((n["township"], n["facts"]["risk_level"], n["facts"]["entity"])
+                         for n in run.raised("inspection.frequency_due") if n["facts"]["check_date"] == at.date().isoformat())
+        assert shown == raised, at
+        assert sum(r.behind for r in rows) == sum(raised.values())
+        assert all(r.required == 0 or r.entities for r in rows)
+        compared += sum(raised.values())
+    assert compared or not any(ev.type == "entity" for ev, _ in run.arrived.values())
+
+
 def test_figures_are_the_service_journal_rebuilt(run):
     """A fresh engine fed the accepted events in arrival order shows the same figures (the
     tallies depend on what was accepted, not on the rules run beside them)."""
     bare = Engine(run.config, lambda *a: (), lambda n: None, families=())
-    for ev, _ in run.arrived.values():   # in arrival order
+    for ev in run.accepted:   # in arrival order
         bare.admit(ev)
     bare.finish(run.until)
     last = month_of(run.until - (run.until - run.start) / 2)
     for kind, period in (("pass_rate", last), ("health", last), ("disposals", last), ("reports", last),
-                         ("campaigns", last[:4]), ("pace", last)):
+                         ("campaigns", last[:4]), ("pace", last), ("frequency", last[:4])):
         assert bare.figures(kind, period, run.until) == run.engine.figures(kind, period, run.until), kind
 

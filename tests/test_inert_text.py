@@ -43,7 +43,8 @@ from shian.office.dashboard import HERE as OFFICE_HERE, Dashboard
 from shian.office.ledger import write_ledger
 from shian.office.report import write_report
 from shian.rules.config import parse as parse_config
-from shian.rules.measures import BoardRow, CampaignRow, Cell, DisposalRow, HealthRow, PaceRow, RateRow
+from shian.rules.measures import (BoardRow, CampaignRow, Cell, DisposalRow, FrequencyRow, HealthRow, PaceRow, RateRow,
+                                  ResolutionRow)
 from shian.rules.notice import Notice
 
 PAYLOADS = {
@@ -397,6 +398,10 @@ def figures(payload: str, township: str) -> dict[str, Callable[[Any], list[Any]]
         "disposals": lambda p: [DisposalRow(payload, payload, payload, payload, payload, payload, at,
                                             at + timedelta(days=15), True, payload, None, (payload,), "overdue",
                                             "8601f249ce79decb")],
+        "frequency": lambda p: [FrequencyRow(payload, 2026, "D", date(2026, 4, 1), Fraction(1, 4), 4, 1, 1, 0, 1, 4, 0,
+                                             (payload,))],
+        "resolution": lambda n: [ResolutionRow(n.id, at, payload, 10, at + timedelta(days=14), date(2026, 4, 21), True,
+                                               at + timedelta(days=20), payload, "closed_late")],
     }
 
 
@@ -491,7 +496,7 @@ def test_dashboard_pages_show_event_text_as_text(payload: str, month: tuple[Any,
     its facts, delivery error and notes as text: no element or handler from them."""
     board = Dashboard(office_of(month, payload), SimpleNamespace(open_access=True), renderer=renderer)
     pages = [("/?scope=all", board.index, {}), ("/reports", board.reports, {}), ("/rates", board.rates, {}),
-             ("/pace", board.pace, {}), ("/calendar", board.calendar, {})]
+             ("/pace", board.pace, {}), ("/frequency", board.frequency, {}), ("/calendar", board.calendar, {})]
     pages += [(f"/notices/{n.id}", board.notice_page, {"notice_id": n.id})    # facts, deliveries, acks
               for n in board.service.listed]
 

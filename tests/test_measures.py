@@ -127,7 +127,8 @@ def test_figures_of_a_bare_engine():
     assert (spring.inspections, spring.status) == (1, "done")
     with pytest.raises(ValueError):
         e.figures("weather", "2026-01", now)
-    assert set(FIGURE_KINDS) == {"reports", "pass_rate", "pace", "health", "campaigns", "disposals"}
+    assert set(FIGURE_KINDS) == {"reports", "pass_rate", "pace", "health", "campaigns", "disposals", "frequency",
+                                 "resolution"}
 
 
 def test_tallies_forget_what_is_older_than_dedup_days():

@@ -10,17 +10,21 @@ State, all bounded:
   (id → the notice, the 签收): each until its deadline fires or a 办结 closes it, at most
   ``working_days`` official working days after its 签收 (an ack naming such a notice is still
   checked against it, even if the issued list has already forgotten it).
+
+The deadline is :func:`shian.rules.measures.resolve_deadline` of the first 签收; the measures'
+resolution tally, fed with the acks this family accepted, keeps it for the notice page.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from ..calendar import Calendar
 from ..events import Ack, Rejected
+from ..measures import followed_up, resolve_deadline
 from ..notice import Notice, notice_id
 from ..params import MAX_HOURS, RuleParams, RuleSpec, WorkingDays
 from ..timeutil import add_days, local_midnight
@@ -86,16 +90,9 @@ def working_deadline(start: datetime, hours: float, calendar: Calendar) -> datet
         cursor = midnight
 
 
-def resolve_deadline(signed: datetime, working_days: int, calendar: Calendar) -> datetime:
-    """00:00 local of the day after the ``working_days``-th official working day counted from
-    the day after the 签收's date (§6: 签收 Friday 2026-06-05, 10 → 2026-06-23T00:00)."""
-    last: date = calendar.nth_working_day_after(signed.date(), working_days)
-    return local_midnight(last + timedelta(days=1), signed.tzinfo)
-
-
 def escalated(issued: Issued) -> bool:
     """Whether the ``notice.*`` rules follow a notice up: warning or critical, and not one of theirs."""
-    return issued.severity in ("warning", "critical") and not issued.rule.startswith("notice.")
+    return followed_up(issued.severity, issued.rule)
 
 
 class Acks(Family):

@@ -17,7 +17,12 @@ State kept, and for how long (all bounded; forgotten with the engine's daily ``f
 - 节前联合检查 per day × township, for ``dedup_days`` and at least ``window_days``
   (:mod:`.campaigns`);
 - per month × entity, the latest inspection with staff figures, for ``dedup_days``
-  (:mod:`.health`).
+  (:mod:`.health`);
+- the register (台账): per entity its first registration and register versions, and per year
+  × entity the times of its inspections, for ``dedup_days`` and at least the clock's year and
+  the one before (:mod:`.frequency`);
+- per notice acked, its first 签收 with the ``notice.unresolved`` deadline it set and its first
+  办结, for ``dedup_days`` and at least until the deadline (:mod:`.resolutions`).
 
 So the figures reach back ``dedup_days`` (400 by default) of event time, as far as the engine
 still recognises a resent event.
@@ -27,34 +32,47 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
-from ..events import Disposal, Inspection, SamplingResult
+from ..events import Ack, Disposal, Inspection, SamplingResult
+from ..notice import Notice
 from ..params import exact
 from .campaigns import (CAMPAIGN_STATUSES, JOINT, CampaignRow, JointTally, campaign_status,
                         campaign_window)
 from .common import below_target, in_period, period_bounds
 from .disposals import DISPOSAL_STATUSES, DisposalRow, DisposalTally, disposal_due, disposal_status
+from .frequency import FrequencyRow, RegisterTally, check_date, check_time, latest_check, required
 from .health import HealthRow, HealthTally, entity_key
 from .pass_rate import (BATCHES_PER_THOUSAND, COUNTED_PROGRAMS, PACE_PROGRAMS, PaceRow, RateRow,
                         SampleTally, judged_at, yearly_target)
 from .reports import REPORT_STATUSES, BoardRow, Cell, ReportTally, report_due, report_status
+from .resolutions import (RESOLUTION_STATUSES, ResolutionRow, ResolutionTally, followed_up, resolution_status,
+                          resolve_deadline)
 
 __all__ = [
     "BATCHES_PER_THOUSAND", "CAMPAIGN_STATUSES", "COUNTED_PROGRAMS", "DISPOSAL_STATUSES", "FIGURE_KINDS", "JOINT",
-    "PACE_PROGRAMS", "REPORT_STATUSES", "as_of", "BoardRow", "CampaignRow", "Cell", "DisposalRow", "HealthRow", "Measures",
-    "PaceRow", "RateRow", "below_target", "campaign_status", "campaign_window", "disposal_due", "disposal_status",
-    "entity_key", "in_period", "judged_at", "period_bounds", "report_due", "report_status", "yearly_target",
+    "PACE_PROGRAMS", "REPORT_STATUSES", "RESOLUTION_STATUSES", "as_of", "BoardRow", "CampaignRow", "Cell", "DisposalRow",
+    "FrequencyRow", "HealthRow", "Measures", "PaceRow", "RateRow", "ResolutionRow", "below_target", "campaign_status",
+    "campaign_window", "check_date", "check_time", "disposal_due", "disposal_status", "entity_key", "followed_up",
+    "in_period", "judged_at", "latest_check", "period_bounds", "report_due", "report_status", "required",
+    "resolution_status", "resolve_deadline", "yearly_target",
 ]
 
 #: what :meth:`Measures.figures` answers, and the period each takes:
 #: reports — a month or a list of months (the board's columns); pass_rate — a month, a year,
 #: or None (every month kept); pace — a year, month or day (up to the end of it, or ``now``);
-#: health, disposals — a month or a year; campaigns — a year, or a month (the windows over it).
-FIGURE_KINDS = ("reports", "pass_rate", "pace", "health", "campaigns", "disposals")
+#: health, disposals — a month or a year; campaigns — a year, or a month (the windows over it);
+#: frequency — a year, month or day (that year's quotas by its latest check date passed by the
+#: end of it, or by ``now``); resolution — a notice (its 签收 / 办结 against notice.unresolved's
+#: deadline; no row when that rule is off, does not follow the notice up, or nobody signed for it).
+FIGURE_KINDS = ("reports", "pass_rate", "pace", "health", "campaigns", "disposals", "frequency", "resolution")
 
 Handler = Callable[[Any, datetime], None]
 
 
 class Measures:
+    #: the event types whose tally the engine runs after the families, not before: only the
+    #: acks the Acks rule accepted (an unknown notice or a department not a recipient is refused)
+    AFTER_FAMILIES = frozenset({"ack"})
+
     def __init__(self, config: Any) -> None:
         p = config.rules
         self.tz = config.tz
@@ -63,11 +81,15 @@ class Measures:
         self.disposals = DisposalTally(p["sample.unqualified"].disposal_days)
         self.joint = JointTally(p["campaign.missed"].window_days)
         self.health = HealthTally()
+        self.register = RegisterTally(self.tz)
+        self.resolutions = ResolutionTally()
 
-    def handlers(self, verdict: Callable[[SamplingResult], Any]) -> dict[str, Handler]:
-        """What the engine runs on each accepted event, before the families (wiring: not kept
-        in snapshots). ``verdict`` is the engine's, judged once per event."""
+    def handlers(self, verdict: Callable[[SamplingResult], Any], config: Any) -> dict[str, Handler]:
+        """What the engine runs on each accepted event, before the families (those of
+        :attr:`AFTER_FAMILIES` after them); wiring, not kept in snapshots. ``verdict`` is the
+        engine's, judged once per event; ``config`` the engine's (its calendar and parameters)."""
         samples, disposals, joint, health = self.samples, self.disposals, self.joint, self.health
+        register, resolutions = self.register, self.resolutions
 
         def on_sample(ev: SamplingResult, now: datetime) -> None:
             v = verdict(ev)
@@ -81,12 +103,16 @@ class Measures:
                 joint.take(ev)
             if ev.staff_total and ev.staff_with_health_cert is not None:
                 health.take(ev)
+            register.take_inspection(ev)
 
         def on_disposal(ev: Disposal, now: datetime) -> None:
             disposals.take_disposal(ev)
 
+        def on_ack(ev: Ack, now: datetime) -> None:
+            resolutions.take(ev, now, config.rules["notice.unresolved"].working_days, config.calendar)
+
         return {"sampling_result": on_sample, "inspection": on_inspection, "disposal": on_disposal,
-                "monthly_report": self.reports.take}
+                "monthly_report": self.reports.take, "entity": register.take_register, "ack": on_ack}
 
     def forget(self, horizon: datetime, now: datetime) -> None:
         """Daily, with the families: ``horizon`` is the clock minus ``dedup_days``."""
@@ -95,6 +121,8 @@ class Measures:
         self.disposals.forget(horizon, self.tz)
         self.joint.forget(horizon, now)
         self.health.forget(horizon, self.tz)
+        self.register.forget(horizon, now)
+        self.resolutions.forget(horizon)
 
     def figures(self, config: Any, kind: str, period: Any, now: datetime) -> list[Any]:
         """Typed rows of one figure (:data:`FIGURE_KINDS`) as seen at ``now``, for the
@@ -115,6 +143,13 @@ class Measures:
                                    period, tz, now)
         if kind == "disposals":
             return self.disposals.rows(towns, period, now)
+        if kind == "frequency":
+            q = p["inspection.frequency_due"]
+            return self.register.rows(towns, period, q.per_year, {k: exact(v) for k, v in q.checks.items()}, now)
+        if kind == "resolution":
+            if not isinstance(period, Notice):
+                raise ValueError("“resolution”统计须给出一条通知")
+            return self.resolutions.rows(period, p["notice.unresolved"].enabled, now)
         raise ValueError(f"未知的统计类别“{kind}”（可选：{'、'.join(FIGURE_KINDS)}）")
 
 
