@@ -232,6 +232,8 @@ class Engine:
             self._seen_expiry[day] = [key]
         else:
             expiry.append(key)
+        if self._timers and self._timers[0][0] <= now:  # a deadline the event set at the clock's time
+            self.advance(now)
         return Status.ACCEPTED
 
     def _identity(self, ev: Event) -> tuple[int, int]:

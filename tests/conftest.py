@@ -10,6 +10,7 @@ import importlib.util
 import sys
 import hashlib
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -17,12 +18,25 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
 from shian.rules.config import parse
 from shian.rules.timeutil import parse_time
 from shian.streams.replay import Replay
 
 TZ = ZoneInfo("Asia/Shanghai")
+
+# Hypothesis profiles (tests/test_properties.py), chosen with HYPOTHESIS_PROFILE: "ci" (the
+# default) runs the same examples on every run and keeps no example database; "dev" draws new
+# ones each run and remembers failures in .hypothesis/; "fuzz" draws 20 times as many, for long
+# runs. Each test's example count is written for max_examples=100 and scales with it. Generation
+# is slow on a busy machine, which is no failure of the code under test.
+_SLOW_OK = [HealthCheck.too_slow]
+settings.register_profile("ci", derandomize=True, database=None, max_examples=100, deadline=None, print_blob=True,
+                          suppress_health_check=_SLOW_OK)
+settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("fuzz", max_examples=2000, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BASE_CONFIG: dict[str, Any] = {
     "timezone": "Asia/Shanghai",

@@ -176,6 +176,23 @@ def test_rectification_deadline_behind_clock_never_fires(replay):
     assert of(notices, "inspection.rectification_overdue") == []
 
 
+@pytest.mark.parametrize("clock, until, fires", [
+    ("2026-04-21T00:00:01", "2026-05-10T00:00:00", False),  # deadline a second behind the clock
+    ("2026-04-21T00:00:00", "2026-05-10T00:00:00", True),   # at the clock is not behind it
+    ("2026-04-21T00:00:00", None, True),                    # ... and fires with nothing after it
+    ("2026-04-20T23:59:59", "2026-05-10T00:00:00", True),
+])
+def test_late_rectification_deadline_at_the_clock_still_fires(replay, clock, until, fires):
+    """§6: only a deadline already behind the clock when the inspection arrives never fires."""
+    events = [insp("X", clock, township=BQ), rectify("I1", "2026-04-10T10:00:00")]  # overdue 04-21 00:00
+    notices, rejects, _ = replay(events, until=until)
+    assert rejects == []
+    found = of(notices, "inspection.rectification_overdue")
+    assert len(found) == int(fires)
+    if fires:
+        check(found[0], at="2026-04-21T00:00:00+08:00")
+
+
 def test_rectification_fires_once(replay):
     notices, _, _ = replay([rectify("I1"), insp("X", "2026-04-22T10:00:00", township=BQ),
                             insp("Y", "2026-04-23T10:00:00", township=BQ)], until="2026-05-20T00:00:00")

@@ -282,6 +282,23 @@ def test_late_sample_with_due_ahead_still_gets_disposal_overdue(replay):
     check(n, at="2026-04-10T10:00:00+08:00")
 
 
+@pytest.mark.parametrize("clock, until, fires", [
+    ("2026-04-10T10:00:01", "2026-06-01T00:00:00", False),  # due a second behind the clock: none
+    ("2026-04-10T10:00:00", "2026-06-01T00:00:00", True),   # due at the clock is not behind it
+    ("2026-04-10T10:00:00", None, True),                    # ... and fires with nothing after it
+    ("2026-04-10T09:59:59", "2026-06-01T00:00:00", True),
+])
+def test_late_sample_due_at_the_clock_still_gets_disposal_overdue(replay, clock, until, fires):
+    """§6: only a due already behind the clock when the sample arrives gets no disposal_overdue."""
+    events = [good("G1", clock, township=BQ), bad("S1", "2026-01-10T10:00:00")]  # due 2026-04-10T10:00
+    notices, rejects, _ = replay(events, until=until)
+    assert rejects == []
+    found = of(notices, "sample.disposal_overdue")
+    assert len(found) == int(fires)
+    if fires:
+        check(found[0], at="2026-04-10T10:00:00+08:00")
+
+
 def test_qualified_sample_has_no_disposal_deadline(replay):
     notices, _, _ = replay([good("S1", "2026-01-10T10:00:00")], until="2026-05-01T00:00:00")
     assert of(notices, "sample.disposal_overdue") == []

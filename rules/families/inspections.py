@@ -79,7 +79,7 @@ class Inspections(Family):
             self.last_ok[key] = ev.time if prev is None or ev.time > prev else prev
         elif ev.outcome == "限期整改" and ev.rectify_by is not None:
             deadline = local_midnight(ev.rectify_by + timedelta(days=1), self.ctx.tz)
-            if deadline > now:
+            if deadline >= now:  # behind the clock: never fires; at it: fires now (§6)
                 self.ctx.schedule(deadline, self._overdue, (key, ev))
 
     def forget(self, horizon: datetime) -> None:

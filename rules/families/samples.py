@@ -83,7 +83,7 @@ class Samples(Family):
                 f"【预警】{ev.township}{_what(ev)}抽检不合格，请于{due:%Y年%-m月%-d日}前完成核查处置",
                 facts, route=ev.category, event_ids=(ev.id,), due=due,
             )
-        if due > now:
+        if due >= now:  # a due behind the clock never fires; one at it fires now (§6)
             self.ctx.schedule(due, self._overdue, (ev.township, ev.id, ev.category, sample_facts(ev)))
 
     def _overdue(self, at: datetime, arg: tuple[str, str, str, dict[str, Any]]) -> None:
