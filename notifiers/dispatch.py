@@ -150,6 +150,13 @@ class Dispatcher:
             now -= timedelta(seconds=self.settings.group_wait_seconds)
         return self.outbox.add(notice, now)
 
+    def submit_many(self, notices: Sequence[Notice], *, whole_batch: bool = False) -> int:
+        """:meth:`submit` for many notices at once (many per outbox transaction); how many were new."""
+        now = self.now()
+        if whole_batch:
+            now -= timedelta(seconds=self.settings.group_wait_seconds)
+        return self.outbox.add_many(notices, now)
+
     async def step(self) -> int:
         """Sends everything due now; returns how many messages were delivered."""
         now = self.now()

@@ -273,6 +273,16 @@ class Outbox:
         with self._tx() as c:
             return self._add(c, notice, now, deliver)
 
+    def add_many(self, notices: Iterable[Notice], now: datetime, *, chunk: int = 500) -> int:
+        """:meth:`add` for many notices, ``chunk`` of them per transaction (one fsync each, not
+        one per notice); returns how many were new. Each notice is stored exactly as :meth:`add`
+        stores it, in order; a failure rolls back only the chunk it happened in."""
+        new, todo = 0, list(notices)
+        for i in range(0, len(todo), max(1, chunk)):
+            with self._tx() as c:
+                new += sum(self._add(c, n, now) for n in todo[i:i + chunk])
+        return new
+
     def _add(self, c: sqlite3.Cursor, notice: Notice, now: datetime, deliver: bool = True) -> bool:
         s = self.settings
         if s is None:

@@ -290,3 +290,22 @@ def test_silence_check_explains_what_is_wrong_in_chinese(settings):
     assert "规则或乡镇" in check(settings.config, None, None, start, end)[0]
     with Outbox(settings.outbox, settings) as ob, pytest.raises(ValueError):
         ob.add_silence(None, None, start, end)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 500])
+def test_add_many_stores_what_add_stores_one_by_one(tmp_path, chunk):
+    """Many notices per transaction: the same notices, rows and groups as one add each; a
+    notice already stored (or twice in the list) counts once."""
+    notices = [make_notice(subject=f"S{i}", recipients=("hh-agri", "hh-fso")[: 1 + i % 2]) for i in range(5)]
+    notices += [notices[1], make_notice("inspection.overdue", subject="S9")]
+    tables = []
+    for name, many in (("one", False), ("many", True)):
+        (tmp_path / name).mkdir()
+        s = make_settings(tmp_path / name, group_wait_seconds=30)
+        with Outbox(s.outbox, s) as ob:
+            ob.add(notices[0], NOW)
+            new = ob.add_many(notices, NOW, chunk=chunk) if many else sum(ob.add(n, NOW) for n in notices)
+            assert new == 5
+            tables.append([ob.db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                           for table in ("notices", "recipients", "batches", "deliveries")])
+    assert [[tuple(r) for r in rows] for rows in tables[0]] == [[tuple(r) for r in rows] for rows in tables[1]]

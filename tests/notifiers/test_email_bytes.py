@@ -1,0 +1,46 @@
+"""The e-mail channel's own serialiser writes, for every message, the bytes the standard
+library writes (build_message + as_bytes), boundary and Date fixed; the file outbox and the
+SMTP channel therefore send the same message."""
+from __future__ import annotations
+
+import pytest
+
+from shian.notifiers.channels.email import as_bytes, build_message, message_bytes
+from shian.notifiers.message import Message
+
+BOUNDARY = "===============0123456789012345678=="
+DATE = "Wed, 02 Dec 2026 13:18:04 +0800"
+LONG_IDS = ",".join(f"n{i:015x}" for i in range(12))
+
+# (sender, addresses, subject, text, html, headers)
+CASES = [
+    ("西平县食安办 <fso@xp.example>", ["zhang@hh.example", "李四 <li@hh.example>"], "【预警】红河镇中心学校食堂 复查超期",
+     "红河镇食安办：\n　　现将有关情况通知如下。\n", "<p>红河镇食安办：</p>\n", (("X-Shian-Ref", "n1"),)),
+    ("shian@localhost", [], "plain ascii subject", "", "", ()),
+    ("a <a@b.example>", ["x@y.example"], "【督办】" * 40, "第一行\r\n第二行\r第三行\n\n", "<p>&amp;</p>", ()),
+    ("a@b.example", ["x@y.example"], "=?utf-8?q?=0D=0ABcc:evil@x?=", "x", "y", (("X-Shian-Notice-Ids", LONG_IDS),)),
+    ("a@b.example", ["x@y.example"], "line\r\nBcc: evil@x.example", "x", "y",
+     (("X-Shian-Rule", "inspections.overdue"), ("Bcc", "evil@x.example"), ("X-Bad Name", "v"),
+      ("X-Long", "word " * 30), ("X-Cn", "红河镇\r\n食安办"))),
+    ("a@b.example", [" ", "x@y.example", "\r\n"], "a  b   c", "行\u2028行", "<b>粗</b>" * 300, ()),
+    ("a@b.example", ["x@y.example"], "x" * 90, "t" * 1000, "h", (("X-Shian-Ref", "r" * 66), ("X-Shian-Ref2", "r" * 67))),
+]
+
+
+@pytest.mark.parametrize("sender,addresses,subject,text,html,headers", CASES)
+def test_same_bytes_as_the_standard_library(sender, addresses, subject, text, html, headers) -> None:
+    """Headers, folding, encoded words and base64 bodies equal the email package's output."""
+    m = Message(ref="n1|x", notice_ids=("n1",), dept="d1", severity="info", subject=subject, text=text,
+                html=html, markdown="", headers=headers)
+    reference = build_message(sender, "d1", addresses, m)
+    reference.replace_header("Date", DATE)
+    reference.set_boundary(BOUNDARY)
+    assert message_bytes(sender, "d1", addresses, m, date=DATE, boundary=BOUNDARY) == as_bytes(reference)
+
+
+def test_repeated_values_come_out_the_same() -> None:
+    """A header folded once and reused (the cache) is the same bytes the next time."""
+    m = Message(ref="n2", notice_ids=("n2",), dept="d1", severity="info", subject="【预警】同一主题", text="t",
+                html="h", markdown="")
+    first = message_bytes("西平县 <a@b.example>", "d1", ["x@y.example"], m, date=DATE, boundary=BOUNDARY)
+    assert message_bytes("西平县 <a@b.example>", "d1", ["x@y.example"], m, date=DATE, boundary=BOUNDARY) == first
