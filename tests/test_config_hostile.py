@@ -139,9 +139,9 @@ def test_hostile_file_refused_in_chinese(tmp_path, make, words):
     """Each broken or hostile file is a ConfigError naming the file and saying what and where."""
     path = tmp_path / "县配置.yaml"
     path.write_bytes(make())
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a loaded machine does not make it flaky
     problems = refusal(path)
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert_chinese(problems, "县配置.yaml")
     text = "\n".join(problems)
     assert all(w in text for w in words), (words, problems)
