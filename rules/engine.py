@@ -115,6 +115,9 @@ class Engine:
         self._handlers: dict[str, list[Callable[[Any, datetime], None]]] = {
             event_type: [handler] for event_type, handler in tallies.items() if event_type not in after}
         self._notice_hooks = [f.on_notice for f in self.families if hasattr(f, "on_notice")]
+        # The router is a pure function of the (never mutated) config: its answer per
+        # (level, township, route key) is computed once.
+        self._routes: dict[tuple[str, str, str | None], tuple[str, ...]] = {}
         for fam in self.families:
             for event_type, handler in fam.handlers().items():
                 self._handlers.setdefault(event_type, []).append(handler)
@@ -174,13 +177,17 @@ class Engine:
         spec = RULES[rule]
         level = level or spec.level
         key = notice_key(rule, township, key_tail)
+        if not recipients:
+            recipients = self._routes.get(where := (level, township, route))
+            if recipients is None:
+                recipients = self._routes[where] = self._route(self.config, level, township, route)
         notice = Notice(
             id=notice_id(key),
             rule=rule,
             severity=severity or spec.severity,
             level=level,
             township=township,
-            recipients=recipients or self._route(self.config, level, township, route),
+            recipients=recipients,
             title=title,
             at=at,
             due=due,
@@ -306,7 +313,7 @@ class Engine:
         if not self._durable:
             raise ValueError("only a durable engine (stable id hashes) can be snapshotted")
         state = self.__dict__.copy()
-        for wiring in ("config", "_route", "_sink", "_notice_hooks", "_handlers", "_verdict_for"):
+        for wiring in ("config", "_route", "_sink", "_notice_hooks", "_handlers", "_verdict_for", "_routes"):
             state.pop(wiring)
         return state
 

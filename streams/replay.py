@@ -109,7 +109,11 @@ class Replay:
 
 
 def jsonl_writer(stream: IO[str]) -> Callable[[Any], None]:
+    """One JSON line per object, exactly as ``json.dumps(obj, ensure_ascii=False)`` writes it
+    (one encoder for the whole stream instead of one per line)."""
+    encode, put = json.JSONEncoder(ensure_ascii=False).encode, stream.write
+
     def write(obj: Any) -> None:
-        stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        put(encode(obj) + "\n")
 
     return write
