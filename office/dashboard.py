@@ -4,8 +4,10 @@ aiohttp app as the API (``shian.office.api`` calls :func:`add_routes`).
 Pages: the notice list (``/``: filters and pages of 50 in the query string, asked of the
 runtime so the list is cut where the notices are stored; ``/?state=closed`` is the 已办结
 view), one notice (``/notices/<id>``: its wording, recipients, deliveries and 签收 / 办结), the
-figure pages, which open on the latest month with data, and 拒收记录 (``/rejects``: the input
-that was not taken, with where, field and reason). Errors (no such page, a method a page does
+figure pages, which open on the latest month with data, 拒收记录 (``/rejects``: the input
+that was not taken, with where, field and reason) and 渠道测试 (``/drill``: the fire drill of
+``shian notify test``, a test message over every channel of a department or of all, each
+channel's answer shown; only the county office, or anyone without tokens). Errors (no such page, a method a page does
 not take, a failure) are Chinese pages too (:meth:`Dashboard.error_page`). Every department is
 shown by its name. The pages read what the runtime recorded — notices, acks, deliveries, the
 rules' figures and deadlines — and work out nothing a rule decides.
@@ -44,6 +46,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, TemplateError, select_autoescape
 
+from shian.notifiers import channels as channel_registry
+from shian.notifiers.drill import Drilled, drill, lines as drill_lines
+from shian.notifiers.message import Outcome as SendOutcome
 from shian.notifiers.render import CHANNEL_NAMES, Renderer, Wording, cn_date, cn_datetime, cn_month, pct, rule_name, spec_of
 from shian.office import figures, reject_list
 from shian.office.access import FailureLimiter
@@ -62,6 +67,8 @@ ACTIONS = ("签收", "办结")
 SEVERITIES = (("critical", "紧急"), ("warning", "警示"), ("info", "提示"))
 NAV = (("/", "首页"), ("/?state=closed", "已办结"), ("/reports", "月报报送"), ("/rates", "合格率"),
        ("/pace", "抽检进度"), ("/frequency", "检查频次"), ("/calendar", "期限与节前检查"), ("/rejects", "拒收记录"))
+DRILL_NAV = ("/drill", "渠道测试")     # in the menu only for who may run the drill
+ALL_DEPTS = "all"
 STATUS_TEXT = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
 CAMPAIGN_TEXT = {"done": "已检查", "missed": "未检查", "open": "待检查", "upcoming": "未开始"}
 APP_KEY = web.AppKey("shian.dashboard", object)
@@ -102,6 +109,7 @@ class Dashboard:
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self._receipts = Receipts(self.config.tz)
         self._renderer = renderer
+        self._drilling = asyncio.Lock()
         self.env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                                autoescape=select_autoescape(("html",), default=True),
                                trim_blocks=True, lstrip_blocks=True)
@@ -172,12 +180,20 @@ class Dashboard:
         d = self.config.departments.get(dept or "")
         return d.name if d is not None else (dept or "")
 
+    def may_drill(self, dept: str | None) -> bool:
+        """Who may run the channel drill: anyone at the desk machine without tokens, else only
+        the county office's login."""
+        return self.settings.open_access or (dept is not None and dept == self.config.county.office)
+
+    def _nav(self, dept: str | None) -> tuple[tuple[str, str], ...]:
+        return (*NAV, DRILL_NAV) if self.may_drill(dept) else NAV
+
     def _render(self, request: web.Request, template: str, title: str, *, status: int = 200,
                 active: str | None = None, **ctx: Any) -> web.Response:
         sid, s, fresh = self._session(request)
         flash, s.flash = s.flash, None
         page = self.env.get_template(template).render(
-            title=title, county_name=self.config.county.name or "本县", nav=NAV,
+            title=title, county_name=self.config.county.name or "本县", nav=self._nav(s.dept),
             active=active if active is not None else request.path, dept=s.dept,
             dept_name=self.dept_name(s.dept), open_access=self.settings.open_access, csrf=s.csrf,
             now=self.service.now(), message=flash[1] if flash else None,
@@ -193,7 +209,7 @@ class Dashboard:
         """An HTML error page as an exception (aiohttp sends it as the response)."""
         titles = {403: "无权操作", 404: "未找到", 400: "请求有误"}
         page = self.env.get_template("error.html").render(
-            title=titles.get(status, "出错了"), county_name=self.config.county.name or "本县", nav=NAV,
+            title=titles.get(status, "出错了"), county_name=self.config.county.name or "本县", nav=self._nav(s.dept),
             active="", dept=s.dept, dept_name=self.dept_name(s.dept), open_access=self.settings.open_access,
             csrf=s.csrf, now=self.service.now(), reason=reason, back="/")
         exc_cls = {403: web.HTTPForbidden, 404: web.HTTPNotFound}.get(status, web.HTTPBadRequest)
@@ -313,6 +329,50 @@ class Dashboard:
             raise self._refuse(request, s, 403, f"未能{action}：{outcome.reason}")
         s.flash = ("ok", f"{self.dept_name(dept)}已{action}：{notice.title or notice_id}")
         raise web.HTTPSeeOther(_local(form.get("back", "/")))
+
+    # -- the channel drill --------------------------------------------------------------------
+
+    def _drill_allowed(self, request: web.Request, s: _Session) -> None:
+        """Raises the refusal (403) unless this caller may run the drill."""
+        if not self.may_drill(s.dept):
+            who = self.dept_name(s.dept) or "未登录的用户"
+            raise self._refuse(request, s, 403, f"只有{self.dept_name(self.config.county.office)}可以测试通知渠道"
+                                                f"（当前登录：{who}）。")
+        if self.settings.open_access and not _loopback(request.remote):
+            raise self._refuse(request, s, 403, "本机模式只接受本机的操作；请配置部门令牌后在其他电脑上使用。")
+
+    def _drill_page(self, request: web.Request, chosen: str, results: list[Drilled] | None = None,
+                    total: str | None = None) -> web.Response:
+        depts = [(d, dep.name) for d, dep in self.config.departments.items()]
+        rows = [drill_row(self.config, r) for r in results] if results is not None else None
+        return self._render(request, "drill.html", "通知渠道测试", depts=depts, chosen=chosen, rows=rows,
+                            total=total, all_depts=ALL_DEPTS)
+
+    async def drill_form(self, request: web.Request) -> web.Response:
+        """渠道测试: the form choosing the department(s) to send a test message to."""
+        _, s, _ = self._session(request)
+        self._drill_allowed(request, s)
+        return self._drill_page(request, ALL_DEPTS)
+
+    async def drill_run(self, request: web.Request) -> web.Response:
+        """Sends the drill's test message over every channel of the chosen department (or of
+        all) with the runtime's delivery settings, and shows each channel's answer."""
+        _, s, _, form = await self._checked_post(request)
+        self._drill_allowed(request, s)
+        chosen = form.get("dept", ALL_DEPTS) or ALL_DEPTS
+        if chosen != ALL_DEPTS and chosen not in self.config.departments:
+            raise self._refuse(request, s, 400, f"未知的部门“{chosen[:64]}”。")
+        depts = list(self.config.departments) if chosen == ALL_DEPTS else [chosen]
+        settings = self.service.delivery
+        now = self.service.now().replace(microsecond=0)
+        async with self._drilling:               # one drill at a time: each sends real messages
+            channels = channel_registry.build(settings)
+            try:
+                results = await drill(settings, channels, depts, now)
+            finally:
+                for channel in channels.values():
+                    await channel.close()
+        return self._drill_page(request, chosen, results, drill_lines(settings, results, now)[-1])
 
     async def login_page(self, request: web.Request) -> web.Response:
         return self._render(request, "login.html", "登录")
@@ -495,13 +555,37 @@ class Dashboard:
         sid = request.cookies.get(COOKIE, "")
         s = self.sessions.get(sid) if sid else None
         page = self.env.get_template("error.html").render(
-            title=ERROR_TITLES.get(status, "出错了"), county_name=self.config.county.name or "本县", nav=NAV,
+            title=ERROR_TITLES.get(status, "出错了"), county_name=self.config.county.name or "本县",
+            nav=self._nav(s.dept if s else None),
             active="", dept=s.dept if s else None, dept_name=self.dept_name(s.dept if s else None),
             open_access=self.settings.open_access, csrf=s.csrf if s else "", now=self.service.now(),
             reason=reason, back="/")
         resp = web.Response(text=page, content_type="text/html", charset="utf-8", status=status)
         _secure(resp)
         return resp
+
+
+@dataclass(frozen=True)
+class DrillRow:
+    """One channel of one department in the drill, as the page shows it."""
+    dept: str
+    dept_name: str
+    channel: str          # the channel's full label, or 无 when the department has none
+    state: str            # 已送达 / 部分送达 / 未送达 / 没有通知渠道
+    ok: bool
+    reply: str            # the far side's answer (or why nothing was sent); empty when delivered
+
+
+def drill_row(config: Any, r: Drilled) -> DrillRow:
+    """The page's words for one drill result: the channel's answer as it came."""
+    name = config.departments[r.dept].name
+    if r.channel is None:
+        return DrillRow(r.dept, name, "无", "没有通知渠道", False, r.result.error or "")
+    label = CHANNEL_NAMES.get(r.channel, r.channel)
+    if r.ok:
+        return DrillRow(r.dept, name, label, "已送达", True, "")
+    state = "部分送达" if r.result.outcome is SendOutcome.DELIVERED else "未送达"
+    return DrillRow(r.dept, name, label, state, False, r.result.error or "（对方没有说明原因）")
 
 
 def missing_text(rows: list[Any]) -> str:
@@ -638,5 +722,7 @@ def add_routes(app: web.Application, service: Any, settings: Any, limiter: Failu
     app.router.add_get("/logout", board.logout)
     app.router.add_post("/logout", board.logout)
     app.router.add_post("/board/ack", board.act)
+    app.router.add_get("/drill", board.drill_form)
+    app.router.add_post("/drill", board.drill_run)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     return board
