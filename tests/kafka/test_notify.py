@@ -18,6 +18,8 @@ import yaml
 from aiosmtpd.controller import Controller
 from kafka import KafkaConsumer, KafkaProducer
 
+from shian.notifiers.catchup import DEADLINES
+
 from conftest import load_kafka_broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +77,9 @@ def test_notify_delivers_each_notice_from_kafka_once_and_sets_bad_records_aside(
         producer.send("notices", key=n["key"].encode(), value=json.dumps(n, ensure_ascii=False).encode())
     producer.flush()
     producer.close()
-    want = Counter((n["id"], d) for n in notices for d in n["recipients"] if data["departments"][d].get("email"))
+    # April's reminders are past their action date on today's clock: held, never sent (README, catch-up)
+    want = Counter((n["id"], d) for n in notices if n["rule"] not in DEADLINES
+                   for d in n["recipients"] if data["departments"][d].get("email"))
     log = open(tmp_path / "notify.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "shian.cli", "notify", "--config", str(cfg),
                              "--broker", broker, "--loglevel", "info"], stderr=log, stdout=log)
