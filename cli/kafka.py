@@ -58,14 +58,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
     from tqdm import tqdm
 
-    from shian.streams.kafka import Ingest, bootstrap, event_partitions
+    from shian.streams.kafka import PRODUCER_SETTINGS, Ingest, bootstrap, event_partitions
     from shian.streams.replay import jsonl_writer
     from shian.streams.sources import read_path
 
     checked, until = event_inputs(args)
     config = checked.config
     partitions = event_partitions(args.broker)
-    producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), linger_ms=20, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), **PRODUCER_SETTINGS)
     with open_out(args.rejects, None) as rej:
         write = jsonl_writer(rej) if rej is not None else None
         ingest = Ingest(config, producer, partitions, event_time=args.event_time or until is not None,

@@ -29,6 +29,7 @@ from .partitioned import Stamped, Stamper, check_live_time, partition_of
 
 EVENTS, NOTICES, REJECTS = "events", "notices", "rejects"
 CLOCK_HEADER, TICK_HEADER = "shian-clock", "shian-tick"
+PRODUCER_SETTINGS: dict[str, Any] = {"linger_ms": 50, "acks": "all", "batch_size": 256 * 1024, "compression_type": "gzip"}
 
 
 def bootstrap(url: str) -> str:
