@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import json
 import logging
 import math
@@ -48,7 +47,7 @@ from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
 from shian.office.access import Caller, FailureLimiter, acting_for, may_post
 from shian.office.receipts import Receipt, Receipts
 from shian.office.runtime import Runtime
-from shian.office.settings import ServiceSettings
+from shian.office.settings import ServiceSettings, is_loopback
 from shian.rules.events import ACTIONS, EVENT_TYPES
 from shian.rules.families import RULES
 from shian.rules.records import Outcome, UnreadableInput
@@ -678,16 +677,6 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
     r.add_get("/metrics", metrics, allow_head=False)
     dashboard.add_routes(app, runtime, settings, app[LIMITER])
     return app
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_listen(settings: ServiceSettings) -> None:
