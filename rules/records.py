@@ -32,10 +32,15 @@ def as_text(raw: Any) -> str:
     as ``\\udxxx``)."""
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "replace").rstrip("\r\n")
-    text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+    return storable(raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False))
+
+
+def storable(text: str) -> str:
+    """``text`` encodable as UTF-8 (SQLite, files): a lone surrogate (from a file name, a
+    decoded cell, an escape) is kept visible as ``\\udxxx`` instead of failing the write."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: kept visible as \udxxx, storable everywhere
+    except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 

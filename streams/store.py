@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from shian.rules.records import Reject
+from shian.rules.records import Reject, storable
 from shian.rules.timeutil import fmt, parse_time
 
 SCHEMA = """
@@ -62,16 +62,6 @@ CREATE TABLE IF NOT EXISTS snapshot (
 
 REJECT_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS rejects_digest ON rejects(digest)"
 MAX_RAW = 1 << 20  # characters of a reject's input kept (a longer line is cut, saying so)
-
-
-def storable(text: str) -> str:
-    """``text`` as SQLite can store it: a lone surrogate (from a file name, a decoded cell) is
-    kept visible as ``\\udxxx`` instead of failing the write."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
 
 
 def _cut(raw: str) -> str:
