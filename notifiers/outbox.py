@@ -609,12 +609,6 @@ class Outbox:
         t = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
         return self._dt(t)
 
-    def notices_after(self, rowid: int) -> tuple[int, list[Notice]]:
-        """Notices stored after row ``rowid``, in arrival order, and the last row: notices are
-        only ever added, so a reader can keep what it has and ask for the rest."""
-        rows = self.db.execute("SELECT rowid, json FROM notices WHERE rowid > ? ORDER BY rowid", (rowid,)).fetchall()
-        return (rows[-1][0] if rows else rowid), [self._notice(r[1]) for r in rows]
-
     def notices_of(self, rules: Sequence[str], township: str) -> list[Notice]:
         """The stored notices of ``rules`` in ``township``, in order of ``at``."""
         marks = ",".join("?" * len(rules))

@@ -210,9 +210,6 @@ class RuntimeBase:
                 dept: str | None = None) -> list[Notice]:
         return self.outbox.notices(since, until, dept)
 
-    def notices_after(self, row: int) -> tuple[int, list[Notice]]:
-        return self.outbox.notices_after(row)
-
     def deliveries_of(self, notice_id: str) -> list[Delivery]:
         return self.outbox.deliveries_of(notice_id)
 

@@ -421,9 +421,6 @@ class Office:
     def now(self) -> datetime:
         return NOW
 
-    def notices_after(self, row: int) -> tuple[int, list[Notice]]:
-        return len(self.listed), self.listed[row:]
-
     def acks_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]:
         return len(self._acks), self._acks[seq:]
 
