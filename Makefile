@@ -33,8 +33,10 @@ replay: install
 	    --out examples/out/notices.jsonl --rejects examples/out/rejects.jsonl --table --deliver
 	@echo "消息已投递到文件发件箱 examples/out/发件箱/（每个部门一个文件夹：.eml 邮件，.md 群机器人卡片）"
 
+# The replay, delivery, Kafka and service benchmarks in turn, one table of targets (bench/run.py;
+# BENCH_ARGS, e.g. "--quick" for a few minutes each, or "--only replay,delivery").
 bench: install
-	$(PY) bench/replay_bench.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # 200 events/s over HTTP for 5 minutes against shian run, with a dashboard reader (LOAD_ARGS,
 # e.g. "--kill-at 120" for a kill -9 in the middle).
