@@ -151,15 +151,22 @@ def as_bytes(msg: EmailMessage) -> bytes:
 # -- the same bytes, cheaply ------------------------------------------------------------------
 # The standard library parses and refolds every header of every message (about 3 ms a message,
 # most of the sender's CPU). message_bytes writes what build_message + as_bytes write for the
-# same message, byte for byte but the random boundary (tests/notifiers/test_channel_email.py
-# compares the two): a header whose folding is trivial (printable ASCII, no space, short) is
-# written as it is; any other is folded by the standard library, once per distinct value
-# (the sender, a department's addresses, a notice's subject, the second's Date).
+# same message, byte for byte but the random boundary and the Subject
+# (tests/notifiers/test_email_bytes.py compares the two): a header whose folding is trivial
+# (printable ASCII, no space, short) is written as it is; a Subject with any other character
+# is written as base64 encoded words directly (:func:`_encoded_subject`: the same text once
+# decoded, and the one header that differs per message, so a cache would not help); any other
+# header is folded by the standard library, once per distinct value (the sender, a
+# department's addresses, the second's Date).
 _PLAIN_VALUE = re.compile(r"[!-~]+")
+_ASCII_TEXT = re.compile(r"[ -~]*")
 _FOLDED: dict[tuple[str, str], bytes] = {}
 _FOLDED_MAX = 4096
 _BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))
 _B64_LINE = SMTP_POLICY.max_line_length // 4 * 3   # 57 bytes → 76 characters, as contentmanager does
+# An encoded word =?utf-8?b?…?= is at most 75 characters (RFC 2047), a line at most 78: 42 bytes
+# of text (56 of base64) fit after "Subject: " on the first line and after the space on the others.
+_EW_BYTES = 42
 
 
 def _folded(name: str, value: str) -> bytes:
@@ -175,6 +182,25 @@ def _folded(name: str, value: str) -> bytes:
         stored = DEFAULT_POLICY.header_store_parse(name, value)
         line = _FOLDED[key] = SMTP_POLICY.fold_binary(*stored)
     return line
+
+
+def _encoded_subject(value: str) -> bytes:
+    """``Subject: value`` for a value (one line, :func:`header`) that is not plain ASCII text:
+    base64 encoded words of at most :data:`_EW_BYTES` bytes of UTF-8 each, never splitting a
+    character, one per line; a reader joins them back into the value (the space between two
+    encoded words is not part of the text, RFC 2047 §6.2). Plain ASCII text is folded as the
+    standard library folds it (:func:`_folded`)."""
+    if _ASCII_TEXT.fullmatch(value):
+        return _folded("Subject", value)
+    data = value.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + _EW_BYTES, len(data))
+        while end < len(data) and 0x80 <= data[end] < 0xC0:  # not inside a character
+            end -= 1
+        words.append(b"=?utf-8?b?" + binascii.b2a_base64(data[start:end], newline=False) + b"?=")
+        start = end
+    return b"Subject: " + b"\r\n ".join(words) + b"\r\n"
 
 
 def _base64_body(text: str) -> bytes:
@@ -193,12 +219,13 @@ def make_boundary() -> str:
 def message_bytes(sender: str, dept_id: str, addresses: Sequence[str], message: Message,
                   *, date: str | None = None, boundary: str | None = None) -> bytes:
     """``as_bytes(build_message(sender, dept_id, addresses, message))``, without the email
-    package's per-message header parsing (``date`` and ``boundary``: fixed, for a comparison)."""
+    package's per-message header parsing (``date`` and ``boundary``: fixed, for a comparison);
+    the Subject is written as :func:`_encoded_subject` writes it."""
     out = [_folded("From", header(sender))]
     to = [a for a in (header(x) for x in addresses) if a]
     if to:
         out.append(_folded("To", ", ".join(to)))
-    out += [_folded("Subject", header(message.subject)), _folded("Date", date or formatdate(localtime=True)),
+    out += [_encoded_subject(header(message.subject)), _folded("Date", date or formatdate(localtime=True)),
             _folded("Message-ID", message_id(message.ref, dept_id))]
     seen = {"from", "to", "subject", "date", "message-id"}
     for name, value in message.headers:
