@@ -144,6 +144,31 @@ def test_many_sends_share_one_connection():
     assert len(rec.messages) == 5 and rec.connections == 1 and ch.connections == 1
 
 
+@pytest.mark.parametrize("connections,at_once", [(1, 1), (3, 3), (3, 2), (8, 12)])
+def test_a_pool_of_connections_carries_concurrent_sends_each_once(connections, at_once):
+    """``smtp.connections: k``: sends made side by side use at most k connections, each opened
+    once and reused, and every message arrives once (the SIZE given matches what was sent)."""
+    rec = SmtpRecorder()
+    with smtp_server(rec) as srv:
+        ch = channel(srv.port, connections=connections)
+
+        async def go():
+            try:
+                out = []
+                for r in range(3):
+                    out += await asyncio.gather(*(ch.send("hh-fso", DEPT, make_message(ref=f"n-{r}-{i}"))
+                                                  for i in range(at_once)))
+                return out
+            finally:
+                await ch.close()
+        results = asyncio.run(go())
+    assert ch.concurrency == connections
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * (3 * at_once)
+    ids = [parsed(raw)["Message-ID"] for *_, raw in rec.messages]
+    assert len(ids) == len(set(ids)) == 3 * at_once
+    assert ch.connections == rec.connections == min(connections, at_once)
+
+
 @pytest.mark.parametrize("how", ["closed after each message", "421 on the next MAIL"])
 def test_reconnects_when_the_server_closed_the_connection(how):
     rec = SmtpRecorder()
