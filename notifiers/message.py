@@ -14,6 +14,11 @@ from typing import Protocol
 from shian.rules.config import Department
 
 
+# The bodies a message can carry; a channel's spec says which it sends (e-mail: text and
+# HTML; the robots: markdown or text), and a message rendered for it carries only those ("").
+BODIES = frozenset({"text", "html", "markdown"})
+
+
 @dataclass(frozen=True)
 class Message:
     """One message to one department: one notice, a group of notices of one rule and township,

@@ -97,13 +97,13 @@ class TinyRenderer:
         return Message(ref=ref, notice_ids=tuple(ids), dept=dept, severity=severity, subject=subject,
                        text=subject, html=f"<p>{subject}</p>", markdown=subject, headers=(("X-Shian-Ref", ref),))
 
-    def notice(self, n, dept):
+    def notice(self, n, dept, **kw):
         if self.fail:
             self.fail -= 1
             raise KeyError("template")
         return self._m(f"{n.id}.{dept}", [n.id], dept, n.severity, n.title)
 
-    def group(self, ns, dept):
+    def group(self, ns, dept, **kw):
         ids = [n.id for n in ns]
         ref = "g" + hashlib.sha256("|".join(ids + [dept]).encode()).hexdigest()[:16]
         return self._m(ref, ids, dept, ns[0].severity, f"{len(ns)} 条 {ns[0].rule}")
@@ -215,7 +215,7 @@ def test_a_notice_accepted_before_a_crash_is_sent_after_the_restart(world):
 
 CRASH_POINTS = [
     # (where the process dies, times the far side has the message in the end)
-    ("in start, before the rows are marked sending", 1),
+    ("in claim, before the rows are marked sending", 1),
     ("after the rows are marked sending, before the channel is called", 1),
     ("in the channel, before the far side accepted", 1),
     ("in the channel, after the far side accepted (the window)", 2),
@@ -241,10 +241,10 @@ def test_a_dispatcher_killed_at_any_point_sends_each_delivery_once_except_in_the
 
         monkeypatch.setattr(ob, name, wrapper)
 
-    if point.startswith("in start"):
-        die_in("start", after=False)
+    if point.startswith("in claim"):
+        die_in("claim", after=False)
     elif point.startswith("after the rows are marked"):
-        die_in("start", after=True)
+        die_in("claim", after=True)
     elif point.startswith("in the channel, before"):
         world.channels["email"].script = ["crash-before"]
     elif point.startswith("in the channel, after"):
@@ -256,7 +256,7 @@ def test_a_dispatcher_killed_at_any_point_sends_each_delivery_once_except_in_the
     elif point.startswith("in the renderer"):
         real = world.renderer.notice
 
-        def die_once(*a):
+        def die_once(*a, **kw):
             monkeypatch.setattr(world.renderer, "notice", real)
             raise Killed
 
