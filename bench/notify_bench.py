@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Delivery benchmark: notices through the outbox, the dispatcher and e-mail to a local SMTP server.
 
-    python bench/notify_bench.py [--notices N] [--out DIR] [--events E] [--townships T]
-                                 [--seed S] [--group-wait S] [--timeout S]
+    python bench/notify_bench.py [--quick] [--notices N] [--connections K] [--out DIR] [--events E]
+                                 [--townships T] [--seed S] [--group-wait S] [--timeout S]
+                                 [--json PATH] [--profile PATH]
 
 1. The notices: ``bench/replay_bench.py``'s synthetic county-year (``dataset``: generated, or
    reused when its manifest matches) run through the rules in process (``Replay``); the first N
@@ -11,7 +12,8 @@
 2. An SMTP server (aiosmtpd) on 127.0.0.1, a free port, in a thread of this process; it counts
    the connections it accepts, the messages and recipients, and the distinct Message-IDs.
 3. The county config of step 1 with a ``notifiers:`` section: SMTP to that server (security
-   none), no quiet hours, no digest, the outbox in a temporary folder.
+   none, ``connections: K``, default 1), no quiet hours, no digest, the outbox in a temporary
+   folder.
 4. Each run in a child process of its own (so its peak RSS is the pipeline's alone): a fresh
    outbox; ``Dispatcher.submit_many`` of every notice (500 per SQLite transaction), then ``step``
    until no row is pending. Run "single": ``group_wait_seconds: 0`` (one message per notice
@@ -21,7 +23,12 @@
 
 Prints a readable summary, writes ``<out>/notify_bench.json`` (default ``bench/out/``) and
 exits 0. A benchmark measures, it does not assert: a mismatch between the messages the outbox
-marked sent and those the server received is printed as a ``MISMATCH`` line.
+marked sent and those the server received is printed as a ``MISMATCH`` line. ``--quick``:
+2,000 notices (a minute or so); ``--json PATH``: the target rows (``bench/targets.py``) —
+per run the sender's CPU per message against the server's (target: ratio ≤ 1), notices/s and
+messages/s end to end, and whether every message sent arrived once; ``--profile PATH``: the
+single run's child profiled (cProfile, CPU time), its stats written to PATH (the figures of
+that run are then the profiler's, not the pipeline's).
 
 The server shares the machine (and, being in the parent, not the child's CPU) with the
 pipeline; its CPU seconds are reported beside the child's.
@@ -50,6 +57,8 @@ from typing import Any
 DIR = Path(__file__).resolve().parent
 SENDER = "西平县食安办 <shianban@xiping.example>"
 _HEAD = 2048  # Message-ID is the fifth header
+FULL_NOTICES = 10_000
+QUICK_NOTICES = 2_000
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -115,7 +124,7 @@ def make_notices(out: Path, n: int, events: int, townships: int, seed: int) -> t
     return path, info
 
 
-def bench_config(county_yaml: str, outbox: Path, port: int, group_wait: float) -> str:
+def bench_config(county_yaml: str, outbox: Path, port: int, group_wait: float, connections: int = 1) -> str:
     """The county config with a ``notifiers:`` section that mails the local server."""
     head, sep, _ = county_yaml.rpartition("notifiers: {}")
     assert sep, "the county config has no 'notifiers: {}' line to replace"
@@ -123,7 +132,7 @@ def bench_config(county_yaml: str, outbox: Path, port: int, group_wait: float) -
         "notifiers:",
         f"  outbox: {json.dumps(str(outbox))}",
         f"  smtp: {{host: 127.0.0.1, port: {port}, security: none, from: {json.dumps(SENDER, ensure_ascii=False)},"
-        " timeout_seconds: 30}",
+        f" timeout_seconds: 30, connections: {connections}}}",
         f"  group_wait_seconds: {group_wait}",
         "  quiet_hours: false",
         "  digest: null",
@@ -304,7 +313,7 @@ async def deliver(config_path: str, notices_path: str, group_wait: float, timeou
         "SELECT COUNT(DISTINCT batch_id) FROM deliveries WHERE state = 'sent'").fetchone()[0]
     by_channel = dict(db.execute("SELECT channel, COUNT(*) FROM deliveries GROUP BY channel").fetchall())
     errors = dict(Counter(r[0] for r in db.execute(
-        "SELECT last_error FROM deliveries WHERE state != 'sent' AND last_error IS NOT NULL")).most_common(5))
+        "SELECT last_error FROM deliveries WHERE state NOT IN ('sent', 'held') AND last_error != ''")).most_common(5))
     failure_notices = db.execute("SELECT COUNT(*) FROM notices WHERE rule = 'delivery.failed'").fetchone()[0]
     outbox_bytes = sum(p.stat().st_size for p in Path(settings.outbox).parent.glob(Path(settings.outbox).name + "*"))
     outbox.close()
@@ -323,9 +332,12 @@ async def deliver(config_path: str, notices_path: str, group_wait: float, timeou
     }
 
 
-def run_child(config_path: Path, notices_path: Path, group_wait: float, timeout: float) -> dict[str, Any]:
+def run_child(config_path: Path, notices_path: Path, group_wait: float, timeout: float,
+              profile: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--config-file", str(config_path),
            "--notices-file", str(notices_path), "--group-wait", str(group_wait), "--timeout", str(timeout)]
+    if profile is not None:
+        cmd += ["--profile", str(profile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8")
     if proc.returncode != 0:
         raise RuntimeError(f"delivery run failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -415,9 +427,49 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
     return lines
 
 
+def child(args: argparse.Namespace) -> int:
+    """One run in this (child) process; its result as one JSON line on stdout."""
+    run = deliver(args.config_file, args.notices_file, args.group_wait, args.timeout)
+    if args.profile is None:
+        result = asyncio.run(run)
+    else:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for the server or a sync is not a cost
+        result = profiler.runcall(asyncio.run, run)
+        profiler.dump_stats(str(args.profile))
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 0
+
+
+def target_rows(runs: list[dict[str, Any]]) -> list[Any]:
+    """The benchmark's rows of ``bench/targets.py``: per run, CPU per message (the target),
+    the rates (reported), and whether every message marked sent arrived, once."""
+    Target = load_by_path("targets", DIR / "targets.py").Target
+    rows = []
+    for r in runs:
+        c = r["cpu_per_message"]
+        what = "each notice alone" if r["group_wait_seconds"] == 0 else f"grouped ({r['group_wait_seconds']:g} s)"
+        rows += [
+            Target("delivery", f"sender CPU per message, {what}", f"{c['result']:.3f} ms",
+                   f"{c['floor']:.3f} ms (SMTP server)", f"{c['ratio']:.2f}", "≤ 1", c["met"]),
+            Target("delivery", f"end to end notices/s, {what}", f"{r['notices_per_s']:,.0f}"),
+            Target("delivery", f"end to end messages/s, {what}", f"{r['messages_per_s']:,.0f}"),
+            Target("delivery", f"messages sent = received, no duplicates, {what}",
+                   f"{r['outbox_messages_sent']:,} / {r['server_messages_received']:,} "
+                   f"({r['server_distinct_message_ids']:,} distinct)", target="equal, all distinct",
+                   met=r["matches"] and not r["timed_out"]),
+        ]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--notices", type=int, default=10_000, help="notices to deliver (default 10,000)")
+    ap.add_argument("--notices", type=int, help=f"notices to deliver (default {FULL_NOTICES:,}; --quick {QUICK_NOTICES:,})")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_NOTICES:,} notices (a minute or so)")
+    ap.add_argument("--connections", type=int, default=1, help="smtp.connections of the runs (default 1)")
+    ap.add_argument("--json", type=Path, help="write the target rows (bench/targets.py) here")
+    ap.add_argument("--profile", type=Path, help="profile the single run's child (CPU time); its stats here")
     ap.add_argument("--out", type=Path, default=DIR / "out", help="work and report folder (default bench/out/)")
     ap.add_argument("--events", type=int, help="events of the replay (default 16 per notice, at least 20,000)")
     ap.add_argument("--townships", type=int, default=24)
@@ -430,9 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notices-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        result = asyncio.run(deliver(args.config_file, args.notices_file, args.group_wait, args.timeout))
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-        return 0
+        return child(args)
+    if args.quick and args.notices is None:
+        args.notices = QUICK_NOTICES
+    args.notices = args.notices or FULL_NOTICES
 
     args.out.mkdir(parents=True, exist_ok=True)
     events = args.events or max(20_000, 16 * args.notices)
@@ -452,11 +505,11 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = work / name
             run_dir.mkdir()
             config_path = run_dir / "county.yaml"
-            config_path.write_text(bench_config(county_yaml, run_dir / "outbox.sqlite", server.port, wait),
-                                   encoding="utf-8")
+            config_path.write_text(bench_config(county_yaml, run_dir / "outbox.sqlite", server.port, wait,
+                                                args.connections), encoding="utf-8")
             server.reset()
             print(f"run {name!r}: delivering …", flush=True)
-            r = run_child(config_path, notices_path, wait, args.timeout)
+            r = run_child(config_path, notices_path, wait, args.timeout, args.profile if name == "single" else None)
             runs.append(summarise(name, r, server.snapshot()))
         from shian.rules.config import load
         departments = len(load(str(work / "single" / "county.yaml")).departments)
@@ -466,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rep = {
         "notices": args.notices, "smtp_port": server.port, "departments": departments, "data": data,
+        "smtp_connections_configured": args.connections,
         "runs": runs, "python": sys.version.split()[0], "platform": platform.platform(),
         "cpus": os.cpu_count(), "outbox_filesystem_dir": tempfile.gettempdir(),
     }
@@ -473,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / "notify_bench.json"
     path.write_text(json.dumps(rep, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"report: {path}")
+    if args.json is not None:
+        load_by_path("targets", DIR / "targets.py").write_rows(args.json, target_rows(runs))
+        print(f"target rows: {args.json}")
     return 0
 
 

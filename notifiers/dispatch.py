@@ -258,7 +258,8 @@ class Dispatcher:
         async def worker() -> None:
             nonlocal sent
             while todo:
-                sent += await self._send_one(channel, todo.popleft())
+                got = await self._send_one(channel, todo.popleft())
+                sent += got  # after the await: the other workers add to it meanwhile
 
         try:
             if width == 1 or len(todo) == 1:

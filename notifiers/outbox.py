@@ -207,8 +207,12 @@ def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
 
+_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
+
+
 def message_json(m: Message) -> str:
-    return json.dumps(dataclasses.asdict(m), ensure_ascii=False)
+    """The message as JSON, field by field (``dataclasses.asdict`` copies every value deeply)."""
+    return json.dumps({name: getattr(m, name) for name in _MESSAGE_FIELDS}, ensure_ascii=False)
 
 
 def message_of(text: str) -> Message:

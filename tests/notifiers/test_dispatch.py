@@ -303,6 +303,60 @@ def test_repeated_kills_at_random_points_never_send_twice_outside_the_window(tmp
     assert len(w.received()) == 90 and set(w.received().values()) == {1}
 
 
+class Concurrent(Recorder):
+    """A recording channel that takes a moment per message and says it takes ``concurrency``
+    sends at once; it keeps the most it had in flight."""
+
+    def __init__(self, name: str, concurrency: int) -> None:
+        super().__init__(name)
+        self.concurrency = concurrency
+        self.in_flight = self.most = 0
+
+    async def send(self, dept_id, dept, message):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.005)
+            return await super().send(dept_id, dept, message)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_channel_taking_several_sends_at_once_gets_at_most_that_many_each_once(tmp_path, concurrency):
+    """A step over 150 due messages (more than one claim) keeps at most the channel's
+    ``concurrency`` sends in flight, counts every delivery, and sends each once."""
+    w = World(tmp_path, channels=("email",), group_wait_seconds=0)
+    w.channels["email"] = Concurrent("email", concurrency)
+    w.start()
+    notices = [make_notice(subject=f"S{i}") for i in range(150)]
+    w.dispatcher.submit_many(notices)
+    assert w.step() == 150
+    assert w.channels["email"].most == concurrency
+    assert set(w.received().values()) == {1} and len(w.received()) == 150
+    assert w.outbox.state_counts()["sent"] == 150
+
+
+def test_a_dispatcher_killed_half_way_through_a_claim_releases_what_it_never_handed_over(world):
+    """Killed at the third message of a claim: the two before it are sent, the third is in
+    the window (sending), the rest are pending again with no attempt counted; after a restart
+    every delivery arrives once, but the one in the window, which may arrive twice."""
+    notices = [make_notice(subject=f"S{i}") for i in range(10)]
+    world.dispatcher.submit_many(notices)
+    world.channels["email"].script = [DELIVERED, DELIVERED, "crash-after"]
+    with pytest.raises(Killed):
+        world.step()
+    rows = [world.outbox.deliveries_of(n.id)[0] for n in notices]
+    assert [(r.state, r.attempts) for r in rows] == \
+        [("sent", 1)] * 2 + [("sending", 1)] + [("pending", 0)] * 7
+    world.restart()
+    world.clock.advance(seconds=1)
+    assert world.step() == 8
+    got = world.received()
+    assert got[(notices[2].id, "hh-agri", "email")] == 2
+    assert all(got[(n.id, "hh-agri", "email")] == 1 for n in notices if n is not notices[2])
+
+
 def test_a_channel_that_raises_counts_as_retry_and_may_resend_within_the_window(world):
     world.channels["email"].script = ["raise-after"]
     n = make_notice()
