@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import importlib.util
 import json
 import os
@@ -332,6 +333,35 @@ async def deliver(config_path: str, notices_path: str, group_wait: float, timeou
     }
 
 
+async def bare_client(port: int, messages: int, size: int) -> dict[str, Any]:
+    """The floor of the client side: aiosmtplib alone sending ``messages`` ready-made messages
+    of ``size`` bytes, each to one address, one after the other on one connection (``sendmail``,
+    as any user of the library would), no outbox, no rendering."""
+    import aiosmtplib
+
+    body = base64.encodebytes(os.urandom(size * 3 // 4)).replace(b"\n", b"\r\n")
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+    await client.connect()
+    for i in range(messages):
+        head = f"From: a@bench.example\r\nTo: b@bench.example\r\nMessage-ID: <bare-{i}@bench>\r\n\r\n".encode()
+        await client.sendmail("a@bench.example", ["b@bench.example"], head + body)
+    await client.quit()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"messages": messages, "size": len(body), "seconds": time.perf_counter() - t0,
+            "cpu_user_seconds": cpu1.ru_utime - cpu0.ru_utime, "cpu_sys_seconds": cpu1.ru_stime - cpu0.ru_stime}
+
+
+def run_bare(port: int, messages: int, size: int) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--bare-port", str(port),
+           "--bare-messages", str(messages), "--bare-size", str(size)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8")
+    if proc.returncode != 0:
+        raise RuntimeError(f"bare client failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_child(config_path: Path, notices_path: Path, group_wait: float, timeout: float,
               profile: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--config-file", str(config_path),
@@ -368,6 +398,7 @@ def summarise(name: str, r: dict[str, Any], server: dict[str, Any]) -> dict[str,
         "steps": r["steps"], "final_states": r["final_states"], "timed_out": r["timed_out"],
         "errors": r["errors"], "delivery_failed_notices": r["delivery_failed_notices"],
         "child_cpu_seconds": round(r["cpu_user_seconds"] + r["cpu_sys_seconds"], 2),
+        "child_cpu_user_seconds": round(r["cpu_user_seconds"], 2), "child_cpu_sys_seconds": round(r["cpu_sys_seconds"], 2),
         "server_cpu_seconds": server["cpu_seconds"],
         "peak_rss_mb": round(r["peak_rss_kib"] / 1024, 1),
         "rss_before_submit_mb": round((r["rss_before_kib"] or 0) / 1024, 1),
@@ -376,6 +407,14 @@ def summarise(name: str, r: dict[str, Any], server: dict[str, Any]) -> dict[str,
         "matches": (messages == server["messages"] == r["delivered_by_steps"]
                     == server["distinct_message_ids"]),
     }
+
+
+def summarise_bare(b: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
+    return {"messages": b["messages"], "message_bytes": b["size"], "seconds": round(b["seconds"], 2),
+            "server_messages_received": server["messages"],
+            "client_cpu_user_seconds": round(b["cpu_user_seconds"], 2),
+            "client_cpu_sys_seconds": round(b["cpu_sys_seconds"], 2),
+            **cpu_per_message(b["cpu_user_seconds"] + b["cpu_sys_seconds"], server["cpu_seconds"], b["messages"])}
 
 
 def cpu_per_message(sender_cpu: float, server_cpu: float, messages: int) -> dict[str, Any]:
@@ -414,7 +453,8 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
             f"    SMTP connections    server {r['smtp_connections_server']}, channel {r['smtp_connections_channel']}"
             f" (at most {r['smtp_max_concurrent_connections']} at once)",
             f"    delivery rows       {r['delivery_rows']:,}: {r['final_states']}",
-            f"    CPU                 pipeline {r['child_cpu_seconds']} s, SMTP server {r['server_cpu_seconds']} s",
+            f"    CPU                 pipeline {r['child_cpu_seconds']} s (user {r['child_cpu_user_seconds']}, "
+            f"system {r['child_cpu_sys_seconds']}), SMTP server {r['server_cpu_seconds']} s",
             "    CPU per message     " + ", ".join(f"{k} {v}" for k, v in r["cpu_per_message"].items()),
             f"    peak RSS            {r['peak_rss_mb']} MB ({r['rss_before_submit_mb']} MB after imports, "
             f"config and notices); outbox file {r['outbox_mb']} MB",
@@ -429,6 +469,10 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
 
 def child(args: argparse.Namespace) -> int:
     """One run in this (child) process; its result as one JSON line on stdout."""
+    if args.bare_port:
+        result = asyncio.run(bare_client(args.bare_port, args.bare_messages, args.bare_size))
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
     run = deliver(args.config_file, args.notices_file, args.group_wait, args.timeout)
     if args.profile is None:
         result = asyncio.run(run)
@@ -442,7 +486,7 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
-def target_rows(runs: list[dict[str, Any]]) -> list[Any]:
+def target_rows(runs: list[dict[str, Any]], bare: dict[str, Any]) -> list[Any]:
     """The benchmark's rows of ``bench/targets.py``: per run, CPU per message (the target),
     the rates (reported), and whether every message marked sent arrived, once."""
     Target = load_by_path("targets", DIR / "targets.py").Target
@@ -460,6 +504,10 @@ def target_rows(runs: list[dict[str, Any]]) -> list[Any]:
                    f"({r['server_distinct_message_ids']:,} distinct)", target="equal, all distinct",
                    met=r["matches"] and not r["timed_out"]),
         ]
+    if bare:
+        c = bare["cpu_per_message"]
+        rows.append(Target("delivery", "bare aiosmtplib client CPU per message (ready-made messages)",
+                           f"{c['result']:.3f} ms", f"{c['floor']:.3f} ms (SMTP server)", f"{c['ratio']:.2f}"))
     return rows
 
 
@@ -478,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="group_wait_seconds of the grouped run (0: no grouped run)")
     ap.add_argument("--timeout", type=float, default=600.0, help="give up a run's delivery after this many seconds")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--bare-port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--bare-messages", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--bare-size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--config-file", help=argparse.SUPPRESS)
     ap.add_argument("--notices-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -499,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     work = Path(tempfile.mkdtemp(prefix="shian-notify-bench-"))
     runs = []
+    bare: dict[str, Any] = {}
     try:
         plan = [("single", 0.0)] + ([("grouped", args.group_wait)] if args.group_wait > 0 else [])
         for name, wait in plan:
@@ -511,6 +563,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {name!r}: delivering …", flush=True)
             r = run_child(config_path, notices_path, wait, args.timeout, args.profile if name == "single" else None)
             runs.append(summarise(name, r, server.snapshot()))
+        single = runs[0]
+        server.reset()
+        print("bare aiosmtplib client: sending …", flush=True)
+        b = run_bare(server.port, single["server_messages_received"],
+                     single["server_bytes"] // max(1, single["server_messages_received"]))
+        bare = summarise_bare(b, server.snapshot())
         from shian.rules.config import load
         departments = len(load(str(work / "single" / "county.yaml")).departments)
     finally:
@@ -520,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = {
         "notices": args.notices, "smtp_port": server.port, "departments": departments, "data": data,
         "smtp_connections_configured": args.connections,
-        "runs": runs, "python": sys.version.split()[0], "platform": platform.platform(),
+        "runs": runs, "bare_client": bare, "python": sys.version.split()[0], "platform": platform.platform(),
         "cpus": os.cpu_count(), "outbox_filesystem_dir": tempfile.gettempdir(),
     }
     print("\n".join(report_lines(rep)))
@@ -528,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(rep, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"report: {path}")
     if args.json is not None:
-        load_by_path("targets", DIR / "targets.py").write_rows(args.json, target_rows(runs))
+        load_by_path("targets", DIR / "targets.py").write_rows(args.json, target_rows(runs, bare))
         print(f"target rows: {args.json}")
     return 0
 

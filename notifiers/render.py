@@ -75,7 +75,10 @@ _SPACES = re.compile(r"[ \t\u3000]{2,}")
 def one_line(text: str) -> str:
     """No control, format or line-separator character survives, so a name carrying
     ``\\r\\nBcc:`` cannot start a new mail header; runs of spaces shrink to one."""
-    out = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    # printable (str.isprintable): no character of the categories "Other" or "Separator" but
+    # the space, so none to replace; the common case, without a look-up per character
+    out = text if text.isprintable() else \
+        "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
     return _SPACES.sub(" ", out).strip()
 
 
