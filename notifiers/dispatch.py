@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import random
 import re
@@ -219,22 +220,25 @@ class Dispatcher:
         in one outbox transaction, then sent); channels run side by side."""
         sent = 0
         for i in range(0, len(batches), CLAIM):
-            ready = [b for b in (self._prepare(b) for b in batches[i:i + CLAIM]) if b is not None]
+            # the stored notices a reminder is checked against, read once per claim (holding and
+            # muting, all that happens meanwhile, add none)
+            stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
+            ready = [b for b in (self._prepare(b, stored) for b in batches[i:i + CLAIM]) if b is not None]
             if ready:
                 claimed = self.outbox.claim(ready, self.now())
                 sent += await self._send_all(channel, claimed)
         return sent
 
-    def _prepare(self, batch: Batch) -> tuple[Batch, Message | None] | None:
+    def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]]
+                 ) -> tuple[Batch, Message | None] | None:
         """The batch without its held and muted notices, and its message if it is rendered now
         (None beside it: the stored one goes again); None when nothing is left to send or the
         rendering failed (recorded as an attempt)."""
-        stored = batch.message
         if batch.kind != "digest":
-            batch = self._drop_held(batch)
+            batch = self._drop_held(batch, stored)
             if not batch.notices:
                 return None
-        if stored is not None:
+        if batch.message is not None:
             return batch, None
         batch = self._drop_muted(batch)
         if not batch.notices:
@@ -301,10 +305,10 @@ class Dispatcher:
             return self.renderer.notice(notices[0], batch.dept, bodies=bodies)
         return self.renderer.group(notices, batch.dept, bodies=bodies)
 
-    def _drop_held(self, batch: Batch) -> Batch:
+    def _drop_held(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]]) -> Batch:
         """Reminders past their date or superseded by their own overdue notice leave the batch
         (held); a message already rendered stays whole unless every notice in it is held."""
-        reasons = catchup.holds(batch.notices, self.now(), self.settings.config, self.outbox.notices_of)
+        reasons = catchup.holds(batch.notices, self.now(), self.settings.config, stored)
         if not reasons or (batch.message is not None and len(reasons) < len(batch.notices)):
             return batch
         self.outbox.hold(batch.id, reasons)
