@@ -67,7 +67,7 @@ from .channels import SHORT_LABELS
 from .channels import find as find_channel
 from .message import BODIES, Channel, Message, Outcome, Result
 from .outbox import Batch, Outbox
-from .settings import Settings
+from .settings import Settings, Silence
 from .silences import muting
 
 log = logging.getLogger("shian.notifiers.dispatch")
@@ -223,14 +223,15 @@ class Dispatcher:
             # the stored notices a reminder is checked against, read once per claim (holding and
             # muting, all that happens meanwhile, add none)
             stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
-            ready = [b for b in (self._prepare(b, stored) for b in batches[i:i + CLAIM]) if b is not None]
+            silences = self.outbox.every_silence()
+            ready = [b for b in (self._prepare(b, stored, silences) for b in batches[i:i + CLAIM]) if b is not None]
             if ready:
                 claimed = self.outbox.claim(ready, self.now())
                 sent += await self._send_all(channel, claimed)
         return sent
 
-    def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]]
-                 ) -> tuple[Batch, Message | None] | None:
+    def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
+                 silences: Sequence[Silence]) -> tuple[Batch, Message | None] | None:
         """The batch without its held and muted notices, and its message if it is rendered now
         (None beside it: the stored one goes again); None when nothing is left to send or the
         rendering failed (recorded as an attempt)."""
@@ -240,7 +241,7 @@ class Dispatcher:
                 return None
         if batch.message is not None:
             return batch, None
-        batch = self._drop_muted(batch)
+        batch = self._drop_muted(batch, silences)
         if not batch.notices:
             return None
         try:
@@ -317,9 +318,10 @@ class Dispatcher:
                  len(ids), batch.dept, batch.channel, ",".join(ids[:5]), ",…" if len(ids) > 5 else "")
         return dataclasses.replace(batch, notices=tuple(n for n in batch.notices if n.id not in reasons))
 
-    def _drop_muted(self, batch: Batch) -> Batch:
-        """Silences added while a group waited mute its notices before it is rendered."""
-        muted = [n.id for n in batch.notices if muting(n, self.outbox.muting_silences(n.at)) is not None]
+    def _drop_muted(self, batch: Batch, silences: Sequence[Silence]) -> Batch:
+        """Silences added while a group waited mute its notices before it is rendered
+        (``silences``: every one, :meth:`Outbox.every_silence`)."""
+        muted = [n.id for n in batch.notices if muting(n, silences) is not None]
         if not muted:
             return batch
         self.outbox.mute(batch.id, muted)

@@ -719,10 +719,11 @@ class Outbox:
         return [self._silence(r) for r in c.execute(
             "SELECT * FROM silences WHERE start_at <= ? AND ? < end_at", (_ts(at), _ts(at)))]
 
-    def muting_silences(self, at: datetime) -> list[Silence]:
-        """Configured and run-time silences whose interval contains ``at``."""
+    def every_silence(self) -> list[Silence]:
+        """Configured and run-time silences, ended or not (:func:`silences.muting` checks each
+        one's interval against a notice's ``at``): read once for many notices."""
         extra = self.settings.silences if self.settings is not None else ()
-        return [*extra, *self._silences_at(self.db, at)]
+        return [*extra, *(self._silence(r) for r in self.db.execute("SELECT * FROM silences ORDER BY id"))]
 
     def _silence(self, r: sqlite3.Row) -> StoredSilence:
         return StoredSilence(rule=r["rule"], township=r["township"], start=self._dt(r["start_at"]),

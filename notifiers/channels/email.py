@@ -79,7 +79,7 @@ class Smtp(SectionModel):
     username: str | None = None
     password_env: str | None = None
     sender: Address = Field(alias="from")
-    timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)  # connecting; each message's exchange
     tls_ca_file: str | None = None  # extra CA bundle to trust (a self-signed server); verification stays on
     connections: int = Field(1, ge=1, le=8)  # SMTP connections kept open to the server, one message on each at a time
 
@@ -206,10 +206,12 @@ def _encoded_subject(value: str) -> bytes:
 
 
 def _base64_body(text: str) -> bytes:
-    """A text part's body as ``set_content(…, cte="base64")`` encodes it and the generator writes it."""
+    """A text part's body as ``set_content(…, cte="base64")`` encodes it and the generator writes
+    it: lines of 76 characters (57 bytes), each ending in CRLF (``base64.encodebytes`` cuts
+    the same lines)."""
+    assert _B64_LINE == 57
     data = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
-    return b"".join(binascii.b2a_base64(data[i:i + _B64_LINE]) for i in range(0, len(data), _B64_LINE)) \
-        .replace(b"\n", b"\r\n")
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
 def make_boundary() -> str:
@@ -385,17 +387,19 @@ class EmailChannel:
         if client.supports_extension("size"):
             mail.append(b"SIZE=%d" % len(data))
         try:
-            reply = await client.execute_command(*mail)
-            if reply.code != 250:
-                raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, self._envelope_from)
-            refused = []
-            for mailbox, arg in zip(envelope.mailboxes, envelope.rcpt):
-                reply = await client.execute_command(b"RCPT", arg)
-                if reply.code not in (250, 251):
-                    refused.append(aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, mailbox))
-            if len(refused) == len(envelope.mailboxes):
-                raise aiosmtplib.SMTPRecipientsRefused(refused)
-            await client.data(data)
+            # one timer for the whole exchange (timeout_seconds), not one per command and reply
+            async with asyncio.timeout(self._cfg.timeout_seconds):
+                reply = await client.execute_command(*mail, timeout=None)
+                if reply.code != 250:
+                    raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, self._envelope_from)
+                refused = []
+                for mailbox, arg in zip(envelope.mailboxes, envelope.rcpt):
+                    reply = await client.execute_command(b"RCPT", arg, timeout=None)
+                    if reply.code not in (250, 251):
+                        refused.append(aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, mailbox))
+                if len(refused) == len(envelope.mailboxes):
+                    raise aiosmtplib.SMTPRecipientsRefused(refused)
+                await client.data(data, timeout=None)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             try:
                 await client.rset()

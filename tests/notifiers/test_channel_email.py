@@ -5,6 +5,7 @@ import asyncio
 import base64
 import email
 import email.policy
+import time
 
 import pytest
 from aiosmtpd.smtp import AuthResult
@@ -167,6 +168,35 @@ def test_a_pool_of_connections_carries_concurrent_sends_each_once(connections, a
     ids = [parsed(raw)["Message-ID"] for *_, raw in rec.messages]
     assert len(ids) == len(set(ids)) == 3 * at_once
     assert ch.connections == rec.connections == min(connections, at_once)
+
+
+class Stalling(SmtpRecorder):
+    """Answers the greeting and EHLO, then never answers the n-th MAIL (the others as usual)."""
+
+    def __init__(self, stall_on: int) -> None:
+        super().__init__()
+        self.stall_on, self.mails = stall_on, 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.mails += 1
+        if self.mails == self.stall_on:
+            await asyncio.sleep(30)
+        return await super().handle_MAIL(server, session, envelope, address, mail_options)
+
+
+def test_a_server_that_stops_answering_is_retry_after_the_timeout_and_the_next_message_reconnects():
+    """timeout_seconds bounds a message's whole exchange: a reply that never comes is RETRY
+    (超时) within about that time, the connection is dropped, and the next message goes on a
+    new one."""
+    rec = Stalling(stall_on=2)
+    with smtp_server(rec) as srv:
+        ch = channel(srv.port, timeout_seconds=0.5)
+        t0 = time.monotonic()
+        results = send_all(ch, *[("hh-fso", DEPT, make_message(ref=f"n-{i}")) for i in range(3)])
+        took = time.monotonic() - t0
+    assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.RETRY, Outcome.DELIVERED], results
+    assert "超时" in results[1].error and took < 5
+    assert len(rec.messages) == 2 and ch.connections == 2
 
 
 @pytest.mark.parametrize("how", ["closed after each message", "421 on the next MAIL"])
