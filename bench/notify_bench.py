@@ -464,6 +464,13 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
                          f"{r['delivered_by_steps']}, server received {r['server_messages_received']} "
                          f"({r['server_distinct_message_ids']} distinct); timed out {r['timed_out']}; "
                          f"errors {r['errors']}")
+    b = rep.get("bare_client")
+    if b:
+        c = b["cpu_per_message"]
+        lines += ["", f"  bare aiosmtplib client ({b['messages']:,} ready-made messages of {b['message_bytes']:,} bytes, "
+                      f"sendmail on one connection; server received {b['server_messages_received']:,}):",
+                  f"    CPU per message     client {c['result']} ms (user {b['client_cpu_user_seconds']} s, system "
+                  f"{b['client_cpu_sys_seconds']} s), SMTP server {c['floor']} ms, ratio {c['ratio']}"]
     return lines
 
 
@@ -511,6 +518,40 @@ def target_rows(runs: list[dict[str, Any]], bare: dict[str, Any]) -> list[Any]:
     return rows
 
 
+def run_all(args: argparse.Namespace, county_yaml: str, notices_path: Path
+            ) -> tuple[list[dict[str, Any]], dict[str, Any], int, int]:
+    """The runs (each in a child of its own) against one server, then the bare client's; the
+    runs' summaries, the bare client's, the number of departments and the server's port."""
+    server = Server()
+    server.start()
+    work = Path(tempfile.mkdtemp(prefix="shian-notify-bench-"))
+    runs = []
+    try:
+        plan = [("single", 0.0)] + ([("grouped", args.group_wait)] if args.group_wait > 0 else [])
+        for name, wait in plan:
+            run_dir = work / name
+            run_dir.mkdir()
+            config_path = run_dir / "county.yaml"
+            config_path.write_text(bench_config(county_yaml, run_dir / "outbox.sqlite", server.port, wait,
+                                                args.connections), encoding="utf-8")
+            server.reset()
+            print(f"run {name!r}: delivering …", flush=True)
+            r = run_child(config_path, notices_path, wait, args.timeout, args.profile if name == "single" else None)
+            runs.append(summarise(name, r, server.snapshot()))
+        single = runs[0]
+        server.reset()
+        print("bare aiosmtplib client: sending …", flush=True)
+        b = run_bare(server.port, single["server_messages_received"],
+                     single["server_bytes"] // max(1, single["server_messages_received"]))
+        bare = summarise_bare(b, server.snapshot())
+        from shian.rules.config import load
+        departments = len(load(str(work / "single" / "county.yaml")).departments)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return runs, bare, departments, server.port
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--notices", type=int, help=f"notices to deliver (default {FULL_NOTICES:,}; --quick {QUICK_NOTICES:,})")
@@ -546,37 +587,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{data['notices_copied']:,} copies; {time.perf_counter() - t0:.0f} s)", flush=True)
     county_yaml = Path(data.pop("config_path")).read_text(encoding="utf-8")
 
-    server = Server()
-    server.start()
-    work = Path(tempfile.mkdtemp(prefix="shian-notify-bench-"))
-    runs = []
-    bare: dict[str, Any] = {}
-    try:
-        plan = [("single", 0.0)] + ([("grouped", args.group_wait)] if args.group_wait > 0 else [])
-        for name, wait in plan:
-            run_dir = work / name
-            run_dir.mkdir()
-            config_path = run_dir / "county.yaml"
-            config_path.write_text(bench_config(county_yaml, run_dir / "outbox.sqlite", server.port, wait,
-                                                args.connections), encoding="utf-8")
-            server.reset()
-            print(f"run {name!r}: delivering …", flush=True)
-            r = run_child(config_path, notices_path, wait, args.timeout, args.profile if name == "single" else None)
-            runs.append(summarise(name, r, server.snapshot()))
-        single = runs[0]
-        server.reset()
-        print("bare aiosmtplib client: sending …", flush=True)
-        b = run_bare(server.port, single["server_messages_received"],
-                     single["server_bytes"] // max(1, single["server_messages_received"]))
-        bare = summarise_bare(b, server.snapshot())
-        from shian.rules.config import load
-        departments = len(load(str(work / "single" / "county.yaml")).departments)
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    runs, bare, departments, port = run_all(args, county_yaml, notices_path)
 
     rep = {
-        "notices": args.notices, "smtp_port": server.port, "departments": departments, "data": data,
+        "notices": args.notices, "smtp_port": port, "departments": departments, "data": data,
         "smtp_connections_configured": args.connections,
         "runs": runs, "bare_client": bare, "python": sys.version.split()[0], "platform": platform.platform(),
         "cpus": os.cpu_count(), "outbox_filesystem_dir": tempfile.gettempdir(),

@@ -5,15 +5,20 @@ Delivery semantics (per notice, recipient department and channel):
 - **Accepted means kept.** :meth:`Dispatcher.submit` stores the notice and its delivery rows
   in one SQLite transaction; a redelivered notice (same id) is ignored.
 - **Exactly once, outside one window.** Before a channel is called the batch's rows are
-  marked ``sending`` and committed; the channel's answer is committed right after it comes
-  back: DELIVERED → ``sent``; RETRY → ``pending`` again after a backoff (exponential from
+  marked ``sending`` and committed — :data:`CLAIM` batches at a time, in one synced
+  transaction (:meth:`Outbox.claim`); the channel's answer is committed right after it comes
+  back (without a sync of its own: it reaches the disk with the next claim, so a power failure,
+  not a crash of the process, can undo the answers since, which are then sent again); batches
+  claimed but not handed to the channel when a step stops are released (pending again):
+  DELIVERED → ``sent``; RETRY → ``pending`` again after a backoff (exponential from
   ``retry.first_seconds`` up to ``retry.max_seconds``, jittered; the far side's
   ``retry_after`` when longer), or ``failed`` once ``retry.give_up_hours`` have passed since
   the first attempt; FAILED → ``failed``. A channel that raises counts as RETRY. A stop or
   crash anywhere else leaves either ``pending`` rows (never handed to a channel, or handed
   and refused: sent later, once) or ``sent`` rows (never sent again). The one window is
-  between the far side accepting the message and ``sent`` being committed: rows found in
-  ``sending`` when a dispatcher starts are sent again, so that message may arrive twice —
+  between the far side accepting the message and ``sent`` being committed (one message per
+  send in flight: ``channel.concurrency``, the e-mail channel's ``smtp.connections``): rows
+  found in ``sending`` when a dispatcher starts are sent again, so that message may arrive twice —
   with the same ``ref`` (email Message-ID, robot text), so the recipient can tell. A channel
   raising after the far side accepted is the same window within a run.
 - **Permanent failure is itself a notice.** A notice's delivery that fails for good raises a

@@ -6,7 +6,9 @@ a crash or restart cannot lose the notice. A notice whose id is already stored (
 notice: same key, same id) is ignored. A recipient department without any channel gets no
 delivery row; the notice is still stored (the dashboard and the digest read it).
 
-Delivery rows move ``pending → sending → sent``; on a temporary failure back to ``pending``
+Delivery rows move ``pending → sending → sent`` (many batches claimed, ``sending``, in one
+synced transaction, each outcome committed as it comes without a sync of its own, see
+:meth:`Outbox.claim` and :meth:`Outbox.finish`); on a temporary failure back to ``pending``
 with a later ``next_at``; ``failed`` for good; ``silenced`` when a silence mutes the notice
 (never sent); ``held`` when a reminder's date has passed or its own overdue notice superseded
 it (never sent; ``last_error`` says why, :mod:`shian.notifiers.catchup`). Rows are sent in
