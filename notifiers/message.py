@@ -66,7 +66,9 @@ DELIVERED = Result(Outcome.DELIVERED)
 class Channel(Protocol):
     """One delivery channel. ``name`` is what the outbox records (email, wecom, dingtalk, file).
     ``dept`` is the department as configured: the channel reads its own contact from it through
-    its ChannelSpec (:mod:`shian.notifiers.channels`)."""
+    its ChannelSpec (:mod:`shian.notifiers.channels`). A channel that takes several sends at
+    once says how many as ``concurrency`` (the e-mail channel: ``smtp.connections``); the
+    dispatcher hands one without it one send at a time."""
     name: str
 
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result: ...

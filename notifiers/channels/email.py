@@ -288,7 +288,8 @@ class EmailChannel:
             raise ValueError("email channel needs notifiers.smtp")
         self._cfg: Smtp = smtp
         self._envelope_from = parseaddr(clean(self._cfg.sender))[1]
-        self._slots: asyncio.LifoQueue[_Slot] | None = None  # last returned first: open ones are reused
+        self._slots: asyncio.LifoQueue[_Slot] | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._all = [_Slot() for _ in range(smtp.connections)]
         self._envelopes: dict[str, _Envelope] = {}
         self._mail_from = b""  # MAIL's argument, made with the first envelope
@@ -338,15 +339,26 @@ class EmailChannel:
             data = message_bytes(self._cfg.sender, dept_id, envelope.addresses, message)
         except (ValueError, TypeError) as e:
             return Result(Outcome.FAILED, f"无法生成邮件：{e}")
-        if self._slots is None:  # made on the running loop
-            self._slots = asyncio.LifoQueue()
-            for slot in self._all:
-                self._slots.put_nowait(slot)
-        slot = await self._slots.get()
+        slots = self._idle()
+        slot = await slots.get()
         try:
             return self._scrub(await self._send(slot, envelope, data))
         finally:
-            self._slots.put_nowait(slot)
+            slots.put_nowait(slot)
+
+    def _idle(self) -> asyncio.LifoQueue[_Slot]:
+        """The idle connections, last returned first (an open one is reused before another is
+        opened). On a new event loop (a dispatcher stepped by ``asyncio.run`` each time) the
+        queue and the connections are new: both belong to the loop they were made on, which
+        has ended (its connections are left to be collected, not closed on a closed loop)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:
+            if self._slots_loop is not None:
+                self._all = [_Slot() for _ in self._all]
+            self._slots, self._slots_loop = asyncio.LifoQueue(), loop
+            for slot in self._all:
+                self._slots.put_nowait(slot)
+        return self._slots
 
     async def _connect(self, slot: _Slot) -> aiosmtplib.SMTP:
         import aiosmtplib  # here, not at the top: loading the config must not pay for the SMTP library
@@ -460,6 +472,9 @@ class EmailChannel:
     async def close(self) -> None:
         import aiosmtplib
 
+        if self._slots_loop is not None and self._slots_loop is not asyncio.get_running_loop():
+            self._all, self._slots, self._slots_loop = [_Slot() for _ in self._all], None, None
+            return  # connections of a loop that has ended: nothing to say QUIT on
         for slot in self._all:
             client, slot.client = slot.client, None
             if client is not None and client.is_connected:

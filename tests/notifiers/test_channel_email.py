@@ -170,6 +170,21 @@ def test_a_pool_of_connections_carries_concurrent_sends_each_once(connections, a
     assert ch.connections == rec.connections == min(connections, at_once)
 
 
+def test_a_pool_used_from_one_event_loop_then_another_still_sends():
+    """Each asyncio.run of its own (as a dispatcher stepped from synchronous code): the pool of
+    two connections, all busy in the first, still hands out connections in the second."""
+    rec = SmtpRecorder()
+    with smtp_server(rec) as srv:
+        ch = channel(srv.port, connections=2)
+
+        async def burst(tag):
+            return await asyncio.gather(*(ch.send("hh-fso", DEPT, make_message(ref=f"{tag}-{i}")) for i in range(3)))
+        first, second = asyncio.run(burst("a")), asyncio.run(burst("b"))
+        asyncio.run(ch.close())
+    assert [r.outcome for r in first + second] == [Outcome.DELIVERED] * 6, first + second
+    assert len(rec.messages) == 6
+
+
 class Stalling(SmtpRecorder):
     """Answers the greeting and EHLO, then never answers the n-th MAIL (the others as usual)."""
 
