@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Delivery benchmark: notices through the outbox, the dispatcher and e-mail to a local SMTP server.
 
-    python bench/notify_bench.py [--notices N] [--out DIR] [--events E] [--townships T]
-                                 [--seed S] [--group-wait S] [--timeout S]
+    python bench/notify_bench.py [--quick] [--notices N] [--connections K] [--out DIR] [--events E]
+                                 [--townships T] [--seed S] [--group-wait S] [--timeout S]
+                                 [--json PATH] [--profile PATH]
 
 1. The notices: ``bench/replay_bench.py``'s synthetic county-year (``dataset``: generated, or
    reused when its manifest matches) run through the rules in process (``Replay``); the first N
@@ -11,7 +12,8 @@
 2. An SMTP server (aiosmtpd) on 127.0.0.1, a free port, in a thread of this process; it counts
    the connections it accepts, the messages and recipients, and the distinct Message-IDs.
 3. The county config of step 1 with a ``notifiers:`` section: SMTP to that server (security
-   none), no quiet hours, no digest, the outbox in a temporary folder.
+   none, ``connections: K``, default 1), no quiet hours, no digest, the outbox in a temporary
+   folder.
 4. Each run in a child process of its own (so its peak RSS is the pipeline's alone): a fresh
    outbox; ``Dispatcher.submit_many`` of every notice (500 per SQLite transaction), then ``step``
    until no row is pending. Run "single": ``group_wait_seconds: 0`` (one message per notice
@@ -21,7 +23,12 @@
 
 Prints a readable summary, writes ``<out>/notify_bench.json`` (default ``bench/out/``) and
 exits 0. A benchmark measures, it does not assert: a mismatch between the messages the outbox
-marked sent and those the server received is printed as a ``MISMATCH`` line.
+marked sent and those the server received is printed as a ``MISMATCH`` line. ``--quick``:
+2,000 notices (a minute or so); ``--json PATH``: the target rows (``bench/targets.py``) —
+per run the sender's CPU per message against the server's (target: ratio ≤ 1), notices/s and
+messages/s end to end, and whether every message sent arrived once; ``--profile PATH``: the
+single run's child profiled (cProfile, CPU time), its stats written to PATH (the figures of
+that run are then the profiler's, not the pipeline's).
 
 The server shares the machine (and, being in the parent, not the child's CPU) with the
 pipeline; its CPU seconds are reported beside the child's.
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import importlib.util
 import json
 import os
@@ -50,6 +58,8 @@ from typing import Any
 DIR = Path(__file__).resolve().parent
 SENDER = "西平县食安办 <shianban@xiping.example>"
 _HEAD = 2048  # Message-ID is the fifth header
+FULL_NOTICES = 10_000
+QUICK_NOTICES = 2_000
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -115,7 +125,7 @@ def make_notices(out: Path, n: int, events: int, townships: int, seed: int) -> t
     return path, info
 
 
-def bench_config(county_yaml: str, outbox: Path, port: int, group_wait: float) -> str:
+def bench_config(county_yaml: str, outbox: Path, port: int, group_wait: float, connections: int = 1) -> str:
     """The county config with a ``notifiers:`` section that mails the local server."""
     head, sep, _ = county_yaml.rpartition("notifiers: {}")
     assert sep, "the county config has no 'notifiers: {}' line to replace"
@@ -123,7 +133,7 @@ def bench_config(county_yaml: str, outbox: Path, port: int, group_wait: float) -
         "notifiers:",
         f"  outbox: {json.dumps(str(outbox))}",
         f"  smtp: {{host: 127.0.0.1, port: {port}, security: none, from: {json.dumps(SENDER, ensure_ascii=False)},"
-        " timeout_seconds: 30}",
+        f" timeout_seconds: 30, connections: {connections}}}",
         f"  group_wait_seconds: {group_wait}",
         "  quiet_hours: false",
         "  digest: null",
@@ -304,7 +314,7 @@ async def deliver(config_path: str, notices_path: str, group_wait: float, timeou
         "SELECT COUNT(DISTINCT batch_id) FROM deliveries WHERE state = 'sent'").fetchone()[0]
     by_channel = dict(db.execute("SELECT channel, COUNT(*) FROM deliveries GROUP BY channel").fetchall())
     errors = dict(Counter(r[0] for r in db.execute(
-        "SELECT last_error FROM deliveries WHERE state != 'sent' AND last_error IS NOT NULL")).most_common(5))
+        "SELECT last_error FROM deliveries WHERE state NOT IN ('sent', 'held') AND last_error != ''")).most_common(5))
     failure_notices = db.execute("SELECT COUNT(*) FROM notices WHERE rule = 'delivery.failed'").fetchone()[0]
     outbox_bytes = sum(p.stat().st_size for p in Path(settings.outbox).parent.glob(Path(settings.outbox).name + "*"))
     outbox.close()
@@ -323,9 +333,41 @@ async def deliver(config_path: str, notices_path: str, group_wait: float, timeou
     }
 
 
-def run_child(config_path: Path, notices_path: Path, group_wait: float, timeout: float) -> dict[str, Any]:
+async def bare_client(port: int, messages: int, size: int) -> dict[str, Any]:
+    """The floor of the client side: aiosmtplib alone sending ``messages`` ready-made messages
+    of ``size`` bytes, each to one address, one after the other on one connection (``sendmail``,
+    as any user of the library would), no outbox, no rendering."""
+    import aiosmtplib
+
+    body = base64.encodebytes(os.urandom(size * 3 // 4)).replace(b"\n", b"\r\n")
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+    await client.connect()
+    for i in range(messages):
+        head = f"From: a@bench.example\r\nTo: b@bench.example\r\nMessage-ID: <bare-{i}@bench>\r\n\r\n".encode()
+        await client.sendmail("a@bench.example", ["b@bench.example"], head + body)
+    await client.quit()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"messages": messages, "size": len(body), "seconds": time.perf_counter() - t0,
+            "cpu_user_seconds": cpu1.ru_utime - cpu0.ru_utime, "cpu_sys_seconds": cpu1.ru_stime - cpu0.ru_stime}
+
+
+def run_bare(port: int, messages: int, size: int) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--bare-port", str(port),
+           "--bare-messages", str(messages), "--bare-size", str(size)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8")
+    if proc.returncode != 0:
+        raise RuntimeError(f"bare client failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_child(config_path: Path, notices_path: Path, group_wait: float, timeout: float,
+              profile: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--config-file", str(config_path),
            "--notices-file", str(notices_path), "--group-wait", str(group_wait), "--timeout", str(timeout)]
+    if profile is not None:
+        cmd += ["--profile", str(profile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8")
     if proc.returncode != 0:
         raise RuntimeError(f"delivery run failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -356,6 +398,7 @@ def summarise(name: str, r: dict[str, Any], server: dict[str, Any]) -> dict[str,
         "steps": r["steps"], "final_states": r["final_states"], "timed_out": r["timed_out"],
         "errors": r["errors"], "delivery_failed_notices": r["delivery_failed_notices"],
         "child_cpu_seconds": round(r["cpu_user_seconds"] + r["cpu_sys_seconds"], 2),
+        "child_cpu_user_seconds": round(r["cpu_user_seconds"], 2), "child_cpu_sys_seconds": round(r["cpu_sys_seconds"], 2),
         "server_cpu_seconds": server["cpu_seconds"],
         "peak_rss_mb": round(r["peak_rss_kib"] / 1024, 1),
         "rss_before_submit_mb": round((r["rss_before_kib"] or 0) / 1024, 1),
@@ -364,6 +407,14 @@ def summarise(name: str, r: dict[str, Any], server: dict[str, Any]) -> dict[str,
         "matches": (messages == server["messages"] == r["delivered_by_steps"]
                     == server["distinct_message_ids"]),
     }
+
+
+def summarise_bare(b: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
+    return {"messages": b["messages"], "message_bytes": b["size"], "seconds": round(b["seconds"], 2),
+            "server_messages_received": server["messages"],
+            "client_cpu_user_seconds": round(b["cpu_user_seconds"], 2),
+            "client_cpu_sys_seconds": round(b["cpu_sys_seconds"], 2),
+            **cpu_per_message(b["cpu_user_seconds"] + b["cpu_sys_seconds"], server["cpu_seconds"], b["messages"])}
 
 
 def cpu_per_message(sender_cpu: float, server_cpu: float, messages: int) -> dict[str, Any]:
@@ -402,7 +453,8 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
             f"    SMTP connections    server {r['smtp_connections_server']}, channel {r['smtp_connections_channel']}"
             f" (at most {r['smtp_max_concurrent_connections']} at once)",
             f"    delivery rows       {r['delivery_rows']:,}: {r['final_states']}",
-            f"    CPU                 pipeline {r['child_cpu_seconds']} s, SMTP server {r['server_cpu_seconds']} s",
+            f"    CPU                 pipeline {r['child_cpu_seconds']} s (user {r['child_cpu_user_seconds']}, "
+            f"system {r['child_cpu_sys_seconds']}), SMTP server {r['server_cpu_seconds']} s",
             "    CPU per message     " + ", ".join(f"{k} {v}" for k, v in r["cpu_per_message"].items()),
             f"    peak RSS            {r['peak_rss_mb']} MB ({r['rss_before_submit_mb']} MB after imports, "
             f"config and notices); outbox file {r['outbox_mb']} MB",
@@ -412,36 +464,64 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
                          f"{r['delivered_by_steps']}, server received {r['server_messages_received']} "
                          f"({r['server_distinct_message_ids']} distinct); timed out {r['timed_out']}; "
                          f"errors {r['errors']}")
+    b = rep.get("bare_client")
+    if b:
+        c = b["cpu_per_message"]
+        lines += ["", f"  bare aiosmtplib client ({b['messages']:,} ready-made messages of {b['message_bytes']:,} bytes, "
+                      f"sendmail on one connection; server received {b['server_messages_received']:,}):",
+                  f"    CPU per message     client {c['result']} ms (user {b['client_cpu_user_seconds']} s, system "
+                  f"{b['client_cpu_sys_seconds']} s), SMTP server {c['floor']} ms, ratio {c['ratio']}"]
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--notices", type=int, default=10_000, help="notices to deliver (default 10,000)")
-    ap.add_argument("--out", type=Path, default=DIR / "out", help="work and report folder (default bench/out/)")
-    ap.add_argument("--events", type=int, help="events of the replay (default 16 per notice, at least 20,000)")
-    ap.add_argument("--townships", type=int, default=24)
-    ap.add_argument("--seed", type=int, default=20260101)
-    ap.add_argument("--group-wait", type=float, default=30.0,
-                    help="group_wait_seconds of the grouped run (0: no grouped run)")
-    ap.add_argument("--timeout", type=float, default=600.0, help="give up a run's delivery after this many seconds")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--config-file", help=argparse.SUPPRESS)
-    ap.add_argument("--notices-file", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.child:
-        result = asyncio.run(deliver(args.config_file, args.notices_file, args.group_wait, args.timeout))
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+def child(args: argparse.Namespace) -> int:
+    """One run in this (child) process; its result as one JSON line on stdout."""
+    if args.bare_port:
+        result = asyncio.run(bare_client(args.bare_port, args.bare_messages, args.bare_size))
+        sys.stdout.write(json.dumps(result) + "\n")
         return 0
+    run = deliver(args.config_file, args.notices_file, args.group_wait, args.timeout)
+    if args.profile is None:
+        result = asyncio.run(run)
+    else:
+        import cProfile
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    events = args.events or max(20_000, 16 * args.notices)
-    t0 = time.perf_counter()
-    notices_path, data = make_notices(args.out, args.notices, events, args.townships, args.seed)
-    print(f"notices: {notices_path} ({data['notices_from_replay']:,} from the replay, "
-          f"{data['notices_copied']:,} copies; {time.perf_counter() - t0:.0f} s)", flush=True)
-    county_yaml = Path(data.pop("config_path")).read_text(encoding="utf-8")
+        profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for the server or a sync is not a cost
+        result = profiler.runcall(asyncio.run, run)
+        profiler.dump_stats(str(args.profile))
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 0
 
+
+def target_rows(runs: list[dict[str, Any]], bare: dict[str, Any]) -> list[Any]:
+    """The benchmark's rows of ``bench/targets.py``: per run, CPU per message (the target),
+    the rates (reported), and whether every message marked sent arrived, once."""
+    Target = load_by_path("targets", DIR / "targets.py").Target
+    rows = []
+    for r in runs:
+        c = r["cpu_per_message"]
+        what = "each notice alone" if r["group_wait_seconds"] == 0 else f"grouped ({r['group_wait_seconds']:g} s)"
+        rows += [
+            Target("delivery", f"sender CPU per message, {what}", f"{c['result']:.3f} ms",
+                   f"{c['floor']:.3f} ms (SMTP server)", f"{c['ratio']:.2f}", "≤ 1", c["met"]),
+            Target("delivery", f"end to end notices/s, {what}", f"{r['notices_per_s']:,.0f}"),
+            Target("delivery", f"end to end messages/s, {what}", f"{r['messages_per_s']:,.0f}"),
+            Target("delivery", f"messages sent = received, no duplicates, {what}",
+                   f"{r['outbox_messages_sent']:,} / {r['server_messages_received']:,} "
+                   f"({r['server_distinct_message_ids']:,} distinct)", target="equal, all distinct",
+                   met=r["matches"] and not r["timed_out"]),
+        ]
+    if bare:
+        c = bare["cpu_per_message"]
+        rows.append(Target("delivery", "bare aiosmtplib client CPU per message (ready-made messages)",
+                           f"{c['result']:.3f} ms", f"{c['floor']:.3f} ms (SMTP server)", f"{c['ratio']:.2f}"))
+    return rows
+
+
+def run_all(args: argparse.Namespace, county_yaml: str, notices_path: Path
+            ) -> tuple[list[dict[str, Any]], dict[str, Any], int, int]:
+    """The runs (each in a child of its own) against one server, then the bare client's; the
+    runs' summaries, the bare client's, the number of departments and the server's port."""
     server = Server()
     server.start()
     work = Path(tempfile.mkdtemp(prefix="shian-notify-bench-"))
@@ -452,27 +532,76 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = work / name
             run_dir.mkdir()
             config_path = run_dir / "county.yaml"
-            config_path.write_text(bench_config(county_yaml, run_dir / "outbox.sqlite", server.port, wait),
-                                   encoding="utf-8")
+            config_path.write_text(bench_config(county_yaml, run_dir / "outbox.sqlite", server.port, wait,
+                                                args.connections), encoding="utf-8")
             server.reset()
             print(f"run {name!r}: delivering …", flush=True)
-            r = run_child(config_path, notices_path, wait, args.timeout)
+            r = run_child(config_path, notices_path, wait, args.timeout, args.profile if name == "single" else None)
             runs.append(summarise(name, r, server.snapshot()))
+        single = runs[0]
+        server.reset()
+        print("bare aiosmtplib client: sending …", flush=True)
+        b = run_bare(server.port, single["server_messages_received"],
+                     single["server_bytes"] // max(1, single["server_messages_received"]))
+        bare = summarise_bare(b, server.snapshot())
         from shian.rules.config import load
         departments = len(load(str(work / "single" / "county.yaml")).departments)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    return runs, bare, departments, server.port
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--notices", type=int, help=f"notices to deliver (default {FULL_NOTICES:,}; --quick {QUICK_NOTICES:,})")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_NOTICES:,} notices (a minute or so)")
+    ap.add_argument("--connections", type=int, default=1, help="smtp.connections of the runs (default 1)")
+    ap.add_argument("--json", type=Path, help="write the target rows (bench/targets.py) here")
+    ap.add_argument("--profile", type=Path, help="profile the single run's child (CPU time); its stats here")
+    ap.add_argument("--out", type=Path, default=DIR / "out", help="work and report folder (default bench/out/)")
+    ap.add_argument("--events", type=int, help="events of the replay (default 16 per notice, at least 20,000)")
+    ap.add_argument("--townships", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--group-wait", type=float, default=30.0,
+                    help="group_wait_seconds of the grouped run (0: no grouped run)")
+    ap.add_argument("--timeout", type=float, default=600.0, help="give up a run's delivery after this many seconds")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--bare-port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--bare-messages", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--bare-size", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--config-file", help=argparse.SUPPRESS)
+    ap.add_argument("--notices-file", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        return child(args)
+    if args.quick and args.notices is None:
+        args.notices = QUICK_NOTICES
+    args.notices = args.notices or FULL_NOTICES
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    events = args.events or max(20_000, 16 * args.notices)
+    t0 = time.perf_counter()
+    notices_path, data = make_notices(args.out, args.notices, events, args.townships, args.seed)
+    print(f"notices: {notices_path} ({data['notices_from_replay']:,} from the replay, "
+          f"{data['notices_copied']:,} copies; {time.perf_counter() - t0:.0f} s)", flush=True)
+    county_yaml = Path(data.pop("config_path")).read_text(encoding="utf-8")
+
+    runs, bare, departments, port = run_all(args, county_yaml, notices_path)
 
     rep = {
-        "notices": args.notices, "smtp_port": server.port, "departments": departments, "data": data,
-        "runs": runs, "python": sys.version.split()[0], "platform": platform.platform(),
+        "notices": args.notices, "smtp_port": port, "departments": departments, "data": data,
+        "smtp_connections_configured": args.connections,
+        "runs": runs, "bare_client": bare, "python": sys.version.split()[0], "platform": platform.platform(),
         "cpus": os.cpu_count(), "outbox_filesystem_dir": tempfile.gettempdir(),
     }
     print("\n".join(report_lines(rep)))
     path = args.out / "notify_bench.json"
     path.write_text(json.dumps(rep, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"report: {path}")
+    if args.json is not None:
+        load_by_path("targets", DIR / "targets.py").write_rows(args.json, target_rows(runs, bare))
+        print(f"target rows: {args.json}")
     return 0
 
 

@@ -5,15 +5,20 @@ Delivery semantics (per notice, recipient department and channel):
 - **Accepted means kept.** :meth:`Dispatcher.submit` stores the notice and its delivery rows
   in one SQLite transaction; a redelivered notice (same id) is ignored.
 - **Exactly once, outside one window.** Before a channel is called the batch's rows are
-  marked ``sending`` and committed; the channel's answer is committed right after it comes
-  back: DELIVERED → ``sent``; RETRY → ``pending`` again after a backoff (exponential from
+  marked ``sending`` and committed — :data:`CLAIM` batches at a time, in one synced
+  transaction (:meth:`Outbox.claim`); the channel's answer is committed right after it comes
+  back (without a sync of its own: it reaches the disk with the next claim, so a power failure,
+  not a crash of the process, can undo the answers since, which are then sent again); batches
+  claimed but not handed to the channel when a step stops are released (pending again):
+  DELIVERED → ``sent``; RETRY → ``pending`` again after a backoff (exponential from
   ``retry.first_seconds`` up to ``retry.max_seconds``, jittered; the far side's
   ``retry_after`` when longer), or ``failed`` once ``retry.give_up_hours`` have passed since
   the first attempt; FAILED → ``failed``. A channel that raises counts as RETRY. A stop or
   crash anywhere else leaves either ``pending`` rows (never handed to a channel, or handed
   and refused: sent later, once) or ``sent`` rows (never sent again). The one window is
-  between the far side accepting the message and ``sent`` being committed: rows found in
-  ``sending`` when a dispatcher starts are sent again, so that message may arrive twice —
+  between the far side accepting the message and ``sent`` being committed (one message per
+  send in flight: ``channel.concurrency``, the e-mail channel's ``smtp.connections``): rows
+  found in ``sending`` when a dispatcher starts are sent again, so that message may arrive twice —
   with the same ``ref`` (email Message-ID, robot text), so the recipient can tell. A channel
   raising after the far side accepted is the same window within a run.
 - **Permanent failure is itself a notice.** A notice's delivery that fails for good raises a
@@ -49,12 +54,14 @@ Only one dispatcher may run on an outbox file.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import functools
 import logging
 import random
 import re
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Collection, Mapping, Protocol, Sequence
 
 from shian.rules.notice import Notice, notice_id, notice_key
 from shian.rules.params import RuleSpec
@@ -62,9 +69,10 @@ from shian.rules.timeutil import fmt
 
 from . import catchup, timing
 from .channels import SHORT_LABELS
-from .message import Channel, Message, Outcome, Result
+from .channels import find as find_channel
+from .message import BODIES, Channel, Message, Outcome, Result
 from .outbox import Batch, Outbox
-from .settings import Settings
+from .settings import Settings, Silence
 from .silences import muting
 
 log = logging.getLogger("shian.notifiers.dispatch")
@@ -74,6 +82,9 @@ log = logging.getLogger("shian.notifiers.dispatch")
 DELIVERY_FAILED = RuleSpec("delivery.failed", "county", "warning", summary="通知送达失败", kind="督办", template="delivery")
 _URL = re.compile(r"\w+://\S+")
 CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its module
+# Batches rendered and claimed (marked sending) in one outbox transaction, then sent: one
+# synced commit per CLAIM messages instead of one per message.
+CLAIM = 64
 
 
 def redact(text: str) -> str:
@@ -82,13 +93,15 @@ def redact(text: str) -> str:
 
 
 class Renderer(Protocol):
-    def notice(self, notice: Notice, dept_id: str) -> Message: ...
+    """``bodies``: the bodies of the message the channel sends (the others may stay empty)."""
 
-    def group(self, notices: list[Notice], dept_id: str) -> Message: ...
+    def notice(self, notice: Notice, dept_id: str, *, bodies: Collection[str] = BODIES) -> Message: ...
+
+    def group(self, notices: list[Notice], dept_id: str, *, bodies: Collection[str] = BODIES) -> Message: ...
 
     def digest(self, dept_id: str, day: date, notices: list[Notice], open_deadlines: list[Notice]) -> Message: ...
 
-    def catch_up(self, notices: list[Notice], dept_id: str) -> Message: ...
+    def catch_up(self, notices: list[Notice], dept_id: str, *, bodies: Collection[str] = BODIES) -> Message: ...
 
 
 def failure_notice(settings: Settings, notice: Notice, dept: str, channel: str,
@@ -208,33 +221,78 @@ class Dispatcher:
                 log.exception("closing channel %s failed", getattr(channel, "name", "?"))
 
     async def _drain(self, channel: Channel, batches: Sequence[Batch]) -> int:
-        """One channel's due batches, in order; channels run side by side."""
+        """One channel's due batches, in order, :data:`CLAIM` at a time (rendered, then claimed
+        in one outbox transaction, then sent); channels run side by side."""
         sent = 0
-        for batch in batches:
-            sent += await self._deliver(channel, batch)
+        for i in range(0, len(batches), CLAIM):
+            # the stored notices a reminder is checked against, read once per claim (holding and
+            # muting, all that happens meanwhile, add none)
+            stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
+            silences = self.outbox.every_silence()
+            ready = [b for b in (self._prepare(b, stored, silences) for b in batches[i:i + CLAIM]) if b is not None]
+            if ready:
+                claimed = self.outbox.claim(ready, self.now())
+                sent += await self._send_all(channel, claimed)
         return sent
 
-    async def _deliver(self, channel: Channel, batch: Batch) -> int:
-        message = batch.message
+    def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
+                 silences: Sequence[Silence]) -> tuple[Batch, Message | None] | None:
+        """The batch without its held and muted notices, and its message if it is rendered now
+        (None beside it: the stored one goes again); None when nothing is left to send or the
+        rendering failed (recorded as an attempt)."""
         if batch.kind != "digest":
-            batch = self._drop_held(batch)
+            batch = self._drop_held(batch, stored)
             if not batch.notices:
-                return 0
-        if message is None:
-            batch = self._drop_muted(batch)
-            if not batch.notices:
-                return 0
-            try:
-                message = self._render(batch)
-            except Exception as e:
-                log.exception("rendering notices %s for %s failed", ",".join(n.id for n in batch.notices), batch.dept)
-                self._record(batch, Result(Outcome.RETRY, f"渲染失败：{type(e).__name__}: {e}"), self.now(),
-                             attempted=False)
-                return 0
-        batch = self.outbox.start(batch, self.now(), message if batch.message is None else None)
+                return None
+        if batch.message is not None:
+            return batch, None
+        batch = self._drop_muted(batch, silences)
+        if not batch.notices:
+            return None
+        try:
+            return batch, self._render(batch)
+        except Exception as e:
+            log.exception("rendering notices %s for %s failed", ",".join(n.id for n in batch.notices), batch.dept)
+            self._record(batch, Result(Outcome.RETRY, f"渲染失败：{type(e).__name__}: {e}"), self.now(),
+                         attempted=False)
+            return None
+
+    async def _send_all(self, channel: Channel, claimed: Sequence[Batch]) -> int:
+        """Hands the claimed batches to the channel, ``channel.concurrency`` of them at once (one
+        when it does not say), each outcome recorded as it comes; should this stop half-way,
+        the batches not yet handed over are released (pending again, never sent twice)."""
+        width = max(1, int(getattr(channel, "concurrency", 1)))
+        todo = collections.deque(claimed)
+        sent = 0
+
+        async def worker() -> None:
+            nonlocal sent
+            while todo:
+                got = await self._send_one(channel, todo.popleft())
+                sent += got  # after the await: the other workers add to it meanwhile
+
+        try:
+            if width == 1 or len(todo) == 1:
+                await worker()
+            else:
+                tasks = [asyncio.ensure_future(worker()) for _ in range(min(width, len(todo)))]
+                try:
+                    await asyncio.gather(*tasks)
+                except BaseException:
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
+        finally:
+            if todo:
+                self.outbox.release(b.id for b in todo)
+        return sent
+
+    async def _send_one(self, channel: Channel, batch: Batch) -> int:
+        assert batch.message is not None
         dept = self.settings.config.departments[batch.dept]
         try:
-            result = await channel.send(batch.dept, dept, message)
+            result = await channel.send(batch.dept, dept, batch.message)
         except Exception as e:
             error = redact(f"{type(e).__name__}: {e}")
             log.error("channel %s raised for %s: %s", batch.channel, self._what(batch), error)
@@ -243,17 +301,20 @@ class Dispatcher:
         return int(result.outcome is Outcome.DELIVERED)
 
     def _render(self, batch: Batch) -> Message:
+        """The batch's message, with only the bodies its channel sends."""
         notices = list(batch.notices)
+        spec = find_channel(batch.channel)
+        bodies = spec.bodies if spec is not None else BODIES
         if batch.kind == "catch_up":
-            return self.renderer.catch_up(notices, batch.dept)
+            return self.renderer.catch_up(notices, batch.dept, bodies=bodies)
         if len(notices) == 1:
-            return self.renderer.notice(notices[0], batch.dept)
-        return self.renderer.group(notices, batch.dept)
+            return self.renderer.notice(notices[0], batch.dept, bodies=bodies)
+        return self.renderer.group(notices, batch.dept, bodies=bodies)
 
-    def _drop_held(self, batch: Batch) -> Batch:
+    def _drop_held(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]]) -> Batch:
         """Reminders past their date or superseded by their own overdue notice leave the batch
         (held); a message already rendered stays whole unless every notice in it is held."""
-        reasons = catchup.holds(batch.notices, self.now(), self.settings.config, self.outbox.notices_of)
+        reasons = catchup.holds(batch.notices, self.now(), self.settings.config, stored)
         if not reasons or (batch.message is not None and len(reasons) < len(batch.notices)):
             return batch
         self.outbox.hold(batch.id, reasons)
@@ -262,9 +323,10 @@ class Dispatcher:
                  len(ids), batch.dept, batch.channel, ",".join(ids[:5]), ",…" if len(ids) > 5 else "")
         return dataclasses.replace(batch, notices=tuple(n for n in batch.notices if n.id not in reasons))
 
-    def _drop_muted(self, batch: Batch) -> Batch:
-        """Silences added while a group waited mute its notices before it is rendered."""
-        muted = [n.id for n in batch.notices if muting(n, self.outbox.muting_silences(n.at)) is not None]
+    def _drop_muted(self, batch: Batch, silences: Sequence[Silence]) -> Batch:
+        """Silences added while a group waited mute its notices before it is rendered
+        (``silences``: every one, :meth:`Outbox.every_silence`)."""
+        muted = [n.id for n in batch.notices if muting(n, silences) is not None]
         if not muted:
             return batch
         self.outbox.mute(batch.id, muted)

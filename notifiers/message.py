@@ -14,6 +14,11 @@ from typing import Protocol
 from shian.rules.config import Department
 
 
+# The bodies a message can carry; a channel's spec says which it sends (e-mail: text and
+# HTML; the robots: markdown or text), and a message rendered for it carries only those ("").
+BODIES = frozenset({"text", "html", "markdown"})
+
+
 @dataclass(frozen=True)
 class Message:
     """One message to one department: one notice, a group of notices of one rule and township,
@@ -61,7 +66,9 @@ DELIVERED = Result(Outcome.DELIVERED)
 class Channel(Protocol):
     """One delivery channel. ``name`` is what the outbox records (email, wecom, dingtalk, file).
     ``dept`` is the department as configured: the channel reads its own contact from it through
-    its ChannelSpec (:mod:`shian.notifiers.channels`)."""
+    its ChannelSpec (:mod:`shian.notifiers.channels`). A channel that takes several sends at
+    once says how many as ``concurrency`` (the e-mail channel: ``smtp.connections``); the
+    dispatcher hands one without it one send at a time."""
     name: str
 
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result: ...

@@ -6,7 +6,9 @@ a crash or restart cannot lose the notice. A notice whose id is already stored (
 notice: same key, same id) is ignored. A recipient department without any channel gets no
 delivery row; the notice is still stored (the dashboard and the digest read it).
 
-Delivery rows move ``pending → sending → sent``; on a temporary failure back to ``pending``
+Delivery rows move ``pending → sending → sent`` (many batches claimed, ``sending``, in one
+synced transaction, each outcome committed as it comes without a sync of its own, see
+:meth:`Outbox.claim` and :meth:`Outbox.finish`); on a temporary failure back to ``pending``
 with a later ``next_at``; ``failed`` for good; ``silenced`` when a silence mutes the notice
 (never sent); ``held`` when a reminder's date has passed or its own overdue notice superseded
 it (never sent; ``last_error`` says why, :mod:`shian.notifiers.catchup`). Rows are sent in
@@ -207,8 +209,12 @@ def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
 
+_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Message))
+
+
 def message_json(m: Message) -> str:
-    return json.dumps(dataclasses.asdict(m), ensure_ascii=False)
+    """The message as JSON, field by field (``dataclasses.asdict`` copies every value deeply)."""
+    return json.dumps({name: getattr(m, name) for name in _MESSAGE_FIELDS}, ensure_ascii=False)
 
 
 def message_of(text: str) -> Message:
@@ -232,6 +238,7 @@ class Outbox:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self._durable = True
         self.db.execute("PRAGMA foreign_keys=ON")
         with self._tx() as c:
             for stmt in _SCHEMA.split(";"):
@@ -250,9 +257,15 @@ class Outbox:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Cursor]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         """One write transaction, taken at once (IMMEDIATE) so that it never fails half-way
-        on a lock; committed on success, rolled back on any exception."""
+        on a lock; committed on success, rolled back on any exception. ``durable`` False: the
+        commit is not synced to the disk (WAL, ``synchronous=NORMAL``): it survives the process
+        dying, and reaches the disk with the next durable commit (which syncs the log with every
+        frame before it) or checkpoint; a power failure before that can undo it."""
+        if durable != self._durable:
+            self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db.cursor()
@@ -465,26 +478,46 @@ class Outbox:
                           " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'", (reason, batch_id, nid))
 
     def start(self, batch: Batch, now: datetime, message: Message | None = None) -> Batch:
-        """Marks the batch's rows ``sending`` (committed before the channel is called); a
-        batch going out for the first time gets its rendered message stored with it."""
+        """:meth:`claim` of one batch."""
+        return self.claim([(batch, message)], now)[0]
+
+    def claim(self, items: Sequence[tuple[Batch, Message | None]], now: datetime) -> list[Batch]:
+        """Marks the rows of every batch given ``sending``, in one durable transaction committed
+        before any channel is called; a batch going out for the first time gets its rendered
+        message (given beside it) stored with it. Returns the batches as they now are."""
+        out = []
         with self._tx() as c:
-            if message is not None:
-                c.execute("UPDATE batches SET ref = ?, message = ? WHERE id = ? AND message IS NULL",
-                          (message.ref, message_json(message), batch.id))
-            ref = c.execute("SELECT ref FROM batches WHERE id = ?", (batch.id,)).fetchone()["ref"]
-            c.execute(
-                "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-                " first_attempt_at = COALESCE(first_attempt_at, ?), ref = ? WHERE batch_id = ? AND state = 'pending'",
-                (_ts(now), ref, batch.id))
-        return dataclasses.replace(batch, message=message or batch.message, attempts=batch.attempts + 1,
-                                   first_attempt_at=batch.first_attempt_at or now)
+            for batch, message in items:
+                if message is not None:
+                    c.execute("UPDATE batches SET ref = ?, message = ? WHERE id = ? AND message IS NULL",
+                              (message.ref, message_json(message), batch.id))
+                sent = message or batch.message
+                ref = sent.ref if sent is not None else \
+                    c.execute("SELECT ref FROM batches WHERE id = ?", (batch.id,)).fetchone()["ref"]
+                c.execute(
+                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+                    " first_attempt_at = COALESCE(first_attempt_at, ?), ref = ? WHERE batch_id = ? AND state = 'pending'",
+                    (_ts(now), ref, batch.id))
+                out.append(dataclasses.replace(batch, message=sent, attempts=batch.attempts + 1,
+                                               first_attempt_at=batch.first_attempt_at or now))
+        return out
+
+    def release(self, batch_ids: Iterable[int]) -> None:
+        """Rows claimed (:meth:`claim`) whose batch was never handed to its channel (the
+        dispatcher stopped first): ``pending`` again, the attempt not counted."""
+        with self._tx() as c:
+            for batch_id in batch_ids:
+                c.execute("UPDATE deliveries SET state = 'pending', attempts = MAX(0, attempts - 1)"
+                          " WHERE batch_id = ? AND state = 'sending'", (batch_id,))
 
     def finish(self, batch_id: int, nxt: timing.Next, now: datetime, error: str = "",
                raise_notices: Sequence[Notice] = (), *, attempted: bool = True) -> None:
         """Records the outcome for all the batch's rows at once, and (in the same transaction)
         adds the notices it raises (``delivery.failed``). ``attempted`` False: the batch did
-        not reach :meth:`start` (rendering failed), count the attempt here."""
-        with self._tx() as c:
+        not reach :meth:`claim` (rendering failed), count the attempt here. Committed without
+        a sync of its own unless it raises notices (accepted means kept): it survives the
+        process dying, and reaches the disk with the next claim (see :meth:`_tx`)."""
+        with self._tx(durable=bool(raise_notices)) as c:
             if not attempted:
                 c.execute("UPDATE deliveries SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?)"
                           " WHERE batch_id = ? AND state = 'pending'", (_ts(now), batch_id))
@@ -688,10 +721,11 @@ class Outbox:
         return [self._silence(r) for r in c.execute(
             "SELECT * FROM silences WHERE start_at <= ? AND ? < end_at", (_ts(at), _ts(at)))]
 
-    def muting_silences(self, at: datetime) -> list[Silence]:
-        """Configured and run-time silences whose interval contains ``at``."""
+    def every_silence(self) -> list[Silence]:
+        """Configured and run-time silences, ended or not (:func:`silences.muting` checks each
+        one's interval against a notice's ``at``): read once for many notices."""
         extra = self.settings.silences if self.settings is not None else ()
-        return [*extra, *self._silences_at(self.db, at)]
+        return [*extra, *(self._silence(r) for r in self.db.execute("SELECT * FROM silences ORDER BY id"))]
 
     def _silence(self, r: sqlite3.Row) -> StoredSilence:
         return StoredSilence(rule=r["rule"], township=r["township"], start=self._dt(r["start_at"]),

@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
@@ -34,7 +34,7 @@ from . import catchup
 from .channels import FULL_LABELS
 from .dispatch import DELIVERY_FAILED
 from .links import notice_page, public_url
-from .message import Message
+from .message import BODIES, Message
 from .resolved import RESOLVED
 from .settings import Settings
 
@@ -75,13 +75,17 @@ _SPACES = re.compile(r"[ \t\u3000]{2,}")
 def one_line(text: str) -> str:
     """No control, format or line-separator character survives, so a name carrying
     ``\\r\\nBcc:`` cannot start a new mail header; runs of spaces shrink to one."""
-    out = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    # printable (str.isprintable): no character of the categories "Other" or "Separator" but
+    # the space, so none to replace; the common case, without a look-up per character
+    out = text if text.isprintable() else \
+        "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
     return _SPACES.sub(" ", out).strip()
 
 
 # Where a notice begins in a group or digest: printed by the layouts as ``{{ cut }}`` at the start
 # of its first line, taken out of the text after rendering and kept as an offset (:func:`_cuts`).
 CUT = "\ue002"
+_WORDINGS_KEPT = 4096  # notices whose wording is kept for their other recipients
 _MARKS = re.compile("[\ue000-\ue002]")
 
 
@@ -411,12 +415,15 @@ class Renderer:
         # The robots' cards: every printed value is text (md_text), whatever the template.
         self.md_env = self._environment(loader, finalize=md_text)
         self.md_env.filters["in_code"] = in_code
+        self._wordings: dict[tuple[str, str, str], tuple[Notice, dict[str, Any]]] = {}
+        self._recipient_named: dict[str, bool] = {}
 
     def _environment(self, loader: ChoiceLoader, **options: Any) -> Environment:
         """Templates of one kind of output: ``.html`` ones autoescaped, the others as written
         (plain text) or through ``options['finalize']`` (markdown)."""
         env = Environment(
             loader=loader,
+            auto_reload=False,  # read once per process: no stat of the file for every message
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             trim_blocks=True,
             lstrip_blocks=True,
@@ -475,9 +482,25 @@ class Renderer:
         its wording from the spec's template (whose ``label``, if an office's own template sets
         one, replaces the name in this office's messages), its addressing for this recipient.
         Templates see the notice as its §4 JSON, cleaned of control characters (``n``, its facts
-        as ``f``)."""
-        n = _clean(notice.to_json())
+        as ``f``). The wording is the same for every recipient (:meth:`_wording_of`), made once."""
         spec = spec_of(notice.rule, notice.severity)
+        return {
+            **self._wording_of(notice, spec, dept_id),
+            "ack": f"shian ack {notice.id} --by {dept_id}",
+            "close": f"shian ack {notice.id} --by {dept_id} --action 办结",
+            **self._addressed(notice, spec, dept_id),
+        }
+
+    def _wording_of(self, notice: Notice, spec: RuleSpec, dept_id: str) -> dict[str, Any]:
+        """The part of a notice's item that is the same for all its recipients, rendered once
+        per notice and reused for each of them (and each channel): the family template's
+        wording, unless the template names the recipient (``c.recipient``, ``c.dept_id``: then
+        once per recipient)."""
+        key = (notice.id, spec.template, dept_id if self._names_recipient(f"{spec.template}.txt") else "")
+        known = self._wordings.get(key)
+        if known is not None and known[0] == notice:
+            return known[1]
+        n = _clean(notice.to_json())
         context = {"n": n, "f": n["facts"], "c": self._context(n["township"], dept_id)}
         module = self.env.get_template(f"{spec.template}.txt").make_module(context)
 
@@ -486,10 +509,10 @@ class Renderer:
 
         label = one_line(get("label")) or spec.summary or one_line(untagged(n["title"])) or notice.rule
         page = notice_page(self.base, str(n["facts"].get("notice_id")) if spec.id == RESOLVED.id else notice.id)
-        addressed = self._addressed(notice, spec, dept_id)
+        by_system = addressing(spec, notice, self.config).issuer is None
         # Only an office 督办s (现予督办); what the system itself sends tells (现将…通知如下).
-        intro = INTROS["预警" if spec.kind == "督办" and addressed["by_system"] else spec.kind]
-        return {
+        intro = INTROS["预警" if spec.kind == "督办" and by_system else spec.kind]
+        wording = {
             "id": notice.id,
             "rule": notice.rule,
             "severity": notice.severity,
@@ -509,43 +532,62 @@ class Renderer:
             "due_date": cn_date(n["due"]) if n["due"] else "",
             "url": MdLiteral(page) if page else "",
             "needs_ack": spec.id != RESOLVED.id,
-            "ack": f"shian ack {notice.id} --by {dept_id}",
-            "close": f"shian ack {notice.id} --by {dept_id} --action 办结",
-            **addressed,
         }
+        if len(self._wordings) >= _WORDINGS_KEPT:
+            self._wordings.clear()
+        self._wordings[key] = (notice, wording)
+        return wording
+
+    def _names_recipient(self, template: str) -> bool:
+        """Whether a family template's source names the recipient (its wording then differs
+        per recipient)."""
+        known = self._recipient_named.get(template)
+        if known is None:
+            source = self.env.loader.get_source(self.env, template)[0] if self.env.loader else ""
+            known = self._recipient_named[template] = "recipient" in source or "dept_id" in source
+        return known
 
     def wording(self, notice: Notice) -> Wording:
         """The notice's wording as its messages have it (as to its first recipient)."""
         item = self._item(notice, notice.recipients[0] if notice.recipients else self.config.county.office)
         return Wording(item["lead"], tuple(item["rows"]), item["action"])
 
-    def _render(self, layout: str, subject_vars: dict[str, Any], **ctx: Any) -> dict[str, Any]:
-        """The subject and the three bodies of a layout, with where each notice begins."""
+    def _render(self, layout: str, subject_vars: dict[str, Any], ctx: dict[str, Any],
+                bodies: Collection[str] = BODIES) -> dict[str, Any]:
+        """The subject and the bodies of a layout (those in ``bodies``, the others empty), with
+        where each notice begins."""
         subject = one_line(self.env.get_template(SUBJECTS.get(layout, "subject.txt")).render(**subject_vars))
-        text, text_breaks = _cuts(_tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx)))
-        markdown, markdown_breaks = _cuts(
-            _tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx))))
-        html = self.env.get_template(f"{layout}.html").render(subject=subject, **ctx)
-        return {"subject": subject, "text": text, "html": html, "markdown": markdown,
-                "text_breaks": text_breaks, "markdown_breaks": markdown_breaks}
+        out: dict[str, Any] = {"subject": subject, "text": "", "html": "", "markdown": "",
+                               "text_breaks": (), "markdown_breaks": ()}
+        if "text" in bodies:
+            out["text"], out["text_breaks"] = _cuts(
+                _tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx)))
+        if "markdown" in bodies:
+            out["markdown"], out["markdown_breaks"] = _cuts(
+                _tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx))))
+        if "html" in bodies:
+            out["html"] = self.env.get_template(f"{layout}.html").render(subject=subject, **ctx)
+        return out
 
-    def notice(self, notice: Notice, dept_id: str, layout: str = "notice") -> Message:
+    def notice(self, notice: Notice, dept_id: str, layout: str = "notice", *,
+               bodies: Collection[str] = BODIES) -> Message:
+        """One notice for one recipient (``bodies``: only those, for a channel that sends no other)."""
         item = self._item(notice, dept_id)
-        bodies = self._render(
-            layout, {"mode": "notice", "item": item}, item=item, recipient=self.dept_name(dept_id), dept_id=dept_id)
+        ctx = {"item": item, "recipient": self.dept_name(dept_id), "dept_id": dept_id}
+        rendered = self._render(layout, {"mode": "notice", "item": item}, ctx, bodies)
         return Message(
-            ref=item["id"], notice_ids=(item["id"],), dept=dept_id, severity=item["severity"], **bodies,
+            ref=item["id"], notice_ids=(item["id"],), dept=dept_id, severity=item["severity"], **rendered,
             headers=(("X-Shian-Ref", item["id"]), ("X-Shian-Notice-Ids", item["id"]), ("X-Shian-Rule", item["rule"])),
         )
 
-    def group(self, notices: list[Notice], dept_id: str) -> Message:
+    def group(self, notices: list[Notice], dept_id: str, *, bodies: Collection[str] = BODIES) -> Message:
         """Notices of one rule and township in one message; a group of one is that notice."""
         if not notices:
             raise ValueError("group() needs at least one notice")
         if len({(n.rule, n.township) for n in notices}) > 1:
             raise ValueError("group() takes notices of one rule and one township")
         if len(notices) == 1:
-            return self.notice(notices[0], dept_id)
+            return self.notice(notices[0], dept_id, bodies=bodies)
         items = [self._item(n, dept_id) for n in notices]
         ids = tuple(i["id"] for i in items)
         ref = group_ref(ids)
@@ -562,9 +604,9 @@ class Renderer:
             "roles": first if len(roles) == 1 else None,
             "date": latest["date"], "recipient": self.dept_name(dept_id), "dept_id": dept_id,
         }
-        bodies = self._render("group", dict(ctx, mode="group"), **ctx)
+        rendered = self._render("group", dict(ctx, mode="group"), ctx, bodies)
         return Message(
-            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in items), **bodies,
+            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in items), **rendered,
             headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids)), ("X-Shian-Rule", first["rule"])),
         )
 
@@ -581,9 +623,9 @@ class Renderer:
             "today": today, "pending": pending, "ref": ref, "day": cn_date(day), "system": self.system(),
             "recipient": self.dept_name(dept_id), "dept_id": dept_id, "home": MdLiteral(self.base or ""),
         }
-        bodies = self._render("digest", dict(ctx, mode="digest"), **ctx)
+        rendered = self._render("digest", dict(ctx, mode="digest"), ctx)
         return Message(
-            ref=ref, notice_ids=ids, dept=dept_id, severity="info", **bodies,
+            ref=ref, notice_ids=ids, dept=dept_id, severity="info", **rendered,
             headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids))),
         )
 
@@ -611,14 +653,14 @@ class Renderer:
         return Message(ref=ref, notice_ids=(), dept=dept_id, severity="info", subject=subject, text=text,
                        html=html, markdown=markdown, headers=(("X-Shian-Ref", ref), ("X-Shian-Drill", channel)))
 
-    def catch_up(self, notices: list[Notice], dept_id: str) -> Message:
+    def catch_up(self, notices: list[Notice], dept_id: str, *, bodies: Collection[str] = BODIES) -> Message:
         """补发汇总: the late notices for one office (:mod:`shian.notifiers.catchup`), by month
         and rule, one line each; a late critical notice, which always goes alone, is the notice
         itself under a 补发 note (its time, and that its deadline has passed, if it has one)."""
         if not notices:
             raise ValueError("catch_up() needs at least one notice")
         if len(notices) == 1 and notices[0].severity == "critical":
-            return self.notice(notices[0], dept_id, "catch_up_notice")
+            return self.notice(notices[0], dept_id, "catch_up_notice", bodies=bodies)
         items = {n.id: self._item(n, dept_id) for n in notices}
         months = []
         for period, rules in catchup.sections(notices, self.config.tz):
@@ -639,8 +681,8 @@ class Renderer:
             "date": cn_date(ats[-1]),
             "recipient": self.dept_name(dept_id), "dept_id": dept_id,
         }
-        bodies = self._render("catch_up", ctx, **ctx)
+        rendered = self._render("catch_up", ctx, ctx, bodies)
         return Message(
-            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in ordered), **bodies,
+            ref=ref, notice_ids=ids, dept=dept_id, severity=_highest(i["severity"] for i in ordered), **rendered,
             headers=(("X-Shian-Ref", ref), ("X-Shian-Notice-Ids", ",".join(ids))),
         )

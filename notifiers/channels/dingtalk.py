@@ -110,5 +110,6 @@ SPEC = ChannelSpec(
     make=DingtalkChannel,
     contact=ROBOT,
     check_contact=check,
+    bodies=frozenset({"text", "markdown"}),
 )
 DingtalkChannel.spec = SPEC

@@ -28,7 +28,8 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as DEFAULT_POLICY
 from email.utils import formatdate, parseaddr
-from typing import TYPE_CHECKING, Annotated, Literal, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Sequence
 
 from pydantic import AfterValidator, Field
 
@@ -78,8 +79,9 @@ class Smtp(SectionModel):
     username: str | None = None
     password_env: str | None = None
     sender: Address = Field(alias="from")
-    timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    timeout_seconds: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)  # connecting; each message's exchange
     tls_ca_file: str | None = None  # extra CA bundle to trust (a self-signed server); verification stays on
+    connections: int = Field(1, ge=1, le=8)  # SMTP connections kept open to the server, one message on each at a time
 
 
 def settle(smtp: Smtp, where: Section, env: Mapping[str, str]) -> Smtp:
@@ -151,15 +153,22 @@ def as_bytes(msg: EmailMessage) -> bytes:
 # -- the same bytes, cheaply ------------------------------------------------------------------
 # The standard library parses and refolds every header of every message (about 3 ms a message,
 # most of the sender's CPU). message_bytes writes what build_message + as_bytes write for the
-# same message, byte for byte but the random boundary (tests/notifiers/test_channel_email.py
-# compares the two): a header whose folding is trivial (printable ASCII, no space, short) is
-# written as it is; any other is folded by the standard library, once per distinct value
-# (the sender, a department's addresses, a notice's subject, the second's Date).
+# same message, byte for byte but the random boundary and the Subject
+# (tests/notifiers/test_email_bytes.py compares the two): a header whose folding is trivial
+# (printable ASCII, no space, short) is written as it is; a Subject with any other character
+# is written as base64 encoded words directly (:func:`_encoded_subject`: the same text once
+# decoded, and the one header that differs per message, so a cache would not help); any other
+# header is folded by the standard library, once per distinct value (the sender, a
+# department's addresses, the second's Date).
 _PLAIN_VALUE = re.compile(r"[!-~]+")
+_ASCII_TEXT = re.compile(r"[ -~]*")
 _FOLDED: dict[tuple[str, str], bytes] = {}
 _FOLDED_MAX = 4096
 _BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))
 _B64_LINE = SMTP_POLICY.max_line_length // 4 * 3   # 57 bytes → 76 characters, as contentmanager does
+# An encoded word =?utf-8?b?…?= is at most 75 characters (RFC 2047), a line at most 78: 42 bytes
+# of text (56 of base64) fit after "Subject: " on the first line and after the space on the others.
+_EW_BYTES = 42
 
 
 def _folded(name: str, value: str) -> bytes:
@@ -177,11 +186,32 @@ def _folded(name: str, value: str) -> bytes:
     return line
 
 
+def _encoded_subject(value: str) -> bytes:
+    """``Subject: value`` for a value (one line, :func:`header`) that is not plain ASCII text:
+    base64 encoded words of at most :data:`_EW_BYTES` bytes of UTF-8 each, never splitting a
+    character, one per line; a reader joins them back into the value (the space between two
+    encoded words is not part of the text, RFC 2047 §6.2). Plain ASCII text is folded as the
+    standard library folds it (:func:`_folded`)."""
+    if _ASCII_TEXT.fullmatch(value):
+        return _folded("Subject", value)
+    data = value.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + _EW_BYTES, len(data))
+        while end < len(data) and 0x80 <= data[end] < 0xC0:  # not inside a character
+            end -= 1
+        words.append(b"=?utf-8?b?" + binascii.b2a_base64(data[start:end], newline=False) + b"?=")
+        start = end
+    return b"Subject: " + b"\r\n ".join(words) + b"\r\n"
+
+
 def _base64_body(text: str) -> bytes:
-    """A text part's body as ``set_content(…, cte="base64")`` encodes it and the generator writes it."""
+    """A text part's body as ``set_content(…, cte="base64")`` encodes it and the generator writes
+    it: lines of 76 characters (57 bytes), each ending in CRLF (``base64.encodebytes`` cuts
+    the same lines)."""
+    assert _B64_LINE == 57
     data = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
-    return b"".join(binascii.b2a_base64(data[i:i + _B64_LINE]) for i in range(0, len(data), _B64_LINE)) \
-        .replace(b"\n", b"\r\n")
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
 def make_boundary() -> str:
@@ -193,12 +223,13 @@ def make_boundary() -> str:
 def message_bytes(sender: str, dept_id: str, addresses: Sequence[str], message: Message,
                   *, date: str | None = None, boundary: str | None = None) -> bytes:
     """``as_bytes(build_message(sender, dept_id, addresses, message))``, without the email
-    package's per-message header parsing (``date`` and ``boundary``: fixed, for a comparison)."""
+    package's per-message header parsing (``date`` and ``boundary``: fixed, for a comparison);
+    the Subject is written as :func:`_encoded_subject` writes it."""
     out = [_folded("From", header(sender))]
     to = [a for a in (header(x) for x in addresses) if a]
     if to:
         out.append(_folded("To", ", ".join(to)))
-    out += [_folded("Subject", header(message.subject)), _folded("Date", date or formatdate(localtime=True)),
+    out += [_encoded_subject(header(message.subject)), _folded("Date", date or formatdate(localtime=True)),
             _folded("Message-ID", message_id(message.ref, dept_id))]
     seen = {"from", "to", "subject", "date", "message-id"}
     for name, value in message.headers:
@@ -227,9 +258,28 @@ def _by_code(code: int, what: str) -> Result:
     return Result(Outcome.FAILED, f"邮件服务器拒绝{what}")
 
 
+@dataclass(frozen=True)
+class _Envelope:
+    """A department's addresses as sent: its header addresses, and each mailbox with the
+    argument of its RCPT command (checked as aiosmtplib checks it, once)."""
+    dept: Department
+    addresses: tuple[str, ...]
+    mailboxes: tuple[str, ...]
+    rcpt: tuple[bytes, ...]
+
+
+class _Slot:
+    """One connection of the pool: its client, None until opened (again)."""
+    client: aiosmtplib.SMTP | None = None
+
+
 class EmailChannel:
-    """Sends over one lazily opened SMTP connection, reopened when the server has closed it;
-    sends are serialised on it. ``connections`` counts the connections opened."""
+    """Sends over ``smtp.connections`` lazily opened SMTP connections (one by default), each
+    reopened when the server has closed it; one message at a time on each. ``connections``
+    counts the connections opened; ``concurrency`` tells the dispatcher how many sends it may
+    have in flight. A message is one MAIL, RCPT per address and DATA (aiosmtplib's
+    ``execute_command`` and ``data``, as its ``sendmail`` does them, without parsing the same
+    addresses again for every message)."""
     name = "email"
 
     def __init__(self, settings: Settings) -> None:
@@ -238,8 +288,12 @@ class EmailChannel:
             raise ValueError("email channel needs notifiers.smtp")
         self._cfg: Smtp = smtp
         self._envelope_from = parseaddr(clean(self._cfg.sender))[1]
-        self._client: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self._slots: asyncio.LifoQueue[_Slot] | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._all = [_Slot() for _ in range(smtp.connections)]
+        self._envelopes: dict[str, _Envelope] = {}
+        self._mail_from = b""  # MAIL's argument, made with the first envelope
+        self.concurrency = smtp.connections
         self.connections = 0
 
     def _where(self) -> str:
@@ -259,19 +313,54 @@ class EmailChannel:
             error = error.replace(s, "***")
         return result if error == result.error else Result(result.outcome, error, result.retry_after)
 
+    def _envelope(self, dept_id: str, dept: Department) -> _Envelope:
+        """The department's addresses, worked out once (raises ValueError on one that cannot be
+        put on an SMTP command line)."""
+        known = self._envelopes.get(dept_id)
+        if known is not None and known.dept is dept:
+            return known
+        from aiosmtplib.email import quote_address
+
+        addresses = tuple(addresses_of(dept))
+        mailboxes = tuple(parseaddr(a)[1] or a for a in (clean(x) for x in addresses) if a)
+        rcpt = tuple(b"TO:" + quote_address(m).encode("ascii") for m in mailboxes)
+        self._mail_from = quote_address(self._envelope_from).encode("ascii")
+        made = self._envelopes[dept_id] = _Envelope(dept, addresses, mailboxes, rcpt)
+        return made
+
     async def send(self, dept_id: str, dept: Department, message: Message) -> Result:
-        addresses = addresses_of(dept)
-        recipients = [parseaddr(a)[1] or a for a in (clean(x) for x in addresses) if a]
-        if not recipients:
+        try:
+            envelope = self._envelope(dept_id, dept)
+        except (ValueError, UnicodeEncodeError) as e:
+            return Result(Outcome.FAILED, f"邮件地址 {', '.join(addresses_of(dept))} 无法发送：{e}")
+        if not envelope.mailboxes:
             return Result(Outcome.FAILED, f"部门 {dept_id} 没有配置邮箱地址")
         try:
-            data = message_bytes(self._cfg.sender, dept_id, addresses, message)
+            data = message_bytes(self._cfg.sender, dept_id, envelope.addresses, message)
         except (ValueError, TypeError) as e:
             return Result(Outcome.FAILED, f"无法生成邮件：{e}")
-        async with self._lock:
-            return self._scrub(await self._send(recipients, data))
+        slots = self._idle()
+        slot = await slots.get()
+        try:
+            return self._scrub(await self._send(slot, envelope, data))
+        finally:
+            slots.put_nowait(slot)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    def _idle(self) -> asyncio.LifoQueue[_Slot]:
+        """The idle connections, last returned first (an open one is reused before another is
+        opened). On a new event loop (a dispatcher stepped by ``asyncio.run`` each time) the
+        queue and the connections are new: both belong to the loop they were made on, which
+        has ended (its connections are left to be collected, not closed on a closed loop)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:
+            if self._slots_loop is not None:
+                self._all = [_Slot() for _ in self._all]
+            self._slots, self._slots_loop = asyncio.LifoQueue(), loop
+            for slot in self._all:
+                self._slots.put_nowait(slot)
+        return self._slots
+
+    async def _connect(self, slot: _Slot) -> aiosmtplib.SMTP:
         import aiosmtplib  # here, not at the top: loading the config must not pay for the SMTP library
 
         cfg = self._cfg
@@ -279,34 +368,70 @@ class EmailChannel:
             hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds,
             use_tls=cfg.security == "tls", start_tls=cfg.security == "starttls",
             validate_certs=True, cert_bundle=cfg.tls_ca_file)
-        self._client = client
+        slot.client = client
         self.connections += 1
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
             if cfg.username:
                 await client.login(cfg.username, secret(cfg.password_env) or "")
         except BaseException:
-            self._drop()
+            self._drop(slot)
             raise
         return client
 
-    def _drop(self) -> None:
-        client, self._client = self._client, None
+    @staticmethod
+    def _drop(slot: _Slot) -> None:
+        client, slot.client = slot.client, None
         if client is not None:
             client.close()
 
-    async def _send(self, recipients: list[str], data: bytes) -> Result:
+    async def _transaction(self, client: aiosmtplib.SMTP, envelope: _Envelope, data: bytes) -> dict[str, Any]:
+        """MAIL, RCPT for each mailbox, DATA; the recipients refused (all refused:
+        SMTPRecipientsRefused), the envelope reset (RSET) after a refusal, as ``sendmail``."""
+        import aiosmtplib
+
+        mail = [b"MAIL", b"FROM:" + self._mail_from]
+        if client.supports_extension("size"):
+            mail.append(b"SIZE=%d" % len(data))
+        try:
+            # one timer for the whole exchange (timeout_seconds), not one per command and reply
+            async with asyncio.timeout(self._cfg.timeout_seconds):
+                reply = await client.execute_command(*mail, timeout=None)
+                if reply.code != 250:
+                    raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, self._envelope_from)
+                refused = []
+                for mailbox, arg in zip(envelope.mailboxes, envelope.rcpt):
+                    reply = await client.execute_command(b"RCPT", arg, timeout=None)
+                    if reply.code not in (250, 251):
+                        refused.append(aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, mailbox))
+                if len(refused) == len(envelope.mailboxes):
+                    raise aiosmtplib.SMTPRecipientsRefused(refused)
+                await client.data(data, timeout=None)
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+            try:
+                await client.rset()
+            except (ConnectionError, aiosmtplib.SMTPResponseException):
+                pass
+            raise
+        return {r.recipient: r for r in refused}
+
+    async def _send(self, slot: _Slot, envelope: _Envelope, data: bytes) -> Result:
         import aiosmtplib
 
         for attempt in (1, 2):
-            client = self._client
+            client = slot.client
             reused = client is not None and client.is_connected
             try:
                 if client is None or not reused:
-                    client = await self._connect()
-                refused, _ = await client.sendmail(self._envelope_from, recipients, data)
+                    client = await self._connect(slot)
+                refused = await self._transaction(client, envelope, data)
             except asyncio.CancelledError:
-                self._drop()
+                self._drop(slot)
                 raise
             except aiosmtplib.SMTPRecipientsRefused as e:
                 codes = [r.code for r in e.recipients]
@@ -320,24 +445,24 @@ class EmailChannel:
                                               f"请检查用户名和环境变量 {self._cfg.password_env} 中的密码")
             except aiosmtplib.SMTPResponseException as e:
                 if e.code == 421:
-                    self._drop()
+                    self._drop(slot)
                     if reused and attempt == 1:
                         continue
                 return _by_code(e.code, f"（{_reply(e.code, e.message)}）")
             except aiosmtplib.SMTPNotSupported as e:
                 return Result(Outcome.FAILED, f"邮件服务器 {self._where()} 不支持所需功能：{e}")
             except (aiosmtplib.SMTPTimeoutError, TimeoutError) as e:
-                self._drop()
+                self._drop(slot)
                 return Result(Outcome.RETRY, f"邮件服务器 {self._where()} 超时：{clean(str(e)) or '无应答'}")
             except (aiosmtplib.SMTPException, OSError) as e:
-                self._drop()
+                self._drop(slot)
                 if reused and attempt == 1:
                     continue
                 hint = "；服务器证书未通过校验，自签名证书可用 smtp.tls_ca_file 指定" if "CERTIFICATE_VERIFY_FAILED" in str(e) else ""
                 return Result(Outcome.RETRY, f"无法连接邮件服务器 {self._where()}：{clean(str(e)) or type(e).__name__}{hint}")
             except ValueError as e:
-                self._drop()
-                return Result(Outcome.FAILED, f"邮件地址 {', '.join(recipients)} 无法发送：{e}")
+                self._drop(slot)
+                return Result(Outcome.FAILED, f"邮件地址 {', '.join(envelope.mailboxes)} 无法发送：{e}")
             if refused:
                 detail = "；".join(f"{a}（{_reply(r.code, r.message)}）" for a, r in refused.items())
                 return Result(Outcome.DELIVERED, f"部分收件人被拒绝（已投递给其余收件人）：{detail}")
@@ -347,12 +472,16 @@ class EmailChannel:
     async def close(self) -> None:
         import aiosmtplib
 
-        client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+        if self._slots_loop is not None and self._slots_loop is not asyncio.get_running_loop():
+            self._all, self._slots, self._slots_loop = [_Slot() for _ in self._all], None, None
+            return  # connections of a loop that has ended: nothing to say QUIT on
+        for slot in self._all:
+            client, slot.client = slot.client, None
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
 
 
 SPEC = ChannelSpec(
@@ -365,4 +494,5 @@ SPEC = ChannelSpec(
     settle=settle,
     show=lambda addresses: f"<{', '.join(addresses)}>" if addresses else "",
     destination=lambda smtp: f"邮件服务器 {smtp.host}:{smtp.port}",
+    bodies=frozenset({"text", "html"}),
 )

@@ -15,6 +15,8 @@ from pydantic import ConfigDict, TypeAdapter
 
 from shian.rules.config import Department, Problems, Section, Strict
 
+from shian.notifiers.message import BODIES
+
 if TYPE_CHECKING:
     from shian.notifiers.message import Channel
     from shian.notifiers.settings import Settings
@@ -66,7 +68,8 @@ class ChannelSpec:
     section beyond its model (adding to ``where.problems``) and returns it with paths resolved
     against the config's folder; ``check_contact`` checks a department's contact beyond its model.
     ``show`` is what ``check-config`` prints of a contact (never a secret), ``destination`` what
-    ``shian run`` says of where the messages go, from the section."""
+    ``shian run`` says of where the messages go, from the section. ``bodies``: the bodies of a
+    message it sends (:data:`~shian.notifiers.message.BODIES`), the only ones rendered for it."""
     name: str
     label: Label
     make: Callable[[Settings], Channel]
@@ -77,6 +80,7 @@ class ChannelSpec:
     check_contact: Callable[[Any, tuple[str, ...], Problems, Mapping[str, str]], None] = _fine
     show: Callable[[Any], str] = lambda contact: ""
     destination: Callable[[Any], str] = lambda section: ""
+    bodies: frozenset[str] = BODIES
 
     def contact_of(self, dept: Department) -> Any:
         """The department's contact for this channel, typed; None when it gives none. A contact

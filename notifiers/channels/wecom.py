@@ -52,5 +52,6 @@ SPEC = ChannelSpec(
     make=WecomChannel,
     contact=ROBOT,
     check_contact=check,
+    bodies=frozenset({"text", "markdown"}),
 )
 WecomChannel.spec = SPEC

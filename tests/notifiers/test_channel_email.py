@@ -5,6 +5,7 @@ import asyncio
 import base64
 import email
 import email.policy
+import time
 
 import pytest
 from aiosmtpd.smtp import AuthResult
@@ -142,6 +143,75 @@ def test_many_sends_share_one_connection():
         results = send_all(ch, *msgs)
     assert all(r.outcome is Outcome.DELIVERED for r in results)
     assert len(rec.messages) == 5 and rec.connections == 1 and ch.connections == 1
+
+
+@pytest.mark.parametrize("connections,at_once", [(1, 1), (3, 3), (3, 2), (8, 12)])
+def test_a_pool_of_connections_carries_concurrent_sends_each_once(connections, at_once):
+    """``smtp.connections: k``: sends made side by side use at most k connections, each opened
+    once and reused, and every message arrives once (the SIZE given matches what was sent)."""
+    rec = SmtpRecorder()
+    with smtp_server(rec) as srv:
+        ch = channel(srv.port, connections=connections)
+
+        async def go():
+            try:
+                out = []
+                for r in range(3):
+                    out += await asyncio.gather(*(ch.send("hh-fso", DEPT, make_message(ref=f"n-{r}-{i}"))
+                                                  for i in range(at_once)))
+                return out
+            finally:
+                await ch.close()
+        results = asyncio.run(go())
+    assert ch.concurrency == connections
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * (3 * at_once)
+    ids = [parsed(raw)["Message-ID"] for *_, raw in rec.messages]
+    assert len(ids) == len(set(ids)) == 3 * at_once
+    assert ch.connections == rec.connections == min(connections, at_once)
+
+
+def test_a_pool_used_from_one_event_loop_then_another_still_sends():
+    """Each asyncio.run of its own (as a dispatcher stepped from synchronous code): the pool of
+    two connections, all busy in the first, still hands out connections in the second."""
+    rec = SmtpRecorder()
+    with smtp_server(rec) as srv:
+        ch = channel(srv.port, connections=2)
+
+        async def burst(tag):
+            return await asyncio.gather(*(ch.send("hh-fso", DEPT, make_message(ref=f"{tag}-{i}")) for i in range(3)))
+        first, second = asyncio.run(burst("a")), asyncio.run(burst("b"))
+        asyncio.run(ch.close())
+    assert [r.outcome for r in first + second] == [Outcome.DELIVERED] * 6, first + second
+    assert len(rec.messages) == 6
+
+
+class Stalling(SmtpRecorder):
+    """Answers the greeting and EHLO, then never answers the n-th MAIL (the others as usual)."""
+
+    def __init__(self, stall_on: int) -> None:
+        super().__init__()
+        self.stall_on, self.mails = stall_on, 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.mails += 1
+        if self.mails == self.stall_on:
+            await asyncio.sleep(30)
+        return await super().handle_MAIL(server, session, envelope, address, mail_options)
+
+
+def test_a_server_that_stops_answering_is_retry_after_the_timeout_and_the_next_message_reconnects():
+    """timeout_seconds bounds a message's whole exchange: a reply that never comes is RETRY
+    (超时) within about that time, the connection is dropped, and the next message goes on a
+    new one."""
+    rec = Stalling(stall_on=2)
+    with smtp_server(rec) as srv:
+        ch = channel(srv.port, timeout_seconds=0.5)
+        t0 = time.monotonic()
+        results = send_all(ch, *[("hh-fso", DEPT, make_message(ref=f"n-{i}")) for i in range(3)])
+        took = time.monotonic() - t0
+    assert [r.outcome for r in results] == [Outcome.DELIVERED, Outcome.RETRY, Outcome.DELIVERED], results
+    assert "超时" in results[1].error and took < 5
+    assert len(rec.messages) == 2 and ch.connections == 2
 
 
 @pytest.mark.parametrize("how", ["closed after each message", "421 on the next MAIL"])

@@ -97,13 +97,13 @@ class TinyRenderer:
         return Message(ref=ref, notice_ids=tuple(ids), dept=dept, severity=severity, subject=subject,
                        text=subject, html=f"<p>{subject}</p>", markdown=subject, headers=(("X-Shian-Ref", ref),))
 
-    def notice(self, n, dept):
+    def notice(self, n, dept, **kw):
         if self.fail:
             self.fail -= 1
             raise KeyError("template")
         return self._m(f"{n.id}.{dept}", [n.id], dept, n.severity, n.title)
 
-    def group(self, ns, dept):
+    def group(self, ns, dept, **kw):
         ids = [n.id for n in ns]
         ref = "g" + hashlib.sha256("|".join(ids + [dept]).encode()).hexdigest()[:16]
         return self._m(ref, ids, dept, ns[0].severity, f"{len(ns)} 条 {ns[0].rule}")
@@ -215,7 +215,7 @@ def test_a_notice_accepted_before_a_crash_is_sent_after_the_restart(world):
 
 CRASH_POINTS = [
     # (where the process dies, times the far side has the message in the end)
-    ("in start, before the rows are marked sending", 1),
+    ("in claim, before the rows are marked sending", 1),
     ("after the rows are marked sending, before the channel is called", 1),
     ("in the channel, before the far side accepted", 1),
     ("in the channel, after the far side accepted (the window)", 2),
@@ -241,10 +241,10 @@ def test_a_dispatcher_killed_at_any_point_sends_each_delivery_once_except_in_the
 
         monkeypatch.setattr(ob, name, wrapper)
 
-    if point.startswith("in start"):
-        die_in("start", after=False)
+    if point.startswith("in claim"):
+        die_in("claim", after=False)
     elif point.startswith("after the rows are marked"):
-        die_in("start", after=True)
+        die_in("claim", after=True)
     elif point.startswith("in the channel, before"):
         world.channels["email"].script = ["crash-before"]
     elif point.startswith("in the channel, after"):
@@ -256,7 +256,7 @@ def test_a_dispatcher_killed_at_any_point_sends_each_delivery_once_except_in_the
     elif point.startswith("in the renderer"):
         real = world.renderer.notice
 
-        def die_once(*a):
+        def die_once(*a, **kw):
             monkeypatch.setattr(world.renderer, "notice", real)
             raise Killed
 
@@ -301,6 +301,60 @@ def test_repeated_kills_at_random_points_never_send_twice_outside_the_window(tmp
             break
     assert w.outbox.state_counts()["sent"] == 90
     assert len(w.received()) == 90 and set(w.received().values()) == {1}
+
+
+class Concurrent(Recorder):
+    """A recording channel that takes a moment per message and says it takes ``concurrency``
+    sends at once; it keeps the most it had in flight."""
+
+    def __init__(self, name: str, concurrency: int) -> None:
+        super().__init__(name)
+        self.concurrency = concurrency
+        self.in_flight = self.most = 0
+
+    async def send(self, dept_id, dept, message):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.005)
+            return await super().send(dept_id, dept, message)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_channel_taking_several_sends_at_once_gets_at_most_that_many_each_once(tmp_path, concurrency):
+    """A step over 150 due messages (more than one claim) keeps at most the channel's
+    ``concurrency`` sends in flight, counts every delivery, and sends each once."""
+    w = World(tmp_path, channels=("email",), group_wait_seconds=0)
+    w.channels["email"] = Concurrent("email", concurrency)
+    w.start()
+    notices = [make_notice(subject=f"S{i}") for i in range(150)]
+    w.dispatcher.submit_many(notices)
+    assert w.step() == 150
+    assert w.channels["email"].most == concurrency
+    assert set(w.received().values()) == {1} and len(w.received()) == 150
+    assert w.outbox.state_counts()["sent"] == 150
+
+
+def test_a_dispatcher_killed_half_way_through_a_claim_releases_what_it_never_handed_over(world):
+    """Killed at the third message of a claim: the two before it are sent, the third is in
+    the window (sending), the rest are pending again with no attempt counted; after a restart
+    every delivery arrives once, but the one in the window, which may arrive twice."""
+    notices = [make_notice(subject=f"S{i}") for i in range(10)]
+    world.dispatcher.submit_many(notices)
+    world.channels["email"].script = [DELIVERED, DELIVERED, "crash-after"]
+    with pytest.raises(Killed):
+        world.step()
+    rows = [world.outbox.deliveries_of(n.id)[0] for n in notices]
+    assert [(r.state, r.attempts) for r in rows] == \
+        [("sent", 1)] * 2 + [("sending", 1)] + [("pending", 0)] * 7
+    world.restart()
+    world.clock.advance(seconds=1)
+    assert world.step() == 8
+    got = world.received()
+    assert got[(notices[2].id, "hh-agri", "email")] == 2
+    assert all(got[(n.id, "hh-agri", "email")] == 1 for n in notices if n is not notices[2])
 
 
 def test_a_channel_that_raises_counts_as_retry_and_may_resend_within_the_window(world):

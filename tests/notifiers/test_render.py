@@ -287,6 +287,45 @@ def test_override_folder_replaces_one_template(tmp_path: Path, month: tuple[Any,
         by_rule["sample.unqualified"], "hh-fso")
 
 
+def test_wording_made_once_per_notice_is_each_recipients_own(month: tuple[Any, list[Notice]]) -> None:
+    """One renderer making a notice's messages for each of its recipients in turn (the
+    wording reused) gives each recipient the message a fresh renderer gives it."""
+    notices = [n for n in month[1] if len(n.recipients) > 1][:20]
+    assert notices, "April has no notice with several recipients"
+    settings = parse_settings(month[0], env={})
+    shared = Renderer(settings)
+    for n in notices:
+        for dept in n.recipients:
+            assert shared.notice(n, dept) == Renderer(settings).notice(n, dept), (n.rule, dept)
+
+
+def test_a_template_naming_the_recipient_is_worded_per_recipient(tmp_path: Path, month: tuple[Any, list[Notice]],
+                                                                 by_rule: dict[str, Notice]) -> None:
+    """An office's template that prints ``c.recipient`` gets each recipient's name, not the
+    first recipient's wording reused."""
+    (tmp_path / "samples.txt").write_text(
+        '{% set lead %}请{{ c.recipient }}处理。{% endset %}{% set facts %}样品：{{ f.sample_id }}{% endset %}',
+        encoding="utf-8")
+    custom = Renderer(dataclasses.replace(parse_settings(month[0], env={}), templates=tmp_path))
+    n = by_rule["sample.unqualified"]
+    first, second = (custom.notice(n, d) for d in ("hh-fso", "county-fso"))
+    assert "请红河镇食安办处理。" in first.text and "请红河镇食安办处理。" not in second.text
+    assert f"请{custom.dept_name('county-fso')}处理。" in second.text
+
+
+@pytest.mark.parametrize("bodies", [{"text", "html"}, {"text", "markdown"}, {"markdown"}])
+def test_a_channel_gets_only_the_bodies_it_sends(renderer: Renderer, by_rule: dict[str, Notice], bodies) -> None:
+    """Rendering for a channel that sends some bodies: those exactly as in the full message,
+    the others empty (not rendered)."""
+    n = by_rule["sample.unqualified"]
+    full = renderer.notice(n, "hh-fso")
+    some = renderer.notice(n, "hh-fso", bodies=bodies)
+    assert some.subject == full.subject and some.headers == full.headers and some.ref == full.ref
+    for body in ("text", "html", "markdown"):
+        assert getattr(some, body) == (getattr(full, body) if body in bodies else "")
+    assert some.markdown_breaks == (full.markdown_breaks if "markdown" in bodies else ())
+
+
 def test_unknown_rule_still_renders(renderer: Renderer, by_rule: dict[str, Notice]) -> None:
     n = dataclasses.replace(by_rule["report.overdue"], rule="report.new_kind", title="【提醒】新规则的通知")
     m = renderer.notice(n, "hh-fso")
