@@ -180,6 +180,11 @@ class Deployment:
         return self.spawn("ingest", ["ingest", str(path or self.events), "--until", synthetic().UNTIL,
                                      "--no-progress"])
 
+    def ready(self, name: str, timeout: float) -> bool:
+        """Waits until the worker ``name`` says it is ready (False: it exited or timed out)."""
+        return bool(wait_for(lambda: "Worker]: Ready" in self.log(name) or self.procs[name].poll() is not None,
+                             timeout, 0.5)) and self.procs[name].poll() is None
+
     def log(self, name: str) -> str:
         path = self.work / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -308,6 +313,9 @@ def broker_restart(work: Path, quick: bool) -> Row:
     try:
         dep.start()
         dep.worker("worker")
+        # the fault is the broker going away under a running worker: a worker still starting
+        # exits on it (Faust declaring the changelog topic) and is its supervisor's to restart
+        row.require("the worker started", dep.ready("worker", 300), dep.log("worker")[-400:])
         ingest = dep.ingest()
         half = wait_for(lambda: events_on_topic(dep.broker.bootstrap) >= lines * 0.4, 300, 0.2)
         row.check("ingest got under way", half and ingest.poll() is None,
