@@ -494,6 +494,8 @@ def corrupt_worker_snapshot(work: Path, quick: bool) -> Row:  # long: one story,
                 proc.kill()
                 proc.wait(20)
             produce(dep.broker.bootstrap, CHANGELOG, p, key, good)  # as it was, for the next case
+        row.check("every message of the first run mailed once or held as catch-up decides", dep.mailed(600),
+                  f"{len(dep.tally.lost())} deliveries missing")
     finally:
         row.events = lines
         if dep.notices is not None:
