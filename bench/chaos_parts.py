@@ -37,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -76,34 +76,68 @@ def wait_for(what: Callable[[], Any], timeout: float, poll: float = 0.2) -> Any:
 
 # -- what came in, against what should have -------------------------------------------------
 
+Key = tuple[str, str, str]  # (notice id, department, channel)
+
+
 @dataclass
 class Tally:
     """Deliveries expected (notice id → the (department, channel) pairs it must reach) and
-    received (each accepted message, by the notice ids it carries)."""
+    received (each accepted message, by the notice ids it carries).
+
+    A delivery the product decides not to send (a reminder the catch-up holds,
+    ``notifiers/catchup.py``) is expected as ``held`` in the outbox instead: accounted for
+    when the outbox holds it, lost when it is neither held nor mailed, a duplicate when it is
+    mailed anyway. ``maybe`` is for a hold that depends on what the outbox has stored by then
+    (a reminder superseded by its overdue notice): held or mailed, but one of them."""
     expected: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     received: Counter = field(default_factory=Counter)   # (notice id, dept, channel) -> times
+    must_hold: set[Key] = field(default_factory=set)
+    may_hold: set[Key] = field(default_factory=set)
+    held: set[Key] = field(default_factory=set)          # rows the outbox holds (as last read)
 
-    def expect(self, nid: str, dept: str, channel: str) -> None:
+    def expect(self, nid: str, dept: str, channel: str, held: Literal["no", "yes", "maybe"] = "no") -> None:
         self.expected.setdefault(nid, set()).add((dept, channel))
+        if held == "yes":
+            self.must_hold.add((nid, dept, channel))
+        elif held == "maybe":
+            self.may_hold.add((nid, dept, channel))
 
     def got(self, nids: Iterable[str], dept: str, channel: str) -> None:
         for nid in nids:
             self.received[(nid, dept, channel)] += 1
 
-    def lost(self) -> list[tuple[str, str, str]]:
-        return [(n, d, c) for n, pairs in self.expected.items() for d, c in pairs if not self.received[(n, d, c)]]
+    def saw_held(self, keys: Iterable[Key]) -> None:
+        """The outbox's ``held`` rows, read again (they only grow)."""
+        self.held = set(keys)
+
+    def accounted(self, key: Key) -> bool:
+        """Mailed, or held where the product holds it."""
+        if key in self.must_hold:
+            return key in self.held
+        return bool(self.received[key]) or (key in self.may_hold and key in self.held)
+
+    def notice_accounted(self, nid: str) -> bool:
+        return all(self.accounted((nid, d, c)) for d, c in self.expected.get(nid, ()))
+
+    def lost(self) -> list[Key]:
+        return [(n, d, c) for n, pairs in self.expected.items() for d, c in pairs if not self.accounted((n, d, c))]
 
     def delivered_notices(self) -> int:
-        return sum(all(self.received[(n, d, c)] for d, c in pairs) for n, pairs in self.expected.items())
+        return sum(self.notice_accounted(n) for n in self.expected)
+
+    def held_notices(self) -> int:
+        """Notices with at least one delivery held as expected."""
+        return len({n for n, d, c in (self.must_hold | self.may_hold) & self.held})
 
     def repeats(self) -> int:
         return sum(k - 1 for k in self.received.values() if k > 1)
 
-    def unexpected(self) -> list[tuple[str, str, str]]:
-        return [k for k in self.received if k[1:] not in self.expected.get(k[0], ())]
+    def unexpected(self) -> list[Key]:
+        """Messages for a delivery nobody expected, or for one the product holds."""
+        return [k for k in self.received if k[1:] not in self.expected.get(k[0], ()) or k in self.must_hold]
 
     def messages(self) -> tuple[int, int]:
-        """(messages expected, distinct expected messages received)"""
+        """(deliveries expected, distinct expected deliveries mailed or held as decided)"""
         want = sum(len(p) for p in self.expected.values())
         return want, want - len(self.lost())
 
