@@ -904,17 +904,17 @@ def child(mode: str, events_path: str, config_path: str, prof_path: str | None) 
             result.update(seconds=time.perf_counter() - t0, lines=lines, rejects=rejects)
         else:
             from shian.rules.engine import Engine
-            from shian.streams.replay import Replay, jsonl_writer
+            from shian.streams.replay import Replay, notice_writer
 
             notices: Counter = Counter()
             reasons: Counter = Counter()
             sink = open(os.devnull, "w", encoding="utf-8")
-            write = jsonl_writer(sink)  # the notices encoded and written as `shian replay --out` does
+            write = notice_writer(sink)  # the notices encoded and written as `shian replay --out` does
             in_notices = [0.0]  # seconds inside Engine.emit: routing, building, hooks, encoding
 
             def on_notice(n: Any) -> None:
                 notices[n.rule] += 1
-                write(n.to_json())
+                write(n)
 
             emit = Engine.emit
 
