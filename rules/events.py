@@ -449,6 +449,7 @@ class Validator:
             raise NotImplementedError(kind)
 
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)
+        self._names = {name: name for name in known.reporters}
 
     def from_json(self, raw: bytes | str) -> Event:
         if len(raw) > MAX_LINE:
@@ -476,6 +477,9 @@ class Validator:
         reporters = self.known.reporters.get(ev.township)
         if reporters is None:
             raise Rejected(f"乡镇“{ev.township}”未在配置中登记")
+        name = self._names[ev.township]
+        if name is not ev.township:  # the config's own string: the state keyed by township keeps one copy
+            msgspec.structs.force_setattr(ev, "township", name)
         if isinstance(ev, MonthlyReport) and ev.reporter not in reporters:
             raise Rejected(f"报送单位“{ev.reporter}”不是{ev.township}配置的报送单位")
         if isinstance(ev, Ack) and ev.by not in self.known.departments:

@@ -3,9 +3,9 @@ signed for a notice in time) and ``notice.unresolved`` (it was signed for, but n
 within ``working_days`` official working days).
 
 State, all bounded:
-- every notice issued (id → township, recipients, level, severity, rule, title, time), so that
-  an ack can be checked against it, and per notice the furthest ack accepted (签收 or 办结);
-  both kept for ``dedup_days`` of clock time;
+- every notice issued (id → township, recipients, level, severity, rule, time, and the title
+  when ``notice.unresolved`` is on), so that an ack can be checked against it, and per notice
+  the furthest ack accepted (签收 or 办结); both kept for ``dedup_days`` of clock time;
 - the notices signed for and not yet closed whose ``notice.unresolved`` deadline is ahead
   (id → the notice, the 签收): each until its deadline fires or a 办结 closes it, at most
   ``working_days`` official working days after its 签收 (an ack naming such a notice is still
@@ -16,7 +16,7 @@ resolution tally, fed with the acks this family accepted, keeps it for the notic
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -118,7 +118,9 @@ class Acks(Family):
 
     def on_notice(self, n: Notice) -> None:
         ref = Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule, n.title, n.at)
-        self.issued[n.id] = ref
+        # kept for dedup_days: the title only for notice.unresolved's 督办, which names it (the
+        # notice.unacknowledged deadline below holds the whole reference until it fires)
+        self.issued[n.id] = ref if self.resolve_on else replace(ref, title="")
         hours = self.hours.get(n.severity)
         if not self.enabled or not escalated(ref) or hours is None:
             return
