@@ -124,7 +124,6 @@ class Event(Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
 class SamplingResult(Event, tag="sampling_result", kw_only=True):
     TIME_FIELD: ClassVar[str] = "sampled_at"
     TEXT: ClassVar[tuple[str, ...]] = ("entity", "category")
-    SHARED: ClassVar[tuple[str, ...]] = ("entity", "entity_id", "category", "food", "village")
     program: Literal["food_sampling", "agri_monitoring", "rapid_test"] | None = "food_sampling"  # null: the default (set below)
     sampled_at: Time
     reported_at: Time | None = None
@@ -431,6 +430,10 @@ def in_range(day: date, first: date, text: str) -> date:
     return day
 
 
+_set = msgspec.structs.force_setattr
+_intern = sys.intern
+
+
 class Validator:
     """Turns a JSON line or an object into an event, or raises :class:`Rejected`."""
 
@@ -459,7 +462,7 @@ class Validator:
             raise NotImplementedError(kind)
 
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)
-        self._names = {name: name for name in known.reporters}
+        self._towns = {name: (name, reporters) for name, reporters in known.reporters.items()}
 
     def from_json(self, raw: bytes | str) -> Event:
         if len(raw) > MAX_LINE:
@@ -484,18 +487,17 @@ class Validator:
         return self.from_json(json.dumps(obj, ensure_ascii=False))
 
     def _check(self, ev: Event) -> Event:
-        reporters = self.known.reporters.get(ev.township)
-        if reporters is None:
+        town = self._towns.get(ev.township)
+        if town is None:
             raise Rejected(f"乡镇“{ev.township}”未在配置中登记")
-        name = self._names[ev.township]
-        if name is not ev.township:  # the config's own string: the state keyed by township keeps one copy
-            msgspec.structs.force_setattr(ev, "township", name)
+        name, reporters = town
+        _set(ev, "township", name)  # the config's own string: the state keyed by township keeps one copy
         for field in ev.SHARED:
             value = getattr(ev, field)
             if value.__class__ is str:
-                msgspec.structs.force_setattr(ev, field, sys.intern(value))
+                _set(ev, field, _intern(value))
             elif value:  # a list of texts
-                msgspec.structs.force_setattr(ev, field, tuple(map(sys.intern, value)))
+                _set(ev, field, tuple(map(_intern, value)))
         if isinstance(ev, MonthlyReport) and ev.reporter not in reporters:
             raise Rejected(f"报送单位“{ev.reporter}”不是{ev.township}配置的报送单位")
         if isinstance(ev, Ack) and ev.by not in self.known.departments:
