@@ -16,7 +16,7 @@ resolution tally, fed with the acks this family accepted, keeps it for the notic
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -117,13 +117,16 @@ class Acks(Family):
         return {"ack": self.on_ack}
 
     def on_notice(self, n: Notice) -> None:
-        ref = Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule, n.title, n.at)
         # kept for dedup_days: the title only for notice.unresolved's 督办, which names it (the
-        # notice.unacknowledged deadline below holds the whole reference until it fires)
-        self.issued[n.id] = ref if self.resolve_on else replace(ref, title="")
+        # notice.unacknowledged deadline below holds a whole reference until it fires)
+        kept = Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule, n.title if self.resolve_on else "",
+                      n.at)
+        self.issued[n.id] = kept
         hours = self.hours.get(n.severity)
-        if not self.enabled or not escalated(ref) or hours is None:
+        if not self.enabled or not escalated(kept) or hours is None:
             return
+        ref = kept if self.resolve_on else Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule,
+                                                  n.title, n.at)
         due = (n.at + timedelta(hours=hours) if n.severity == "critical"
                else working_deadline(n.at, hours, self.ctx.calendar))
         self.ctx.schedule(due, self._check, ref)
