@@ -3,6 +3,7 @@
 
     python bench/replay_bench.py [--events N] [--townships T] [--seed S] [--out DIR]
                                  [--repeat K] [--unack] [--feed both|light|standard|heavy] [--profile]
+                                 [--quick] [--json PATH]
 
 1. Generates (deterministically) a county config and N JSON Lines events over 2026 into
    ``--out`` (default ``bench/out/``), or reuses them when a manifest with the same
@@ -12,6 +13,8 @@
    of the year; the replay's peak RSS is read from ``getrusage(RUSAGE_CHILDREN)``.
 3. Prints a short report, writes it to ``<out>/replay_bench.json`` and exits 0; a missed
    target is printed as a ``TARGET MISSED`` line (a benchmark measures, it does not assert).
+   ``--json PATH`` also writes the target rows (:class:`bench.targets.Target`) there;
+   ``--quick`` is the 200,000-line year (both feeds, a few minutes) instead of 1,000,000 lines.
 
 While generating, the script keeps a simple model of what the contract (§3, §6) says must
 fire, so the report can set the notices actually produced beside the expected counts.
@@ -39,12 +42,19 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+try:
+    from targets import Target, table, write_rows
+except ImportError:  # imported as a module of the repository rather than run as a script
+    from bench.targets import Target, table, write_rows
+
 GEN_VERSION = 1  # bump when the generator's code changes (the manifest also records the rates below)
 YEAR = 2026
 START = datetime(YEAR, 1, 1)
 UNTIL = datetime(YEAR + 1, 1, 1)  # local time; replay runs with --until = the end of the year
 RATIO_TARGET = 2.5  # replay time over the bare json.loads loop's, on every feed
 RSS_TARGET_MB = 400.0
+RSS_TARGET_EVENTS = 1_000_000  # the RSS target is for the heavy feed of a year this long
+QUICK_EVENTS = 200_000
 
 # Rates of the synthetic feed (per line unless noted).
 P_LATE = 0.005        # late arrivals: event time hours to days older than the clock
@@ -877,14 +887,14 @@ def child(mode: str, events_path: str, config_path: str, prof_path: str | None) 
     result: dict[str, Any] = {"mode": mode}
     if mode == "bare":
         lines = errors = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for line in open(events_path, "rb"):
             try:
                 json.loads(line)
             except ValueError:
                 errors += 1
             lines += 1
-        result.update(seconds=time.perf_counter() - t0, lines=lines, errors=errors)
+        result.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, lines=lines, errors=errors)
     else:
         from shian.rules.config import load
         from shian.rules.events import Rejected, Validator
@@ -894,36 +904,45 @@ def child(mode: str, events_path: str, config_path: str, prof_path: str | None) 
         result["config_seconds"] = time.perf_counter() - t0
         if mode == "validate":
             from_json, lines, rejects = Validator(config.known()).from_json, 0, 0
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for line in open(events_path, "rb"):
                 lines += 1
                 try:
                     from_json(line)
                 except Rejected:
                     rejects += 1
-            result.update(seconds=time.perf_counter() - t0, lines=lines, rejects=rejects)
+            result.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0, lines=lines,
+                          rejects=rejects)
         else:
             from shian.rules.engine import Engine
             from shian.streams.replay import Replay, jsonl_writer
 
+            try:
+                from shian.streams.replay import notice_writer
+            except ImportError:  # an older checkout measured for comparison: replay --out wrote to_json()
+                def notice_writer(stream: Any) -> Any:
+                    put = jsonl_writer(stream)
+                    return lambda n: put(n.to_json())
+
             notices: Counter = Counter()
             reasons: Counter = Counter()
             sink = open(os.devnull, "w", encoding="utf-8")
-            write = jsonl_writer(sink)  # the notices encoded and written as `shian replay --out` does
-            in_notices = [0.0]  # seconds inside Engine.emit: routing, building, hooks, encoding
+            write = notice_writer(sink)  # the notices encoded and written as `shian replay --out` does
+            in_notices = [0.0, 0.0]  # seconds inside Engine.emit (wall, CPU): routing, building, hooks, encoding
 
             def on_notice(n: Any) -> None:
                 notices[n.rule] += 1
-                write(n.to_json())
+                write(n)
 
             emit = Engine.emit
 
             def timed_emit(self: Any, *args: Any, **kwargs: Any) -> Any:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 try:
                     return emit(self, *args, **kwargs)
                 finally:
                     in_notices[0] += time.perf_counter() - t
+                    in_notices[1] += time.process_time() - c
 
             Engine.emit = timed_emit  # type: ignore[method-assign]
 
@@ -940,10 +959,11 @@ def child(mode: str, events_path: str, config_path: str, prof_path: str | None) 
 
                 profiler = cProfile.Profile()
                 profiler.enable()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             s = replay.run([events_path])
             result["seconds"] = time.perf_counter() - t0
-            result["notice_seconds"] = in_notices[0]
+            result["cpu_seconds"] = time.process_time() - c0
+            result["notice_seconds"], result["notice_cpu_seconds"] = in_notices
             if profiler is not None:
                 import io
                 import pstats
@@ -996,6 +1016,8 @@ def measure(m: dict[str, Any], repeat: int, profile: bool, out: Path) -> dict[st
     validates = [run_child("validate", m) for _ in range(repeat)]
     bares = [run_child("bare", m) for _ in range(repeat)]
     replay, validate, bare = (min(runs, key=lambda r: r["seconds"]) for runs in (replays, validates, bares))
+    # CPU time too: on a machine shared with other work, waiting for a core is not the replay's cost
+    replay_c, bare_c = (min(runs, key=lambda r: r["cpu_seconds"]) for runs in (replays, bares))
     lines = bare["lines"]
     notices = sum(replay["notices"].values())
     rep: dict[str, Any] = {
@@ -1008,6 +1030,11 @@ def measure(m: dict[str, Any], repeat: int, profile: bool, out: Path) -> dict[st
         "us_per_event": round((replay["seconds"] - replay["notice_seconds"]) / lines * 1e6, 2),
         "us_per_notice": round(replay["notice_seconds"] / notices * 1e6, 1) if notices else None,
         "bare_us_per_event": round(bare["seconds"] / lines * 1e6, 2),
+        "bare_cpu_seconds": round(bare_c["cpu_seconds"], 2), "replay_cpu_seconds": round(replay_c["cpu_seconds"], 2),
+        "ratio_cpu": round(replay_c["cpu_seconds"] / bare_c["cpu_seconds"], 2),
+        "us_per_event_cpu": round((replay_c["cpu_seconds"] - replay_c["notice_cpu_seconds"]) / lines * 1e6, 2),
+        "us_per_notice_cpu": round(replay_c["notice_cpu_seconds"] / notices * 1e6, 1) if notices else None,
+        "bare_us_per_event_cpu": round(bare_c["cpu_seconds"] / lines * 1e6, 2),
         "replay_seconds_all": [round(r["seconds"], 2) for r in replays],
         "bare_seconds_all": [round(r["seconds"], 2) for r in bares],
         "peak_rss_mb": round(peak_kib / 1024, 1), "peak_rss_target_mb": RSS_TARGET_MB,
@@ -1041,6 +1068,8 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"  validate only       {r['validate_only_eps']:>10,} events/s  ({r['validate_seconds']} s)",
         f"  replay              {r['replay_eps']:>10,} events/s  ({r['replay_seconds']} s)",
         f"  ratio bare/replay   {r['ratio_bare_over_replay']:>10}   (target ≤ {r['ratio_target']})",
+        f"  CPU time            {r['replay_cpu_seconds']:>10} s replay, {r['bare_cpu_seconds']} s bare: ratio {r['ratio_cpu']}; "
+        f"per event {r['us_per_event_cpu']} µs outside notices, per notice {r['us_per_notice_cpu']} µs",
         f"  per event           {r['us_per_event']:>10} µs outside notices (bare loop {r['bare_us_per_event']} µs)",
         f"  per notice          {r['us_per_notice']:>10} µs (routing, building, hooks, JSON encoding)",
         f"  peak RSS (replay)   {r['peak_rss_mb']:>10} MB (target < {r['peak_rss_target_mb']:g}; "
@@ -1062,7 +1091,9 @@ def report_lines(r: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=1_000_000, help="lines to generate (about)")
+    ap.add_argument("--events", type=int, default=None, help="lines to generate (about; default 1,000,000)")
+    ap.add_argument("--quick", action="store_true", help=f"a {QUICK_EVENTS:,}-line year (unless --events is given)")
+    ap.add_argument("--json", type=Path, default=None, help="write the target rows (bench/targets.py) to this file")
     ap.add_argument("--townships", type=int, default=24)
     ap.add_argument("--seed", type=int, default=20260101)
     ap.add_argument("--out", type=Path, default=DIR / "out", help="work folder (default bench/out/)")
@@ -1080,20 +1111,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args.child, args.events_file, args.config_file, args.prof_file)
 
+    if args.events is None:
+        args.events = QUICK_EVENTS if args.quick else RSS_TARGET_EVENTS
     args.out.mkdir(parents=True, exist_ok=True)
     feeds = ("light", "heavy") if args.feed == "both" else (args.feed,)
     reports = [run_feed(args, feed) for feed in feeds]
     table = targets_table(reports)
     for r in reports:
-        if r["ratio_bare_over_replay"] > RATIO_TARGET:
-            table.append(f"TARGET MISSED: {r['feed']} replay is {r['ratio_bare_over_replay']}x the bare json.loads "
-                         f"loop's time (target ≤ {RATIO_TARGET})")
-        if r["peak_rss_mb"] >= RSS_TARGET_MB:
+        if r["ratio_cpu"] > RATIO_TARGET:
+            table.append(f"TARGET MISSED: {r['feed']} replay takes {r['ratio_cpu']}x the bare json.loads "
+                         f"loop's CPU time (target ≤ {RATIO_TARGET}; wall clock {r['ratio_bare_over_replay']}x)")
+        if r["peak_rss_mb"] >= RSS_TARGET_MB and r["feed"] == "heavy" and r["events"] >= RSS_TARGET_EVENTS:
             table.append(f"TARGET MISSED: peak RSS {r['peak_rss_mb']} MB (target < {RSS_TARGET_MB:g} MB)")
     print("\n".join(["", *table]))
     path = args.out / "replay_bench.json"
     path.write_text(json.dumps(reports, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"report: {path}")
+    write_rows(args.json, target_rows(reports))
     return 0
 
 
@@ -1111,20 +1145,33 @@ def run_feed(args: argparse.Namespace, feed: str) -> dict[str, Any]:
     return r
 
 
-def targets_table(reports: list[dict[str, Any]]) -> list[str]:
-    """measure, result, floor, ratio, target, met: one row per target and feed."""
-    rows = [("measure", "result", "floor", "ratio", "target", "met")]
+def target_rows(reports: list[dict[str, Any]]) -> list[Target]:
+    """The rows of ``make bench``'s table, per feed: the replay's time over the bare loop's, in
+    wall-clock time and in CPU time (the machine is shared: a process waiting for a core is
+    not slower, so the target is judged on CPU time and the wall-clock ratio is shown beside
+    it); µs per event and per notice (CPU time, figures without a target); the peak RSS (its
+    target is the heavy feed's at 1,000,000 lines; other sizes and feeds have none)."""
+    rows = []
     for r in reports:
-        met = r["ratio_bare_over_replay"] <= RATIO_TARGET
-        rows.append((f"replay, {r['feed']} feed", f"{r['replay_eps']:,} ev/s", f"{r['bare_json_loads_eps']:,} ev/s",
-                     f"{r['ratio_bare_over_replay']}", f"≤ {RATIO_TARGET}", "yes" if met else "NO"))
-        rows.append((f"  µs per event / per notice", f"{r['us_per_event']} / {r['us_per_notice']}",
-                     f"{r['bare_us_per_event']} / -", "", "", ""))
-        rss_met = r["peak_rss_mb"] < RSS_TARGET_MB
-        rows.append((f"peak RSS, {r['feed']} ({r['events']:,} lines)", f"{r['peak_rss_mb']} MB", "", "",
-                     f"< {RSS_TARGET_MB:g} MB at 1M", "yes" if rss_met else "NO"))
-    widths = [max(len(row[i]) for row in rows) for i in range(6)]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        feed = r["feed"]
+        rows.append(Target("replay", f"replay, {feed} feed, {r['events']:,} lines, CPU time",
+                           f"{r['replay_cpu_seconds']} s", f"{r['bare_cpu_seconds']} s (bare json.loads)",
+                           f"{r['ratio_cpu']} ×", f"≤ {RATIO_TARGET} × bare", r["ratio_cpu"] <= RATIO_TARGET))
+        rows.append(Target("replay", f"replay, {feed} feed, wall-clock time", f"{r['replay_eps']:,} events/s",
+                           f"{r['bare_json_loads_eps']:,} events/s", f"{r['ratio_bare_over_replay']} ×"))
+        rows.append(Target("replay", f"µs per event, {feed} (outside notices)", f"{r['us_per_event_cpu']} µs",
+                           f"{r['bare_us_per_event_cpu']} µs (bare)"))
+        rows.append(Target("replay", f"µs per notice, {feed} ({r['notices_total']:,} notices)",
+                           f"{r['us_per_notice_cpu']} µs"))
+        at_size = feed == "heavy" and r["events"] >= RSS_TARGET_EVENTS
+        rows.append(Target("replay", f"peak RSS, {feed} feed, {r['events']:,} lines", f"{r['peak_rss_mb']} MB",
+                           target=f"< {RSS_TARGET_MB:g} MB at 1M", met=r["peak_rss_mb"] < RSS_TARGET_MB if at_size else None))
+    return rows
+
+
+def targets_table(reports: list[dict[str, Any]]) -> list[str]:
+    """measure, result, floor, ratio, target, met: the target rows as a table."""
+    return table(target_rows(reports))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from shian.streams.replay import Replay, jsonl_writer
+    from shian.streams.replay import Replay, jsonl_writer, notice_writer
 
     checked, until = event_inputs(args, delivery=args.deliver)
     config, settings = checked.config, checked.delivery
@@ -39,10 +39,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
                disable=args.no_progress or not sys.stderr.isatty() or total < 1 << 20)
     with open_out(args.out, sys.stdout) as out, open_out(args.rejects, sys.stderr) as rej:
-        write_notice, write_reject = jsonl_writer(out), jsonl_writer(rej)
+        write_notice, write_reject = notice_writer(out), jsonl_writer(rej)
 
         def on_notice(n: Notice) -> None:
-            write_notice(n.to_json())
+            write_notice(n)
             if args.table:
                 shown.append(n)
             if settings is not None:

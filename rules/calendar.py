@@ -178,12 +178,14 @@ def _weekdays(after: date, through: date) -> int:
 @dataclass(frozen=True)
 class Calendar:
     """Official working days (§3): the config's ``calendar:`` dates over the library's
-    schedule, over the statutory fallback. Immutable; ``_years`` only memoises each year's
-    exceptions, which depend on nothing but the dates given and the pinned libraries."""
+    schedule, over the statutory fallback. Immutable; ``_years`` and ``_nth`` only memoise each
+    year's exceptions and the working-day counts made, which depend on nothing but the dates
+    given and the pinned libraries."""
 
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
     _years: dict[int, Year] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _nth: dict[tuple[date, int], date] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def owned_years(self) -> frozenset[int]:
@@ -224,6 +226,14 @@ class Calendar:
         """The ``n``-th official working day after ``d`` (n ≥ 1): ``d`` itself never counts."""
         if n < 1:
             raise ValueError("n must be at least 1")
+        found = self._nth.get((d, n))  # the same few (date, n) pairs are asked over and over
+        if found is None:
+            if len(self._nth) > 50_000:
+                self._nth.clear()
+            found = self._nth[d, n] = self._count_off(d, n)
+        return found
+
+    def _count_off(self, d: date, n: int) -> date:
         while n:
             d += timedelta(days=1)
             n -= self.is_working_day(d)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -95,10 +96,13 @@ class Item(Struct, frozen=True, gc=False):
 
 class Event(Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
     """Fields every event has. ``TIME_FIELD`` names the event-time field; ``TEXT`` the
-    required strings, which may not be blank."""
+    required strings, which may not be blank; ``SHARED`` the texts and lists of texts that
+    recur across events (names, categories, departments, measures), which validation interns,
+    so that the state kept per entity or department holds one copy of each, not one per event."""
 
     TIME_FIELD: ClassVar[str]
     TEXT: ClassVar[tuple[str, ...]] = ()
+    SHARED: ClassVar[tuple[str, ...]] = ()
     id: str
     township: str
 
@@ -149,6 +153,7 @@ class SamplingResult(Event, tag="sampling_result", kw_only=True):
 class Inspection(Event, tag="inspection", kw_only=True):
     TIME_FIELD: ClassVar[str] = "inspected_at"
     TEXT: ClassVar[tuple[str, ...]] = ("entity", "entity_type")
+    SHARED: ClassVar[tuple[str, ...]] = ("entity", "entity_id", "entity_type", "village", "findings")
     inspected_at: Time
     village: str | None = None
     entity: str
@@ -167,6 +172,7 @@ class Inspection(Event, tag="inspection", kw_only=True):
 class MonthlyReport(Event, tag="monthly_report", kw_only=True):
     TIME_FIELD: ClassVar[str] = "submitted_at"
     TEXT: ClassVar[tuple[str, ...]] = ("reporter",)
+    SHARED: ClassVar[tuple[str, ...]] = ("reporter",)
     reporter: str
     period: str
     submitted_at: Time
@@ -193,6 +199,7 @@ class Incident(Event, tag="incident", kw_only=True):
 class Disposal(Event, tag="disposal", kw_only=True):
     TIME_FIELD: ClassVar[str] = "disposed_at"
     TEXT: ClassVar[tuple[str, ...]] = ("sample_id",)
+    SHARED: ClassVar[tuple[str, ...]] = ("measures",)
     sample_id: str
     disposed_at: Time
     measures: tuple[str, ...] | None = None
@@ -213,6 +220,7 @@ class Banquet(Event, tag="banquet", kw_only=True):
 class Ack(Event, tag="ack", kw_only=True):
     TIME_FIELD: ClassVar[str] = "acked_at"
     TEXT: ClassVar[tuple[str, ...]] = ("notice_id", "by")
+    SHARED: ClassVar[tuple[str, ...]] = ("by",)
     notice_id: str
     by: str
     action: Literal["签收", "办结"] | None = "签收"  # null: the default (set below)
@@ -233,6 +241,7 @@ class RegisterRow(Event, tag="entity", kw_only=True):
 
     TIME_FIELD: ClassVar[str] = "registered_at"
     TEXT: ClassVar[tuple[str, ...]] = ("entity", "entity_type")
+    SHARED: ClassVar[tuple[str, ...]] = ("entity", "entity_id", "entity_type")
     entity: str
     entity_id: str | None = None
     entity_type: str
@@ -421,6 +430,10 @@ def in_range(day: date, first: date, text: str) -> date:
     return day
 
 
+_set = msgspec.structs.force_setattr
+_intern = sys.intern
+
+
 class Validator:
     """Turns a JSON line or an object into an event, or raises :class:`Rejected`."""
 
@@ -449,6 +462,7 @@ class Validator:
             raise NotImplementedError(kind)
 
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)
+        self._towns = {name: (name, reporters) for name, reporters in known.reporters.items()}
 
     def from_json(self, raw: bytes | str) -> Event:
         if len(raw) > MAX_LINE:
@@ -473,9 +487,17 @@ class Validator:
         return self.from_json(json.dumps(obj, ensure_ascii=False))
 
     def _check(self, ev: Event) -> Event:
-        reporters = self.known.reporters.get(ev.township)
-        if reporters is None:
+        town = self._towns.get(ev.township)
+        if town is None:
             raise Rejected(f"乡镇“{ev.township}”未在配置中登记")
+        name, reporters = town
+        _set(ev, "township", name)  # the config's own string: the state keyed by township keeps one copy
+        for field in ev.SHARED:
+            value = getattr(ev, field)
+            if value.__class__ is str:
+                _set(ev, field, _intern(value))
+            elif value:  # a list of texts
+                _set(ev, field, tuple(map(_intern, value)))
         if isinstance(ev, MonthlyReport) and ev.reporter not in reporters:
             raise Rejected(f"报送单位“{ev.reporter}”不是{ev.township}配置的报送单位")
         if isinstance(ev, Ack) and ev.by not in self.known.departments:

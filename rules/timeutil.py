@@ -53,6 +53,9 @@ def parse_period(text: str) -> str:
 
 def fmt(dt: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS±HH:MM`` as notices carry it (seconds precision)."""
+    text = dt.isoformat(timespec="seconds")  # the same text, from C, for a whole-minute offset
+    if len(text) == 25 and dt.year >= 1000:  # (not for an offset with seconds, or no offset)
+        return text
     off = dt.utcoffset() or timedelta(0)
     total = int(off.total_seconds())
     sign = "-" if total < 0 else "+"
@@ -69,8 +72,9 @@ def at_local(d: date, hour: int, tz: tzinfo) -> datetime:
 
 
 def add_days(dt: datetime, days: int) -> datetime:
-    """Local-day arithmetic: the same wall-clock time ``days`` later."""
-    return (dt.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=dt.tzinfo)
+    """Local-day arithmetic: the same wall-clock time ``days`` later (an aware datetime plus a
+    timedelta is wall-clock arithmetic in Python: the zone is kept, the offset not consulted)."""
+    return dt + timedelta(days=days)
 
 
 def month_of(dt: datetime) -> str:

@@ -117,3 +117,13 @@ def jsonl_writer(stream: IO[str]) -> Callable[[Any], None]:
         put(encode(obj) + "\n")
 
     return write
+
+
+def notice_writer(stream: IO[str]) -> Callable[[Notice], None]:
+    """One §4 JSON line per notice, the same text as ``jsonl_writer`` writes of ``to_json()``."""
+    put = stream.write
+
+    def write(notice: Notice) -> None:
+        put(notice.to_json_line() + "\n")
+
+    return write

@@ -45,3 +45,25 @@ def test_a_record_that_is_not_a_notice_is_refused_with_its_reason(value: bytes |
     """Each way a record on notices can fail is named in Chinese for the rejects topic."""
     got = read_notice(value, TZ)
     assert isinstance(got, str) and got.startswith(reason), got
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"due": None, "recipients": (), "event_ids": ()},
+    {"title": 'a "quoted"\ttitle\n\u2028 \x00 ✓', "facts": {"nested": {"list": [1, 2.5, None, True, "中"]}, "n": -0.0}},
+    {"facts": {3: "int key", None: "null key", 1.5: "float key", "inf": float("inf"), "nan": float("nan")}},
+    {"at": datetime(2026, 4, 3, 10, 0, 0, 999_999, tzinfo=ZoneInfo("America/St_Johns")),
+     "due": datetime(1900, 1, 1, tzinfo=TZ)},  # an offset of minutes; a local mean time (+08:05:43)
+    {"at": datetime(999, 1, 1, tzinfo=TZ), "due": datetime(2026, 1, 1)},  # a three-digit year; no zone
+], ids=["all fields", "empty lists", "escapes", "keys that are not text", "offsets", "odd times"])
+def test_the_notice_line_is_json_dumps_of_to_json(changes: dict) -> None:
+    """replay --out writes each notice as to_json_line(): byte for byte json.dumps(to_json(), ensure_ascii=False)."""
+    n = Notice(**{**{f: getattr(NOTICE, f) for f in Notice.__slots__}, **changes})
+    assert n.to_json_line() == json.dumps(n.to_json(), ensure_ascii=False)
+
+
+def test_a_notice_line_that_cannot_be_json_fails_as_json_dumps_does() -> None:
+    """A fact that is not JSON raises the standard library's error, not a line."""
+    bad = Notice(**{**{f: getattr(NOTICE, f) for f in Notice.__slots__}, "facts": {"when": datetime(2026, 1, 1)}})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        bad.to_json_line()

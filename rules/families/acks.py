@@ -3,9 +3,9 @@ signed for a notice in time) and ``notice.unresolved`` (it was signed for, but n
 within ``working_days`` official working days).
 
 State, all bounded:
-- every notice issued (id → township, recipients, level, severity, rule, title, time), so that
-  an ack can be checked against it, and per notice the furthest ack accepted (签收 or 办结);
-  both kept for ``dedup_days`` of clock time;
+- every notice issued (id → township, recipients, level, severity, rule, time, and the title
+  when ``notice.unresolved`` is on), so that an ack can be checked against it, and per notice
+  the furthest ack accepted (签收 or 办结); both kept for ``dedup_days`` of clock time;
 - the notices signed for and not yet closed whose ``notice.unresolved`` deadline is ahead
   (id → the notice, the 签收): each until its deadline fires or a 办结 closes it, at most
   ``working_days`` official working days after its 签收 (an ack naming such a notice is still
@@ -27,11 +27,12 @@ from ..events import Ack, Rejected
 from ..measures import followed_up, resolve_deadline
 from ..notice import Notice, notice_id
 from ..params import MAX_HOURS, RuleParams, RuleSpec, WorkingDays
-from ..timeutil import add_days, local_midnight
+from ..timeutil import local_midnight
 from .base import Context, Family
 
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
 SIGNED, CLOSED = "签收", "办结"
+ONE_DAY = timedelta(days=1)
 
 
 class UnackParams(RuleParams):
@@ -79,15 +80,16 @@ def working_deadline(start: datetime, hours: float, calendar: Calendar) -> datet
     """``hours`` of time on official working days after ``start`` (weekends, holidays skipped,
     调休 workdays counted)."""
     left = timedelta(hours=hours)
-    cursor = start
+    cursor, day, tz = start, start.date(), start.tzinfo
     while True:
-        midnight = add_days(local_midnight(cursor.date(), cursor.tzinfo), 1)
-        if calendar.is_working_day(cursor.date()):
+        following = day + ONE_DAY
+        midnight = local_midnight(following, tz)
+        if calendar.is_working_day(day):
             span = midnight - cursor
             if left <= span:
                 return cursor + left
             left -= span
-        cursor = midnight
+        cursor, day = midnight, following
 
 
 def escalated(issued: Issued) -> bool:
@@ -115,11 +117,16 @@ class Acks(Family):
         return {"ack": self.on_ack}
 
     def on_notice(self, n: Notice) -> None:
-        ref = Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule, n.title, n.at)
-        self.issued[n.id] = ref
+        # kept for dedup_days: the title only for notice.unresolved's 督办, which names it (the
+        # notice.unacknowledged deadline below holds a whole reference until it fires)
+        kept = Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule, n.title if self.resolve_on else "",
+                      n.at)
+        self.issued[n.id] = kept
         hours = self.hours.get(n.severity)
-        if not self.enabled or not escalated(ref) or hours is None:
+        if not self.enabled or not escalated(kept) or hours is None:
             return
+        ref = kept if self.resolve_on else Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule,
+                                                  n.title, n.at)
         due = (n.at + timedelta(hours=hours) if n.severity == "critical"
                else working_deadline(n.at, hours, self.ctx.calendar))
         self.ctx.schedule(due, self._check, ref)
@@ -140,11 +147,14 @@ class Acks(Family):
 
     def _find(self, named: str) -> Issued | None:
         """The notice an ack names, by id or key (one signed for is found even once forgotten)."""
-        for notice in (named, notice_id(named)):
-            ref = self.issued.get(notice) or (self.signed[notice].ref if notice in self.signed else None)
-            if ref is not None:
-                return ref
-        return None
+        ref = self._by_id(named)
+        return ref if ref is not None else self._by_id(notice_id(named))
+
+    def _by_id(self, notice: str) -> Issued | None:
+        ref = self.issued.get(notice)
+        if ref is None and notice in self.signed:
+            return self.signed[notice].ref
+        return ref
 
     def _start_unresolved(self, ref: Issued, ev: Ack, now: datetime) -> None:
         """The first 签收 starts the clock; a deadline already behind the clock never fires."""

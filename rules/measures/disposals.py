@@ -7,6 +7,8 @@ order, once the latest disposal of that sample is more than ``dedup_days`` old.
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Iterable
@@ -87,7 +89,8 @@ class DisposalTally:
             month = self.samples[ym] = {}
         key = (ev.township, ev.id)
         if key not in month:
-            month[key] = Unqualified(ev.entity, ev.program, ev.category, ev.food, t, due, banned)
+            food = ev.food and sys.intern(ev.food)  # the texts interned, as they are kept (see events.SHARED)
+            month[key] = Unqualified(sys.intern(ev.entity), ev.program, sys.intern(ev.category), food, t, due, banned)
         return due
 
     def take_disposal(self, ev: Disposal) -> None:

@@ -7,6 +7,8 @@ Inspections rule judges each inspection on its own with the same :func:`below_ta
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from fractions import Fraction
@@ -54,10 +56,11 @@ def unpack(seen: Seen) -> tuple[int, int, int]:
 
 
 def entity_key(ev: Inspection) -> tuple[str, str, str]:
-    """An entity within its township: by ``entity_id``, else by ``entity`` (never mixed)."""
+    """An entity within its township: by ``entity_id``, else by ``entity`` (never mixed); the
+    text interned, as the keys are kept (validation interns an inspection's, not a sample's)."""
     if ev.entity_id:
-        return (ev.township, "id", ev.entity_id)
-    return (ev.township, "name", ev.entity)
+        return (ev.township, "id", sys.intern(ev.entity_id))
+    return (ev.township, "name", sys.intern(ev.entity))
 
 
 #: an entity within its township: its id, or ``("name", name)`` for one without an id

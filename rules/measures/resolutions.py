@@ -14,7 +14,8 @@ the deadline are more than ``dedup_days`` behind the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from ..calendar import Calendar
 from ..events import Ack
 from ..notice import Notice, notice_id
@@ -29,7 +30,13 @@ def resolve_deadline(signed: datetime, working_days: int, calendar: Calendar) ->
     """00:00 local of the day after the ``working_days``-th official working day counted from
     the day after the 签收's date (§6: 签收 Friday 2026-06-05, 10 → 2026-06-23T00:00)."""
     last: date = calendar.nth_working_day_after(signed.date(), working_days)
-    return local_midnight(last + timedelta(days=1), signed.tzinfo)
+    return _midnight_after(last, signed.tzinfo)
+
+
+@lru_cache(maxsize=4096)
+def _midnight_after(last: date, tz: tzinfo | None) -> datetime:
+    """(Memoised: the deadlines that fall on one day are one object, however many notices keep one.)"""
+    return local_midnight(last + timedelta(days=1), tz)  # type: ignore[arg-type]
 
 
 def followed_up(severity: str, rule: str) -> bool:
