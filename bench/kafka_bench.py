@@ -762,7 +762,7 @@ def target_rows(r: dict[str, Any]) -> list[Any]:
     share = r.get("worker_share")
     rows = [
         Target("kafka", "worker --event-time events/s", f"{r['worker_eps']:,}" if r.get("worker_eps") else w["outcome"],
-               floor, f"{share:.2f}" if share else "", f"≥ {SHARE_TARGET} × floor", bool(share and share >= SHARE_TARGET)),
+               floor, f"{share:.2f}" if share else "", f"≥ {SHARE_TARGET}", bool(share and share >= SHARE_TARGET)),
     ]
     n = w["notices"]
     rows.append(Target("kafka", "notices out / expected (replay)", f"{n['distinct']:,} / {r['expected_notices']:,}, "

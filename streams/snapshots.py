@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,8 +41,9 @@ Entry = tuple[str, "datetime | None", bytes]
 
 
 def encode_delta(entries: list[Entry]) -> bytes:
-    """The entries as bytes (zlib level 1: JSON records shrink several times, quickly)."""
-    return DELTA_MAGIC + zlib.compress(pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    """The entries as bytes. Not compressed: zlib took several times as long as the pickle on
+    the worker's event-loop thread, and the broker stores the bytes for less."""
+    return DELTA_MAGIC + pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def decode_delta(blob: bytes, where: str) -> list[Entry]:
@@ -52,7 +52,7 @@ def decode_delta(blob: bytes, where: str) -> list[Entry]:
         head = blob[:len(DELTA_MAGIC)].split(b"\n")[0].decode("ascii", "replace")
         raise SnapshotError(f"{where}的增量快照格式为“{head}”，本版本只能读取“{DELTA_MAGIC.decode().strip()}”")
     try:
-        entries = pickle.loads(zlib.decompress(blob[len(DELTA_MAGIC):]))
+        entries = pickle.loads(blob[len(DELTA_MAGIC):])
     except Exception as e:  # any failure means the same: unreadable state
         raise SnapshotError(f"{where}的增量快照无法读取：{type(e).__name__}: {e}") from e
     if not isinstance(entries, list):

@@ -124,7 +124,7 @@ def test_the_next_full_snapshot_goes_to_the_other_slot_and_the_old_one_stays_who
 
 @pytest.mark.parametrize("blob, reason", [
     (b"shian-delta/0\n...", "格式"),
-    (b"shian-delta/1\nnot zlib", "无法读取"),
+    (b"shian-delta/1\nnot a pickle", "无法读取"),
     (b"", "格式"),
 ])
 def test_a_delta_of_another_format_or_unreadable_is_refused(blob, reason):
