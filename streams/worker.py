@@ -102,7 +102,7 @@ class PartitionWorker:
 
     A checkpoint sends the notices and the snapshot (a delta, or a full one every
     ``FULL_EVERY`` entries), then — in the background, while the next batches run — flushes
-    the producer and commits the offset; the next checkpoint first waits for that commit."""
+    the producer and commits the offset."""
 
     def __init__(self, app: Any, config: Config, partitions: int, *, event_time: bool,
                  snapshots: Snapshots) -> None:
@@ -114,7 +114,8 @@ class PartitionWorker:
         self.outbox: list[Notice] = []
         self.busy = asyncio.Lock()   # held while a batch runs: a stop waits for it
         self.stopping = False
-        self._commit: asyncio.Future | None = None
+        self._to_commit: dict[Any, int] = {}
+        self._committer: asyncio.Future | None = None
 
     def part_for(self, tp: Any) -> Partition:
         part = self.parts.get(tp.partition)
@@ -171,10 +172,8 @@ class PartitionWorker:
         await self.flush_outbox()
         self._save(part, full)
         part.since_snapshot, part.saved_at = 0, time.monotonic()
-        await self.settle()
         if part.offset is not None:
-            # Faust's commit flushes the producer first (and logs a commit it could not make).
-            self._commit = asyncio.ensure_future(self.app.consumer._commit_offsets({part.tp: part.offset + 1}))
+            self._commit_soon(part.tp, part.offset + 1)
 
     def _save(self, part: Partition, full: bool) -> None:
         p = part.tp.partition
@@ -186,11 +185,30 @@ class PartitionWorker:
             part.since_full += len(part.journal)
         part.journal = []
 
+    def _commit_soon(self, tp: Any, offset: int) -> None:
+        """Commit ``offset`` of ``tp`` in the background, after what was sent so far: one task
+        commits the latest offsets of every partition, round after round, so that a slow
+        commit never holds up the batches (a failure is raised here, one checkpoint late)."""
+        self._to_commit[tp] = offset
+        task = self._committer
+        if task is None or task.done():
+            if task is not None:
+                task.result()
+            self._committer = asyncio.ensure_future(self._commit_rounds())
+
+    async def _commit_rounds(self) -> None:
+        while self._to_commit:
+            offsets, self._to_commit = self._to_commit, {}
+            # Faust's commit flushes the producer first (and logs a commit it could not make).
+            await self.app.consumer._commit_offsets(offsets)
+
     async def settle(self) -> None:
-        """Wait for the commit under way (its failure is raised here, one checkpoint late)."""
-        pending, self._commit = self._commit, None
-        if pending is not None:
-            await pending
+        """Wait until every offset registered so far is committed."""
+        task = self._committer
+        if task is not None:
+            await task
+            if self._committer is task:
+                self._committer = None
 
     async def hand_over(self, revoked: Any) -> None:
         """A partition that moves to another worker is that worker's: a last snapshot and
