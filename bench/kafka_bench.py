@@ -425,14 +425,14 @@ def worker_run(bootstrap: str, m: dict[str, Any], want: int, work: Path, args: a
     return r
 
 
-def group_stable(bootstrap: str, group: str) -> bool:
-    """Whether the group has settled with every member assigned (kafka-python's admin)."""
+def group_members(bootstrap: str, group: str) -> tuple[str, set[str]]:
+    """The group's state and member ids (kafka-python's admin)."""
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="shian-bench")
     try:
-        [desc] = admin.describe_consumer_groups([group])
-        return desc.state == "Stable" and bool(desc.members)
+        desc = admin.describe_groups([group])[group]
+        return desc["group_state"], {m["member_id"] for m in desc["members"]}
     finally:
         admin.close()
 
@@ -443,6 +443,7 @@ def restart_run(bootstrap: str, m: dict[str, Any], work: Path, settle: float = 5
     stopped with SIGTERM; its stop report (log level info) says how many records it was
     redelivered, and no new notice may appear."""
     notices_before = end_offsets(bootstrap, "notices")
+    _, stopped = group_members(bootstrap, "shian")  # the stopped worker, until it has left
     cmd = worker_cmd("--config", m["config_path"], "--broker", f"kafka://{bootstrap}", "--event-time",
                      "--data-dir", str(work / "worker-et-2"), "--loglevel", "info")
     log_path = work / "worker-et-2.log"
@@ -453,7 +454,8 @@ def restart_run(bootstrap: str, m: dict[str, Any], work: Path, settle: float = 5
         while time.time() - t0 < 120 and proc.poll() is None:
             time.sleep(0.5)
             try:
-                if group_stable(bootstrap, "shian"):
+                state, now = group_members(bootstrap, "shian")
+                if state == "Stable" and now and not now & stopped:
                     break
             except Exception:  # noqa: BLE001 - the group is not there yet
                 pass
