@@ -8,7 +8,7 @@ its recovery; the records of ``events`` reach the engines in fetched batches
 
 State: every 10,000 events or 5 seconds of a partition (and at every clock tick) the worker
 checkpoints it into the table: a *delta* — the records the engine ran since the previous
-checkpoint, with the clock each ran at — or, every 50,000 entries, a full snapshot of the
+checkpoint, with the clock each ran at — or, every 100,000 entries, a full snapshot of the
 engine (:mod:`shian.streams.snapshots`: chunks under Kafka's message size, two slots, the head
 naming the pieces and their SHA-256 written last, so a worker killed in the middle leaves the
 previous state intact). A restarted worker loads the full snapshot and runs the deltas again
@@ -48,12 +48,13 @@ from shian.rules.records import Record
 from .faust_batch import BatchApp, install
 from .kafka import CLOCK_HEADER, EVENTS, NOTICES, REJECTS, TICK_HEADER, ClockDecoder, bootstrap
 from .partitioned import PartitionRunner
-from .snapshots import CHUNK, EVENT, LIVE, TICK, Entry, Snapshots, decode_delta, encode_delta
+from .snapshots import (CHUNK, EVENT, LIVE, TICK, Entry, Snapshots, decode_delta, encode_delta, from_instant,
+                        instant)
 
 log = logging.getLogger("shian.worker")
 SNAPSHOT_EVERY = 10_000
 SNAPSHOT_SECONDS = 5.0
-FULL_EVERY = 50_000   # entries in deltas after a full snapshot before the next full one
+FULL_EVERY = 100_000  # entries in deltas after a full snapshot before the next full one
 MAX_DELTAS = 32       # deltas after a full snapshot, at most
 SESSION_TIMEOUT = 10.0  # a killed worker's partitions move to the others after this long
 
@@ -145,10 +146,11 @@ class PartitionWorker:
                  p, len(saved.base), len(saved.deltas), len(entries))
         return Partition(tp, runner, has_full=True, since_full=len(entries), deltas=len(saved.deltas))
 
-    def _rerun(self, runner: PartitionRunner, kind: str, clock: datetime | None, value: bytes) -> None:
+    def _rerun(self, runner: PartitionRunner, kind: str, clock: bytes | int | None, value: bytes) -> None:
         """One saved entry run again as it ran the first time (a refusal then is one now)."""
         try:
-            apply(runner, kind, clock, None if kind == TICK else self.validator.from_json(value))
+            at = self.clock_of(clock) if isinstance(clock, bytes) else None if clock is None else from_instant(clock, self.config.tz)
+            apply(runner, kind, at, None if kind == TICK else self.validator.from_json(value))
         except Rejected:
             pass
         except Exception:  # the runtime's boundary, as on_batch: what failed then fails again
@@ -253,18 +255,20 @@ class PartitionWorker:
             elif key == TICK_HEADER:
                 tick = value
         if tick is not None:
-            entry: Entry = (TICK, self.clock_of(record.value), b"")
+            entry: Entry = (TICK, record.value, b"")
+            at: datetime | None = self.clock_of(record.value)
             ev = None
         else:
             ev = self.validator.from_json(record.value)
             if self.event_time and stamp:
-                entry = (EVENT, self.clock_of(stamp), record.value)
+                entry, at = (EVENT, stamp, record.value), self.clock_of(stamp)
             elif self.event_time and ev.type == REGISTER:  # sent before the clock started: no stamp
-                entry = (EVENT, None, record.value)
+                entry, at = (EVENT, None, record.value), None
             else:
-                entry = (LIVE, datetime.now(self.config.tz), record.value)
+                at = datetime.now(self.config.tz)
+                entry = (LIVE, instant(at), record.value)
         part.journal.append(entry)
-        apply(part.runner, entry[0], entry[1], ev)
+        apply(part.runner, entry[0], at, ev)
         return ev is None
 
     async def on_batch(self, tp: Any, records: list[Any]) -> None:
@@ -304,7 +308,7 @@ class PartitionWorker:
             for tp in app.consumer.assignment():
                 if tp.topic == EVENTS:
                     part = self.part_for(tp)
-                    part.journal.append((TICK, now, b""))
+                    part.journal.append((TICK, instant(now), b""))
                     part.runner.tick(now)
                     if time.monotonic() - part.saved_at >= SNAPSHOT_SECONDS:  # an idle partition's clock too
                         await self.checkpoint(part)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from shian.rules.records import Record
 from shian.rules.timeutil import parse_time
 from shian.streams import snapshots
 from shian.streams.kafka import EVENTS, ClockDecoder, Ingest
-from shian.streams.snapshots import EVENT, TICK, Snapshots, decode_delta, encode_delta
+from shian.streams.snapshots import EVENT, LIVE, TICK, Snapshots, decode_delta, encode_delta, from_instant, instant
 from shian.streams.worker import PartitionWorker
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -134,9 +135,18 @@ def test_a_delta_of_another_format_or_unreadable_is_refused(blob, reason):
 
 
 def test_a_delta_round_trips_its_entries():
-    at = parse_time("2026-04-02T10:00:00", CONFIG.tz)
-    entries = [(TICK, at, b""), (EVENT, None, b'{"type": "entity"}'), (EVENT, at, b"{}")]
+    entries = [(TICK, b"2026-04-02T10:00:00+08:00", b""), (EVENT, None, b'{"type": "entity"}'),
+               (EVENT, b"2026-04-02T10:00:01+08:00", b"{}"), (LIVE, 1775095200123456, b"{}")]
     assert decode_delta(encode_delta(entries), "x") == entries
+
+
+@pytest.mark.parametrize("text", ["2026-04-02T10:00:00.123456+08:00", "2026-04-02T02:00:00+00:00",
+                                  "1970-01-01T08:00:00+08:00", "2026-10-25T01:30:00.5+01:00"])
+def test_a_wall_clock_instant_comes_back_exactly(text):
+    """Live entries keep the wall clock as microseconds: the same instant, in the config's zone."""
+    at = datetime.fromisoformat(text).astimezone(CONFIG.tz)
+    back = from_instant(instant(at), CONFIG.tz)
+    assert (back, back.tzinfo, back.utcoffset()) == (at, at.tzinfo, at.utcoffset())
 
 
 # -- a worker restored from a full snapshot and deltas ---------------------------------------
