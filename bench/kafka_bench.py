@@ -798,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="length of the latency run (default 30, --quick 10)")
     ap.add_argument("--unqualified-share", type=float, default=0.1, help="share of the latency feed that is 不合格")
     ap.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
-                    help="profile the event-time worker (auto: when it misses the target)")
+                    help="profile the event-time worker (auto: when it misses the target, not with --quick)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="most seconds the event-time worker may take")
     ap.add_argument("--idle-timeout", type=float, default=120.0, help="give up after this long without a new notice")
     ap.add_argument("--skip-latency", action="store_true", help=argparse.SUPPRESS)
@@ -885,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {w['outcome']}: {r.get('worker_eps')} events/s "
                   f"({w['notices']['distinct']:,}/{want:,} notices)", flush=True)
 
-            if args.profile == "always" or (args.profile == "auto" and (r["worker_share"] or 0) < SHARE_TARGET):
+            if args.profile == "always" or (args.profile == "auto" and not args.quick and (r["worker_share"] or 0) < SHARE_TARGET):
                 phase("profiled worker")
                 r["profile"] = profile_run(bootstrap, m, want, work, args.out, args)
         if not args.skip_latency:
