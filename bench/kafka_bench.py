@@ -24,8 +24,8 @@ One run, against brokers it starts itself (``scripts/kafka_broker.py``) and stop
    group's committed offset equals the end offset of every ``events`` partition; a new worker
    in the same group (state from the changelog only) joins, runs a few seconds and is stopped
    again: its stop report gives the events it was **redelivered** (0 expected), and no new
-   notice may appear. With ``--profile always`` (or ``auto`` and the worker below
-   0.2 × min(raw, replay)) a second worker (app id ``shian-prof``: its own group and changelog)
+   notice may appear. With ``--profile always`` (or ``auto``, without ``--quick``, and the
+   worker below its target) a second worker (app id ``shian-prof``: its own group and changelog)
    runs the same events under cProfile (main thread only) → ``<out>/kafka_worker.prof`` and
    ``<out>/kafka_worker_profile.txt``.
 3. Broker B (fresh topics and group); one event waits on ``events``; a LIVE worker (no
