@@ -9,6 +9,9 @@ records: records of the ``events`` topic go to ``app.shian_on_batch(tp, records)
 list per partition (raw aiokafka records, in offset order); records of every other topic (the
 tables' changelogs during recovery, Faust's own) take Faust's usual per-message path.
 
+:class:`BatchApp` runs a hook before Faust's own stop (which stops the fetcher first): the
+worker finishes its batch there, snapshots and commits while the consumer still can.
+
 It also lowers aiokafka's ``fetch_max_wait_ms`` from the 1,500 Faust hard-codes to
 ``FETCH_MAX_WAIT_MS``: one fetch waits on every partition it holds, so an idle one (the
 assignor's) made each event wait up to 1.5 s before it was seen.
@@ -16,8 +19,9 @@ assignor's) made each event wait up to 1.5 s before it was seen.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Awaitable, Callable
 
+import faust
 from faust.transport.drivers import aiokafka as driver
 
 FETCH_MAX_WAIT_MS = 50
@@ -83,8 +87,21 @@ class BatchTransport(driver.Transport):
     Consumer = BatchConsumer
 
 
-def install(app: Any, topic: str, on_batch: Any) -> None:
-    """Make ``app`` (not yet started) consume ``topic`` in batches through ``on_batch``."""
+class BatchApp(faust.App):
+    """A Faust app that awaits ``shian_before_stop`` (when set) before its own stop."""
+
+    shian_before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        if self.shian_before_stop is not None:
+            await self.shian_before_stop()
+        await super().on_stop()
+
+
+def install(app: BatchApp, topic: str, on_batch: Any, before_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Make ``app`` (not yet started) consume ``topic`` in batches through ``on_batch``, and
+    await ``before_stop`` when it stops."""
     app.shian_batch_topic = topic
     app.shian_on_batch = on_batch
+    app.shian_before_stop = before_stop
     app._transport = BatchTransport(app.conf.broker_consumer, app, loop=app.loop)

@@ -16,20 +16,47 @@ the instant as value, sent to every partition (see :mod:`shian.streams.partition
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, Callable
 
 from shian.rules.config import Config
 from shian.rules.events import Rejected, Validator
 from shian.rules.records import Record, Reject
-from shian.rules.timeutil import fmt
+from shian.rules.timeutil import fmt, parse_time
 
 from .partitioned import Stamped, Stamper, check_live_time, partition_of
 
 EVENTS, NOTICES, REJECTS = "events", "notices", "rejects"
 CLOCK_HEADER, TICK_HEADER = "shian-clock", "shian-tick"
 PRODUCER_SETTINGS: dict[str, Any] = {"linger_ms": 50, "acks": "all", "batch_size": 256 * 1024, "compression_type": "gzip"}
+
+
+_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")  # what fmt() writes
+
+
+class ClockDecoder:
+    """A clock header's (or tick's) value as a datetime in ``tz``, as ``parse_time`` reads it.
+
+    The worker reads one per record: the shape ``fmt`` writes takes a short path (C
+    ``fromisoformat``, a quarter of ``parse_time``'s cost), a stamp equal to the previous one
+    is not parsed again; anything else goes through ``parse_time`` (ValueError if unreadable)."""
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self._last: tuple[bytes, datetime] | None = None
+
+    def __call__(self, raw: bytes) -> datetime:
+        last = self._last
+        if last is not None and last[0] == raw:
+            return last[1]
+        if _STAMP.fullmatch(raw):
+            at = datetime.fromisoformat(raw.decode()).astimezone(self.tz)
+        else:
+            at = parse_time(raw.decode(), self.tz)
+        self._last = (raw, at)
+        return at
 
 
 def bootstrap(url: str) -> str:

@@ -6,17 +6,23 @@ Faust runs the consumer group, the table ``shian-engines`` (changelog topic
 its recovery; the records of ``events`` reach the engines in fetched batches
 (:mod:`shian.streams.faust_batch`), not one by one through an agent.
 
-State: every 10,000 events or 5 seconds of a partition (and at every clock tick) the engine
-is snapshotted into the table, split into chunks under Kafka's message size. Two slots take
-turns, and the head key naming the complete one (and its SHA-256, checked at load) is written
-last, so a worker killed in the middle of a snapshot leaves the previous one intact. Order of the writes: the notices raised
-so far are flushed, then the snapshot is written, then the partition's offset is committed
-(Faust flushes the producer before a commit), so neither the snapshot nor the committed
-offset runs ahead of what was published. A worker that crashes, or a new one on an empty
-data folder, recovers the table from its changelog and is redelivered the events after the
-snapshot. Those may raise notices again — with the same ids (at-least-once; a notice's id
+State: every 10,000 events or 5 seconds of a partition (and at every clock tick) the worker
+checkpoints it into the table: a *delta* — the records the engine ran since the previous
+checkpoint, with the clock each ran at — or, every 100,000 entries, a full snapshot of the
+engine (:mod:`shian.streams.snapshots`: chunks under Kafka's message size, two slots, the head
+naming the pieces and their SHA-256 written last, so a worker killed in the middle leaves the
+previous state intact). A restarted worker loads the full snapshot and runs the deltas again
+with their notices dropped. Order of the writes: the notices raised so far are sent, then the
+snapshot, then — in the background, while the next batches run — the producer is flushed
+and the partition's offset committed, so neither the snapshot nor the committed offset runs
+ahead of what was published. A worker that crashes, or a new one on an empty data folder,
+recovers the table from its changelog and is redelivered the events after the last
+checkpoint. Those may raise notices again — with the same ids (at-least-once; a notice's id
 identifies it) — never different ones. Saved state this version cannot read stops the worker
 (:class:`~shian.rules.engine.SnapshotError`) instead of starting afresh.
+
+A clean stop (SIGTERM) ends the batch under way, takes a full snapshot of every partition
+and commits its offset before Faust stops the consumer: the next owner is redelivered nothing.
 
 Clocks: with ``--event-time`` each partition follows the stamps and ticks ``shian ingest``
 sends (replay's clock); otherwise the wall clock drives the deadlines, checked every second,
@@ -24,7 +30,7 @@ and a restarted worker fires the deadlines it missed, once (they are in the snap
 """
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
 import logging
 import time
@@ -35,28 +41,28 @@ from typing import Any
 from shian.notifiers.routing import recipients
 from shian.rules.config import Config
 from shian.rules.engine import Engine, SnapshotError
-from shian.rules.events import REGISTER, Rejected, Validator
+from shian.rules.events import REGISTER, Event, Rejected, Validator
 from shian.rules.notice import Notice
 from shian.rules.records import Record
-from shian.rules.timeutil import parse_time
 
-from .kafka import CLOCK_HEADER, EVENTS, NOTICES, REJECTS, TICK_HEADER, bootstrap
-from .faust_batch import install
+from .faust_batch import BatchApp, install
+from .kafka import CLOCK_HEADER, EVENTS, NOTICES, REJECTS, TICK_HEADER, ClockDecoder, bootstrap
 from .partitioned import PartitionRunner
+from .snapshots import (CHUNK, EVENT, LIVE, TICK, Entry, Snapshots, decode_delta, encode_delta, from_instant,
+                        instant)
 
 log = logging.getLogger("shian.worker")
-CHUNK = 512 * 1024
 SNAPSHOT_EVERY = 10_000
 SNAPSHOT_SECONDS = 5.0
+FULL_EVERY = 100_000  # entries in deltas after a full snapshot before the next full one
+MAX_DELTAS = 32       # deltas after a full snapshot, at most
 SESSION_TIMEOUT = 10.0  # a killed worker's partitions move to the others after this long
 
 
 def faust_app(broker: str, partitions: int, data_dir: str, app_id: str) -> Any:
     """The Faust app: consumer group, in-memory table store recovered from its changelog,
     commits and heartbeats tuned for quick hand-overs (see the module docstring)."""
-    import faust
-
-    return faust.App(
+    return BatchApp(
         app_id,
         broker=f"kafka://{bootstrap(broker)}",
         store="memory://",
@@ -75,87 +81,80 @@ def faust_app(broker: str, partitions: int, data_dir: str, app_id: str) -> Any:
     )
 
 
-class Snapshots:
-    """Engine snapshots in the Faust table, in chunks under Kafka's message size, in two slots
-    that take turns; the head key naming the complete slot, the number of chunks and the
-    SHA-256 of the whole snapshot (``a:3:<hex>``) is written last.
-
-    The digest is checked when a snapshot is loaded: a pickle with a flipped bit or a chunk
-    replaced by another often loads without an error, as a state that is silently not the one
-    saved. A head without a digest (written before it was added) is loaded unchecked."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def load(self, p: int) -> bytes | None:
-        """Partition ``p``'s snapshot (None: there is none). Raises SnapshotError when a chunk
-        is missing or the bytes are not those that were saved."""
-        head = self.table.get(f"engine-{p}".encode())
-        if not head:
-            return None
-        try:
-            slot, chunks, *digest = head.decode().split(":")
-            blob = b"".join(self.table[f"engine-{p}-{slot}-{i}".encode()] for i in range(int(chunks)))
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
-            raise SnapshotError(f"分区 {p} 的状态快照不完整（{head[:80]!r}）：{type(e).__name__}: {e}") from e
-        if digest and hashlib.sha256(blob).hexdigest() != digest[0]:
-            raise SnapshotError(f"分区 {p} 的状态快照校验失败：内容与保存时的 SHA-256 不符，快照已损坏")
-        return blob
-
-    def save(self, p: int, blob: bytes) -> None:
-        """The chunks into the slot the head does not name, then the head: a worker killed
-        half-way through leaves the previous snapshot whole."""
-        chunks = [blob[i:i + CHUNK] for i in range(0, len(blob), CHUNK)] or [b""]
-        head = self.table.get(f"engine-{p}".encode())
-        slot = "b" if head and head.startswith(b"a:") else "a"
-        for i, chunk in enumerate(chunks):
-            self._put(p, f"engine-{p}-{slot}-{i}".encode(), chunk)
-        self._put(p, f"engine-{p}".encode(), f"{slot}:{len(chunks)}:{hashlib.sha256(blob).hexdigest()}".encode())
-
-    def _put(self, p: int, key: bytes, value: bytes) -> None:
-        """A table write on partition ``p`` of the changelog, outside Faust's stream iteration
-        (which would take the partition from the current event)."""
-        self.table.data[key] = value
-        self.table.send_changelog(p, key, value)
-
-
 @dataclass
-class Progress:
-    """Of one partition: events since its snapshot, the last offset run, when it was saved."""
-    since_snapshot: int = 0
-    offset: int | None = None
+class Partition:
+    """One ``events`` partition this worker owns: its engine, the input it ran since the last
+    checkpoint (the next delta), and where its saved state stands."""
+    tp: Any
+    runner: PartitionRunner
+    journal: list[Entry] = field(default_factory=list)
+    since_snapshot: int = 0      # records since the last checkpoint
+    offset: int | None = None    # the last offset run
     saved_at: float = field(default_factory=time.monotonic)
+    has_full: bool = False       # a full snapshot is saved (deltas can follow it)
+    since_full: int = 0          # entries in the deltas after it
+    deltas: int = 0
+    received: int = 0            # records handed to this worker, for its stop report
 
 
 class PartitionWorker:
     """The engines of the partitions this worker owns, fed batch by batch; what they raise is
-    published to ``notices`` before each snapshot, input they refuse to ``rejects``."""
+    published to ``notices`` before each checkpoint, input they refuse to ``rejects``.
+
+    A checkpoint sends the notices and the snapshot (a delta, or a full one every
+    ``FULL_EVERY`` entries), then — in the background, while the next batches run — flushes
+    the producer and commits the offset."""
 
     def __init__(self, app: Any, config: Config, partitions: int, *, event_time: bool,
                  snapshots: Snapshots) -> None:
         self.app, self.config, self.partitions, self.event_time = app, config, partitions, event_time
         self.snapshots = snapshots
         self.validator = Validator(config.known())
-        self.runners: dict[int, PartitionRunner] = {}
-        self.progress: dict[int, Progress] = {}
+        self.clock_of = ClockDecoder(config.tz)
+        self.parts: dict[int, Partition] = {}
         self.outbox: list[Notice] = []
+        self.busy = asyncio.Lock()   # held while a batch runs: a stop waits for it
+        self.stopping = False
+        self._to_commit: dict[Any, int] = {}
+        self._committer: asyncio.Future | None = None
 
-    def runner_for(self, p: int) -> PartitionRunner:
-        runner = self.runners.get(p)
-        if runner is None:
-            engine = None
-            try:
-                blob = self.snapshots.load(p)
-                if blob is not None:
-                    engine = Engine.restore(blob, self.config, recipients, self.outbox.append)
-            except SnapshotError as e:
-                log.critical("分区 %d 的已保存状态无法恢复，工作进程退出（不会从头重算而重复发出通知）：%s", p, e)
-                raise
-            if blob is not None:
-                log.info("partition %d: state restored (%d bytes)", p, len(blob))
-            runner = self.runners[p] = PartitionRunner(self.config, p, self.partitions, self.outbox.append,
-                                                       engine=engine)
-        return runner
+    def part_for(self, tp: Any) -> Partition:
+        part = self.parts.get(tp.partition)
+        if part is None:
+            part = self.parts[tp.partition] = self._restore(tp)
+        return part
+
+    def _restore(self, tp: Any) -> Partition:
+        """A partition's engine from its saved state (full snapshot, then the deltas run again
+        with their notices dropped: those were published before the delta was saved)."""
+        p = tp.partition
+        try:
+            saved = self.snapshots.load(p)
+            if saved is None:
+                return Partition(tp, PartitionRunner(self.config, p, self.partitions, self.outbox.append))
+            engine = Engine.restore(saved.base, self.config, recipients, self.outbox.append)
+            runner = PartitionRunner(self.config, p, self.partitions, self.outbox.append, engine=engine)
+            entries = [e for i, d in enumerate(saved.deltas, 1) for e in decode_delta(d, f"分区 {p} 第 {i} 个")]
+        except SnapshotError as e:
+            log.critical("分区 %d 的已保存状态无法恢复，工作进程退出（不会从头重算而重复发出通知）：%s", p, e)
+            raise
+        published = len(self.outbox)
+        for kind, clock, value in entries:
+            self._rerun(runner, kind, clock, value)
+        del self.outbox[published:]
+        log.info("partition %d: state restored (%d bytes, %d deltas of %d entries run again)",
+                 p, len(saved.base), len(saved.deltas), len(entries))
+        return Partition(tp, runner, has_full=True, since_full=len(entries), deltas=len(saved.deltas))
+
+    def _rerun(self, runner: PartitionRunner, kind: str, clock: bytes | int | None, value: bytes) -> None:
+        """One saved entry run again as it ran the first time (a refusal then is one now)."""
+        try:
+            at = self.clock_of(clock) if isinstance(clock, bytes) else None if clock is None else from_instant(clock, self.config.tz)
+            apply(runner, kind, at, None if kind == TICK else self.validator.from_json(value))
+        except Rejected:
+            pass
+        except Exception:  # the runtime's boundary, as on_batch: what failed then fails again
+            log.debug("an entry failed again while its delta was run", exc_info=True)
 
     async def reject(self, record: Any, reason: str) -> None:
         reject = Record(f"{EVENTS}/{record.partition}", record.offset, record.value or b"").reject(reason)
@@ -169,13 +168,49 @@ class PartitionWorker:
                        partition=None, timestamp=None, headers=None)
         self.outbox.clear()
 
-    async def checkpoint(self, tp: Any, runner: PartitionRunner, state: Progress) -> None:
-        """Notices out, then the snapshot, then the offset (Faust flushes before it commits)."""
+    async def checkpoint(self, part: Partition, *, full: bool = False) -> None:
+        """Notices out, then the snapshot, then (in the background) flush and commit: neither
+        the snapshot nor the committed offset runs ahead of what was published."""
         await self.flush_outbox()
-        await self.app.producer.flush()
-        self.snapshots.save(tp.partition, runner.engine.snapshot())
-        await self.app.consumer._commit_offsets({tp: state.offset + 1})
-        state.since_snapshot, state.saved_at = 0, time.monotonic()
+        self._save(part, full)
+        part.since_snapshot, part.saved_at = 0, time.monotonic()
+        if part.offset is not None:
+            self._commit_soon(part.tp, part.offset + 1)
+
+    def _save(self, part: Partition, full: bool) -> None:
+        p = part.tp.partition
+        if full or not part.has_full or part.since_full + len(part.journal) >= FULL_EVERY or part.deltas >= MAX_DELTAS:
+            self.snapshots.save(p, part.runner.engine.snapshot())
+            part.has_full, part.since_full, part.deltas = True, 0, 0
+        elif part.journal:
+            part.deltas = self.snapshots.save_delta(p, encode_delta(part.journal))
+            part.since_full += len(part.journal)
+        part.journal = []
+
+    def _commit_soon(self, tp: Any, offset: int) -> None:
+        """Commit ``offset`` of ``tp`` in the background, after what was sent so far: one task
+        commits the latest offsets of every partition, round after round, so that a slow
+        commit never holds up the batches (a failure is raised here, one checkpoint late)."""
+        self._to_commit[tp] = offset
+        task = self._committer
+        if task is None or task.done():
+            if task is not None:
+                task.result()
+            self._committer = asyncio.ensure_future(self._commit_rounds())
+
+    async def _commit_rounds(self) -> None:
+        while self._to_commit:
+            offsets, self._to_commit = self._to_commit, {}
+            # Faust's commit flushes the producer first (and logs a commit it could not make).
+            await self.app.consumer._commit_offsets(offsets)
+
+    async def settle(self) -> None:
+        """Wait until every offset registered so far is committed."""
+        task = self._committer
+        if task is not None:
+            await task
+            if self._committer is task:
+                self._committer = None
 
     async def hand_over(self, revoked: Any) -> None:
         """A partition that moves to another worker is that worker's: a last snapshot and
@@ -184,65 +219,110 @@ class PartitionWorker:
         for tp in revoked:
             if tp.topic != EVENTS:
                 continue
-            runner, state = self.runners.pop(tp.partition, None), self.progress.pop(tp.partition, None)
-            if runner is not None and state is not None and state.since_snapshot:
-                try:
-                    await self.checkpoint(tp, runner, state)
-                except Exception:  # the runtime's boundary: the next owner is redelivered the rest
-                    log.warning("partition %d: no hand-over snapshot", tp.partition, exc_info=True)
+            part = self.parts.pop(tp.partition, None)
+            try:
+                if part is not None and (part.since_snapshot or part.journal):
+                    await self.checkpoint(part)
+                await self.settle()
+            except Exception:  # the runtime's boundary: the next owner is redelivered the rest
+                log.warning("partition %d: no hand-over snapshot", tp.partition, exc_info=True)
 
-    def _run(self, runner: PartitionRunner, record: Any) -> bool:
-        """One record into its partition's engine; True for a clock tick. Raises Rejected."""
-        headers = dict(record.headers or ())
-        tick = headers.get(TICK_HEADER)
+    async def stop(self) -> None:
+        """A clean stop (SIGTERM): the batch under way ends, then every partition gets a full
+        snapshot and its offset committed, so the next owner is redelivered nothing."""
+        self.stopping = True
+        async with self.busy:
+            try:
+                for part in list(self.parts.values()):
+                    if part.since_snapshot or part.journal or part.deltas:
+                        await self.checkpoint(part, full=True)
+                await self.settle()
+                await self.app.producer.flush()
+            except Exception:  # the runtime's boundary: Faust still stops; the next owner is redelivered more
+                log.exception("no clean-stop checkpoint")
+                return
+        log.info("stopped cleanly: %s", ", ".join(
+            f"partition {p}: {part.received} records received, offset {part.offset} committed"
+            for p, part in sorted(self.parts.items())) or "no partition")
+
+    def _run(self, part: Partition, record: Any) -> bool:
+        """One record into its partition's engine, journaled for the next delta; True for a
+        clock tick. Raises Rejected (and ValueError for an unreadable clock)."""
+        tick = stamp = None
+        for key, value in record.headers or ():
+            if key == CLOCK_HEADER:
+                stamp = value
+            elif key == TICK_HEADER:
+                tick = value
         if tick is not None:
-            runner.tick(parse_time(record.value.decode(), self.config.tz))
-            return True
-        ev = self.validator.from_json(record.value)
-        stamp = headers.get(CLOCK_HEADER)
-        if self.event_time and stamp:
-            runner.event(ev, parse_time(stamp.decode(), self.config.tz))
-        elif self.event_time and ev.type == REGISTER:  # sent before the clock started: no stamp
-            runner.event(ev, None)
+            entry: Entry = (TICK, record.value, b"")
+            at: datetime | None = self.clock_of(record.value)
+            ev = None
         else:
-            runner.live_event(ev, datetime.now(self.config.tz))
-        return False
+            ev = self.validator.from_json(record.value)
+            if self.event_time and stamp:
+                entry, at = (EVENT, stamp, record.value), self.clock_of(stamp)
+            elif self.event_time and ev.type == REGISTER:  # sent before the clock started: no stamp
+                entry, at = (EVENT, None, record.value), None
+            else:
+                at = datetime.now(self.config.tz)
+                entry = (LIVE, instant(at), record.value)
+        part.journal.append(entry)
+        apply(part.runner, entry[0], at, ev)
+        return ev is None
 
     async def on_batch(self, tp: Any, records: list[Any]) -> None:
-        """One fetched batch of one ``events`` partition, in offset order (see FastConsumer)."""
-        p = tp.partition
-        runner = self.runner_for(p)
-        state = self.progress.setdefault(p, Progress())
-        ticked = False
-        for record in records:
-            try:
-                ticked = self._run(runner, record) or ticked
-            except Rejected as r:
-                await self.reject(record, r.reason)
-            except Exception as e:  # the runtime's boundary: the input is set aside, never lost
-                log.exception("partition %d offset %d", p, record.offset)
-                await self.reject(record, f"处理失败：{type(e).__name__}: {e}")
-        state.since_snapshot += len(records)
-        state.offset = records[-1].offset
-        if self.runners.get(p) is not runner:  # handed over meanwhile: the new owner is redelivered the rest
-            await self.flush_outbox()
+        """One fetched batch of one ``events`` partition, in offset order (see BatchConsumer)."""
+        if self.stopping:  # not run, not committed: the next owner gets it
             return
-        if ticked or state.since_snapshot >= SNAPSHOT_EVERY or time.monotonic() - state.saved_at >= SNAPSHOT_SECONDS:
-            await self.checkpoint(tp, runner, state)
-        else:
-            await self.flush_outbox()
+        async with self.busy:
+            part = self.part_for(tp)
+            ticked = False
+            for record in records:
+                try:
+                    ticked = self._run(part, record) or ticked
+                except Rejected as r:
+                    await self.reject(record, r.reason)
+                except Exception as e:  # the runtime's boundary: the input is set aside, never lost
+                    log.exception("partition %d offset %d", tp.partition, record.offset)
+                    await self.reject(record, f"处理失败：{type(e).__name__}: {e}")
+            part.since_snapshot += len(records)
+            part.received += len(records)
+            part.offset = records[-1].offset
+            if self.parts.get(tp.partition) is not part:  # handed over meanwhile: the new owner is redelivered the rest
+                await self.flush_outbox()
+                return
+            if ticked or part.since_snapshot >= SNAPSHOT_EVERY or time.monotonic() - part.saved_at >= SNAPSHOT_SECONDS:
+                await self.checkpoint(part)
+            else:
+                await self.flush_outbox()
 
     async def wall_clock(self) -> None:
         """Deadlines on the wall clock, for every partition this worker owns — also those
         with no new event, so that a restarted worker fires what it missed, once."""
         app = self.app
-        if app.rebalancing or app.in_recovery:
+        if app.rebalancing or app.in_recovery or self.stopping:
             return
         now = datetime.now(self.config.tz)
-        for tp in app.consumer.assignment():
-            if tp.topic == EVENTS:
-                self.runner_for(tp.partition).tick(now)
-        await self.flush_outbox()
+        async with self.busy:
+            for tp in app.consumer.assignment():
+                if tp.topic == EVENTS:
+                    part = self.part_for(tp)
+                    part.journal.append((TICK, instant(now), b""))
+                    part.runner.tick(now)
+                    if time.monotonic() - part.saved_at >= SNAPSHOT_SECONDS:  # an idle partition's clock too
+                        await self.checkpoint(part)
+            await self.flush_outbox()
+
+
+def apply(runner: PartitionRunner, kind: str, clock: datetime | None, ev: Event | None) -> None:
+    """An entry into the engine: a tick, an event at its stamp, or one at the wall clock."""
+    if kind == TICK:
+        runner.tick(clock)  # type: ignore[arg-type]
+    elif kind == EVENT:
+        runner.event(ev, clock)  # type: ignore[arg-type]
+    else:
+        runner.live_event(ev, clock)  # type: ignore[arg-type]
 
 
 def build_app(config: Config, broker: str, partitions: int, *, event_time: bool, data_dir: str,
@@ -258,7 +338,7 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
     async def hand_over(sender: Any, revoked: Any, **_: Any) -> None:
         await worker.hand_over(revoked)
 
-    install(app, EVENTS, worker.on_batch)
+    install(app, EVENTS, worker.on_batch, worker.stop)
     app.topics.add(events)
 
     if not event_time:
@@ -269,10 +349,18 @@ def build_app(config: Config, broker: str, partitions: int, *, event_time: bool,
     return app
 
 
-def run_worker(config: Config, broker: str, partitions: int, *, event_time: bool, data_dir: str,
-               loglevel: str = "warning") -> None:
+def faust_worker(app: Any, loglevel: str = "warning") -> Any:
+    """The Faust worker that runs ``app`` (SIGTERM / SIGINT stop it cleanly)."""
     import faust
 
-    app = build_app(config, broker, partitions, event_time=event_time, data_dir=data_dir)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    # No terminal spinner: it sets the root logger to DEBUG so that it spins for every record,
+    # which made every library's debug call (one per notice sent) build a log record.
+    worker.spinner = None
+    return worker
+
+
+def run_worker(config: Config, broker: str, partitions: int, *, event_time: bool, data_dir: str,
+               loglevel: str = "warning") -> None:
+    app = build_app(config, broker, partitions, event_time=event_time, data_dir=data_dir)
+    faust_worker(app, loglevel).execute_from_commandline()
