@@ -251,7 +251,11 @@ class Service(RuntimeBase):
         return added
 
     def upcoming(self, count: int = 20) -> list[tuple[datetime, str]]:
-        """The next deadlines of the live state (on a copy: the engine itself is untouched)."""
+        """The next deadlines of the live state as its timers stand (:meth:`Engine.pending`:
+        read in place, no copy of the state — a page over a year of data stays cheap); before
+        the clock has started, those a start would set (on a copy, which is small then)."""
+        if self.runner.engine.clock is not None:
+            return self.runner.engine.pending(count)
         copy = Engine.restore(self.runner.engine.snapshot(), self.config, recipients, lambda n: None)
         return copy.upcoming(self.now(), count)
 
