@@ -38,7 +38,7 @@ from shian.rules.events import Rejected, Validator
 from shian.rules.notice import Notice
 from shian.rules.records import ACCEPTED, DUPLICATE, REJECTED, Outcome, Record, Reject
 
-from .base import CHUNK, STOPPING, STORAGE_ERRORS, Policy, RuntimeBase, Storage, storage_error
+from .base import CHUNK, STOPPING, STORAGE_ERRORS, Policy, RuntimeBase, Storage, release_freed_memory, storage_error
 from .partitioned import PartitionRunner
 from .rejectbook import book, book_path, write_book
 from .sources import INPUT_SUFFIXES, is_tabular, read_path
@@ -278,6 +278,8 @@ class Service(RuntimeBase):
         except STORAGE_ERRORS as e:
             self.journal_failed(e)
             return
+        finally:
+            release_freed_memory()
         self._since_snapshot = 0
 
     def problems(self) -> dict[str, str]:
