@@ -74,7 +74,8 @@ PAGES = ("/", "/?state=all", "/rates", "/reports", "/pace", "/frequency", "/cale
 YEAR_PAGES = ("/", "/?state=all", "/?state=all&page=20", "/?state=closed", "/?state=open&scope=all",
               "/?severity=critical&scope=all", "/?month={month}&scope=all", "/?township={town}&scope=all&page=2",
               "/notices/{notice}", "/rates", "/rates?period={year}", "/reports", "/reports?months=12", "/pace",
-              "/frequency", "/calendar", "/rejects", "/rejects?page=3")
+              "/frequency", "/calendar", "/rejects", "/rejects?page=3", "/api/notices?limit=50",
+              "/api/notices?state=open&township={town}&limit=50")
 
 
 def free_port() -> int:
@@ -242,7 +243,8 @@ async def reader(base: str, pages: list[str], phase: Phase, stop: asyncio.Event,
                 url = page.format(notice=notice)
                 t0 = time.perf_counter()
                 try:
-                    async with own.get(f"{base}{url}", allow_redirects=False) as r:
+                    headers = {"Authorization": f"Bearer {DEPT_TOKEN}"} if url.startswith("/api/") else None
+                    async with own.get(f"{base}{url}", allow_redirects=False, headers=headers) as r:
                         body = await r.read()
                         if r.status == 200:
                             phase.pages.setdefault(page, []).append(time.perf_counter() - t0)
@@ -444,6 +446,8 @@ async def year_pages(args: argparse.Namespace, smtp_port: int) -> dict[str, Any]
     async with aiohttp.ClientSession() as session:
         await wait_up(session, f"http://127.0.0.1:{port}", timeout=3600)
     backfill_s = time.monotonic() - t0
+    await asyncio.to_thread(wait_delivered, work, args.drain_seconds)   # the backfill's notices sent first
+    drain_s = time.monotonic() - t0 - backfill_s
     month = f"{now.year}-{max(1, now.month - 2):02d}"
     pages = [p.format(month=month, year=now.year, town=townships[0], notice="{notice}") for p in YEAR_PAGES]
     phase = Phase(args.page_seconds, args.rate, args.readers)
@@ -457,6 +461,7 @@ async def year_pages(args: argparse.Namespace, smtp_port: int) -> dict[str, Any]
     pm = phase.page_ms()
     every = [v for lat in phase.pages.values() for v in lat]
     return {"work": str(work), "year_lines": lines, "notices": notices, "backfill_s": round(backfill_s, 1),
+            "drain_s": round(drain_s, 1),
             "seconds": args.page_seconds, "rate": args.rate, "readers": args.readers,
             "errors": dict(phase.errors), "errors_total": sum(phase.errors.values()),
             "ingest_ms": phase.ingest_ms(), "page_ms": pm,
@@ -539,7 +544,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
                 f"  e-mail: {s['messages_sent']} messages sent by the outbox, {s['messages_received']} received, "
                 f"{s['messages_repeated']} repeated; deliveries {s['deliveries']}"]
     if (y := r.get("year")) is not None:
-        out += [f"year of data: {y['year_lines']:,} events backfilled in {y['backfill_s']} s, {y['notices']:,} notices; "
+        out += [f"year of data: {y['year_lines']:,} events backfilled in {y['backfill_s']} s, {y['notices']:,} notices "
+                f"(their delivery waited for: {y['drain_s']} s); "
                 f"{args.readers} readers for {y['seconds']:g} s while posting {y['rate']:g}/s, errors {y['errors_total']} "
                 f"{y['errors'] or ''}",
                 f"  ingest latency: p50 {y['ingest_ms']['p50']} ms, p99 {y['ingest_ms']['p99']} ms"]
@@ -563,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss-from", type=int, metavar="MIN", help="the minute RSS growth counts from (default 5; --quick 1)")
     ap.add_argument("--year-events", type=int, help="events of the generated year (default 200000; --quick 50000)")
     ap.add_argument("--page-seconds", type=float, help="seconds of reading over the year (default 180; --quick 60)")
+    ap.add_argument("--drain-seconds", type=float, default=900.0, metavar="S",
+                    help="after the backfill, wait at most S seconds for its notices to be sent before reading")
     ap.add_argument("--kill-at", type=float, metavar="S", help="SIGKILL the server after S seconds, restart it")
     ap.add_argument("--profile", type=Path, metavar="PATH",
                     help="run the server under cProfile: stats to PATH.soak.prof / PATH.year.prof")
