@@ -199,6 +199,8 @@ class Phase:
     errors: Counter = field(default_factory=Counter)
     acknowledged: set[str] = field(default_factory=set)
     rss: list[tuple[float, float]] = field(default_factory=list)      # (seconds since start, MB)
+    waiting: list[tuple[float, int]] = field(default_factory=list)    # (seconds, posts sent and not answered)
+    load: list[tuple[float, float]] = field(default_factory=list)     # (seconds, the machine's 1-min load average)
     down_failures: int = 0
     requests: int = 0
     elapsed: float = 0.0
@@ -214,14 +216,25 @@ class Phase:
 
     def rss_by_minute(self) -> list[float]:
         """The RSS at each whole minute (the first sample at or after it), then at the end."""
-        out, minute = [], 0
-        for t, mb in self.rss:
-            if t >= minute * 60:
-                out.append(round(mb, 1))
-                minute += 1
-        if self.rss and self.rss[-1][0] > (minute - 1) * 60 + 1:
-            out.append(round(self.rss[-1][1], 1))
-        return out
+        return [round(mb, 1) for mb in by_minute(self.rss)]
+
+    def waiting_by_minute(self) -> list[int]:
+        return by_minute(self.waiting)
+
+    def load_by_minute(self) -> list[float]:
+        return [round(v, 1) for v in by_minute(self.load)]
+
+
+def by_minute(samples: list[tuple[float, Any]]) -> list[Any]:
+    """The value at each whole minute (the first sample at or after it), then the last one."""
+    out, minute = [], 0
+    for t, v in samples:
+        if t >= minute * 60:
+            out.append(v)
+            minute += 1
+    if samples and samples[-1][0] > (minute - 1) * 60 + 1:
+        out.append(samples[-1][1])
+    return out
 
 
 async def reader(base: str, pages: list[str], phase: Phase, stop: asyncio.Event, down: asyncio.Event,
@@ -298,11 +311,16 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
             except asyncio.TimeoutError:
                 await asyncio.gather(*(reader(base, pages, phase, stop, down, pause) for _ in range(phase.readers)))
 
+        tasks: set[asyncio.Task] = set()
+
         async def sampler() -> None:
             while not stop.is_set():
                 assert server.proc is not None
+                now = time.monotonic() - t_start
                 if (m := rss_mb(server.proc.pid)) is not None and not down.is_set():
-                    phase.rss.append((time.monotonic() - t_start, m))
+                    phase.rss.append((now, m))
+                phase.waiting.append((now, len(tasks)))
+                phase.load.append((now, os.getloadavg()[0]))
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
                 except asyncio.TimeoutError:
@@ -310,7 +328,6 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
 
         reading = asyncio.create_task(readers())
         sampling = asyncio.create_task(sampler())
-        tasks: set[asyncio.Task] = set()
         n = int(phase.rate * phase.seconds)
         killed = False
         for i in range(n):
@@ -392,6 +409,7 @@ async def soak(args: argparse.Namespace, smtp_port: int, inbox: Inbox) -> dict[s
         "ingest_ms": phase.ingest_ms(), "ingest_ms_with_readers": phase.ingest_ms(True),
         "ingest_ms_before_readers": phase.ingest_ms(False), "page_ms": phase.page_ms(),
         "rss_mb_by_minute": series, "rss_from_minute": base_minute,
+        "posts_waiting_by_minute": phase.waiting_by_minute(), "load_average_by_minute": phase.load_by_minute(),
         "rss_growth_mb": round(series[-1] - series[base_minute], 1) if len(series) > base_minute else None,
         "rss_mb_max": round(max(m for _, m in phase.rss), 1) if phase.rss else None,
         "rss_mb_drained": rss_drained and round(rss_drained, 1),
@@ -466,7 +484,7 @@ async def year_pages(args: argparse.Namespace, smtp_port: int) -> dict[str, Any]
             "errors": dict(phase.errors), "errors_total": sum(phase.errors.values()),
             "ingest_ms": phase.ingest_ms(), "page_ms": pm,
             "page_ms_all": {"p50": pct(every, 0.5), "p99": pct(every, 0.99), "count": len(every)},
-            "rss_mb_by_minute": phase.rss_by_minute()}
+            "rss_mb_by_minute": phase.rss_by_minute(), "load_average_by_minute": phase.load_by_minute()}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -493,7 +511,7 @@ def target_rows(r: dict[str, Any], args: argparse.Namespace) -> list[Target]:
         minutes = len(series) - 1 - base
         budget = RSS_BUDGET_MB if not args.quick else round(RSS_BUDGET_MB * minutes / 25, 1)
         growth = s["rss_growth_mb"]
-        rows.append(Target("service", f"RSS growth, minute {base} → end of {args.seconds / 60:g} min at "
+        rows.append(Target("service", f"RSS growth, minute {base} → end of {args.seconds / 60:.3g} min at "
                                       f"{args.rate:g} events/s, {args.readers} readers",
                            f"{growth} MB ({series[base]} → {series[-1]} MB)" if growth is not None else "?",
                            target=f"≤ {budget:g} MB" + (" (50 MB over 25 min, prorated)" if args.quick else ""),
@@ -538,6 +556,9 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         out += [f"  page {page}: {v['count']} loads, p50 {v['p50']} ms, p99 {v['p99']} ms, max {v['max']} ms"
                 for page, v in s["page_ms"].items()]
         out += [f"  server RSS by minute (MB): {' '.join(str(m) for m in s['rss_mb_by_minute'])}",
+                f"  posts waiting for their answer, by minute: {' '.join(str(m) for m in s['posts_waiting_by_minute'])}",
+                f"  the machine's load average (2 cores), by minute: "
+                f"{' '.join(str(m) for m in s['load_average_by_minute'])}",
                 f"  RSS growth from minute {s['rss_from_minute']} to the end: {s['rss_growth_mb']} MB "
                 f"(max {s['rss_mb_max']}, after delivery drained {s['rss_mb_drained']})",
                 f"  acknowledged events missing from the journal: {s['acknowledged_missing_count']}",
@@ -552,7 +573,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         out += [f"  page {page}: {v['count']} loads, p50 {v['p50']} ms, p99 {v['p99']} ms, max {v['max']} ms"
                 for page, v in y["page_ms"].items()]
         out.append(f"  all pages: p50 {y['page_ms_all']['p50']} ms, p99 {y['page_ms_all']['p99']} ms; "
-                   f"RSS by minute (MB): {' '.join(str(m) for m in y['rss_mb_by_minute'])}")
+                   f"RSS by minute (MB): {' '.join(str(m) for m in y['rss_mb_by_minute'])}; load average by minute: "
+                   f"{' '.join(str(m) for m in y['load_average_by_minute'])}")
     return out
 
 

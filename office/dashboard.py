@@ -197,7 +197,7 @@ class Dashboard:
         sid, s, fresh = self._session(request)
         flash, s.flash = s.flash, None
         page = await asyncio.to_thread(
-            self.env.get_template(template).render,
+            self._fill, template,
             title=title, county_name=self.config.county.name or "本县", nav=self._nav(s.dept),
             active=active if active is not None else request.path, dept=s.dept,
             dept_name=self.dept_name(s.dept), open_access=self.settings.open_access, csrf=s.csrf,
@@ -208,6 +208,10 @@ class Dashboard:
         if fresh:
             self._set_cookie(resp, sid)
         return resp
+
+    def _fill(self, template: str, **ctx: Any) -> str:
+        """``template`` filled in (compiled first if it is the first time: off the loop too)."""
+        return self.env.get_template(template).render(**ctx)
 
     def _refuse(self, request: web.Request, s: _Session, status: int, reason: str,
                 sid: str | None = None) -> web.HTTPException:
