@@ -38,8 +38,9 @@ replay: install
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-# 200 events/s over HTTP for 5 minutes against shian run, with a dashboard reader (LOAD_ARGS,
-# e.g. "--kill-at 120" for a kill -9 in the middle).
+# 200 events/s over HTTP for 30 minutes against shian run with two dashboard readers, then the
+# pages over a year of data (LOAD_ARGS, e.g. "--quick", or "--phase soak --kill-at 120" for a
+# kill -9 in the middle).
 load-test: install
 	$(PY) bench/load_test.py $(LOAD_ARGS)
 

@@ -26,6 +26,7 @@ Chinese ``error`` and an English, stable ``code``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -42,9 +43,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader
 from aiohttp.web_protocol import RequestPayloadError
 
-from shian.notifiers.outbox import STATES
+from shian.notifiers.outbox import STATES, NoticeQuery
 from shian.notifiers.silences import DELIVERY_RULES, check as check_silence
 from shian.office.access import Caller, FailureLimiter, acting_for, may_post
+from shian.office.notice_list import with_state
 from shian.office.receipts import Receipt, Receipts
 from shian.office.runtime import Runtime
 from shian.office.settings import ServiceSettings, is_loopback
@@ -404,25 +406,23 @@ async def list_notices(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, "bad_parameter", f"参数 limit 应为 1 到 {MAX_LIMIT} 之间的整数")
     index = request.app[ACKS].follow(service)
-    matched = []
-    for n in reversed(service.notices(since, until, dept)):  # newest first
-        if (township and n.township != township) or (rule and n.rule != rule) \
-                or (severity and n.severity != severity):
-            continue
+    # filtered, newest first and cut to ``limit`` where the notices are stored (the state as
+    # ids kept or left out): a year of notices is not read to answer for a few
+    query = NoticeQuery(township=township, rule=rule, severity=severity, dept=dept, since=since, until=until)
+    if state:
+        query = dataclasses.replace(with_state(query, state, index), order="newest")
+    total, found = service.notice_page(query, 0, limit)
+    out = []
+    quiet = service.silenced_ids() if found else set()
+    for n in found:
         acks = [{**a, "at": fmt(a["at"])} for a in index.acks(n)]
         states = [recipient_state(d, index.of(n, d), config.departments) for d in dict.fromkeys(n.recipients)]
-        if state and _state(states) != state:
-            continue
-        matched.append((n, acks, states))
-    out = []
-    quiet = service.silenced_ids() if matched else set()
-    for n, acks, states in matched[:limit]:
         deliveries = [{"dept": d.dept, "channel": d.channel, "state": d.state, "attempts": d.attempts,
                        "sent_at": fmt(d.sent_at) if d.sent_at else None, "last_error": d.last_error}
                       for d in service.deliveries_of(n.id)]
         out.append({**n.to_json(), "state": _state(states), "silenced": n.id in quiet,
                     "recipient_states": states, "acks": acks, "deliveries": deliveries})
-    return _json({"total": len(matched), "notices": out})
+    return _json({"total": total, "notices": out})
 
 
 async def list_rejects(request: web.Request) -> web.Response:

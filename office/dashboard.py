@@ -188,11 +188,16 @@ class Dashboard:
     def _nav(self, dept: str | None) -> tuple[tuple[str, str], ...]:
         return (*NAV, DRILL_NAV) if self.may_drill(dept) else NAV
 
-    def _render(self, request: web.Request, template: str, title: str, *, status: int = 200,
-                active: str | None = None, **ctx: Any) -> web.Response:
+    async def _render(self, request: web.Request, template: str, title: str, *, status: int = 200,
+                      active: str | None = None, **ctx: Any) -> web.Response:
+        """The page of ``template``. The figures and rows are worked out before, on the event
+        loop (where the runtime's state may be read); the template is filled in a thread, so
+        that a large page (a year's board) does not hold up the requests meanwhile: the
+        interpreter switches between the two every few milliseconds."""
         sid, s, fresh = self._session(request)
         flash, s.flash = s.flash, None
-        page = self.env.get_template(template).render(
+        page = await asyncio.to_thread(
+            self._fill, template,
             title=title, county_name=self.config.county.name or "本县", nav=self._nav(s.dept),
             active=active if active is not None else request.path, dept=s.dept,
             dept_name=self.dept_name(s.dept), open_access=self.settings.open_access, csrf=s.csrf,
@@ -203,6 +208,10 @@ class Dashboard:
         if fresh:
             self._set_cookie(resp, sid)
         return resp
+
+    def _fill(self, template: str, **ctx: Any) -> str:
+        """``template`` filled in (compiled first if it is the first time: off the loop too)."""
+        return self.env.get_template(template).render(**ctx)
 
     def _refuse(self, request: web.Request, s: _Session, status: int, reason: str,
                 sid: str | None = None) -> web.HTTPException:
@@ -236,7 +245,7 @@ class Dashboard:
         rows = [self._row(n, receipts, s, quiet) for n in notices]
         title = {"pending": "首页 · 待办通知", "closed": "已办结通知"}.get(f.state, f"首页 · {STATES[f.state]}通知")
         first = (f.page - 1) * PAGE_SIZE
-        return self._render(request, "index.html", title, active="/?state=closed" if f.state == "closed" else "/",
+        return await self._render(request, "index.html", title, active="/?state=closed" if f.state == "closed" else "/",
                             severities=SEVERITIES, states=STATES, f=f, rows=rows, counts=counts, total=total,
                             shown=(first + 1, first + len(rows)), pages=page_links(f, last_page(total)),
                             back=f.href(), choices=self._choices(f))
@@ -287,7 +296,7 @@ class Dashboard:
                       for d in self.service.deliveries_of(n.id)]
         resolution = next(iter(self.service.figures("resolution", n)), None)   # 签收 / 办结 against the deadline
         escalation = self.service.notice(figures.follow_up_id("notice.unresolved", n)) if resolution else None
-        return self._render(request, "notice.html", "通知详情", active="", n=row, wording=self._wording(n),
+        return await self._render(request, "notice.html", "通知详情", active="", n=row, wording=self._wording(n),
                             level_name=LEVEL_NAMES.get(n.level, n.level), related=related, history=history,
                             recipients=recipients, deliveries=deliveries, back=f"/notices/{n.id}",
                             resolution=resolution, escalation=escalation, resolution_text=figures.RESOLUTION_STATUS)
@@ -341,18 +350,18 @@ class Dashboard:
         if self.settings.open_access and not _loopback(request.remote):
             raise self._refuse(request, s, 403, "本机模式只接受本机的操作；请配置部门令牌后在其他电脑上使用。")
 
-    def _drill_page(self, request: web.Request, chosen: str, results: list[Drilled] | None = None,
+    async def _drill_page(self, request: web.Request, chosen: str, results: list[Drilled] | None = None,
                     total: str | None = None) -> web.Response:
         depts = [(d, dep.name) for d, dep in self.config.departments.items()]
         rows = [drill_row(self.config, r) for r in results] if results is not None else None
-        return self._render(request, "drill.html", "通知渠道测试", depts=depts, chosen=chosen, rows=rows,
+        return await self._render(request, "drill.html", "通知渠道测试", depts=depts, chosen=chosen, rows=rows,
                             total=total, all_depts=ALL_DEPTS)
 
     async def drill_form(self, request: web.Request) -> web.Response:
         """渠道测试: the form choosing the department(s) to send a test message to."""
         _, s, _ = self._session(request)
         self._drill_allowed(request, s)
-        return self._drill_page(request, ALL_DEPTS)
+        return await self._drill_page(request, ALL_DEPTS)
 
     async def drill_run(self, request: web.Request) -> web.Response:
         """Sends the drill's test message over every channel of the chosen department (or of
@@ -372,10 +381,10 @@ class Dashboard:
             finally:
                 for channel in channels.values():
                     await channel.close()
-        return self._drill_page(request, chosen, results, drill_lines(settings, results, now)[-1])
+        return await self._drill_page(request, chosen, results, drill_lines(settings, results, now)[-1])
 
     async def login_page(self, request: web.Request) -> web.Response:
-        return self._render(request, "login.html", "登录")
+        return await self._render(request, "login.html", "登录")
 
     async def login(self, request: web.Request) -> web.Response:
         sid, s, _, form = await self._checked_post(request)
@@ -383,14 +392,14 @@ class Dashboard:
             raise web.HTTPSeeOther("/")
         if wait := self.limiter.retry_after(request.remote):    # before the token is looked at
             s.flash = ("error", f"登录失败次数过多，请 {wait} 秒后再试。")
-            resp = self._render(request, "login.html", "登录", status=429)
+            resp = await self._render(request, "login.html", "登录", status=429)
             resp.headers["Retry-After"] = str(wait)
             return resp
         dept = self.settings.department_for(form.get("token", "").strip())
         if dept is None:
             self.limiter.failed(request.remote)
             s.flash = ("error", "令牌不正确，请核对后重试。")
-            return self._render(request, "login.html", "登录", status=403)
+            return await self._render(request, "login.html", "登录", status=403)
         self.sessions.pop(sid, None)                         # a new session id after login
         new_sid, new, _ = self._new_session(dept)
         new.flash = ("ok", f"已登录：{self.dept_name(dept)}")
@@ -430,7 +439,7 @@ class Dashboard:
         town = self._township_filter(request)
         rows = [r for r in self.service.figures("reports", months) if town is None or r.township == town]
         tally = {st: sum(1 for r in rows if r.cells[months[-1]].status == st) for st in STATUS_TEXT}
-        return self._render(request, "reports.html", "月报报送", rows=rows, months=months, status_text=STATUS_TEXT,
+        return await self._render(request, "reports.html", "月报报送", rows=rows, months=months, status_text=STATUS_TEXT,
                             township=town, townships=list(self.config.townships), count=count, month=end,
                             month_choices=recent[::-1], due_day=self.config.params("report.reminder").due_day,
                             tally=tally)
@@ -448,7 +457,7 @@ class Dashboard:
             period = figures.latest_rate_period(kept, recent[-2]) or recent[-2]
         town = self._township_filter(request)
         rows = [r for r in self.service.figures("pass_rate", period) if town is None or r.township == town]
-        return self._render(request, "rates.html", "抽检合格率", rows=rows, charts=rate_charts(rows), period=period,
+        return await self._render(request, "rates.html", "抽检合格率", rows=rows, charts=rate_charts(rows), period=period,
                             choices=[*years, *months], township=town, townships=list(self.config.townships))
 
     async def pace(self, request: web.Request) -> web.Response:
@@ -471,7 +480,7 @@ class Dashboard:
         hi = max([1.0] + [i["value"] for i in items if i["value"] is not None])
         svg = bar_chart(items, target=share, target_label=f"按进度应完成 {share * 100:.1f}%", lo=0.0,
                         hi=min(1.5, math.ceil(hi * 10) / 10), width=900)
-        return self._render(request, "pace.html", "抽检进度", rows=rows, svg=svg, today=today, year=year, years=years,
+        return await self._render(request, "pace.html", "抽检进度", rows=rows, svg=svg, today=today, year=year, years=years,
                             per_thousand=figures.BATCHES_PER_THOUSAND, share=share)
 
     async def frequency(self, request: web.Request) -> web.Response:
@@ -486,7 +495,7 @@ class Dashboard:
         town = self._township_filter(request)
         rows = [r for r in self.service.figures("frequency", year) if town is None or r.township == town]
         p = self.config.params("inspection.frequency_due")
-        return self._render(request, "frequency.html", "检查频次", rows=rows, year=year, years=years, township=town,
+        return await self._render(request, "frequency.html", "检查频次", rows=rows, year=year, years=years, township=town,
                             townships=list(self.config.townships), groups=figures.frequency_by_township(rows),
                             total=figures.frequency_total(rows), schedule=figures.frequency_schedule(self.config, int(year)),
                             checked=rows[0].check_date if rows else None, per_year=p.per_year, enabled=p.enabled)
@@ -505,7 +514,7 @@ class Dashboard:
                 "holiday": c.holiday, "year": c.date.year, "date": c.date,
                 "remind": c.date - timedelta(days=before), "window_start": c.window_start, "townships": []})
             h["townships"].append(c)
-        return self._render(request, "calendar.html", "期限与节前检查", upcoming=upcoming,
+        return await self._render(request, "calendar.html", "期限与节前检查", upcoming=upcoming,
                             campaigns=list(holidays.values()), townships=towns, window=window, before=before,
                             campaign_status=CAMPAIGN_TEXT)
 
@@ -544,7 +553,7 @@ class Dashboard:
             total, found = self.service.reject_page(f.source, f.since, (last - 1) * reject_list.PAGE_SIZE,
                                                     reject_list.PAGE_SIZE)
         first = (f.page - 1) * reject_list.PAGE_SIZE
-        return self._render(request, "rejects.html", "拒收记录", f=f, rows=[reject_list.row(r) for r in found],
+        return await self._render(request, "rejects.html", "拒收记录", f=f, rows=[reject_list.row(r) for r in found],
                             total=total, shown=(first + 1, first + len(found)), pages=page_links(f, last),
                             drop_dir=getattr(self.settings, "drop_dir", None))
 

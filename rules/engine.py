@@ -365,17 +365,16 @@ class Engine:
         out: list[tuple[datetime, str]] = []
         while self._timers and len(out) < count:
             at, _, fire, arg = heapq.heappop(self._timers)
-            words = timer_words(arg)
-            owner = getattr(fire, "__self__", None)
-            if not words or words[0] not in RULES:
-                rules, named = getattr(owner, "RULES", ()), getattr(owner, "DEADLINE_RULE", None)
-                if isinstance(named, Mapping):
-                    named = named.get(getattr(fire, "__name__", ""))
-                words.insert(0, rules[0].id if len(rules) == 1 else named or getattr(owner, "name", "?"))
-            out.append((at, " ".join(words)))
+            out.append((at, timer_label(fire, arg)))
             self.clock = at
             fire(at, arg)
         return out
+
+    def pending(self, count: int) -> list[tuple[datetime, str]]:
+        """The ``count`` soonest deadlines as the timers stand, worded as :meth:`upcoming`
+        words them; nothing fires and the engine is untouched (the live 期限 page: no copy of
+        the state). A deadline that only a firing would set (next month's, say) is not among them."""
+        return [(at, timer_label(fire, arg)) for at, _, fire, arg in heapq.nsmallest(count, self._timers)]
 
     def _forget_old_ids(self) -> None:
         today = self.clock.toordinal()  # type: ignore[union-attr]
@@ -395,6 +394,18 @@ class Engine:
             self.measures.forget(horizon, self.clock)  # type: ignore[arg-type]
         for fam in self.families:
             fam.forget(horizon)
+
+
+def timer_label(fire: Callable[[datetime, Any], None], arg: Any) -> str:
+    """A deadline in words: its rule, then its object (:func:`timer_words`)."""
+    words = timer_words(arg)
+    owner = getattr(fire, "__self__", None)
+    if not words or words[0] not in RULES:
+        rules, named = getattr(owner, "RULES", ()), getattr(owner, "DEADLINE_RULE", None)
+        if isinstance(named, Mapping):
+            named = named.get(getattr(fire, "__name__", ""))
+        words.insert(0, rules[0].id if len(rules) == 1 else named or getattr(owner, "name", "?"))
+    return " ".join(words)
 
 
 def timer_words(arg: Any) -> list[str]:

@@ -10,6 +10,8 @@ rules run; together they implement the office's ``Runtime`` interface
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import dataclasses
 import logging
 import sqlite3
@@ -78,6 +80,27 @@ class Health:
 
     def ok(self, part: str) -> None:
         self.failing.pop(part, None)
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None (another C library, or none found)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim") if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hands the memory freed since to the OS. A snapshot pickles the whole state into
+    buffers of many MB that are freed at once; glibc keeps such memory for reuse (its mmap
+    threshold grows with the largest freed block), so without this a long-running service's
+    RSS climbs a step at each snapshot although nothing is kept."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def storage_error(e: BaseException) -> str:

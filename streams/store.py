@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
     json TEXT NOT NULL         -- the event as accepted (JSON object)
 );
 CREATE INDEX IF NOT EXISTS events_type ON events(type, township);
+CREATE INDEX IF NOT EXISTS events_type_seq ON events(type, seq);  -- a reader's new acks (events_after)
 CREATE TABLE IF NOT EXISTS rejects (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,

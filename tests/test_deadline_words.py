@@ -67,3 +67,24 @@ def test_a_notice_waiting_for_its_ack_is_named_by_its_id() -> None:
     assert len(expected) == 2
     labels = [label for _, label in engine.upcoming(NOW, 60) if label.startswith("notice.unacknowledged")]
     assert sorted(labels)[:2] == expected
+
+
+@pytest.mark.parametrize("events, rule, words", CASES, ids=[c[1] for c in CASES])
+def test_pending_deadlines_are_read_in_place_worded_as_upcoming(events: list[dict[str, Any]], rule: str,
+                                                                 words: list[list[str]]) -> None:
+    """The live 期限 page's ``pending``: the soonest timers as they stand, worded as
+    ``upcoming`` words them, and the engine untouched (its snapshot the same after)."""
+    config = load(EXAMPLE)
+    engine = Engine(config, recipients, lambda n: None, durable=True)
+    validator = Validator(config.known())
+    for ev in events:
+        engine.admit(validator.from_object(ev))
+    before = engine.snapshot()
+    pending = engine.pending(60)
+    assert engine.snapshot() == before
+    assert [at for at, _ in pending] == sorted(at for at, _ in pending)
+    assert [w[1:] for w in (label.split() for _, label in pending) if w[0] == rule] == words
+    copy = Engine.restore(before, config, recipients, lambda n: None)
+    upcoming = copy.upcoming(NOW, len(pending))
+    assert set(pending) & set(upcoming)
+    assert [p for p in pending if p[0] <= upcoming[-1][0]] == [u for u in upcoming if u in set(pending)]

@@ -327,3 +327,27 @@ def test_a_stop_half_way_through_a_dropped_file_leaves_it_to_be_read_again_whole
     svc.accept_records = accept
     assert asyncio.run(svc.scan_drop_folder()) == 1
     assert not big.exists() and len(svc.store.events()) == 40 and svc.metrics.duplicates == taken
+
+
+def test_a_slow_snapshot_spaces_out_the_next_so_pickling_stays_a_small_share_of_the_time(make_service):
+    """Snapshots come every ``snapshot_every`` events, but after one that took d seconds the
+    next waits d / SNAPSHOT_SHARE (a large state pickled per 10,000 events would stall the
+    requests); a clean stop snapshots all the same."""
+    import sqlite3
+
+    clock = Clock(T0)
+    svc = make_service(county(service={"listen": "127.0.0.1:0", "data_dir": "data", "snapshot_every": 2}), now=clock)
+    for cost, events, snapshotted in ((0.0, 2, True), (3600.0, 4, False), (0.0, 2, True)):
+        svc._snapshot_cost = cost
+        before = svc.store.load_snapshot()
+        for _ in range(events):
+            i = len(svc.store.events()) + 1
+            assert svc.accept_object(sample(i, T0, entity=f"商户{i}", bad=False), "test").status == "accepted"
+        after = svc.store.load_snapshot()
+        assert (after is not None and (before is None or after[0] > before[0])) == snapshotted, cost
+    svc._snapshot_cost = 3600.0
+    svc.accept_object(sample(99, T0, entity="商户99", bad=False), "test")
+    asyncio.run(svc.close())
+    db = sqlite3.connect(svc.store.path)
+    assert db.execute("SELECT seq FROM snapshot").fetchone() == db.execute("SELECT MAX(seq) FROM events").fetchone()
+    db.close()
