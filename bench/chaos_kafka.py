@@ -16,7 +16,6 @@ calls (:func:`shian.notifiers.catchup.holds`), and each must be found ``held`` i
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -36,13 +35,7 @@ PARTITIONS = 4
 CHANGELOG = "shian-shian-engines-changelog"
 
 
-def load_by_path(name: str, path: Path) -> Any:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return sys.modules[name]
+from pathload import load_by_path  # noqa: E402
 
 
 def broker_module() -> Any:

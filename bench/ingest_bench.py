@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
 import sys
 import tempfile
 import time
@@ -33,14 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.5
 
 
-def load_by_path(name: str, path: Path) -> Any:
-    """scripts/ and tests/ are not packages: import a module by its path."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return sys.modules[name]
+from pathload import load_by_path  # noqa: E402
 
 
 class Recorder:

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -78,14 +77,7 @@ P99_TARGET_MS = 250.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def load_by_path(name: str, path: Path) -> Any:
-    """bench/ and scripts/ are not packages: import a script by its path."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return sys.modules[name]
+from pathload import load_by_path  # noqa: E402
 
 
 def replay_bench() -> Any:
