@@ -568,15 +568,102 @@ def first_read(rows: list[tuple[float, str, str, list[str]]]) -> dict[str, float
     return out
 
 
+def _startup(producer: Any, reader: Reader, m: dict[str, Any], config: Any, towns: list[str],
+             bootstrap: str, work: Path) -> tuple[subprocess.Popen, float | None]:
+    """An event waits on ``events``; spawn the live worker → (it, seconds until that event's notice)."""
+    from shian.streams.partitioned import partition_of
+
+    warm_id, value = live_sample(0, towns[0], datetime.now(config.tz), True, prefix="WARMUP")
+    producer.send("events", key=towns[0].encode(), value=value, partition=partition_of(towns[0], PARTITIONS))
+    producer.flush()
+    cmd = worker_cmd("--config", m["config_path"], "--broker", f"kafka://{bootstrap}",
+                     "--data-dir", str(work / "worker-live"))
+    t_spawn = time.time()
+    proc = spawn_worker(cmd, work / "worker-live.log")
+    while time.time() - t_spawn < 180 and proc.poll() is None:
+        got = first_read(reader.rows()).get(warm_id)
+        if got is not None:
+            return proc, got - t_spawn
+        time.sleep(0.05)
+    return proc, None
+
+
+def _feed(producer: Any, config: Any, towns: list[str], args: argparse.Namespace,
+          r: dict[str, Any]) -> tuple[dict[str, float], float]:
+    """Send ``--rate`` events/s for ``--seconds`` → (unqualified event id → when sent, wall start)."""
+    from shian.streams.partitioned import partition_of
+
+    every = max(1, round(1 / args.unqualified_share)) if args.unqualified_share > 0 else 0
+    total = int(args.rate * args.seconds)
+    sent: dict[str, float] = {}
+    start = time.perf_counter()
+    wall_start = time.time()
+    for i in range(1, total + 1):
+        delay = start + (i - 1) / args.rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        town = towns[i % len(towns)]
+        unq = bool(every) and i % every == 0
+        eid, value = live_sample(i, town, datetime.now(config.tz), unq)
+        t_send = time.time()
+        producer.send("events", key=town.encode(), value=value, partition=partition_of(town, PARTITIONS))
+        if unq:
+            sent[eid] = t_send
+    send_seconds = time.perf_counter() - start
+    producer.flush()
+    r.update(sent=total, sent_unqualified=len(sent), send_seconds=round(send_seconds, 2),
+             achieved_rate=round(total / send_seconds, 1))
+    return sent, wall_start
+
+
+def _drain(reader: Reader, sent: dict[str, float], seconds: float = 60.0) -> None:
+    """Wait until every expected notice is read, or ``seconds`` without."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        seen = first_read(reader.rows())
+        if all(eid in seen for eid in sent):
+            return
+        time.sleep(0.25)
+
+
+def _cpu_shares(before: tuple[float | None, ...], after: tuple[float | None, ...], wall: float,
+                r: dict[str, Any]) -> None:
+    """Worker, broker and machine CPU over the feed, as shares of the wall time."""
+    for key, b, a in zip(("worker_cpu_share", "broker_cpu_share", "machine_busy_cpus"), before, after):
+        if b is not None and a is not None:
+            r[key] = round((a - b) / wall, 2 if key == "machine_busy_cpus" else 3)
+
+
+def _latency_figures(sent: dict[str, float], seen: dict[str, float], wall_start: float, r: dict[str, Any]) -> None:
+    """p50 / p90 / p99 of send → notice read, overall and in 5-second slices."""
+    lat = sorted((seen[eid] - t) * 1000 for eid, t in sent.items() if eid in seen)
+    r["notices_matched"] = len(lat)
+    r["notices_missing"] = len(sent) - len(lat)
+    if not lat:
+        return
+    r.update(p50_ms=round(pct(lat, 0.5), 1), p90_ms=round(pct(lat, 0.9), 1),
+             p99_ms=round(pct(lat, 0.99), 1), max_ms=round(lat[-1], 1), min_ms=round(lat[0], 1),
+             mean_ms=round(sum(lat) / len(lat), 1))
+    # Latency over the run, in 5-second slices (does it drift as state grows?).
+    slices: dict[int, list[float]] = {}
+    for eid, t in sent.items():
+        if eid in seen:
+            slices.setdefault(int((t - wall_start) // 5), []).append((seen[eid] - t) * 1000)
+    r["p50_ms_by_5s"] = {f"{k * 5}s": round(pct(sorted(v), 0.5), 1) for k, v in sorted(slices.items())}
+    r["p99_ms_by_5s"] = {f"{k * 5}s": round(pct(sorted(v), 0.99), 1) for k, v in sorted(slices.items())}
+    r["_samples"] = sorted((round(t - wall_start, 3), round((seen[eid] - t) * 1000, 1))
+                           for eid, t in sent.items() if eid in seen)
+
+
 def latency_run(m: dict[str, Any], work: Path, args: argparse.Namespace) -> dict[str, Any]:
     from kafka import KafkaProducer
 
     from shian.rules.config import load
-    from shian.streams.partitioned import partition_of
 
     config = load(m["config_path"])
     towns = list(config.townships)
     r: dict[str, Any] = {}
+    sent: dict[str, float] = {}
     t0 = time.perf_counter()
     with kafka_broker().Broker() as broker:
         r["broker_start_seconds"] = round(time.perf_counter() - t0, 1)
@@ -587,91 +674,24 @@ def latency_run(m: dict[str, Any], work: Path, args: argparse.Namespace) -> dict
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
         proc = None
         try:
-            # Start-up: an event is waiting; spawn → its notice.
-            warm_id, value = live_sample(0, towns[0], datetime.now(config.tz), True, prefix="WARMUP")
-            producer.send("events", key=towns[0].encode(), value=value, partition=partition_of(towns[0], PARTITIONS))
-            producer.flush()
-            cmd = worker_cmd("--config", m["config_path"], "--broker", f"kafka://{bootstrap}",
-                             "--data-dir", str(work / "worker-live"))
-            t_spawn = time.time()
-            proc = spawn_worker(cmd, work / "worker-live.log")
-            startup = None
-            while time.time() - t_spawn < 180 and proc.poll() is None:
-                got = first_read(reader.rows()).get(warm_id)
-                if got is not None:
-                    startup = got - t_spawn
-                    break
-                time.sleep(0.05)
+            proc, startup = _startup(producer, reader, m, config, towns, bootstrap, work)
             r["startup_seconds"] = round(startup, 2) if startup is not None else None
             if startup is None:
                 r["error"] = "the live worker raised no notice for the waiting event"
                 r["worker_log_tail"] = tail(work / "worker-live.log")
                 return r
             time.sleep(2.0)  # let the first snapshot and the wall-clock timer settle
-
-            # The fixed-rate feed.
-            every = max(1, round(1 / args.unqualified_share)) if args.unqualified_share > 0 else 0
-            total = int(args.rate * args.seconds)
-            sent: dict[str, float] = {}
-            cpu0, broker_cpu0, busy0 = proc_cpu(proc.pid), proc_cpu(broker.proc.pid), system_busy()
-            start = time.perf_counter()
-            wall_start = time.time()
-            for i in range(1, total + 1):
-                target = start + (i - 1) / args.rate
-                delay = target - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                town = towns[i % len(towns)]
-                unq = bool(every) and i % every == 0
-                eid, value = live_sample(i, town, datetime.now(config.tz), unq)
-                t_send = time.time()
-                producer.send("events", key=town.encode(), value=value, partition=partition_of(town, PARTITIONS))
-                if unq:
-                    sent[eid] = t_send
-            send_seconds = time.perf_counter() - start
-            producer.flush()
-            r["sent"] = total
-            r["sent_unqualified"] = len(sent)
-            r["send_seconds"] = round(send_seconds, 2)
-            r["achieved_rate"] = round(total / send_seconds, 1)
-
-            # Drain: every expected notice read, or a minute without.
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                seen = first_read(reader.rows())
-                if all(eid in seen for eid in sent):
-                    break
-                time.sleep(0.25)
-            wall = time.time() - wall_start
-            cpu1, broker_cpu1, busy1 = proc_cpu(proc.pid), proc_cpu(broker.proc.pid), system_busy()
-            if busy0 is not None and busy1 is not None:
-                r["machine_busy_cpus"] = round((busy1 - busy0) / wall, 2)
-            if cpu0 is not None and cpu1 is not None:
-                r["worker_cpu_share"] = round((cpu1 - cpu0) / wall, 3)
-            if broker_cpu0 is not None and broker_cpu1 is not None:
-                r["broker_cpu_share"] = round((broker_cpu1 - broker_cpu0) / wall, 3)
+            before = (proc_cpu(proc.pid), proc_cpu(broker.proc.pid), system_busy())
+            sent, wall_start = _feed(producer, config, towns, args, r)
+            _drain(reader, sent)
+            after = (proc_cpu(proc.pid), proc_cpu(broker.proc.pid), system_busy())
+            _cpu_shares(before, after, time.time() - wall_start, r)
         finally:
             if proc is not None:
                 stop_process(proc)
             reader.close()
             producer.close()
-        seen = first_read(reader.rows())
-        lat = sorted((seen[eid] - t) * 1000 for eid, t in sent.items() if eid in seen)
-        r["notices_matched"] = len(lat)
-        r["notices_missing"] = len(sent) - len(lat)
-        if lat:
-            r.update(p50_ms=round(pct(lat, 0.5), 1), p90_ms=round(pct(lat, 0.9), 1),
-                     p99_ms=round(pct(lat, 0.99), 1), max_ms=round(lat[-1], 1), min_ms=round(lat[0], 1),
-                     mean_ms=round(sum(lat) / len(lat), 1))
-            # Latency over the run, in 5-second slices (does it drift as state grows?).
-            slices: dict[int, list[float]] = {}
-            for eid, t in sent.items():
-                if eid in seen:
-                    slices.setdefault(int((t - wall_start) // 5), []).append((seen[eid] - t) * 1000)
-            r["p50_ms_by_5s"] = {f"{k * 5}s": round(pct(sorted(v), 0.5), 1) for k, v in sorted(slices.items())}
-            r["p99_ms_by_5s"] = {f"{k * 5}s": round(pct(sorted(v), 0.99), 1) for k, v in sorted(slices.items())}
-            r["_samples"] = sorted((round(t - wall_start, 3), round((seen[eid] - t) * 1000, 1))
-                                   for eid, t in sent.items() if eid in seen)
+        _latency_figures(sent, first_read(reader.rows()), wall_start, r)
         if r["notices_missing"]:
             r["worker_log_tail"] = tail(work / "worker-live.log")
     return r
@@ -680,7 +700,7 @@ def latency_run(m: dict[str, Any], work: Path, args: argparse.Namespace) -> dict
 # ---------------------------------------------------------------------------------------
 
 def report_lines(r: dict[str, Any]) -> list[str]:
-    g, w, lat = r["data"], r["worker_event_time"], r["latency"]
+    g = r["data"]
     lines = [
         f"shian Kafka benchmark: {g['lines']:,} lines ({g['file_mb']} MB), {g['townships']} townships, "
         f"seed {g['seed']}, {PARTITIONS} partitions, {r['cpus']} CPUs, code {r['code']['commit']}"
@@ -691,6 +711,22 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"  raw consume (aiokafka)   {r['raw_consume']['eps']:>10,} events/s  ({r['raw_consume']['records']:,} records, "
         f"{r['raw_consume']['seconds']} s)",
     ]
+    lines += _worker_lines(r)
+    loads = r.get("loadavg_1min", {})
+    if loads and max(loads.values()) > 0.5 * (r["cpus"] or 1):
+        lines.append(f"  NOTE: the machine was busy (1-min load before the steps: {loads}); figures are noisy")
+    lines += _latency_lines(r["latency"])
+    p = r.get("profile")
+    if p:
+        lines.append(f"  profiled worker (cProfile, main thread): {p.get('outcome')}, first→last notice "
+                     f"{p.get('first_to_last_notice_s')} s; {p.get('profile_text', p.get('error'))}")
+    return lines
+
+
+def _worker_lines(r: dict[str, Any]) -> list[str]:
+    """Step 2 of the report: the event-time worker, its stop and its restart."""
+    w, lat = r["worker_event_time"], r["latency"]
+    lines: list[str] = []
     if r.get("worker_eps"):
         lines.append(f"  worker --event-time      {r['worker_eps']:>10,} events/s  (first→last notice "
                      f"{w['first_to_last_notice_s']} s; = {r['worker_share']:.3f} × min(raw, replay); "
@@ -726,9 +762,12 @@ def report_lines(r: dict[str, Any]) -> list[str]:
     if cpu.get("whole_machine") is not None:
         lines.append(f"    machine: {cpu['whole_machine']} CPU s busy in all ({r['cpus']} CPUs × {w['wall_seconds']} s), "
                      f"{cpu['everything_else']} of them by processes outside this benchmark")
-    loads = r.get("loadavg_1min", {})
-    if loads and max(loads.values()) > 0.5 * (r["cpus"] or 1):
-        lines.append(f"  NOTE: the machine was busy (1-min load before the steps: {loads}); figures are noisy")
+    return lines
+
+
+def _latency_lines(lat: dict[str, Any]) -> list[str]:
+    """Step 3 of the report: the live worker's start-up and notice latency."""
+    lines: list[str] = []
     if "startup_seconds" in lat:
         lines.append(f"  worker start-up (live)   {lat['startup_seconds']} s  (spawn → notice of a waiting event)")
     if lat.get("p50_ms") is not None:
@@ -741,10 +780,6 @@ def report_lines(r: dict[str, Any]) -> list[str]:
                      f"p99 by 5 s: {lat.get('p99_ms_by_5s')}")
     elif lat:
         lines.append(f"  notice latency (live)    no figure: {lat.get('error') or lat}")
-    p = r.get("profile")
-    if p:
-        lines.append(f"  profiled worker (cProfile, main thread): {p.get('outcome')}, first→last notice "
-                     f"{p.get('first_to_last_notice_s')} s; {p.get('profile_text', p.get('error'))}")
     return lines
 
 
@@ -778,7 +813,7 @@ def target_rows(r: dict[str, Any]) -> list[Any]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=None, help="lines to generate (about; default 200,000, --quick 50,000)")
     ap.add_argument("--quick", action="store_true", help="50,000 events and a 10 s latency run (a few minutes)")
@@ -804,6 +839,91 @@ def main(argv: list[str] | None = None) -> int:
         args.events = 50_000 if args.quick else 200_000
     if args.seconds is None:
         args.seconds = 10.0 if args.quick else 30.0
+    return args
+
+
+class Phases:
+    """The 1-minute load before each step, printed as the step starts."""
+
+    def __init__(self, r: dict[str, Any]) -> None:
+        self.loads: dict[str, float] = r.setdefault("loadavg_1min", {})
+
+    def __call__(self, name: str) -> None:
+        self.loads[name] = round(os.getloadavg()[0], 2)
+        print(f"{name} … (load {self.loads[name]})", flush=True)
+
+
+def ingest_and_raw(bootstrap: str, m: dict[str, Any], r: dict[str, Any], phase: Phases) -> None:
+    """Step 1: topics, ``shian ingest --until``, then a bare consumer over the whole topic."""
+    secs, _ = cli("topics", "--config", m["config_path"], "--broker", f"kafka://{bootstrap}",
+                  "--partitions", str(PARTITIONS), timeout=120)
+    r["topics_seconds"] = round(secs, 2)
+    phase("ingest")
+    secs, done = cli("ingest", m["events_path"], "--config", m["config_path"], "--broker",
+                     f"kafka://{bootstrap}", "--until", UNTIL_TEXT, "--no-progress", timeout=3600)
+    r["ingest_seconds"] = round(secs, 2)
+    r["ingest_summary"] = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    r["ingest_eps"] = round(m["lines"] / secs)
+    print(f"  {r['ingest_eps']:,} lines/s ({secs:.1f} s)", flush=True)
+    phase("raw consume")
+    r["raw_consume"] = raw_consume(bootstrap)
+    print(f"  {r['raw_consume']['eps']:,} events/s", flush=True)
+
+
+def worker_figures(r: dict[str, Any], replay_notices: dict[str, int]) -> None:
+    """Step 2's rates: worker events/s, per main-thread CPU second, share of min(raw, replay)."""
+    w = r["worker_event_time"]
+    records = r["raw_consume"]["records"]
+    if w["outcome"] == "done" and w.get("first_to_last_notice_s"):
+        r["worker_eps"] = round(records / w["first_to_last_notice_s"])
+    if w["outcome"] == "done" and w["cpu_seconds"].get("worker_main_thread"):
+        # Records per CPU second of the worker's event-loop thread (start-up included): the
+        # rate a whole core with no waiting would give — less sensitive to other load.
+        r["worker_eps_per_main_thread_cpu_second"] = round(records / w["cpu_seconds"]["worker_main_thread"])
+    base = min(r["raw_consume"]["eps"], r["replay_eps"])
+    r["worker_share"] = round(r["worker_eps"] / base, 4) if r.get("worker_eps") else None
+    worker_rules = w["notices"]["by_rule"]
+    r["notice_rule_differences"] = dict(sorted(
+        (k, (worker_rules.get(k, 0), replay_notices.get(k, 0)))
+        for k in set(worker_rules) | set(replay_notices) if worker_rules.get(k, 0) != replay_notices.get(k, 0)))
+
+
+def broker_a(m: dict[str, Any], r: dict[str, Any], rep: dict[str, Any], work: Path,
+             args: argparse.Namespace, phase: Phases) -> None:
+    """Steps 1 and 2 on broker A."""
+    want = r["expected_notices"]
+    t0 = time.perf_counter()
+    with kafka_broker().Broker() as broker:
+        bootstrap = broker.bootstrap
+        r["broker_start_seconds"] = round(time.perf_counter() - t0, 1)
+        ingest_and_raw(bootstrap, m, r, phase)
+        phase("worker --event-time")
+        w = r["worker_event_time"] = worker_run(bootstrap, m, want, work, args, broker.proc.pid)
+        worker_figures(r, rep["notices"])
+        print(f"  {w['outcome']}: {r.get('worker_eps')} events/s "
+              f"({w['notices']['distinct']:,}/{want:,} notices)", flush=True)
+        if args.profile == "always" or (args.profile == "auto" and not args.quick and (r["worker_share"] or 0) < SHARE_TARGET):
+            phase("profiled worker")
+            r["profile"] = profile_run(bootstrap, m, want, work, args.out, args)
+
+
+def missed_lines(r: dict[str, Any]) -> list[str]:
+    """A ``TARGET MISSED`` line per missed target."""
+    lat, w = r["latency"], r["worker_event_time"]
+    lines = []
+    if not r.get("worker_share") or r["worker_share"] < SHARE_TARGET:
+        lines.append(f"TARGET MISSED: worker {r.get('worker_eps')} events/s is {r.get('worker_share')} × min(raw consume, "
+                     f"replay) (target ≥ {SHARE_TARGET})")
+    if not w.get("all_committed"):
+        lines.append("TARGET MISSED: after the SIGTERM not every partition's offset was committed up to its end")
+    if lat.get("p99_ms") is None or lat["p99_ms"] >= P99_TARGET_MS or lat.get("notices_missing"):
+        lines.append(f"TARGET MISSED: notice latency p99 {lat.get('p99_ms')} ms (target < {P99_TARGET_MS:g} ms)"
+                     + (f", {lat['notices_missing']} notices never read" if lat.get("notices_missing") else ""))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.child == "profile-worker":
         return child_profile_worker(args.config_file, args.bootstrap, args.data_dir, args.prof_file)
 
@@ -822,75 +942,29 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"worker_share_of_min_raw_replay": SHARE_TARGET,
                     "p99_ms": P99_TARGET_MS},
     }
-
-    r["loadavg_1min"] = {}
-
-    def phase(name: str) -> None:
-        r["loadavg_1min"][name] = round(os.getloadavg()[0], 2)
-        print(f"{name} … (load {r['loadavg_1min'][name]})", flush=True)
+    phase = Phases(r)
 
     phase("replay")
     rep = rb.run_child("replay", m)
     r["replay_seconds"] = round(rep["seconds"], 2)
     r["replay_eps"] = round(rep["lines"] / rep["seconds"])
     r["replay_notices_by_rule"] = rep["notices"]
-    want = r["expected_notices"] = sum(rep["notices"].values())
-    print(f"  {r['replay_eps']:,} events/s, {want:,} notices", flush=True)
+    r["expected_notices"] = sum(rep["notices"].values())
+    print(f"  {r['replay_eps']:,} events/s, {r['expected_notices']:,} notices", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="shian-kafka-bench-"))
     try:
         phase("broker A")
-        t0 = time.perf_counter()
-        with kafka_broker().Broker() as broker:
-            bootstrap = broker.bootstrap
-            r["broker_start_seconds"] = round(time.perf_counter() - t0, 1)
-            secs, _ = cli("topics", "--config", m["config_path"], "--broker", f"kafka://{bootstrap}",
-                          "--partitions", str(PARTITIONS), timeout=120)
-            r["topics_seconds"] = round(secs, 2)
-            phase("ingest")
-            secs, done = cli("ingest", m["events_path"], "--config", m["config_path"], "--broker",
-                             f"kafka://{bootstrap}", "--until", UNTIL_TEXT, "--no-progress", timeout=3600)
-            r["ingest_seconds"] = round(secs, 2)
-            r["ingest_summary"] = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-            r["ingest_eps"] = round(m["lines"] / secs)
-            print(f"  {r['ingest_eps']:,} lines/s ({secs:.1f} s)", flush=True)
-
-            phase("raw consume")
-            r["raw_consume"] = raw_consume(bootstrap)
-            print(f"  {r['raw_consume']['eps']:,} events/s", flush=True)
-
-            phase("worker --event-time")
-            w = r["worker_event_time"] = worker_run(bootstrap, m, want, work, args, broker.proc.pid)
-            records = r["raw_consume"]["records"]
-            if w["outcome"] == "done" and w.get("first_to_last_notice_s"):
-                r["worker_eps"] = round(records / w["first_to_last_notice_s"])
-            if w["outcome"] == "done" and w["cpu_seconds"].get("worker_main_thread"):
-                # Records per CPU second of the worker's event-loop thread (start-up included): the
-                # rate a whole core with no waiting would give — less sensitive to other load.
-                r["worker_eps_per_main_thread_cpu_second"] = round(records / w["cpu_seconds"]["worker_main_thread"])
-            base = min(r["raw_consume"]["eps"], r["replay_eps"])
-            r["worker_share"] = round(r["worker_eps"] / base, 4) if r.get("worker_eps") else None
-            worker_rules = w["notices"]["by_rule"]
-            diffs = {k: (worker_rules.get(k, 0), rep["notices"].get(k, 0))
-                     for k in set(worker_rules) | set(rep["notices"]) if worker_rules.get(k, 0) != rep["notices"].get(k, 0)}
-            r["notice_rule_differences"] = dict(sorted(diffs.items()))
-            print(f"  {w['outcome']}: {r.get('worker_eps')} events/s "
-                  f"({w['notices']['distinct']:,}/{want:,} notices)", flush=True)
-
-            if args.profile == "always" or (args.profile == "auto" and not args.quick and (r["worker_share"] or 0) < SHARE_TARGET):
-                phase("profiled worker")
-                r["profile"] = profile_run(bootstrap, m, want, work, args.out, args)
+        broker_a(m, r, rep, work, args, phase)
+        r["latency"] = {}
         if not args.skip_latency:
             phase(f"latency: broker B, live worker, {args.rate:g} events/s for {args.seconds:g} s")
             r["latency"] = latency_run(m, work, args)
-        else:
-            r["latency"] = {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    lat = r["latency"]
+    lat, w = r["latency"], r["worker_event_time"]
     lat.pop("_samples", None)
-    w = r["worker_event_time"]
     if lat.get("startup_seconds") and w.get("spawn_to_last_notice_s"):
         net = w["spawn_to_last_notice_s"] - lat["startup_seconds"]
         if net > 0:
@@ -898,16 +972,7 @@ def main(argv: list[str] | None = None) -> int:
     if rb.code_version() != code:
         code["changed_during_run"] = True
 
-    lines = report_lines(r)
-    if not r.get("worker_share") or r["worker_share"] < SHARE_TARGET:
-        lines.append(f"TARGET MISSED: worker {r.get('worker_eps')} events/s is {r.get('worker_share')} × min(raw consume, "
-                     f"replay) (target ≥ {SHARE_TARGET})")
-    if not w.get("all_committed"):
-        lines.append("TARGET MISSED: after the SIGTERM not every partition's offset was committed up to its end")
-    if lat.get("p99_ms") is None or lat["p99_ms"] >= P99_TARGET_MS or lat.get("notices_missing"):
-        lines.append(f"TARGET MISSED: notice latency p99 {lat.get('p99_ms')} ms (target < {P99_TARGET_MS:g} ms)"
-                     + (f", {lat['notices_missing']} notices never read" if lat.get("notices_missing") else ""))
-    print("\n".join(lines))
+    print("\n".join(report_lines(r) + missed_lines(r)))
     targets().write_rows(args.json, target_rows(r))
     (args.out / "kafka_bench.json").write_text(json.dumps(r, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"report: {args.out / 'kafka_bench.json'}")
