@@ -107,7 +107,13 @@ def cmd_ack(args: argparse.Namespace) -> int:
             f.write(line + "\n")
         print(f"已追加到 {args.out}：{line}", file=sys.stderr)
     else:
-        _publish(args.broker, event["township"], line)
+        from shian.streams.kafka import BrokerUnreachable
+
+        try:
+            _publish(args.broker, event["township"], line)
+        except BrokerUnreachable as e:
+            print(f"shian ack：{e}；签收没有发布", file=sys.stderr)
+            return 2
         print(f"已发布到 events：{line}", file=sys.stderr)
     return 0
 
@@ -118,9 +124,10 @@ def _publish(broker: str, township: str, line: str) -> None:
     from shian.streams.kafka import EVENTS, bootstrap, event_partitions
     from shian.streams.partitioned import partition_of
 
+    partitions = event_partitions(broker)
     producer = KafkaProducer(bootstrap_servers=bootstrap(broker), acks="all")
     producer.send(EVENTS, key=township.encode(), value=line.encode(),
-                  partition=partition_of(township, event_partitions(broker)))
+                  partition=partition_of(township, partitions))
     producer.flush()
     producer.close()
 

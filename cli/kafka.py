@@ -46,10 +46,14 @@ def register(sub: Any) -> None:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from shian.streams.kafka import create_topics
+    from shian.streams.kafka import BrokerUnreachable, create_topics
 
     load_config(args.config)
-    created = create_topics(args.broker, args.partitions)
+    try:
+        created = create_topics(args.broker, args.partitions)
+    except BrokerUnreachable as e:
+        print(f"shian topics：{e}", file=sys.stderr)
+        return 2
     print(f"已创建主题：{', '.join(created)}" if created else "主题均已存在")
     return 0
 
@@ -58,13 +62,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
     from tqdm import tqdm
 
-    from shian.streams.kafka import PRODUCER_SETTINGS, Ingest, bootstrap, event_partitions
+    from shian.streams.kafka import PRODUCER_SETTINGS, BrokerUnreachable, Ingest, bootstrap, event_partitions
     from shian.streams.replay import jsonl_writer
     from shian.streams.sources import read_path
 
     checked, until = event_inputs(args)
     config = checked.config
-    partitions = event_partitions(args.broker)
+    try:
+        partitions = event_partitions(args.broker)
+    except BrokerUnreachable as e:
+        print(f"shian ingest：{e}；没有发送任何事件", file=sys.stderr)
+        return 2
     producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), **PRODUCER_SETTINGS)
     with open_out(args.rejects, None) as rej:
         write = jsonl_writer(rej) if rej is not None else None
@@ -86,7 +94,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from shian.streams.worker import run_worker
 
     config = load_config(args.config)
-    run_worker(config, args.broker, event_partitions(args.broker), event_time=args.event_time,
+    # A worker started with (or before) its broker waits for it instead of failing.
+    partitions = event_partitions(args.broker, wait=None, log=lambda line: print(line, file=sys.stderr, flush=True))
+    run_worker(config, args.broker, partitions, event_time=args.event_time,
                data_dir=args.data_dir, loglevel=args.loglevel)
     return 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Callable
@@ -68,7 +69,13 @@ def create_topics(broker: str, partitions: int) -> list[str]:
     """Create the three topics if missing; returns the ones created."""
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap(broker), client_id="shian-topics")
+    settings: dict[str, Any] = {}
+    if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:  # kafka-python ≥ 3.0
+        settings["bootstrap_timeout_ms"] = int(ONE_SHOT_SECONDS * 1000)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap(broker), client_id="shian-topics", **settings)
+    except no_answer() as e:
+        raise unreachable(broker, e) from None
     try:
         existing = set(admin.list_topics())
         wanted = [(EVENTS, partitions), (NOTICES, partitions), (REJECTS, 1)]
@@ -80,17 +87,62 @@ def create_topics(broker: str, partitions: int) -> list[str]:
         admin.close()
 
 
-def event_partitions(broker: str) -> int:
+PROBE_SECONDS = 5.0  # one attempt to reach a broker that is waited for
+ONE_SHOT_SECONDS = 10.0  # how long shian topics / ingest try before they say the broker is not there
+
+
+class BrokerUnreachable(Exception):
+    """The broker did not answer in time; ``str()`` says so in Chinese, naming its address."""
+
+
+def no_answer() -> tuple[type[BaseException], ...]:
+    """kafka-python's errors for a broker that does not answer (``NoBrokersAvailable`` before 3.0)."""
+    from kafka import errors
+
+    names = ("NoBrokersAvailable", "KafkaTimeoutError", "KafkaConnectionError")
+    return tuple(getattr(errors, name) for name in names if hasattr(errors, name))
+
+
+def unreachable(broker: str, error: BaseException) -> BrokerUnreachable:
+    return BrokerUnreachable(f"无法连接 Kafka {bootstrap(broker)}（{type(error).__name__}）："
+                             f"请确认 broker 已启动、--broker 地址正确（如 kafka://127.0.0.1:9092）")
+
+
+def event_partitions(broker: str, wait: float | None = 0.0,
+                     log: Callable[[str], None] | None = None, pause: float = 5.0) -> int:
+    """The partition count of ``events``. While the broker does not answer, or answers without
+    an ``events`` topic, retry every ``pause`` seconds (saying so through ``log``) for up to
+    ``wait`` seconds — ``None``: until it works — then :class:`BrokerUnreachable`, or
+    ``SystemExit`` naming ``shian topics`` for the missing topic."""
+    started = time.monotonic()
+    while True:
+        try:
+            parts = _partitions_for_events(broker, probe=wait is None or wait > 0)
+        except no_answer() as e:
+            problem, fail = f"Kafka {bootstrap(broker)} 尚未就绪（{type(e).__name__}）", unreachable(broker, e)
+        else:
+            if parts:
+                return len(parts)
+            problem = f"Kafka {bootstrap(broker)} 上还没有主题 {EVENTS}"
+            fail = SystemExit(f"主题 {EVENTS} 不存在：请先运行 shian topics --broker {broker}")
+        if wait is not None and time.monotonic() - started + pause > wait:
+            raise fail from None
+        if log is not None:
+            log(f"{problem}，{pause:g} 秒后重试")
+        time.sleep(pause)
+
+
+def _partitions_for_events(broker: str, probe: bool) -> set[int] | None:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap(broker))
+    settings: dict[str, Any] = {}
+    if "bootstrap_timeout_ms" in KafkaConsumer.DEFAULT_CONFIG:  # kafka-python ≥ 3.0
+        settings["bootstrap_timeout_ms"] = int((PROBE_SECONDS if probe else ONE_SHOT_SECONDS) * 1000)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap(broker), **settings)
     try:
-        parts = consumer.partitions_for_topic(EVENTS)
+        return consumer.partitions_for_topic(EVENTS)
     finally:
         consumer.close()
-    if not parts:
-        raise SystemExit(f"主题 {EVENTS} 不存在：请先运行 shian topics --broker {broker}")
-    return len(parts)
 
 
 @dataclass
