@@ -24,6 +24,7 @@ import binascii
 import random
 import re
 import sys
+import time
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as DEFAULT_POLICY
@@ -207,11 +208,44 @@ def _encoded_subject(value: str) -> bytes:
 
 def _base64_body(text: str) -> bytes:
     """A text part's body as ``set_content(…, cte="base64")`` encodes it and the generator writes
-    it: lines of 76 characters (57 bytes), each ending in CRLF (``base64.encodebytes`` cuts
-    the same lines)."""
+    it: lines of 76 characters (57 bytes), each ending in CRLF — the lines
+    ``base64.encodebytes`` cuts, cut here from one encoding of the whole (57 bytes are 19 groups
+    of 3: no line's encoding depends on the line before)."""
     assert _B64_LINE == 57
-    data = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+    data = text.encode("utf-8")
+    if b"\r" in data:  # CR and CRLF line ends become LF, as splitlines() reads them
+        data = b"\n".join(data.splitlines()) + b"\n"
+    elif not data.endswith(b"\n"):
+        data += b"\n"
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"".join([encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76)])
+
+
+_date_now: tuple[int, str] = (0, "")
+
+
+def _date() -> str:
+    """``formatdate(localtime=True)`` of now, made once a second (it writes whole seconds)."""
+    global _date_now
+    second = int(time.time())
+    if _date_now[0] != second:
+        _date_now = (second, formatdate(second, localtime=True))
+    return _date_now[1]
+
+
+_HEADS: dict[tuple[str, tuple[str, ...]], bytes] = {}
+
+
+def _head(sender: str, addresses: Sequence[str]) -> bytes:
+    """The From and To lines of a sender and a department's addresses (made once for each)."""
+    key = (sender, tuple(addresses))
+    head = _HEADS.get(key)
+    if head is None:
+        if len(_HEADS) >= _FOLDED_MAX:
+            _HEADS.clear()
+        to = [a for a in (header(x) for x in addresses) if a]
+        head = _HEADS[key] = _folded("From", header(sender)) + (_folded("To", ", ".join(to)) if to else b"")
+    return head
 
 
 def make_boundary() -> str:
@@ -225,12 +259,8 @@ def message_bytes(sender: str, dept_id: str, addresses: Sequence[str], message: 
     """``as_bytes(build_message(sender, dept_id, addresses, message))``, without the email
     package's per-message header parsing (``date`` and ``boundary``: fixed, for a comparison);
     the Subject is written as :func:`_encoded_subject` writes it."""
-    out = [_folded("From", header(sender))]
-    to = [a for a in (header(x) for x in addresses) if a]
-    if to:
-        out.append(_folded("To", ", ".join(to)))
-    out += [_encoded_subject(header(message.subject)), _folded("Date", date or formatdate(localtime=True)),
-            _folded("Message-ID", message_id(message.ref, dept_id))]
+    out = [_head(sender, addresses), _encoded_subject(header(message.subject)), _folded("Date", date or _date()),
+           _folded("Message-ID", message_id(message.ref, dept_id))]
     seen = {"from", "to", "subject", "date", "message-id"}
     for name, value in message.headers:
         if _HEADER_NAME.match(name) and name.lower() not in _RESERVED:
