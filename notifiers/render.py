@@ -52,6 +52,9 @@ NOTIFIER_RULES: dict[str, RuleSpec] = {DELIVERY_FAILED.id: DELIVERY_FAILED, RESO
 STENCILED = frozenset({"notice", "group"})
 _LITERAL = frozenset({"mode"})
 _STENCILS_KEPT = 2048
+# New shapes of a layout checked against jinja2 before its stencils are trusted unchecked (a
+# group's shapes are many: each item's rows and flags); one that differs ends its stencils.
+_STENCILS_CHECKED = 32
 
 
 def spec_of(rule: str, severity: str = "warning") -> RuleSpec:
@@ -445,8 +448,9 @@ class Renderer:
         self.md_env.filters["in_code"] = in_code
         self._wordings: dict[tuple[str, str, str], tuple[Notice, dict[str, Any]]] = {}
         self._recipient_named: dict[str, bool] = {}
-        self._stencils: dict[tuple[Any, ...], _Stencils | None] = {}
+        self._stencils: dict[tuple[Any, ...], _Stencils] = {}
         self._packaged: dict[str, bool] = {}
+        self._checked: dict[str, int] = {}
 
     def _environment(self, loader: ChoiceLoader, **options: Any) -> Environment:
         """Templates of one kind of output: ``.html`` ones autoescaped, the others as written
@@ -614,9 +618,10 @@ class Renderer:
     def _stenciled(self, layout: str, subject_vars: dict[str, Any], ctx: dict[str, Any],
                    bodies: Collection[str]) -> dict[str, Any] | None:
         """The subject, text and HTML of a packaged layout from its stencils for this shape of
-        context (made on first sight and kept when they write what jinja2 writes); the
+        context (made on first sight; the first :data:`_STENCILS_CHECKED` shapes of a layout
+        are checked against jinja2, and one that differs ends the layout's stencils); the
         markdown is left to the caller. None: rendered by jinja2 (an office's own layout, a
-        context no stencil can stand for, a shape whose stencil did not match)."""
+        context no stencil can stand for)."""
         if not self._is_packaged(layout):
             return None
         both = {"v": subject_vars, "c": ctx}
@@ -625,19 +630,26 @@ class Renderer:
             return None
         wanted = tuple(b for b in ("text", "html") if b in bodies)
         key = (layout, wanted, sk.key)
-        if key in self._stencils:
-            made = self._stencils[key]
-            return None if made is None else made.fill(sk.values)
+        made = self._stencils.get(key)
+        if made is not None:
+            return made.fill(sk.values)
         full = skeleton(both, literal=_LITERAL, tokens=True)
         assert full is not None
         made = self._stencils_for(layout, wanted, full)
-        real = self._rendered(layout, subject_vars, ctx, wanted)
-        if made.fill(sk.values) != real:
-            log.debug("layout %s: a stencil does not write what jinja2 writes for shape %r", layout, sk.key)
-            made = None
         if len(self._stencils) >= _STENCILS_KEPT:
             self._stencils.clear()
         self._stencils[key] = made
+        checked = self._checked.get(layout, 0)
+        if checked >= _STENCILS_CHECKED:
+            return made.fill(sk.values)
+        real = self._rendered(layout, subject_vars, ctx, wanted)
+        if made.fill(sk.values) != real:
+            log.warning("layout %s: its stencils do not write what jinja2 writes (shape %r); rendered by jinja2 from now on",
+                        layout, sk.key)
+            self._packaged[layout] = False
+            self._stencils = {k: v for k, v in self._stencils.items() if k[0] != layout}
+        else:
+            self._checked[layout] = checked + 1
         return real
 
     def _stencils_for(self, layout: str, wanted: tuple[str, ...], sk: Skeleton) -> _Stencils:
