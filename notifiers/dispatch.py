@@ -85,6 +85,8 @@ CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its modul
 # Batches rendered and claimed (marked sending) in one outbox transaction, then sent: one
 # synced commit per CLAIM messages instead of one per message.
 CLAIM = 64
+# Due batches read from the outbox at a time (a step reads page after page until none is left).
+PAGE = 512
 
 
 def redact(text: str) -> str:
@@ -163,6 +165,15 @@ class Dispatcher:
             now -= timedelta(seconds=self.settings.group_wait_seconds)
         return self.outbox.add(notice, now)
 
+    def submit_all(self, notices: Sequence[Notice], *, whole_batch: bool = False) -> list[bool]:
+        """:meth:`submit` for the notices one event raised, in one outbox transaction (one
+        sync, not one per notice): once it returns, every one of them is kept; should it
+        raise, none is. Whether each was new, in order."""
+        now = self.now()
+        if whole_batch:
+            now -= timedelta(seconds=self.settings.group_wait_seconds)
+        return self.outbox.add_all(notices, now)
+
     def submit_many(self, notices: Sequence[Notice], *, whole_batch: bool = False) -> int:
         """:meth:`submit` for many notices at once (many per outbox transaction); how many were new."""
         now = self.now()
@@ -182,14 +193,22 @@ class Dispatcher:
             except Exception:  # a reader that fails must not hold back what is due
                 log.exception("watcher %r failed; delivering anyway", watcher)
         self._make_digests(now)
+        for name in sorted(self.outbox.due_channels(now) - set(self.channels)):
+            self._warn_once(name, "channel %s is not set up; its deliveries wait", name)
+        sent, seen = 0, set()
+        while True:  # PAGE batches at a time, the earliest first, each page's channels side by side
+            page = self.outbox.due(now, PAGE, channels=self.channels, after=seen)
+            if not page:
+                return sent
+            seen.update(b.id for b in page)
+            sent += await self._send_page(page)
+            if len(page) < PAGE:
+                return sent
+
+    async def _send_page(self, page: Sequence[Batch]) -> int:
         by_channel: dict[str, list[Batch]] = {}
-        for batch in self.outbox.due(now):
-            if batch.channel not in self.channels:
-                self._warn_once(batch.channel, "channel %s is not set up; its deliveries wait", batch.channel)
-                continue
+        for batch in page:
             by_channel.setdefault(batch.channel, []).append(batch)
-        if not by_channel:
-            return 0
         tasks = [asyncio.ensure_future(self._drain(self.channels[name], batches))
                  for name, batches in by_channel.items()]
         try:
@@ -338,7 +357,8 @@ class Dispatcher:
         """Decides (pure) and stores the outcome; ``attempted`` False when the batch never
         reached the channel (rendering failed), which still counts as an attempt."""
         attempts = batch.attempts if attempted else batch.attempts + 1
-        result = dataclasses.replace(result, error=redact(result.error))
+        if result.error:
+            result = dataclasses.replace(result, error=redact(result.error))
         nxt = timing.after_attempt(result, attempts, batch.first_attempt_at or now, now,
                                    self.settings.retry, self.rand, self.jitter)
         raised: list[Notice] = []
