@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import unicodedata
+from collections import abc
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -101,16 +102,18 @@ def one_line(text: str) -> str:
 CUT = "\ue002"
 _WORDINGS_KEPT = 4096  # notices whose wording is kept for their other recipients
 _MARKS = re.compile("[\ue000-\ue002]")
+_UNCLEAN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ue000-\ue002]")  # what _CONTROL or _MARKS replace
 
 
 def _clean(value: Any) -> Any:
     """Event text is single-line data: a newline in an entity name would fake a row, and none of
     the renderer's own marks (a notice's start, a printed value's ends) may come from it."""
-    if isinstance(value, str):
-        return _MARKS.sub("", _CONTROL.sub(" ", value))
-    if isinstance(value, Mapping):
+    t = type(value)
+    if t is str or (t is not dict and t is not list and isinstance(value, str)):
+        return _MARKS.sub("", _CONTROL.sub(" ", value)) if _UNCLEAN.search(value) else value
+    if t is dict or (t is not list and isinstance(value, abc.Mapping)):
         return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if t is list or t is tuple:
         return [_clean(v) for v in value]
     return value
 

@@ -24,6 +24,7 @@ before.
 from __future__ import annotations
 
 import re
+from collections import abc
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Mapping, Sequence
@@ -101,15 +102,17 @@ class _Walk:
         if obj is None or t is bool:
             self.key.append(obj)
             return obj
-        if t is dict or isinstance(obj, Mapping):
+        if t is dict:
             return self.mapping(obj)
         if t is list or t is tuple:
             return self.sequence(obj)
-        if isinstance(obj, str):
-            return self.text(obj)
-        if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        if t is int or t is float:
             self.key.append(("n", t.__name__, obj))
             return obj
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, abc.Mapping):
+            return self.mapping(obj)
         raise _Unfit(t.__name__)
 
     def mapping(self, obj: Mapping[str, Any]) -> Any:
@@ -117,16 +120,16 @@ class _Walk:
         if known is not None:
             self.key.append(("@", known[0]))
             return known[1]
-        key, values, build = self.key, self.values, self.build
+        key, values, build, literal = self.key, self.values, self.build, self.literal
         mark = len(key)
         key.append(tuple(obj))
         out: dict[str, Any] | None = {} if build else None
         for k, v in obj.items():
-            if type(v) is str and v and k not in self.literal:
+            if type(v) is str and v and k not in literal:
                 key.append("s")
                 values.append(v)
                 made: Any = token(len(values) - 1) if build else None
-            elif k in self.literal and isinstance(v, str):
+            elif k in literal and isinstance(v, str):
                 key.append(("=", v))
                 made = v
             else:
@@ -137,9 +140,17 @@ class _Walk:
         return out
 
     def sequence(self, obj: list[Any] | tuple[Any, ...]) -> Any:
-        self.key.append(("[", len(obj)))
-        items = [self.value(v) for v in obj]
-        return (tuple(items) if type(obj) is tuple else items) if self.build else None
+        key, values, build = self.key, self.values, self.build
+        key.append(("[", len(obj)))
+        items = []
+        for v in obj:
+            if type(v) is str and v:
+                key.append("s")
+                values.append(v)
+                items.append(token(len(values) - 1) if build else None)
+            else:
+                items.append(self.value(v))
+        return (tuple(items) if type(obj) is tuple else items) if build else None
 
 
 @dataclass(frozen=True)
