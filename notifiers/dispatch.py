@@ -248,19 +248,22 @@ class Dispatcher:
             # muting, all that happens meanwhile, add none)
             stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
             silences = self.outbox.every_silence()
-            ready = [b for b in (self._prepare(b, stored, silences) for b in batches[i:i + CLAIM]) if b is not None]
-            if ready:
-                claimed = self.outbox.claim(ready, self.now())
-                sent += await self._send_all(channel, claimed)
+            holds: list[tuple[int, dict[str, str]]] = []  # written with the claim, in its transaction
+            ready = [b for b in (self._prepare(b, stored, silences, holds) for b in batches[i:i + CLAIM])
+                     if b is not None]
+            if ready or holds:
+                claimed = self.outbox.claim(ready, self.now(), holds)
+                sent += await self._send_all(channel, claimed) if claimed else 0
         return sent
 
     def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
-                 silences: Sequence[Silence]) -> tuple[Batch, Message | None] | None:
+                 silences: Sequence[Silence], holds: list[tuple[int, dict[str, str]]]
+                 ) -> tuple[Batch, Message | None] | None:
         """The batch without its held and muted notices, and its message if it is rendered now
         (None beside it: the stored one goes again); None when nothing is left to send or the
-        rendering failed (recorded as an attempt)."""
+        rendering failed (recorded as an attempt). The notices held are added to ``holds``."""
         if batch.kind != "digest":
-            batch = self._drop_held(batch, stored)
+            batch = self._drop_held(batch, stored, holds)
             if not batch.notices:
                 return None
         if batch.message is not None:
@@ -330,13 +333,15 @@ class Dispatcher:
             return self.renderer.notice(notices[0], batch.dept, bodies=bodies)
         return self.renderer.group(notices, batch.dept, bodies=bodies)
 
-    def _drop_held(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]]) -> Batch:
+    def _drop_held(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
+                   holds: list[tuple[int, dict[str, str]]]) -> Batch:
         """Reminders past their date or superseded by their own overdue notice leave the batch
-        (held); a message already rendered stays whole unless every notice in it is held."""
+        (held: added to ``holds``, which the claim writes); a message already rendered stays
+        whole unless every notice in it is held."""
         reasons = catchup.holds(batch.notices, self.now(), self.settings.config, stored)
         if not reasons or (batch.message is not None and len(reasons) < len(batch.notices)):
             return batch
-        self.outbox.hold(batch.id, reasons)
+        holds.append((batch.id, reasons))
         ids = list(reasons)
         log.info("%d notice(s) held, not sent to %s via %s (the reasons are in the outbox): %s%s",
                  len(ids), batch.dept, batch.channel, ",".join(ids[:5]), ",…" if len(ids) > 5 else "")

@@ -528,21 +528,29 @@ class Outbox:
         """Rows of a batch whose notices are not to be sent (:func:`catchup.holds`): ``held``,
         out of the batch, the reason kept as the row's ``last_error``."""
         with self._tx() as c:
-            for nid, reason in reasons.items():
-                c.execute("UPDATE deliveries SET state = 'held', batch_id = NULL, next_at = NULL, last_error = ?"
-                          " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'", (reason, batch_id, nid))
+            self._hold(c, [(batch_id, reasons)])
+
+    @staticmethod
+    def _hold(c: sqlite3.Cursor, holds: Sequence[tuple[int, Mapping[str, str]]]) -> None:
+        c.executemany("UPDATE deliveries SET state = 'held', batch_id = NULL, next_at = NULL, last_error = ?"
+                      " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'",
+                      [(reason, batch_id, nid) for batch_id, reasons in holds for nid, reason in reasons.items()])
 
     def start(self, batch: Batch, now: datetime, message: Message | None = None) -> Batch:
         """:meth:`claim` of one batch."""
         return self.claim([(batch, message)], now)[0]
 
-    def claim(self, items: Sequence[tuple[Batch, Message | None]], now: datetime) -> list[Batch]:
+    def claim(self, items: Sequence[tuple[Batch, Message | None]], now: datetime,
+              holds: Sequence[tuple[int, Mapping[str, str]]] = ()) -> list[Batch]:
         """Marks the rows of every batch given ``sending``, in one durable transaction committed
         before any channel is called; a batch going out for the first time gets its rendered
-        message (given beside it) stored with it. Returns the batches as they now are."""
+        message (given beside it) stored with it. ``holds``: (batch id, reasons) of notices
+        held (:meth:`hold`) meanwhile, written in the same transaction. Returns the batches as
+        they now are."""
         out, stored, claimed = [], [], []
         first = _ts(now)
         with self._tx() as c:
+            self._hold(c, holds)
             for batch, message in items:
                 if message is not None:
                     stored.append((message.ref, message_json(message), batch.id))

@@ -454,6 +454,7 @@ class Renderer:
         self._stencils: dict[tuple[Any, ...], _Stencils] = {}
         self._packaged: dict[str, bool] = {}
         self._checked: dict[str, int] = {}
+        self._sighted: set[tuple[Any, ...]] = set()  # shapes seen once, without a stencil yet
 
     def _environment(self, loader: ChoiceLoader, **options: Any) -> Environment:
         """Templates of one kind of output: ``.html`` ones autoescaped, the others as written
@@ -621,10 +622,10 @@ class Renderer:
     def _stenciled(self, layout: str, subject_vars: dict[str, Any], ctx: dict[str, Any],
                    bodies: Collection[str]) -> dict[str, Any] | None:
         """The subject, text and HTML of a packaged layout from its stencils for this shape of
-        context (made on first sight; the first :data:`_STENCILS_CHECKED` shapes of a layout
-        are checked against jinja2, and one that differs ends the layout's stencils); the
-        markdown is left to the caller. None: rendered by jinja2 (an office's own layout, a
-        context no stencil can stand for)."""
+        context (made on its second sight; the first :data:`_STENCILS_CHECKED` stencils of a
+        layout are checked against jinja2, and one that differs ends the layout's stencils);
+        the markdown is left to the caller. None: rendered by jinja2 (an office's own layout,
+        a context no stencil can stand for, a shape seen for the first time)."""
         if not self._is_packaged(layout):
             return None
         both = {"v": subject_vars, "c": ctx}
@@ -636,12 +637,16 @@ class Renderer:
         made = self._stencils.get(key)
         if made is not None:
             return made.fill(sk.values)
+        if len(self._stencils) + len(self._sighted) >= _STENCILS_KEPT:
+            self._stencils.clear()
+            self._sighted.clear()
+        if key not in self._sighted:  # a shape seen once may never come again (a big group's)
+            self._sighted.add(key)
+            return None
+        self._sighted.discard(key)
         full = skeleton(both, literal=_LITERAL, tokens=True)
         assert full is not None
-        made = self._stencils_for(layout, wanted, full)
-        if len(self._stencils) >= _STENCILS_KEPT:
-            self._stencils.clear()
-        self._stencils[key] = made
+        made = self._stencils[key] = self._stencils_for(layout, wanted, full)
         checked = self._checked.get(layout, 0)
         if checked >= _STENCILS_CHECKED:
             return made.fill(sk.values)
