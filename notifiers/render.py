@@ -105,6 +105,20 @@ _MARKS = re.compile("[\ue000-\ue002]")
 _UNCLEAN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ue000-\ue002]")  # what _CONTROL or _MARKS replace
 
 
+class Fields(dict):  # type: ignore[type-arg]
+    """A mapping a template reads as ``f.name``: jinja2 asks for an attribute first and only
+    then for the key, so a plain dict raises (and catches) an AttributeError for every field a
+    template prints; here the attribute is the key. A name that is a dict method (``items``)
+    is the method, as for a plain dict; a missing one is undefined, as before."""
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 def _clean(value: Any) -> Any:
     """Event text is single-line data: a newline in an entity name would fake a row, and none of
     the renderer's own marks (a notice's start, a printed value's ends) may come from it."""
@@ -112,7 +126,7 @@ def _clean(value: Any) -> Any:
     if t is str or (t is not dict and t is not list and isinstance(value, str)):
         return _MARKS.sub("", _CONTROL.sub(" ", value)) if _UNCLEAN.search(value) else value
     if t is dict or (t is not list and isinstance(value, abc.Mapping)):
-        return {k: _clean(v) for k, v in value.items()}
+        return Fields({k: _clean(v) for k, v in value.items()})
     if t is list or t is tuple:
         return [_clean(v) for v in value]
     return value
