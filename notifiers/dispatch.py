@@ -85,6 +85,8 @@ CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its modul
 # Batches rendered and claimed (marked sending) in one outbox transaction, then sent: one
 # synced commit per CLAIM messages instead of one per message.
 CLAIM = 64
+# Due batches read from the outbox at a time (a step reads page after page until none is left).
+PAGE = 512
 
 
 def redact(text: str) -> str:
@@ -163,6 +165,15 @@ class Dispatcher:
             now -= timedelta(seconds=self.settings.group_wait_seconds)
         return self.outbox.add(notice, now)
 
+    def submit_all(self, notices: Sequence[Notice], *, whole_batch: bool = False) -> list[bool]:
+        """:meth:`submit` for the notices one event raised, in one outbox transaction (one
+        sync, not one per notice): once it returns, every one of them is kept; should it
+        raise, none is. Whether each was new, in order."""
+        now = self.now()
+        if whole_batch:
+            now -= timedelta(seconds=self.settings.group_wait_seconds)
+        return self.outbox.add_all(notices, now)
+
     def submit_many(self, notices: Sequence[Notice], *, whole_batch: bool = False) -> int:
         """:meth:`submit` for many notices at once (many per outbox transaction); how many were new."""
         now = self.now()
@@ -182,14 +193,22 @@ class Dispatcher:
             except Exception:  # a reader that fails must not hold back what is due
                 log.exception("watcher %r failed; delivering anyway", watcher)
         self._make_digests(now)
+        for name in sorted(self.outbox.due_channels(now) - set(self.channels)):
+            self._warn_once(name, "channel %s is not set up; its deliveries wait", name)
+        sent, seen = 0, set()
+        while True:  # PAGE batches at a time, the earliest first, each page's channels side by side
+            page = self.outbox.due(now, PAGE, channels=self.channels, after=seen)
+            if not page:
+                return sent
+            seen.update(b.id for b in page)
+            sent += await self._send_page(page)
+            if len(page) < PAGE:
+                return sent
+
+    async def _send_page(self, page: Sequence[Batch]) -> int:
         by_channel: dict[str, list[Batch]] = {}
-        for batch in self.outbox.due(now):
-            if batch.channel not in self.channels:
-                self._warn_once(batch.channel, "channel %s is not set up; its deliveries wait", batch.channel)
-                continue
+        for batch in page:
             by_channel.setdefault(batch.channel, []).append(batch)
-        if not by_channel:
-            return 0
         tasks = [asyncio.ensure_future(self._drain(self.channels[name], batches))
                  for name, batches in by_channel.items()]
         try:
@@ -229,19 +248,22 @@ class Dispatcher:
             # muting, all that happens meanwhile, add none)
             stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
             silences = self.outbox.every_silence()
-            ready = [b for b in (self._prepare(b, stored, silences) for b in batches[i:i + CLAIM]) if b is not None]
-            if ready:
-                claimed = self.outbox.claim(ready, self.now())
-                sent += await self._send_all(channel, claimed)
+            holds: list[tuple[int, dict[str, str]]] = []  # written with the claim, in its transaction
+            ready = [b for b in (self._prepare(b, stored, silences, holds) for b in batches[i:i + CLAIM])
+                     if b is not None]
+            if ready or holds:
+                claimed = self.outbox.claim(ready, self.now(), holds)
+                sent += await self._send_all(channel, claimed) if claimed else 0
         return sent
 
     def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
-                 silences: Sequence[Silence]) -> tuple[Batch, Message | None] | None:
+                 silences: Sequence[Silence], holds: list[tuple[int, dict[str, str]]]
+                 ) -> tuple[Batch, Message | None] | None:
         """The batch without its held and muted notices, and its message if it is rendered now
         (None beside it: the stored one goes again); None when nothing is left to send or the
-        rendering failed (recorded as an attempt)."""
+        rendering failed (recorded as an attempt). The notices held are added to ``holds``."""
         if batch.kind != "digest":
-            batch = self._drop_held(batch, stored)
+            batch = self._drop_held(batch, stored, holds)
             if not batch.notices:
                 return None
         if batch.message is not None:
@@ -311,13 +333,15 @@ class Dispatcher:
             return self.renderer.notice(notices[0], batch.dept, bodies=bodies)
         return self.renderer.group(notices, batch.dept, bodies=bodies)
 
-    def _drop_held(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]]) -> Batch:
+    def _drop_held(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
+                   holds: list[tuple[int, dict[str, str]]]) -> Batch:
         """Reminders past their date or superseded by their own overdue notice leave the batch
-        (held); a message already rendered stays whole unless every notice in it is held."""
+        (held: added to ``holds``, which the claim writes); a message already rendered stays
+        whole unless every notice in it is held."""
         reasons = catchup.holds(batch.notices, self.now(), self.settings.config, stored)
         if not reasons or (batch.message is not None and len(reasons) < len(batch.notices)):
             return batch
-        self.outbox.hold(batch.id, reasons)
+        holds.append((batch.id, reasons))
         ids = list(reasons)
         log.info("%d notice(s) held, not sent to %s via %s (the reasons are in the outbox): %s%s",
                  len(ids), batch.dept, batch.channel, ",".join(ids[:5]), ",…" if len(ids) > 5 else "")
@@ -338,7 +362,8 @@ class Dispatcher:
         """Decides (pure) and stores the outcome; ``attempted`` False when the batch never
         reached the channel (rendering failed), which still counts as an attempt."""
         attempts = batch.attempts if attempted else batch.attempts + 1
-        result = dataclasses.replace(result, error=redact(result.error))
+        if result.error:
+            result = dataclasses.replace(result, error=redact(result.error))
         nxt = timing.after_attempt(result, attempts, batch.first_attempt_at or now, now,
                                    self.settings.retry, self.rand, self.jitter)
         raised: list[Notice] = []

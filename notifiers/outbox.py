@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 from shian.rules.notice import Notice
 
@@ -274,6 +274,14 @@ class Outbox:
             raise
         self.db.execute("COMMIT")
 
+    def _write(self, sql: str, args: Sequence[Any]) -> None:
+        """One statement as a transaction of its own (SQLite's autocommit: all of it or none),
+        committed without a sync of its own (see :meth:`_tx`)."""
+        if self._durable:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._durable = False
+        self.db.execute(sql, args)
+
     def _dt(self, x: float | None) -> datetime | None:
         return None if x is None else datetime.fromtimestamp(x, self.tz)
 
@@ -286,21 +294,32 @@ class Outbox:
         with self._tx() as c:
             return self._add(c, notice, now, deliver)
 
+    def add_all(self, notices: Sequence[Notice], now: datetime, *, deliver: bool = True) -> list[bool]:
+        """:meth:`add` for several notices (those one event raised) in one transaction, one
+        sync: each stored as :meth:`add` stores it, in order, or — should the transaction fail
+        — none of them. Whether each was new, in order."""
+        with self._tx() as c:
+            silences = self._stored_silences(c)
+            return [self._add(c, n, now, deliver, silences) for n in notices]
+
     def add_many(self, notices: Iterable[Notice], now: datetime, *, chunk: int = 500) -> int:
         """:meth:`add` for many notices, ``chunk`` of them per transaction (one fsync each, not
         one per notice); returns how many were new. Each notice is stored exactly as :meth:`add`
         stores it, in order; a failure rolls back only the chunk it happened in."""
         new, todo = 0, list(notices)
         for i in range(0, len(todo), max(1, chunk)):
-            with self._tx() as c:
-                new += sum(self._add(c, n, now) for n in todo[i:i + chunk])
+            new += sum(self.add_all(todo[i:i + chunk], now))
         return new
 
-    def _add(self, c: sqlite3.Cursor, notice: Notice, now: datetime, deliver: bool = True) -> bool:
+    def _add(self, c: sqlite3.Cursor, notice: Notice, now: datetime, deliver: bool = True,
+             stored_silences: Sequence[Silence] | None = None) -> bool:
+        """Stores one notice in the open transaction ``c``; ``stored_silences``: the run-time
+        silences (:meth:`_stored_silences`), read once for many notices (else read here)."""
         s = self.settings
         if s is None:
             raise RuntimeError("Outbox opened without settings cannot accept notices")
-        muted = muting(notice, (*s.silences, *self._silences_at(c, notice.at)))
+        stored = self._silences_at(c, notice.at) if stored_silences is None else stored_silences
+        muted = muting(notice, (*s.silences, *stored))
         c.execute(
             "INSERT OR IGNORE INTO notices (id, rule, severity, level, township, at, due, received, silenced, json)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -436,23 +455,59 @@ class Outbox:
             log.warning("%d deliveries were in flight when the outbox was last closed; sending them again", n)
         return n
 
-    def due(self, now: datetime) -> list[Batch]:
-        """The batches with rows pending and due at ``now``, the earliest first."""
-        ids = [r[0] for r in self.db.execute(
-            "SELECT batch_id FROM deliveries WHERE state = 'pending' AND next_at <= ? AND batch_id IS NOT NULL"
-            " GROUP BY batch_id ORDER BY MIN(next_at), batch_id", (_ts(now),))]
-        return [b for b in (self._batch(i) for i in ids) if b is not None]
+    def due(self, now: datetime, limit: int | None = None, *, channels: Collection[str] | None = None,
+            after: Collection[int] = ()) -> list[Batch]:
+        """The batches with rows pending and due at ``now``, the earliest first: at most
+        ``limit`` of them (all: None), only of ``channels`` if given, none of the ids in
+        ``after`` (the batches a caller already had: the next page)."""
+        sql = ("SELECT batch_id FROM deliveries WHERE state = 'pending' AND next_at <= ? AND batch_id IS NOT NULL")
+        args: list[Any] = [_ts(now)]
+        if channels is not None:
+            sql += " AND channel IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(sorted(channels)))
+        if after:
+            sql += " AND batch_id NOT IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(sorted(after)))
+        sql += " GROUP BY batch_id ORDER BY MIN(next_at), batch_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(0, limit))
+        return self._batches([r[0] for r in self.db.execute(sql, args)])
+
+    def due_channels(self, now: datetime) -> set[str]:
+        """The channels of the rows pending and due at ``now``."""
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT channel FROM deliveries WHERE state = 'pending' AND next_at <= ? AND batch_id IS NOT NULL",
+            (_ts(now),))}
 
     def _batch(self, batch_id: int) -> Batch | None:
-        b = self.db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        rows = self.db.execute(
-            "SELECT d.id, d.attempts, d.first_attempt_at, n.json FROM deliveries d"
-            " LEFT JOIN notices n ON n.id = d.notice_id"
-            " WHERE d.batch_id = ? AND d.state = 'pending' ORDER BY n.at, n.rowid, d.id", (batch_id,)).fetchall()
-        if b is None or not rows:
-            return None
+        found = self._batches([batch_id])
+        return found[0] if found else None
+
+    def _batches(self, ids: Sequence[int], chunk: int = 500) -> list[Batch]:
+        """The batches ``ids`` with their pending rows and notices, in that order (one without
+        pending rows left out), read in two queries per ``chunk`` of them."""
+        out: list[Batch] = []
+        for i in range(0, len(ids), chunk):
+            part = json.dumps(list(ids[i:i + chunk]))
+            heads = {r["id"]: r for r in self.db.execute(
+                "SELECT * FROM batches WHERE id IN (SELECT value FROM json_each(?))", (part,))}
+            rows: dict[int, list[sqlite3.Row]] = {}
+            for r in self.db.execute(
+                    "SELECT d.batch_id, d.id, d.attempts, d.first_attempt_at, n.json FROM deliveries d"
+                    " LEFT JOIN notices n ON n.id = d.notice_id"
+                    " WHERE d.batch_id IN (SELECT value FROM json_each(?)) AND d.state = 'pending'"
+                    " ORDER BY d.batch_id, n.at, n.rowid, d.id", (part,)):
+                rows.setdefault(r["batch_id"], []).append(r)
+            for batch_id in ids[i:i + chunk]:
+                b, mine = heads.get(batch_id), rows.get(batch_id)
+                if b is not None and mine:
+                    out.append(self._batch_of(b, mine))
+        return out
+
+    def _batch_of(self, b: sqlite3.Row, rows: list[sqlite3.Row]) -> Batch:
         return Batch(
-            id=batch_id, kind=b["kind"], dept=b["dept"], channel=b["channel"], rule=b["rule"],
+            id=b["id"], kind=b["kind"], dept=b["dept"], channel=b["channel"], rule=b["rule"],
             township=b["township"], message=message_of(b["message"]) if b["message"] else None,
             notices=tuple(self._notice(r["json"]) for r in rows if r["json"] is not None),
             delivery_ids=tuple(r["id"] for r in rows),
@@ -473,33 +528,43 @@ class Outbox:
         """Rows of a batch whose notices are not to be sent (:func:`catchup.holds`): ``held``,
         out of the batch, the reason kept as the row's ``last_error``."""
         with self._tx() as c:
-            for nid, reason in reasons.items():
-                c.execute("UPDATE deliveries SET state = 'held', batch_id = NULL, next_at = NULL, last_error = ?"
-                          " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'", (reason, batch_id, nid))
+            self._hold(c, [(batch_id, reasons)])
+
+    @staticmethod
+    def _hold(c: sqlite3.Cursor, holds: Sequence[tuple[int, Mapping[str, str]]]) -> None:
+        c.executemany("UPDATE deliveries SET state = 'held', batch_id = NULL, next_at = NULL, last_error = ?"
+                      " WHERE batch_id = ? AND notice_id = ? AND state = 'pending'",
+                      [(reason, batch_id, nid) for batch_id, reasons in holds for nid, reason in reasons.items()])
 
     def start(self, batch: Batch, now: datetime, message: Message | None = None) -> Batch:
         """:meth:`claim` of one batch."""
         return self.claim([(batch, message)], now)[0]
 
-    def claim(self, items: Sequence[tuple[Batch, Message | None]], now: datetime) -> list[Batch]:
+    def claim(self, items: Sequence[tuple[Batch, Message | None]], now: datetime,
+              holds: Sequence[tuple[int, Mapping[str, str]]] = ()) -> list[Batch]:
         """Marks the rows of every batch given ``sending``, in one durable transaction committed
         before any channel is called; a batch going out for the first time gets its rendered
-        message (given beside it) stored with it. Returns the batches as they now are."""
-        out = []
+        message (given beside it) stored with it. ``holds``: (batch id, reasons) of notices
+        held (:meth:`hold`) meanwhile, written in the same transaction. Returns the batches as
+        they now are."""
+        out, stored, claimed = [], [], []
+        first = _ts(now)
         with self._tx() as c:
+            self._hold(c, holds)
             for batch, message in items:
                 if message is not None:
-                    c.execute("UPDATE batches SET ref = ?, message = ? WHERE id = ? AND message IS NULL",
-                              (message.ref, message_json(message), batch.id))
+                    stored.append((message.ref, message_json(message), batch.id))
                 sent = message or batch.message
                 ref = sent.ref if sent is not None else \
                     c.execute("SELECT ref FROM batches WHERE id = ?", (batch.id,)).fetchone()["ref"]
-                c.execute(
-                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-                    " first_attempt_at = COALESCE(first_attempt_at, ?), ref = ? WHERE batch_id = ? AND state = 'pending'",
-                    (_ts(now), ref, batch.id))
+                claimed.append((first, ref, batch.id))
                 out.append(dataclasses.replace(batch, message=sent, attempts=batch.attempts + 1,
                                                first_attempt_at=batch.first_attempt_at or now))
+            c.executemany("UPDATE batches SET ref = ?, message = ? WHERE id = ? AND message IS NULL", stored)
+            c.executemany(
+                "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?), ref = ? WHERE batch_id = ? AND state = 'pending'",
+                claimed)
         return out
 
     def release(self, batch_ids: Iterable[int]) -> None:
@@ -517,6 +582,10 @@ class Outbox:
         not reach :meth:`claim` (rendering failed), count the attempt here. Committed without
         a sync of its own unless it raises notices (accepted means kept): it survives the
         process dying, and reaches the disk with the next claim (see :meth:`_tx`)."""
+        if nxt.state == "sent" and attempted and not raise_notices:  # the common case: one statement
+            self._write("UPDATE deliveries SET state = 'sent', sent_at = ?, last_error = ''"
+                        " WHERE batch_id = ? AND state IN ('sending', 'pending')", (_ts(now), batch_id))
+            return
         with self._tx(durable=bool(raise_notices)) as c:
             if not attempted:
                 c.execute("UPDATE deliveries SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?)"
@@ -717,6 +786,10 @@ class Outbox:
                       (t, t, silence_id, t))
             return c.rowcount > 0
 
+    def _stored_silences(self, c: Any) -> list[Silence]:
+        """Every run-time silence, ended or not (:func:`muting` checks each one's interval)."""
+        return [self._silence(r) for r in c.execute("SELECT * FROM silences ORDER BY id")]
+
     def _silences_at(self, c: Any, at: datetime) -> list[Silence]:
         return [self._silence(r) for r in c.execute(
             "SELECT * FROM silences WHERE start_at <= ? AND ? < end_at", (_ts(at), _ts(at)))]
@@ -725,7 +798,7 @@ class Outbox:
         """Configured and run-time silences, ended or not (:func:`silences.muting` checks each
         one's interval against a notice's ``at``): read once for many notices."""
         extra = self.settings.silences if self.settings is not None else ()
-        return [*extra, *(self._silence(r) for r in self.db.execute("SELECT * FROM silences ORDER BY id"))]
+        return [*extra, *self._stored_silences(self.db)]
 
     def _silence(self, r: sqlite3.Row) -> StoredSilence:
         return StoredSilence(rule=r["rule"], township=r["township"], start=self._dt(r["start_at"]),

@@ -15,15 +15,17 @@ that must split it splits between notices.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import unicodedata
+from collections import abc
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, meta, select_autoescape
 
 from shian.rules.config import Config
 from shian.rules.families import RULES
@@ -37,12 +39,23 @@ from .links import notice_page, public_url
 from .message import BODIES, Message
 from .resolved import RESOLVED
 from .settings import Settings
+from .stencil import Skeleton, Stencil, escaped, skeleton, token
+
+log = logging.getLogger("shian.notifiers.render")
 
 PACKAGED = Path(__file__).resolve().parent / "templates"
 FALLBACK = "generic"
 # Layouts with a subject of their own (else subject.txt): the catch-up summary, a late notice alone.
 SUBJECTS = {"catch_up": "catch_up_subject.txt", "catch_up_notice": "catch_up_notice_subject.txt"}
 NOTIFIER_RULES: dict[str, RuleSpec] = {DELIVERY_FAILED.id: DELIVERY_FAILED, RESOLVED.id: RESOLVED}
+# Layouts whose subject, text and HTML are written from stencils (:mod:`.stencil`) when neither
+# they nor a template they include is an office's own; ``mode`` is the one text they compare.
+STENCILED = frozenset({"notice", "group"})
+_LITERAL = frozenset({"mode"})
+_STENCILS_KEPT = 2048
+# New shapes of a layout checked against jinja2 before its stencils are trusted unchecked (a
+# group's shapes are many: each item's rows and flags); one that differs ends its stencils.
+_STENCILS_CHECKED = 32
 
 
 def spec_of(rule: str, severity: str = "warning") -> RuleSpec:
@@ -76,9 +89,11 @@ def one_line(text: str) -> str:
     """No control, format or line-separator character survives, so a name carrying
     ``\\r\\nBcc:`` cannot start a new mail header; runs of spaces shrink to one."""
     # printable (str.isprintable): no character of the categories "Other" or "Separator" but
-    # the space, so none to replace; the common case, without a look-up per character
-    out = text if text.isprintable() else \
-        "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    # the space, so none to replace; the common case, without a look-up per character. Line
+    # breaks at the end (a template's last line) would become spaces that strip() removes.
+    core = text.rstrip("\r\n")
+    out = core if core.isprintable() else \
+        "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in core)
     return _SPACES.sub(" ", out).strip()
 
 
@@ -87,16 +102,32 @@ def one_line(text: str) -> str:
 CUT = "\ue002"
 _WORDINGS_KEPT = 4096  # notices whose wording is kept for their other recipients
 _MARKS = re.compile("[\ue000-\ue002]")
+_UNCLEAN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ue000-\ue002]")  # what _CONTROL or _MARKS replace
+
+
+class Fields(dict):  # type: ignore[type-arg]
+    """A mapping a template reads as ``f.name``: jinja2 asks for an attribute first and only
+    then for the key, so a plain dict raises (and catches) an AttributeError for every field a
+    template prints; here the attribute is the key. A name that is a dict method (``items``)
+    is the method, as for a plain dict; a missing one is undefined, as before."""
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _clean(value: Any) -> Any:
     """Event text is single-line data: a newline in an entity name would fake a row, and none of
     the renderer's own marks (a notice's start, a printed value's ends) may come from it."""
-    if isinstance(value, str):
-        return _MARKS.sub("", _CONTROL.sub(" ", value))
-    if isinstance(value, Mapping):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    t = type(value)
+    if t is str or (t is not dict and t is not list and isinstance(value, str)):
+        return _MARKS.sub("", _CONTROL.sub(" ", value)) if _UNCLEAN.search(value) else value
+    if t is dict or (t is not list and isinstance(value, abc.Mapping)):
+        return Fields({k: _clean(v) for k, v in value.items()})
+    if t is list or t is tuple:
         return [_clean(v) for v in value]
     return value
 
@@ -399,6 +430,23 @@ def addressing(spec: RuleSpec, notice: Notice, config: Config) -> Addressing:
     return Addressing(issuer, main, tuple(r for r in recipients if r not in main))
 
 
+@dataclass(frozen=True)
+class _Stencils:
+    """A layout's subject, text and HTML for one shape of context (:mod:`.stencil`)."""
+    subject: Stencil
+    text: Stencil | None
+    html: Stencil | None
+
+    def fill(self, values: list[str]) -> dict[str, Any]:
+        """What :meth:`Renderer._rendered` makes of a context of this shape with these texts."""
+        subject = one_line(self.subject.fill(values))
+        values = [*values, subject]
+        text, breaks = _cuts(_tidy(self.text.fill(values))) if self.text is not None else ("", ())
+        html = self.html.fill(values, escaped(values) if self.html.escapes else ()) if self.html is not None else ""
+        return {"subject": subject, "text": text, "html": html, "markdown": "", "text_breaks": breaks,
+                "markdown_breaks": ()}
+
+
 class Renderer:
     """Renders notices for one recipient department at a time (the salutation, the 主送 / 抄送
     lines and the ack command name it); every channel gets the same strings."""
@@ -417,6 +465,10 @@ class Renderer:
         self.md_env.filters["in_code"] = in_code
         self._wordings: dict[tuple[str, str, str], tuple[Notice, dict[str, Any]]] = {}
         self._recipient_named: dict[str, bool] = {}
+        self._stencils: dict[tuple[Any, ...], _Stencils] = {}
+        self._packaged: dict[str, bool] = {}
+        self._checked: dict[str, int] = {}
+        self._sighted: set[tuple[Any, ...]] = set()  # shapes seen once, without a stencil yet
 
     def _environment(self, loader: ChoiceLoader, **options: Any) -> Environment:
         """Templates of one kind of output: ``.html`` ones autoescaped, the others as written
@@ -555,7 +607,17 @@ class Renderer:
     def _render(self, layout: str, subject_vars: dict[str, Any], ctx: dict[str, Any],
                 bodies: Collection[str] = BODIES) -> dict[str, Any]:
         """The subject and the bodies of a layout (those in ``bodies``, the others empty), with
-        where each notice begins."""
+        where each notice begins: from the layout's stencils when it has them, else jinja2."""
+        out = self._stenciled(layout, subject_vars, ctx, bodies) if layout in STENCILED else None
+        if out is None:
+            return self._rendered(layout, subject_vars, ctx, bodies)
+        if "markdown" in bodies:
+            out["markdown"], out["markdown_breaks"] = self._markdown(layout, out["subject"], ctx)
+        return out
+
+    def _rendered(self, layout: str, subject_vars: dict[str, Any], ctx: dict[str, Any],
+                  bodies: Collection[str]) -> dict[str, Any]:
+        """:meth:`_render` by jinja2."""
         subject = one_line(self.env.get_template(SUBJECTS.get(layout, "subject.txt")).render(**subject_vars))
         out: dict[str, Any] = {"subject": subject, "text": "", "html": "", "markdown": "",
                                "text_breaks": (), "markdown_breaks": ()}
@@ -563,11 +625,82 @@ class Renderer:
             out["text"], out["text_breaks"] = _cuts(
                 _tidy(self.env.get_template(f"{layout}.txt").render(subject=subject, **ctx)))
         if "markdown" in bodies:
-            out["markdown"], out["markdown_breaks"] = _cuts(
-                _tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx))))
+            out["markdown"], out["markdown_breaks"] = self._markdown(layout, subject, ctx)
         if "html" in bodies:
             out["html"] = self.env.get_template(f"{layout}.html").render(subject=subject, **ctx)
         return out
+
+    def _markdown(self, layout: str, subject: str, ctx: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
+        return _cuts(_tidy(md_lines(self.md_env.get_template(f"{layout}.md").render(subject=subject, **ctx))))
+
+    def _stenciled(self, layout: str, subject_vars: dict[str, Any], ctx: dict[str, Any],
+                   bodies: Collection[str]) -> dict[str, Any] | None:
+        """The subject, text and HTML of a packaged layout from its stencils for this shape of
+        context (made on its second sight; the first :data:`_STENCILS_CHECKED` stencils of a
+        layout are checked against jinja2, and one that differs ends the layout's stencils);
+        the markdown is left to the caller. None: rendered by jinja2 (an office's own layout,
+        a context no stencil can stand for, a shape seen for the first time)."""
+        if not self._is_packaged(layout):
+            return None
+        both = {"v": subject_vars, "c": ctx}
+        sk = skeleton(both, literal=_LITERAL)
+        if sk is None:
+            return None
+        wanted = tuple(b for b in ("text", "html") if b in bodies)
+        key = (layout, wanted, sk.key)
+        made = self._stencils.get(key)
+        if made is not None:
+            return made.fill(sk.values)
+        if len(self._stencils) + len(self._sighted) >= _STENCILS_KEPT:
+            self._stencils.clear()
+            self._sighted.clear()
+        if key not in self._sighted:  # a shape seen once may never come again (a big group's)
+            self._sighted.add(key)
+            return None
+        self._sighted.discard(key)
+        full = skeleton(both, literal=_LITERAL, tokens=True)
+        assert full is not None
+        made = self._stencils[key] = self._stencils_for(layout, wanted, full)
+        checked = self._checked.get(layout, 0)
+        if checked >= _STENCILS_CHECKED:
+            return made.fill(sk.values)
+        real = self._rendered(layout, subject_vars, ctx, wanted)
+        if made.fill(sk.values) != real:
+            log.warning("layout %s: its stencils do not write what jinja2 writes (shape %r); rendered by jinja2 from now on",
+                        layout, sk.key)
+            self._packaged[layout] = False
+            self._stencils = {k: v for k, v in self._stencils.items() if k[0] != layout}
+        else:
+            self._checked[layout] = checked + 1
+        return real
+
+    def _stencils_for(self, layout: str, wanted: tuple[str, ...], sk: Skeleton) -> _Stencils:
+        v, c = sk.tokens["v"], sk.tokens["c"]
+        subject = token(len(sk.values))  # the one-line subject, a text of its own for the bodies
+        bodies = {b: Stencil.of(self.env.get_template(f"{layout}.{'txt' if b == 'text' else b}").render(
+            subject=subject, **c)) for b in wanted}
+        return _Stencils(Stencil.of(self.env.get_template(SUBJECTS.get(layout, "subject.txt")).render(**v)),
+                         bodies.get("text"), bodies.get("html"))
+
+    def _is_packaged(self, layout: str) -> bool:
+        """Whether the layout's subject, text and HTML templates, and every template they
+        include or extend, are the packaged ones (an office's own may compare texts)."""
+        known = self._packaged.get(layout)
+        if known is None:
+            own = self.settings.templates
+            names: set[str | None] = set()
+            todo: list[str | None] = [SUBJECTS.get(layout, "subject.txt"), f"{layout}.txt", f"{layout}.html"]
+            while todo:
+                name = todo.pop()
+                if name in names or name is None:  # None: a template named at run time
+                    names.add(name)
+                    continue
+                names.add(name)
+                source = self.env.loader.get_source(self.env, name)[0] if self.env.loader else ""
+                todo += meta.find_referenced_templates(self.env.parse(source))
+            known = self._packaged[layout] = None not in names and (
+                own is None or not any((Path(own) / n).exists() for n in names if n is not None))
+        return known
 
     def notice(self, notice: Notice, dept_id: str, layout: str = "notice", *,
                bodies: Collection[str] = BODIES) -> Message:

@@ -24,6 +24,7 @@ import binascii
 import random
 import re
 import sys
+import time
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as DEFAULT_POLICY
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Sequence
 
 from pydantic import AfterValidator, Field
 
+from shian.notifiers.channels.exchange import Exchange, payload
 from shian.notifiers.channels.spec import ChannelSpec, Label, SectionModel, secret, strict
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
 from shian.rules.config import Department, Section
@@ -69,6 +71,7 @@ _HEADER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _RESERVED = {"from", "to", "cc", "bcc", "subject", "message-id", "date", "mime-version", "sender",
              "reply-to", "return-path", "content-type", "content-transfer-encoding"}
 _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+_COMMAND_UNSAFE = re.compile(rb"[\x00-\x1f\x7f]")  # what aiosmtplib refuses in a command's argument
 
 
 class Smtp(SectionModel):
@@ -207,11 +210,44 @@ def _encoded_subject(value: str) -> bytes:
 
 def _base64_body(text: str) -> bytes:
     """A text part's body as ``set_content(…, cte="base64")`` encodes it and the generator writes
-    it: lines of 76 characters (57 bytes), each ending in CRLF (``base64.encodebytes`` cuts
-    the same lines)."""
+    it: lines of 76 characters (57 bytes), each ending in CRLF — the lines
+    ``base64.encodebytes`` cuts, cut here from one encoding of the whole (57 bytes are 19 groups
+    of 3: no line's encoding depends on the line before)."""
     assert _B64_LINE == 57
-    data = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
-    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+    data = text.encode("utf-8")
+    if b"\r" in data:  # CR and CRLF line ends become LF, as splitlines() reads them
+        data = b"\n".join(data.splitlines()) + b"\n"
+    elif not data.endswith(b"\n"):
+        data += b"\n"
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"".join([encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76)])
+
+
+_date_now: tuple[int, str] = (0, "")
+
+
+def _date() -> str:
+    """``formatdate(localtime=True)`` of now, made once a second (it writes whole seconds)."""
+    global _date_now
+    second = int(time.time())
+    if _date_now[0] != second:
+        _date_now = (second, formatdate(second, localtime=True))
+    return _date_now[1]
+
+
+_HEADS: dict[tuple[str, tuple[str, ...]], bytes] = {}
+
+
+def _head(sender: str, addresses: Sequence[str]) -> bytes:
+    """The From and To lines of a sender and a department's addresses (made once for each)."""
+    key = (sender, tuple(addresses))
+    head = _HEADS.get(key)
+    if head is None:
+        if len(_HEADS) >= _FOLDED_MAX:
+            _HEADS.clear()
+        to = [a for a in (header(x) for x in addresses) if a]
+        head = _HEADS[key] = _folded("From", header(sender)) + (_folded("To", ", ".join(to)) if to else b"")
+    return head
 
 
 def make_boundary() -> str:
@@ -225,12 +261,8 @@ def message_bytes(sender: str, dept_id: str, addresses: Sequence[str], message: 
     """``as_bytes(build_message(sender, dept_id, addresses, message))``, without the email
     package's per-message header parsing (``date`` and ``boundary``: fixed, for a comparison);
     the Subject is written as :func:`_encoded_subject` writes it."""
-    out = [_folded("From", header(sender))]
-    to = [a for a in (header(x) for x in addresses) if a]
-    if to:
-        out.append(_folded("To", ", ".join(to)))
-    out += [_encoded_subject(header(message.subject)), _folded("Date", date or formatdate(localtime=True)),
-            _folded("Message-ID", message_id(message.ref, dept_id))]
+    out = [_head(sender, addresses), _encoded_subject(header(message.subject)), _folded("Date", date or _date()),
+           _folded("Message-ID", message_id(message.ref, dept_id))]
     seen = {"from", "to", "subject", "date", "message-id"}
     for name, value in message.headers:
         if _HEADER_NAME.match(name) and name.lower() not in _RESERVED:
@@ -260,8 +292,8 @@ def _by_code(code: int, what: str) -> Result:
 
 @dataclass(frozen=True)
 class _Envelope:
-    """A department's addresses as sent: its header addresses, and each mailbox with the
-    argument of its RCPT command (checked as aiosmtplib checks it, once)."""
+    """A department's addresses as sent: its header addresses, and each mailbox with its RCPT
+    command line (its argument checked as aiosmtplib checks it, once)."""
     dept: Department
     addresses: tuple[str, ...]
     mailboxes: tuple[str, ...]
@@ -277,9 +309,9 @@ class EmailChannel:
     """Sends over ``smtp.connections`` lazily opened SMTP connections (one by default), each
     reopened when the server has closed it; one message at a time on each. ``connections``
     counts the connections opened; ``concurrency`` tells the dispatcher how many sends it may
-    have in flight. A message is one MAIL, RCPT per address and DATA (aiosmtplib's
-    ``execute_command`` and ``data``, as its ``sendmail`` does them, without parsing the same
-    addresses again for every message)."""
+    have in flight. A message is one MAIL, RCPT per address and DATA, each written as the
+    reply before it arrives (:class:`~.exchange.Exchange`), the addresses parsed once per
+    department; aiosmtplib opens, secures, logs in, resets and closes the connections."""
     name = "email"
 
     def __init__(self, settings: Settings) -> None:
@@ -323,8 +355,10 @@ class EmailChannel:
 
         addresses = tuple(addresses_of(dept))
         mailboxes = tuple(parseaddr(a)[1] or a for a in (clean(x) for x in addresses) if a)
-        rcpt = tuple(b"TO:" + quote_address(m).encode("ascii") for m in mailboxes)
+        rcpt = tuple(b"RCPT TO:" + quote_address(m).encode("ascii") + b"\r\n" for m in mailboxes)
         self._mail_from = quote_address(self._envelope_from).encode("ascii")
+        if any(_COMMAND_UNSAFE.search(x) for x in (*(r[:-2] for r in rcpt), self._mail_from)):
+            raise ValueError("Command arg contains a prohibited control character")
         made = self._envelopes[dept_id] = _Envelope(dept, addresses, mailboxes, rcpt)
         return made
 
@@ -391,27 +425,18 @@ class EmailChannel:
             client.close()
 
     async def _transaction(self, client: aiosmtplib.SMTP, envelope: _Envelope, data: bytes) -> dict[str, Any]:
-        """MAIL, RCPT for each mailbox, DATA; the recipients refused (all refused:
+        """MAIL, RCPT for each mailbox, DATA (:class:`~.exchange.Exchange`, under one timer for
+        the whole exchange, ``timeout_seconds``); the recipients refused (all refused:
         SMTPRecipientsRefused), the envelope reset (RSET) after a refusal, as ``sendmail``."""
         import aiosmtplib
 
-        mail = [b"MAIL", b"FROM:" + self._mail_from]
+        mail = b"MAIL FROM:" + self._mail_from
         if client.supports_extension("size"):
-            mail.append(b"SIZE=%d" % len(data))
+            mail += b" SIZE=%d" % len(data)
+        exchange = Exchange(client, mail + b"\r\n", envelope.mailboxes, envelope.rcpt, payload(data),
+                            self._envelope_from)
         try:
-            # one timer for the whole exchange (timeout_seconds), not one per command and reply
-            async with asyncio.timeout(self._cfg.timeout_seconds):
-                reply = await client.execute_command(*mail, timeout=None)
-                if reply.code != 250:
-                    raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, self._envelope_from)
-                refused = []
-                for mailbox, arg in zip(envelope.mailboxes, envelope.rcpt):
-                    reply = await client.execute_command(b"RCPT", arg, timeout=None)
-                    if reply.code not in (250, 251):
-                        refused.append(aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, mailbox))
-                if len(refused) == len(envelope.mailboxes):
-                    raise aiosmtplib.SMTPRecipientsRefused(refused)
-                await client.data(data, timeout=None)
+            refused = await exchange.run(self._cfg.timeout_seconds)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             try:
                 await client.rset()

@@ -12,6 +12,7 @@ from aiosmtpd.smtp import AuthResult
 
 from channel_support import SmtpRecorder, free_port, make_message, make_settings, self_signed_cert, server_tls, smtp_server
 from shian.notifiers.channels.email import EmailChannel
+from shian.notifiers.channels.exchange import Exchange, payload
 from shian.notifiers.message import Outcome
 from shian.rules.config import Department
 
@@ -266,3 +267,30 @@ def test_login_with_the_password_from_the_environment_and_wrong_password_failed_
                  base64.b64encode(b"\0fso\0wrong-Pw-123").decode()):
         assert leak not in bad.error
     assert len(rec.messages) == 1
+
+
+@pytest.mark.parametrize("raw", [b"a\r\nb\r\n", b"a\nb", b"a\rb\r\n", b".lead\r\nx\r\n..two\r\n", b"x\n.y\r.z", b"", b"\r\n.\r\n"])
+def test_the_data_is_sent_as_aiosmtplib_sends_it(raw):
+    """CRLF line ends, leading periods doubled, the closing line: the bytes aiosmtplib's DATA writes."""
+    from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+    assert payload(raw) == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
+
+
+def test_replies_are_read_whole_however_they_arrive():
+    """A reply split across reads, or of several lines, is one reply (code, lines joined by LF)."""
+    ex = Exchange.__new__(Exchange)
+    ex._buffer = bytearray(b"250-first\r\n250-")
+    assert ex._reply() is None
+    ex._buffer += b"second\r\n250 third\r\n354 go"
+    assert ex._reply() == (250, "first\nsecond\nthird") and bytes(ex._buffer) == b"354 go"
+
+
+def test_a_message_to_several_mailboxes_goes_in_one_transaction_and_the_connection_is_reused():
+    """MAIL, a RCPT per mailbox, DATA: each message arrives once with all its recipients, on one connection."""
+    rec = SmtpRecorder()
+    with smtp_server(rec) as srv:
+        ch = channel(srv.port)
+        results = send_all(ch, *[("hh-fso", DEPT, make_message(ref=f"n-{i}")) for i in range(5)])
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * 5
+    assert [rcpt for *_, rcpt, _ in rec.messages] == [ADDRESSES] * 5 and rec.connections == 1 == ch.connections

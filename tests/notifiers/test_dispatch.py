@@ -10,6 +10,7 @@ import copy
 import hashlib
 import logging
 import random
+import sqlite3
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from shian.notifiers import dispatch
 from shian.notifiers.dispatch import Dispatcher
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
 from shian.notifiers.outbox import Outbox
@@ -734,3 +736,53 @@ def test_the_real_renderer_and_file_channel_carry_a_notice_its_failure_and_a_dig
     w.clock.t = datetime(2026, 4, 27, 17, 30, tzinfo=TZ)
     assert w.step() == 4  # digests to hh-agri and county-fso, by email and file each
     assert len(list((out / "hh-agri").glob("*.md"))) == 2
+
+
+# -- paging and batched accepting -------------------------------------------------------------
+
+
+def test_a_step_reads_what_is_due_page_by_page_and_sends_all_of_it_once(world, monkeypatch):
+    """More batches due than a page holds: one step sends every one of them, each once, earliest first."""
+    monkeypatch.setattr(dispatch, "PAGE", 3)
+    notices = [make_notice(subject=f"S{i}", at=NOW - timedelta(minutes=20 - i)) for i in range(10)]
+    assert world.dispatcher.submit_many(notices) == 10
+    assert world.step() == 10
+    assert world.received() == {(n.id, "hh-agri", "email"): 1 for n in notices}
+    assert [m.notice_ids[0] for _, m in world.channels["email"].received] == [n.id for n in notices]
+    assert world.step() == 0
+
+
+def test_a_batch_that_stays_due_is_not_read_twice_in_one_step(world, monkeypatch):
+    """A page whose batches are still pending after sending (released) does not loop: the step ends."""
+    monkeypatch.setattr(dispatch, "PAGE", 2)
+    for i in range(5):
+        world.dispatcher.submit(make_notice(subject=f"S{i}"))
+    monkeypatch.setattr(world.dispatcher, "_send_page", lambda page: asyncio.sleep(0, result=0))
+    assert world.step() == 0  # nothing sent, every batch still due, and the step returned
+    assert len(world.outbox.due(NOW)) == 5 and len(world.outbox.due(NOW, 2)) == 2
+    assert world.outbox.due(NOW, channels=("wecom",)) == []
+    first = world.outbox.due(NOW, 2)
+    assert [b.id for b in world.outbox.due(NOW, 2, after=[b.id for b in first])] == [first[-1].id + 1, first[-1].id + 2]
+
+
+def test_submit_all_keeps_every_notice_of_an_event_or_none(world, monkeypatch):
+    """One transaction for an event's notices: each accepted once (known ones False), or, should
+    the transaction fail, none of them."""
+    a, b, c = (make_notice(subject=s) for s in ("A", "B", "C"))
+    assert world.dispatcher.submit(a)
+    assert world.dispatcher.submit_all([a, b]) == [False, True]
+    real = world.outbox._add
+
+    def failing(cur, n, *args):
+        if n.id == c.id:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(cur, n, *args)
+
+    monkeypatch.setattr(world.outbox, "_add", failing)
+    d = make_notice(subject="D")
+    with pytest.raises(sqlite3.OperationalError):
+        world.dispatcher.submit_all([d, c])
+    assert world.outbox.notice(d.id) is None and world.outbox.notice(c.id) is None
+    monkeypatch.setattr(world.outbox, "_add", real)
+    assert world.dispatcher.submit_all([d, c]) == [True, True]
+    assert world.step() == 4

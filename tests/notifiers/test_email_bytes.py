@@ -4,13 +4,16 @@ it encodes itself: the same text once decoded, in lines a server takes; the file
 the SMTP channel therefore send the same message."""
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import re
+import time
+from email.utils import formatdate
 
 import pytest
 
-from shian.notifiers.channels.email import as_bytes, build_message, header, message_bytes
+from shian.notifiers.channels.email import _base64_body, _date, as_bytes, build_message, header, message_bytes
 from shian.notifiers.message import Message
 
 BOUNDARY = "===============0123456789012345678=="
@@ -82,3 +85,18 @@ def test_repeated_values_come_out_the_same() -> None:
                 html="h", markdown="")
     first = message_bytes("西平县 <a@b.example>", "d1", ["x@y.example"], m, date=DATE, boundary=BOUNDARY)
     assert message_bytes("西平县 <a@b.example>", "d1", ["x@y.example"], m, date=DATE, boundary=BOUNDARY) == first
+
+
+@pytest.mark.parametrize("text", ["", "a", "a\n", "a\n\n", "a\r\nb", "a\rb\r", "\n", "食" * 100, "x" * 57, "x" * 56,
+                                  "x\u2028y\x85z", "行\r\n" * 40])
+def test_a_body_is_encoded_as_base64_encodebytes_encodes_its_lines(text) -> None:
+    """One encoding cut into lines of 76 gives the lines of encodebytes (LF line ends, CRLF out)."""
+    reference = base64.encodebytes(b"\n".join(text.encode("utf-8").splitlines()) + b"\n").replace(b"\n", b"\r\n")
+    assert _base64_body(text) == reference
+
+
+def test_the_date_is_the_standard_librarys_for_this_second() -> None:
+    """The Date made once a second is formatdate's for the current second."""
+    before = formatdate(int(time.time()), localtime=True)
+    made = _date()
+    assert made in (before, formatdate(int(time.time()), localtime=True))

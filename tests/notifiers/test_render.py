@@ -442,3 +442,17 @@ def test_a_notice_titles_own_tag_never_names_its_kind(renderer: Renderer, by_rul
     m = renderer.notice(by_rule["notice.unacknowledged"], "hh-fso")
     assert "原通知：预警通知“红河镇王建军蔬菜批发部韭菜抽检不合格" in m.text and "【预警】" not in m.text
     assert untagged("【紧急】【督办】红河镇 事件") == "红河镇 事件" and untagged("无标记") == "无标记"
+
+
+def test_fields_read_as_attributes_like_a_dict_read_by_jinja2() -> None:
+    """A notice's fields printed as ``f.name``: the key; a missing one undefined; ``f.items`` the method."""
+    from jinja2 import Environment
+
+    from shian.notifiers.render import Fields
+
+    env = Environment()
+    source = "{{ f.village }}|{{ f.missing }}|{{ f.items is callable }}|{{ f.get('village') }}"
+    data = {"village": "红河村"}
+    assert env.from_string(source).render(f=Fields(data)) == env.from_string(source).render(f=data) == "红河村||True|红河村"
+    with pytest.raises(AttributeError):
+        Fields(data).missing
