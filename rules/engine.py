@@ -203,7 +203,8 @@ class Engine:
     # -- the API runtimes use -------------------------------------------------
     def admit(self, ev: Event, until: datetime | None = None) -> str:
         """Take one validated event: reject, skip, drop as duplicate, or run the rules on it."""
-        if ev.type == REGISTER:
+        etype = ev.type
+        if etype == REGISTER:
             return self._admit_register(ev, until)
         t = ev.time
         clock = self.clock
@@ -216,30 +217,32 @@ class Engine:
             return Status.SKIPPED
         if self._durable:
             key, fp = stable_key(ev), stable_fingerprint(ev)
-        else:
-            key, fp = hash((ev.type, ev.township, ev.id)), fingerprint(ev)
-        prev = self._seen.get(key)
+        else:  # fingerprint(ev), inlined: this runs for every event
+            key, fp = hash((etype, ev.township, ev.id)), hash(ev)
+        seen = self._seen
+        prev = seen.get(key)
         if prev is not None:
             if prev == fp:
                 return Status.DUPLICATE
             raise Rejected(DUPLICATE_ID)
+        timers = self._timers
         if clock is None:
             self.begin(t)
         elif t > clock:
-            if (self._timers and self._timers[0][0] <= t) or t.toordinal() > self._purged_through:
+            if (timers and timers[0][0] <= t) or t.toordinal() > self._purged_through:
                 self.advance(t)
             else:
                 self.clock = t
         now = self.clock
-        for handler in self._handlers.get(ev.type, ()):  # type: ignore[attr-defined]
+        for handler in self._handlers.get(etype, ()):
             handler(ev, now)
-        self._seen[key] = fp
+        seen[key] = fp
         expiry = self._seen_expiry.get(day := t.toordinal() + self._dedup_days)
         if expiry is None:
             self._seen_expiry[day] = [key]
         else:
             expiry.append(key)
-        if self._timers and self._timers[0][0] <= now:  # a deadline the event set at the clock's time
+        if timers and timers[0][0] <= now:  # a deadline the event set at the clock's time
             self.advance(now)
         return Status.ACCEPTED
 

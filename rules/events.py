@@ -91,10 +91,21 @@ class Item(Struct, frozen=True, gc=False):
     @property
     def failed(self) -> bool:
         """Item verdict: any 不合格 wins (result, 阳性, or value above the upper limit)."""
-        if self.result == "不合格" or self.value == POSITIVE_TEXT:
+        return item_failed(self)
+
+
+def item_failed(item: Item) -> bool:
+    """:attr:`Item.failed` as a function (the verdict calls it per item, without a property)."""
+    if item.result == "不合格":
+        return True
+    v = item.value
+    if v.__class__ is str:
+        if v == POSITIVE_TEXT:
             return True
-        n = self.number
-        return n is not None and self.limit is not None and n > self.limit
+        n = 0.0 if v.startswith("<") else None  # type: ignore[union-attr]
+    else:
+        n = v
+    return n is not None and item.limit is not None and n > item.limit  # type: ignore[operator]
 
 
 class Event(Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
