@@ -33,6 +33,7 @@ from .base import Context, Family
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
 SIGNED, CLOSED = "签收", "办结"
 ONE_DAY = timedelta(days=1)
+ZERO = timedelta(0)
 
 
 class UnackParams(RuleParams):
@@ -78,18 +79,19 @@ class Signed:
 
 def working_deadline(start: datetime, hours: float, calendar: Calendar) -> datetime:
     """``hours`` of time on official working days after ``start`` (weekends, holidays skipped,
-    调休 workdays counted)."""
+    调休 workdays counted): what is left of ``start``'s day if it is a working day, then whole
+    working days (24 hours of wall-clock time each), found with the calendar's memoised
+    :meth:`~shian.rules.calendar.Calendar.nth_working_day_after`."""
     left = timedelta(hours=hours)
-    cursor, day, tz = start, start.date(), start.tzinfo
-    while True:
-        following = day + ONE_DAY
-        midnight = local_midnight(following, tz)
-        if calendar.is_working_day(day):
-            span = midnight - cursor
-            if left <= span:
-                return cursor + left
-            left -= span
-        cursor, day = midnight, following
+    day, tz = start.date(), start.tzinfo
+    if calendar.is_working_day(day):
+        span = local_midnight(day + ONE_DAY, tz) - start  # type: ignore[arg-type]
+        if left <= span:
+            return start + left
+        left -= span
+    whole, rest = divmod(left, ONE_DAY)
+    days = max(1, whole + (rest > ZERO))  # the deadline falls on the days-th working day after ``day``
+    return local_midnight(calendar.nth_working_day_after(day, days), tz) + (left - ONE_DAY * (days - 1))  # type: ignore[arg-type]
 
 
 def escalated(issued: Issued) -> bool:
