@@ -63,12 +63,6 @@ class Day(metaclass=_Marker):
 Count = Annotated[int, Meta(ge=0)]
 
 
-def _default_for_null(event: Struct, name: str, default: str) -> None:
-    """``null`` counts as absent (§6): an optional field with a default takes it."""
-    if getattr(event, name) is None:
-        msgspec.structs.force_setattr(event, name, default)
-
-
 def _blank(value: str | None) -> bool:
     return value is not None and not value.strip()
 
@@ -252,7 +246,8 @@ class Ack(Event, tag="ack", kw_only=True):
 
     def __post_init__(self) -> None:
         Event.__post_init__(self)
-        _default_for_null(self, "action", "签收")
+        if self.action is None:  # null counts as absent (§6): the default
+            _set(self, "action", "签收")
 
 
 class RegisterRow(Event, tag="entity", kw_only=True):
