@@ -15,13 +15,14 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from operator import attrgetter
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import msgspec
 from msgspec import Meta, Struct
 
-from .timeutil import LAST_EVENT_DATE, MIN_EVENT_DATE, parse_period, parse_time
+from .timeutil import LAST_EVENT_DATE, MIN_EVENT_DATE, parse_local, parse_period, parse_time
 
 PROGRAMS = ("food_sampling", "agri_monitoring", "rapid_test")
 VERDICTS = ("合格", "不合格")
@@ -33,6 +34,8 @@ STATUSES = ("在营", "注销")
 NO_VALUE_TEXTS = frozenset(("未检出", "ND", "阴性"))
 POSITIVE_TEXT = "阳性"
 _BELOW = re.compile(r"<\s*\d+(?:\.\d+)?")
+_TEXT_VALUES = NO_VALUE_TEXTS | {POSITIVE_TEXT}
+_set = msgspec.structs.force_setattr
 
 
 class _Marker(type):
@@ -60,12 +63,6 @@ class Day(metaclass=_Marker):
 Count = Annotated[int, Meta(ge=0)]
 
 
-def _default_for_null(event: Struct, name: str, default: str) -> None:
-    """``null`` counts as absent (§6): an optional field with a default takes it."""
-    if getattr(event, name) is None:
-        msgspec.structs.force_setattr(event, name, default)
-
-
 def _blank(value: str | None) -> bool:
     return value is not None and not value.strip()
 
@@ -88,10 +85,21 @@ class Item(Struct, frozen=True, gc=False):
     @property
     def failed(self) -> bool:
         """Item verdict: any 不合格 wins (result, 阳性, or value above the upper limit)."""
-        if self.result == "不合格" or self.value == POSITIVE_TEXT:
+        return item_failed(self)
+
+
+def item_failed(item: Item) -> bool:
+    """:attr:`Item.failed` as a function (the verdict calls it per item, without a property)."""
+    if item.result == "不合格":
+        return True
+    v = item.value
+    if v.__class__ is str:
+        if v == POSITIVE_TEXT:
             return True
-        n = self.number
-        return n is not None and self.limit is not None and n > self.limit
+        n = 0.0 if v.startswith("<") else None  # type: ignore[union-attr]
+    else:
+        n = v
+    return n is not None and item.limit is not None and n > item.limit  # type: ignore[operator]
 
 
 class Event(Struct, tag_field="type", kw_only=True, frozen=True, gc=False):
@@ -136,13 +144,22 @@ class SamplingResult(Event, tag="sampling_result", kw_only=True):
     conclusion: Literal["合格", "不合格"] | None = None
 
     def __post_init__(self) -> None:
-        Event.__post_init__(self)
-        _default_for_null(self, "program", "food_sampling")
+        # Event.__post_init__ inlined (TEXT is entity, category): this runs for most lines
+        if not self.id.strip():
+            raise ValueError(_empty("id"))
+        if not self.township.strip():
+            raise ValueError(_empty("township"))
+        if not self.entity.strip():
+            raise ValueError(_empty("entity"))
+        if not self.category.strip():
+            raise ValueError(_empty("category"))
+        if self.program is None:
+            _set(self, "program", "food_sampling")
         for i, it in enumerate(self.items):
             if not it.item.strip():
                 raise ValueError(_empty(f"items.{i}.item"))
             v = it.value
-            if v.__class__ is str and v not in NO_VALUE_TEXTS and v != POSITIVE_TEXT and _BELOW.fullmatch(v) is None:
+            if v.__class__ is str and v not in _TEXT_VALUES and _BELOW.fullmatch(v) is None:
                 raise ValueError(f"字段 items.{i}.value（检验结果）的值“{v}”无法识别（应为数值、未检出、ND、阴性、阳性或 <x）")
 
     @property
@@ -229,7 +246,8 @@ class Ack(Event, tag="ack", kw_only=True):
 
     def __post_init__(self) -> None:
         Event.__post_init__(self)
-        _default_for_null(self, "action", "签收")
+        if self.action is None:  # null counts as absent (§6): the default
+            _set(self, "action", "签收")
 
 
 class RegisterRow(Event, tag="entity", kw_only=True):
@@ -262,6 +280,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 for _tag, _model in EVENT_TYPES.items():
     _model.type = _tag  # a plain class attribute: the tag, read on every event
+    if _model is not SamplingResult:  # the event time, read many times per event: one C getter
+        _model.time = property(attrgetter(_model.TIME_FIELD))  # type: ignore[assignment, method-assign]
 AnyEvent = Union[SamplingResult, Inspection, MonthlyReport, Incident, Disposal, Banquet, Ack, RegisterRow]
 ALLOWED = {
     "program": PROGRAMS, "conclusion": VERDICTS, "result": VERDICTS, "outcome": OUTCOMES,
@@ -430,7 +450,6 @@ def in_range(day: date, first: date, text: str) -> date:
     return day
 
 
-_set = msgspec.structs.force_setattr
 _intern = sys.intern
 
 
@@ -450,7 +469,7 @@ class Validator:
             if kind is Time:
                 if value.__class__ is not str:
                     raise TypeError("应为时间字符串")
-                t = parse_time(value, tz)
+                t = parse_local(value, tz)
                 if t < start or t >= end:
                     in_range(t.date(), first, value)
                 return t
@@ -463,6 +482,9 @@ class Validator:
 
         self._decoder = msgspec.json.Decoder(AnyEvent, dec_hook=decode_time)
         self._towns = {name: (name, reporters) for name, reporters in known.reporters.items()}
+        #: the checks that need the config, per type (the others have none)
+        self._checks: dict[type, Any] = {MonthlyReport: self._check_report, Ack: self._check_ack,
+                                         Inspection: self._check_inspection, Incident: self._check_incident}
 
     def from_json(self, raw: bytes | str) -> Event:
         if len(raw) > MAX_LINE:
@@ -490,23 +512,37 @@ class Validator:
         town = self._towns.get(ev.township)
         if town is None:
             raise Rejected(f"乡镇“{ev.township}”未在配置中登记")
-        name, reporters = town
-        _set(ev, "township", name)  # the config's own string: the state keyed by township keeps one copy
-        for field in ev.SHARED:
-            value = getattr(ev, field)
-            if value.__class__ is str:
-                _set(ev, field, _intern(value))
-            elif value:  # a list of texts
-                _set(ev, field, tuple(map(_intern, value)))
-        if isinstance(ev, MonthlyReport) and ev.reporter not in reporters:
-            raise Rejected(f"报送单位“{ev.reporter}”不是{ev.township}配置的报送单位")
-        if isinstance(ev, Ack) and ev.by not in self.known.departments:
-            raise Rejected(f"部门“{ev.by}”未在配置中登记")
-        if isinstance(ev, Inspection) and ev.outcome == "限期整改" and ev.rectify_by is None:
-            raise Rejected("检查结果为限期整改时必须填写整改期限 rectify_by（整改期限）")
-        if isinstance(ev, Incident) and ev.reported_at < ev.occurred_at:
-            raise Rejected("报告时间早于发生时间")
+        _set(ev, "township", town[0])  # the config's own string: the state keyed by township keeps one copy
+        shared = ev.SHARED
+        if shared:
+            for field in shared:
+                value = getattr(ev, field)
+                if value.__class__ is str:
+                    _set(ev, field, _intern(value))
+                elif value:  # a list of texts
+                    _set(ev, field, tuple(map(_intern, value)))
+        check = self._checks.get(ev.__class__)
+        if check is not None:
+            check(ev, town[1])
         return ev
+
+    def _check_report(self, ev: MonthlyReport, reporters: frozenset[str]) -> None:
+        if ev.reporter not in reporters:
+            raise Rejected(f"报送单位“{ev.reporter}”不是{ev.township}配置的报送单位")
+
+    def _check_ack(self, ev: Ack, reporters: frozenset[str]) -> None:
+        if ev.by not in self.known.departments:
+            raise Rejected(f"部门“{ev.by}”未在配置中登记")
+
+    @staticmethod
+    def _check_inspection(ev: Inspection, reporters: frozenset[str]) -> None:
+        if ev.outcome == "限期整改" and ev.rectify_by is None:
+            raise Rejected("检查结果为限期整改时必须填写整改期限 rectify_by（整改期限）")
+
+    @staticmethod
+    def _check_incident(ev: Incident, reporters: frozenset[str]) -> None:
+        if ev.reported_at < ev.occurred_at:
+            raise Rejected("报告时间早于发生时间")
 
 
 def fingerprint(ev: Event) -> int:

@@ -22,6 +22,24 @@ MIN_EVENT_DATE = date(2000, 1, 1)
 LAST_EVENT_DATE = date(2099, 12, 31)
 
 
+_fromiso = datetime.fromisoformat
+
+
+def parse_local(text: str, tz: tzinfo) -> datetime:
+    """:func:`parse_time`, the same result, with a fast path for the common
+    ``YYYY-MM-DDTHH:MM:SS`` (local time): the separators are checked by position and the
+    digits by :meth:`datetime.fromisoformat`, which reads only ASCII digits there, so no regex
+    runs. Anything else, or anything it refuses, goes through :func:`parse_time` (its words)."""
+    if len(text) == 19 and text[10] == "T" and text[4] == "-" and text[7] == "-" and text[13] == ":" \
+            and text[16] == ":" and text.isascii():
+        try:
+            dt = _fromiso(text)
+        except ValueError:
+            return parse_time(text, tz)
+        return datetime(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond, tz)
+    return parse_time(text, tz)
+
+
 def parse_time(text: str, tz: tzinfo) -> datetime:
     """Parse a contract time into an aware datetime in ``tz``; ValueError names what is wrong.
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .events import POSITIVE_TEXT, Item, SamplingResult
+from .events import POSITIVE_TEXT, Item, SamplingResult, item_failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +49,21 @@ class Judge:
 
     def __call__(self, sample: SamplingResult) -> Verdict:
         hits = ()
+        names = self._names
         for it in sample.items:
-            if self._is_banned(it.item) and _banned_hit(it):
+            banned = names.get(it.item)
+            if banned is None:
+                banned = self._is_banned(it.item)
+            if banned and _banned_hit(it):
                 hits += (it,)
         if hits:
             return Verdict(True, hits)
-        if sample.conclusion is not None:
-            return Verdict(sample.conclusion == "不合格", hits)
-        return Verdict(any(it.failed for it in sample.items), hits)
+        conclusion = sample.conclusion
+        if conclusion is not None:
+            return UNQUALIFIED if conclusion == "不合格" else QUALIFIED
+        return UNQUALIFIED if any(map(item_failed, sample.items)) else QUALIFIED
+
+
+#: the two verdicts without a banned-substance hit (immutable, so shared by every sample)
+QUALIFIED = Verdict(False, ())
+UNQUALIFIED = Verdict(True, ())

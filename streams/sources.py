@@ -23,14 +23,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 from zipfile import BadZipFile
 
 from shian.rules.records import Record, UnreadableInput
 from shian.rules.tabular import event_time_key, rows_to_events, type_from_name
 
 __all__ = ["TABULAR_SUFFIXES", "JSONL_SUFFIXES", "INPUT_SUFFIXES", "UnreadableInput", "read_path", "read_bytes",
-           "read_tabular", "is_tabular"]
+           "read_tabular", "is_tabular", "jsonl_lines", "empty_file"]
 
 TABULAR_SUFFIXES = (".csv", ".xlsx", ".xlsm")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -57,15 +57,28 @@ def read_path(path: str | os.PathLike[str]) -> Iterator[Record]:
     source = str(path)
     with open(path, "rb") as f:
         empty = True
-        for number, line in enumerate(f, 1):
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line or line.isspace():
-                continue
+        for number, line in jsonl_lines(f):
             empty = False
             yield Record(source, number, line)
         if empty:
-            yield Record(source, 0, "", reason="文件为空：没有任何事件行")
+            yield empty_file(source)
+
+
+def jsonl_lines(f: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of a JSON Lines file as :func:`read_path` reads it, without a
+    :class:`Record` per line (replay makes one only for a line it rejects): blank lines
+    skipped, a UTF-8 BOM on the first line dropped."""
+    for number, line in enumerate(f, 1):
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if not line or line.isspace():
+            continue
+        yield number, line
+
+
+def empty_file(source: str) -> Record:
+    """The reject record of a JSON Lines file without a line."""
+    return Record(source, 0, "", reason="文件为空：没有任何事件行")
 
 
 def read_bytes(data: bytes, filename: str, source: str) -> list[Record]:

@@ -268,3 +268,36 @@ def test_lab_late_arrival_fires_at_the_clock_and_is_off_by_default(replay):
     check(n, at="2026-04-20T10:00:00+08:00", key="sample.lab_late|红河镇|S1")
     off, _, _ = replay(events)
     assert of(off, "sample.lab_late") == []
+
+
+def _walked_deadline(start, hours, calendar):
+    """The working-hours deadline walked day by day: the reference ``working_deadline`` must equal."""
+    from datetime import timedelta
+
+    from shian.rules.timeutil import local_midnight
+    left, cursor, day = timedelta(hours=hours), start, start.date()
+    while True:
+        following = day + timedelta(days=1)
+        midnight = local_midnight(following, start.tzinfo)
+        if calendar.is_working_day(day):
+            if left <= midnight - cursor:
+                return cursor + left
+            left -= midnight - cursor
+        cursor, day = midnight, following
+
+
+def test_working_hours_deadline_equals_the_day_by_day_walk() -> None:
+    """notice.unacknowledged's working-hours deadline, over holidays, 调休 and day boundaries."""
+    import random
+    from datetime import datetime, timedelta
+
+    from shian.rules.families.acks import working_deadline
+    cal = parse(config_dict()).calendar
+    tz = parse(config_dict()).tz
+    rnd = random.Random(7)
+    for _ in range(3000):
+        start = datetime(2026, 1, 1, tzinfo=tz) + timedelta(seconds=rnd.randrange(0, 400 * 86400))
+        if rnd.random() < 0.2:
+            start = start.replace(hour=0, minute=0, second=0)
+        hours = rnd.choice([24, 48, 72, 0.5, 1e-9, 23.999, rnd.uniform(0.01, 500)])
+        assert working_deadline(start, hours, cal) == _walked_deadline(start, hours, cal), (start, hours)

@@ -17,7 +17,8 @@ resolution tally, fed with the acks this family accepted, keeps it for the notic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -33,6 +34,7 @@ from .base import Context, Family
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
 SIGNED, CLOSED = "签收", "办结"
 ONE_DAY = timedelta(days=1)
+ZERO = timedelta(0)
 
 
 class UnackParams(RuleParams):
@@ -78,18 +80,31 @@ class Signed:
 
 def working_deadline(start: datetime, hours: float, calendar: Calendar) -> datetime:
     """``hours`` of time on official working days after ``start`` (weekends, holidays skipped,
-    调休 workdays counted)."""
+    调休 workdays counted): what is left of ``start``'s day if it is a working day, then whole
+    working days (24 hours of wall-clock time each)."""
     left = timedelta(hours=hours)
-    cursor, day, tz = start, start.date(), start.tzinfo
-    while True:
-        following = day + ONE_DAY
-        midnight = local_midnight(following, tz)
-        if calendar.is_working_day(day):
-            span = midnight - cursor
-            if left <= span:
-                return cursor + left
-            left -= span
-        cursor, day = midnight, following
+    day, tz = start.date(), start.tzinfo
+    working, midnight = _day(calendar, day, tz)
+    if working:
+        span = midnight - start
+        if left <= span:
+            return start + left
+        left -= span
+    whole, rest = divmod(left, ONE_DAY)
+    days = max(1, whole + (rest > ZERO))  # the deadline falls on the days-th working day after ``day``
+    return _working_midnight(calendar, day, days, tz) + (left - ONE_DAY * (days - 1))
+
+
+@lru_cache(maxsize=1024)
+def _day(calendar: Calendar, day: date, tz: tzinfo | None) -> tuple[bool, datetime]:
+    """Whether ``day`` is a working day, and the local midnight ending it (asked per notice)."""
+    return calendar.is_working_day(day), local_midnight(day + ONE_DAY, tz)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4096)
+def _working_midnight(calendar: Calendar, day: date, n: int, tz: tzinfo | None) -> datetime:
+    """Local midnight starting the ``n``-th working day after ``day``."""
+    return local_midnight(calendar.nth_working_day_after(day, n), tz)  # type: ignore[arg-type]
 
 
 def escalated(issued: Issued) -> bool:

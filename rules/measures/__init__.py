@@ -101,9 +101,10 @@ class Measures:
         def on_inspection(ev: Inspection, now: datetime) -> None:
             if ev.inspection_type == JOINT:
                 joint.take(ev)
+            ts = ev.inspected_at.timestamp()  # once, for both tallies
             if ev.staff_total and ev.staff_with_health_cert is not None:
-                health.take(ev)
-            register.take_inspection(ev)
+                health.take(ev, ts)
+            register.take_inspection(ev, ts)
 
         def on_disposal(ev: Disposal, now: datetime) -> None:
             disposals.take_disposal(ev)

@@ -11,7 +11,8 @@ def below_target(qualified: int, total: int, target: Fraction) -> bool:
     """``qualified / total`` under ``target``, compared exactly (§6); never with no samples.
 
     ``target`` is the exact fraction of the configured rate (:func:`shian.rules.params.exact`)."""
-    return total > 0 and Fraction(qualified, total) < target
+    # qualified / total < n / d, cross-multiplied (total and d are positive): exact, no Fraction made
+    return total > 0 and qualified * target.denominator < target.numerator * total
 
 
 def in_period(dt: datetime, period: str) -> bool:

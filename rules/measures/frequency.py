@@ -24,6 +24,7 @@ earlier, so that last year's figures stay whole:
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import math
 import re
@@ -70,6 +71,12 @@ def latest_check(checks: Mapping[str, Fraction], year: int, at: datetime, tz: tz
         return None
     when, mm_dd = max(passed)
     return mm_dd, when
+
+
+@functools.lru_cache(maxsize=256)
+def year_end(year: int, tz: tzinfo) -> datetime:
+    """Local midnight of 1 January after ``year`` (asked per inspection, so remembered)."""
+    return local_midnight(date(year + 1, 1, 1), tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +183,22 @@ class RegisterTally:
         if v.closed:
             heapq.heappush(self.closing, (max(v.at, now), v.seq, ev.township, key))
 
-    def take_inspection(self, ev: Inspection) -> None:
+    def take_inspection(self, ev: Inspection, ts: float | None = None) -> None:
+        """An inspection; ``ts``: its event time's POSIX time, when the caller has it already."""
         t = ev.time
-        if self.keep_from is not None and local_midnight(date(t.year + 1, 1, 1), self.tz) <= self.keep_from:
+        year = t.year
+        if self.keep_from is not None and year_end(year, self.tz) <= self.keep_from:
             return
-        times = self.inspections.setdefault(t.year, {}).setdefault(entity_key(ev), [])
-        ts = t.timestamp()
-        if not times or times[-1] <= ts:
+        entities = self.inspections.get(year)
+        if entities is None:
+            entities = self.inspections[year] = {}
+        key = entity_key(ev)
+        times = entities.get(key)
+        if ts is None:
+            ts = t.timestamp()
+        if times is None:
+            entities[key] = [ts]
+        elif times[-1] <= ts:
             times.append(ts)
         else:
             bisect.insort(times, ts)

@@ -39,10 +39,11 @@ _MASK = (1 << _COUNT_BITS) - 1
 Seen = int | tuple[int, int, int]
 
 
-def pack(t: datetime, staff: int, certified: int) -> Seen:
+def pack(t: datetime, staff: int, certified: int, ts: float | None = None) -> Seen:
     """An inspection's time (milliseconds since the epoch), staff and certified staff as one
-    int (time in the high bits), the common case; a tuple when a count does not fit 32 bits."""
-    ms = round(t.timestamp() * 1000)
+    int (time in the high bits), the common case; a tuple when a count does not fit 32 bits.
+    ``ts``: ``t.timestamp()``, when the caller has it already."""
+    ms = round((t.timestamp() if ts is None else ts) * 1000)
     if staff > _MASK or certified > _MASK:
         return (ms, staff, certified)
     return (ms << _TIME_SHIFT) | (staff << _COUNT_BITS) | certified
@@ -78,29 +79,30 @@ class HealthTally:
         #: month → township → entity → name, for the entities some of whose staff lack one
         self.names: dict[tuple[int, int], dict[str, dict[EntityKey, str]]] = {}
 
-    def take(self, ev: Inspection) -> None:
+    def take(self, ev: Inspection, ts: float | None = None) -> None:
         """An inspection that gives both figures (``staff_total`` above 0); the latest counts,
-        and of two at the same time the one taken last."""
+        and of two at the same time the one taken last. ``ts``: its time's POSIX time, if known."""
         t = ev.time
         ym = (t.year, t.month)
+        tw = ev.township
         month = self.months.get(ym)
         if month is None:
             month = self.months[ym] = {}
             self.names[ym] = {}
-        town = month.get(ev.township)
+        town = month.get(tw)
         if town is None:
-            town = month[ev.township] = {}
-            self.names[ym][ev.township] = {}
+            town = month[tw] = {}
+            self.names[ym][tw] = {}
         key: EntityKey = ev.entity_id or ("name", ev.entity)
-        seen = pack(t, ev.staff_total, ev.staff_with_health_cert)  # type: ignore[arg-type]
+        seen = pack(t, ev.staff_total, ev.staff_with_health_cert, ts)  # type: ignore[arg-type]
         prev = town.get(key)
         if prev is not None and unpack(seen)[0] < unpack(prev)[0]:
             return
         town[key] = seen
         if ev.staff_with_health_cert < ev.staff_total:  # type: ignore[operator]
-            self.names[ym][ev.township][key] = ev.entity
-        else:
-            self.names[ym][ev.township].pop(key, None)
+            self.names[ym][tw][key] = ev.entity
+        elif prev is not None:  # (no name is kept for an entity seen for the first time)
+            self.names[ym][tw].pop(key, None)
 
     def forget(self, horizon: datetime, tz: tzinfo) -> None:
         for ym in list(self.months):
