@@ -100,6 +100,30 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The process's CPU time so far (user + system), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def deliveries_due(outbox: Path) -> int | None:
+    """The outbox's deliveries due now and not sent yet (the sender's backlog, which it reads
+    into memory at each step)."""
+    try:
+        db = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=1)
+        try:
+            return db.execute("SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+                              " AND next_at <= ?", (time.time(),)).fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -181,7 +205,7 @@ class Server:
         out = open(self.log, "a")
         if self.trace:
             how: tuple[str, ...] = (str(ROOT / "bench" / "memtrace.py"), "--out", str(self.trace),
-                                    "--frames", str(self.trace_frames), "--after", "40", "--every", "10", "--")
+                                    "--frames", str(self.trace_frames), "--after", "60", "--every", "30", "--")
         else:
             how = ("-m", "cProfile", "-o", str(self.profile)) if self.profile else ()
             how += ("-m", "shian.cli")
@@ -213,6 +237,8 @@ class Phase:
     rss: list[tuple[float, float]] = field(default_factory=list)      # (seconds since start, MB)
     waiting: list[tuple[float, int]] = field(default_factory=list)    # (seconds, posts sent and not answered)
     load: list[tuple[float, float]] = field(default_factory=list)     # (seconds, the machine's 1-min load average)
+    cpu: list[tuple[float, float]] = field(default_factory=list)      # (seconds, the server's CPU seconds so far)
+    due: list[tuple[float, int]] = field(default_factory=list)        # (seconds, deliveries due and not sent)
     down_failures: int = 0
     held: int = 0                                                # posts that waited for a free slot
     requests: int = 0
@@ -236,6 +262,13 @@ class Phase:
 
     def load_by_minute(self) -> list[float]:
         return [round(v, 1) for v in by_minute(self.load)]
+
+    def cpu_ms_per_request(self) -> float | None:
+        """The server's CPU time over the phase per post (pages read meanwhile included): on a
+        shared machine, steadier than the latencies."""
+        if len(self.cpu) < 2 or not self.ingest:
+            return None
+        return round((self.cpu[-1][1] - self.cpu[0][1]) * 1000 / len(self.ingest), 2)
 
 
 def by_minute(samples: list[tuple[float, Any]]) -> list[Any]:
@@ -338,6 +371,10 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
                 now = time.monotonic() - t_start
                 if (m := rss_mb(server.proc.pid)) is not None and not down.is_set():
                     phase.rss.append((now, m))
+                if (c := cpu_seconds(server.proc.pid)) is not None and not down.is_set():
+                    phase.cpu.append((now, c))
+                if (due := deliveries_due(server.config.parent / "outbox.sqlite")) is not None:
+                    phase.due.append((now, due))
                 phase.waiting.append((now, len(posting)))
                 phase.load.append((now, os.getloadavg()[0]))
                 try:
@@ -436,6 +473,7 @@ async def soak(args: argparse.Namespace, smtp_port: int, inbox: Inbox) -> dict[s
         "ingest_ms_before_readers": phase.ingest_ms(False), "page_ms": phase.page_ms(),
         "rss_mb_by_minute": series, "rss_from_minute": base_minute,
         "posts_waiting_by_minute": phase.waiting_by_minute(), "load_average_by_minute": phase.load_by_minute(),
+        "server_cpu_ms_per_post": phase.cpu_ms_per_request(), "deliveries_due_by_minute": by_minute(phase.due),
         "rss_growth_mb": round(series[-1] - series[base_minute], 1) if len(series) > base_minute else None,
         "rss_mb_max": round(max(m for _, m in phase.rss), 1) if phase.rss else None,
         "rss_mb_drained": rss_drained and round(rss_drained, 1),
@@ -512,7 +550,8 @@ async def year_pages(args: argparse.Namespace, smtp_port: int) -> dict[str, Any]
             "errors": dict(phase.errors), "errors_total": sum(phase.errors.values()), "held_for_a_slot": phase.held,
             "achieved_rate": round(phase.requests / phase.elapsed, 1), "ingest_ms": phase.ingest_ms(), "page_ms": pm,
             "page_ms_all": {"p50": pct(every, 0.5), "p99": pct(every, 0.99), "count": len(every)},
-            "rss_mb_by_minute": phase.rss_by_minute(), "load_average_by_minute": phase.load_by_minute()}
+            "rss_mb_by_minute": phase.rss_by_minute(), "load_average_by_minute": phase.load_by_minute(),
+            "server_cpu_ms_per_post": phase.cpu_ms_per_request()}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -585,9 +624,11 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         out += [f"  page {page}: {v['count']} loads, p50 {v['p50']} ms, p99 {v['p99']} ms, max {v['max']} ms"
                 for page, v in s["page_ms"].items()]
         out += [f"  server RSS by minute (MB): {' '.join(str(m) for m in s['rss_mb_by_minute'])}",
-                f"  posts waiting for their answer, by minute: {' '.join(str(m) for m in s['posts_waiting_by_minute'])}",
+                f"  posts waiting for their answer, by minute: {' '.join(str(m) for m in s['posts_waiting_by_minute'])}; "
+                f"deliveries due and not sent: {' '.join(str(m) for m in s['deliveries_due_by_minute'])}",
                 f"  the machine's load average (2 cores), by minute: "
-                f"{' '.join(str(m) for m in s['load_average_by_minute'])}",
+                f"{' '.join(str(m) for m in s['load_average_by_minute'])}; the server's CPU per post "
+                f"(readers' pages included): {s['server_cpu_ms_per_post']} ms",
                 f"  RSS growth from minute {s['rss_from_minute']} to the end: {s['rss_growth_mb']} MB "
                 f"(max {s['rss_mb_max']}, after delivery drained {s['rss_mb_drained']})",
                 f"  acknowledged events missing from the journal: {s['acknowledged_missing_count']}",
@@ -604,7 +645,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
                 for page, v in y["page_ms"].items()]
         out.append(f"  all pages: p50 {y['page_ms_all']['p50']} ms, p99 {y['page_ms_all']['p99']} ms; "
                    f"RSS by minute (MB): {' '.join(str(m) for m in y['rss_mb_by_minute'])}; load average by minute: "
-                   f"{' '.join(str(m) for m in y['load_average_by_minute'])}")
+                   f"{' '.join(str(m) for m in y['load_average_by_minute'])}; the server's CPU per post "
+                   f"(readers' pages included): {y['server_cpu_ms_per_post']} ms")
     return out
 
 
