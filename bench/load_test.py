@@ -181,8 +181,9 @@ async def wait_up(session: Any, base: str, timeout: float = 60) -> None:
     raise RuntimeError("shian run did not come up")
 
 
-def event(i: int, now: datetime, townships: list[str], prefix: str = "LOAD") -> dict[str, Any]:
-    bad = i % 10 == 0
+def event(i: int, now: datetime, townships: list[str], prefix: str = "LOAD", every: int = 10) -> dict[str, Any]:
+    """Sampling result ``i``: 不合格 when ``i`` is a multiple of ``every`` (0: never)."""
+    bad = every > 0 and i % every == 0
     return {"type": "sampling_result", "id": f"{prefix}-{i:07d}", "program": "food_sampling",
             "township": townships[i % len(townships)], "entity": f"负载测试商户{i % 500}", "category": "蔬菜",
             "food": "韭菜", "sampled_at": (now - timedelta(days=1)).isoformat(timespec="seconds"),
@@ -230,6 +231,7 @@ class Phase:
     rate: float
     readers: int
     readers_after: float = 0.0                                   # seconds of posting before the readers start
+    unqualified_every: int = 10                                  # every n-th event 不合格 (0: none)
     ingest: list[tuple[float, float]] = field(default_factory=list)   # (seconds since start, latency s)
     pages: dict[str, list[float]] = field(default_factory=dict)       # page → latencies (s)
     errors: Counter = field(default_factory=Counter)
@@ -338,7 +340,7 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
         t_start = time.monotonic()
 
         async def post(i: int) -> None:
-            body = event(i, datetime.now(TZ), townships, prefix)
+            body = event(i, datetime.now(TZ), townships, prefix, phase.unqualified_every)
             sent, t0 = time.monotonic() - t_start, time.perf_counter()
             try:
                 async with session.post(f"{base}/api/events", json=body, headers=headers) as r:
@@ -444,7 +446,8 @@ async def soak(args: argparse.Namespace, smtp_port: int, inbox: Inbox) -> dict[s
     server = Server(config, work / "server.log", profile=args.profile and args.profile.with_suffix(".soak.prof"),
                     trace=args.trace_memory and args.trace_memory / "soak", trace_frames=args.trace_frames)
     server.start()
-    phase = Phase(args.seconds, args.rate, args.readers, readers_after=args.readers_after)
+    phase = Phase(args.seconds, args.rate, args.readers, readers_after=args.readers_after,
+                  unqualified_every=args.unqualified_every)
     try:
         await drive(server, f"http://127.0.0.1:{port}", phase, townships, list(PAGES), kill_at=args.kill_at,
                     max_in_flight=args.max_in_flight)
@@ -670,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run the server under cProfile: stats to PATH.soak.prof / PATH.year.prof")
     ap.add_argument("--trace-memory", type=Path, metavar="DIR",
                     help="run the server under tracemalloc (bench/memtrace.py): its heap growth each minute in DIR/soak, DIR/year")
+    ap.add_argument("--unqualified-every", type=int, default=10, metavar="N",
+                    help="every N-th event posted is 不合格 and raises a notice (default 10; 0: none, no delivery)")
     ap.add_argument("--trace-frames", type=int, default=1, metavar="N",
                     help="with --trace-memory: frames per allocation; 0: no tracemalloc, pymalloc's numbers only")
     ap.add_argument("--max-in-flight", type=int, default=32, metavar="N",
