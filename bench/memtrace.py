@@ -4,8 +4,9 @@
 ``--after`` seconds, once the service has warmed up): the lines of code whose live blocks grew
 most (with ``--frames`` above 1, their tracebacks too); or, with ``--frames 0`` (no
 tracemalloc, full speed), the state of Python's small-object allocator (its arenas against
-the bytes of live blocks: how much of what it holds is free space it cannot give back). For
-finding what a long-running ``shian run`` keeps.
+the bytes of live blocks: how much of what it holds is free space it cannot give back), and
+what the process leaves as garbage cycles over one interval, by type (``DIR/cycles.txt``).
+For finding what a long-running ``shian run`` keeps.
 
     python bench/memtrace.py --out DIR [--after 60] [--every 60] [--top 25] [--frames 1] -- run --config …
 
@@ -85,6 +86,8 @@ def watch(out: Path, after: float, every: float, top: int, frames: int) -> None:
     gc.collect()
     first = tracemalloc.take_snapshot() if frames else None
     stats = out / "pymalloc.txt"
+    if first is None:
+        cycles(out / "cycles.txt", every)
     while True:
         elapsed = time.monotonic() - t0
         if first is None:
@@ -98,6 +101,26 @@ def watch(out: Path, after: float, every: float, top: int, frames: int) -> None:
             (out / f"memtrace-{elapsed:05.0f}.txt").write_text(report(first, now, elapsed, top, frames),
                                                                encoding="utf-8")
             now.dump(str(out / f"snapshot-{elapsed:05.0f}.tracemalloc"))
+
+
+def cycles(path: Path, seconds: float) -> None:
+    """What the process leaves as garbage cycles (only the cyclic collector frees them) over
+    ``seconds``: kept aside meanwhile (``gc.DEBUG_SAVEALL``), then counted by type."""
+    import collections
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        time.sleep(seconds)
+        gc.collect()
+        kinds = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage)
+        size = sum(sys.getsizeof(o) for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    lines = [f"garbage cycles left in {seconds:g} s: {sum(kinds.values()):,} objects, {size / 1e6:.1f} MB (shallow)"]
+    lines += [f"  {n:8,d}  {kind}" for kind, n in kinds.most_common(30)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main() -> int:
