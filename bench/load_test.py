@@ -3,13 +3,13 @@
 page latency over a year of data.
 
     python bench/load_test.py [--quick] [--phase soak|year|both] [--rate 200] [--seconds 1800]
-                              [--readers 2] [--kill-at S] [--max-in-flight 32] [--profile PATH]
-                              [--trace-memory DIR] [--out DIR] [--json PATH]
+                              [--readers 2] [--kill-at S] [--max-in-flight 32] [--unqualified-every 10]
+                              [--profile PATH] [--trace-memory DIR [--trace-frames 1]] [--out DIR] [--json PATH]
 
 Soak: it writes a config for the example county (tokens for one feed and one department, a
 drop folder, e-mail to a local aiosmtpd server it starts, quiet hours off), starts ``shian
 run`` as a subprocess on a free port on 127.0.0.1, and posts one sampling result per request
-(``POST /api/events``), about a tenth of them 不合格 (each raising a notice), at ``--rate`` per
+(``POST /api/events``), every ``--unqualified-every``-th of them 不合格 (each raising a notice), at ``--rate`` per
 second for ``--seconds``, at most ``--max-in-flight`` of them waiting for their answer (a
 sender that waits: a slow server shows as a lower rate achieved, not as a queue in the
 client counted in the latencies). After ``--readers-after`` seconds (the ingest latency without
