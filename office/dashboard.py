@@ -55,8 +55,8 @@ from shian.notifiers.render import CHANNEL_NAMES, Renderer, Wording, cn_date, cn
 from shian.office import figures, reject_list
 from shian.office.access import FailureLimiter
 from shian.office.figures import DELIVERY_STATUS, LEVEL_NAMES, program_name
-from shian.office.notice_list import (PAGE_SIZE, STATES, Filters, base_query, last_page, months_between, page_links,
-                                      read_filters, rule_ids, tally, with_state)
+from shian.office.notice_list import (PAGE_SIZE, STATES, Filters, Tally, base_query, last_page, months_between,
+                                      page_links, read_filters, rule_ids, tally, with_state)
 from shian.office.receipts import Receipts
 from shian.rules.notice import Notice
 
@@ -612,7 +612,7 @@ class Listed:
     """The notice list as read for one request: the filters (the page cut to the last one),
     the counts by state and severity, how many match, the page's rows, the filter choices."""
     filters: Filters
-    counts: Any
+    counts: Tally
     total: int
     rows: list[dict[str, Any]]
     choices: dict[str, Any]

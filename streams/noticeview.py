@@ -42,7 +42,9 @@ ORDER = {
 class NoticeView(Outbox):
     """The stored notices, read on a connection of this view's own (any one thread at a time)."""
 
-    def __init__(self, path: str | Path, tz: tzinfo) -> None:  # noqa: super().__init__ would set the file up
+    def __init__(self, path: str | Path, tz: tzinfo) -> None:
+        """A connection to the outbox file at ``path`` (not :class:`Outbox`'s: that one sets
+        the file up, which is the sender's to do), usable from the thread that reads."""
         self.path, self.settings, self.tz = Path(path), None, tz
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
