@@ -3,18 +3,23 @@
 page latency over a year of data.
 
     python bench/load_test.py [--quick] [--phase soak|year|both] [--rate 200] [--seconds 1800]
-                              [--readers 2] [--kill-at S] [--out DIR] [--json PATH]
+                              [--readers 2] [--kill-at S] [--max-in-flight 32] [--unqualified-every 10]
+                              [--profile PATH] [--trace-memory DIR [--trace-frames 1]] [--out DIR] [--json PATH]
 
 Soak: it writes a config for the example county (tokens for one feed and one department, a
 drop folder, e-mail to a local aiosmtpd server it starts, quiet hours off), starts ``shian
 run`` as a subprocess on a free port on 127.0.0.1, and posts one sampling result per request
-(``POST /api/events``), about a tenth of them 不合格 (each raising a notice), at ``--rate`` per
-second for ``--seconds``. After ``--readers-after`` seconds (the ingest latency without
+(``POST /api/events``), every ``--unqualified-every``-th of them 不合格 (each raising a notice), at ``--rate`` per
+second for ``--seconds``, at most ``--max-in-flight`` of them waiting for their answer (a
+sender that waits: a slow server shows as a lower rate achieved, not as a queue in the
+client counted in the latencies). After ``--readers-after`` seconds (the ingest latency without
 readers, the floor), ``--readers`` clients log in as the department and load every figure
 page and the notice list in turn (:data:`PAGES`). The server's RSS is sampled every second
 and printed by minute; its growth is counted from minute ``--rss-from`` (5) to the end. With
 ``--kill-at S`` the server is killed with SIGKILL after S seconds and started again at once
-(posts that fail while it is down are counted apart, not as errors).
+(posts that fail while it is down are counted apart, not as errors). ``--profile`` runs the
+server under cProfile, ``--trace-memory`` under tracemalloc (``bench/memtrace.py``: the heap's
+growth, by line of code, each minute).
 
 Year of data: a county-year of ``replay_bench.py``'s generator (``--year-events`` lines,
 moved to this year and cut a day before now) is backfilled (``shian run --backfill``), then
@@ -95,6 +100,30 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The process's CPU time so far (user + system), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def deliveries_due(outbox: Path) -> int | None:
+    """The outbox's deliveries due now and not sent yet (the sender's backlog, which it reads
+    into memory at each step)."""
+    try:
+        db = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True, timeout=1)
+        try:
+            return db.execute("SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+                              " AND next_at <= ?", (time.time(),)).fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -152,8 +181,9 @@ async def wait_up(session: Any, base: str, timeout: float = 60) -> None:
     raise RuntimeError("shian run did not come up")
 
 
-def event(i: int, now: datetime, townships: list[str], prefix: str = "LOAD") -> dict[str, Any]:
-    bad = i % 10 == 0
+def event(i: int, now: datetime, townships: list[str], prefix: str = "LOAD", every: int = 10) -> dict[str, Any]:
+    """Sampling result ``i``: 不合格 when ``i`` is a multiple of ``every`` (0: never)."""
+    bad = every > 0 and i % every == 0
     return {"type": "sampling_result", "id": f"{prefix}-{i:07d}", "program": "food_sampling",
             "township": townships[i % len(townships)], "entity": f"负载测试商户{i % 500}", "category": "蔬菜",
             "food": "韭菜", "sampled_at": (now - timedelta(days=1)).isoformat(timespec="seconds"),
@@ -168,12 +198,19 @@ class Server:
     log: Path
     extra: tuple[str, ...] = ()
     profile: Path | None = None     # run it under cProfile, the stats written there at its stop
+    trace: Path | None = None       # run it under bench/memtrace.py, its reports there
+    trace_frames: int = 1           # memtrace's --frames (0: pymalloc's numbers only)
     proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         out = open(self.log, "a")
-        profiled = ("-m", "cProfile", "-o", str(self.profile)) if self.profile else ()
-        self.proc = subprocess.Popen([sys.executable, *profiled, "-m", "shian.cli", "run", "--config", str(self.config),
+        if self.trace:
+            how: tuple[str, ...] = (str(ROOT / "bench" / "memtrace.py"), "--out", str(self.trace),
+                                    "--frames", str(self.trace_frames), "--after", "60", "--every", "30", "--")
+        else:
+            how = ("-m", "cProfile", "-o", str(self.profile)) if self.profile else ()
+            how += ("-m", "shian.cli")
+        self.proc = subprocess.Popen([sys.executable, *how, "run", "--config", str(self.config),
                                       "--loglevel", "warning", *self.extra], stdout=out, stderr=out,
                                      env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
@@ -194,6 +231,7 @@ class Phase:
     rate: float
     readers: int
     readers_after: float = 0.0                                   # seconds of posting before the readers start
+    unqualified_every: int = 10                                  # every n-th event 不合格 (0: none)
     ingest: list[tuple[float, float]] = field(default_factory=list)   # (seconds since start, latency s)
     pages: dict[str, list[float]] = field(default_factory=dict)       # page → latencies (s)
     errors: Counter = field(default_factory=Counter)
@@ -201,7 +239,10 @@ class Phase:
     rss: list[tuple[float, float]] = field(default_factory=list)      # (seconds since start, MB)
     waiting: list[tuple[float, int]] = field(default_factory=list)    # (seconds, posts sent and not answered)
     load: list[tuple[float, float]] = field(default_factory=list)     # (seconds, the machine's 1-min load average)
+    cpu: list[tuple[float, float]] = field(default_factory=list)      # (seconds, the server's CPU seconds so far)
+    due: list[tuple[float, int]] = field(default_factory=list)        # (seconds, deliveries due and not sent)
     down_failures: int = 0
+    held: int = 0                                                # posts that waited for a free slot
     requests: int = 0
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -223,6 +264,13 @@ class Phase:
 
     def load_by_minute(self) -> list[float]:
         return [round(v, 1) for v in by_minute(self.load)]
+
+    def cpu_ms_per_request(self) -> float | None:
+        """The server's CPU time over the phase per post (pages read meanwhile included): on a
+        shared machine, steadier than the latencies."""
+        if len(self.cpu) < 2 or not self.ingest:
+            return None
+        return round((self.cpu[-1][1] - self.cpu[0][1]) * 1000 / len(self.ingest), 2)
 
 
 def by_minute(samples: list[tuple[float, Any]]) -> list[Any]:
@@ -274,10 +322,15 @@ async def reader(base: str, pages: list[str], phase: Phase, stop: asyncio.Event,
 
 
 async def drive(server: Server, base: str, phase: Phase, townships: list[str], pages: list[str], *,
-                prefix: str = "LOAD", kill_at: float | None = None, pause: float = 0.5) -> None:
+                prefix: str = "LOAD", kill_at: float | None = None, pause: float = 0.5,
+                max_in_flight: int = 32) -> None:
     """Posts ``phase.rate`` events a second for ``phase.seconds`` while ``phase.readers``
     readers load ``pages`` (from ``phase.readers_after`` on); samples the server's RSS every
-    second. With ``kill_at``: SIGKILL after that many seconds and a restart at once."""
+    second. At most ``max_in_flight`` posts wait for their answer: the next one is sent when
+    one is answered (counted in ``phase.held``), as senders that wait for their answer do —
+    so a slow server shows as a lower rate achieved, not as a backlog of requests queued in
+    the client, whose waiting would count in the latencies. With ``kill_at``: SIGKILL after
+    that many seconds and a restart at once."""
     import aiohttp
 
     down, stop = asyncio.Event(), asyncio.Event()
@@ -287,7 +340,7 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
         t_start = time.monotonic()
 
         async def post(i: int) -> None:
-            body = event(i, datetime.now(TZ), townships, prefix)
+            body = event(i, datetime.now(TZ), townships, prefix, phase.unqualified_every)
             sent, t0 = time.monotonic() - t_start, time.perf_counter()
             try:
                 async with session.post(f"{base}/api/events", json=body, headers=headers) as r:
@@ -312,6 +365,7 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
                 await asyncio.gather(*(reader(base, pages, phase, stop, down, pause) for _ in range(phase.readers)))
 
         tasks: set[asyncio.Task] = set()
+        posting: set[asyncio.Task] = set()   # the posts sent and not answered yet
 
         async def sampler() -> None:
             while not stop.is_set():
@@ -319,7 +373,11 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
                 now = time.monotonic() - t_start
                 if (m := rss_mb(server.proc.pid)) is not None and not down.is_set():
                     phase.rss.append((now, m))
-                phase.waiting.append((now, len(tasks)))
+                if (c := cpu_seconds(server.proc.pid)) is not None and not down.is_set():
+                    phase.cpu.append((now, c))
+                if (due := deliveries_due(server.config.parent / "outbox.sqlite")) is not None:
+                    phase.due.append((now, due))
+                phase.waiting.append((now, len(posting)))
                 phase.load.append((now, os.getloadavg()[0]))
                 try:
                     await asyncio.wait_for(stop.wait(), 1.0)
@@ -352,9 +410,13 @@ async def drive(server: Server, base: str, phase: Phase, townships: list[str], p
                 restart = asyncio.create_task(back())
                 tasks.add(restart)
                 restart.add_done_callback(tasks.discard)
+            if len(posting) >= max_in_flight:   # a sender waits for an answer: no backlog in the client
+                phase.held += 1
+                await asyncio.wait(posting, return_when=asyncio.FIRST_COMPLETED)
             t = asyncio.create_task(post(i))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
+            for group in (tasks, posting):
+                group.add(t)
+                t.add_done_callback(group.discard)
         while tasks:
             await asyncio.gather(*list(tasks))
         phase.requests, phase.elapsed = n, time.monotonic() - t_start
@@ -381,11 +443,14 @@ async def soak(args: argparse.Namespace, smtp_port: int, inbox: Inbox) -> dict[s
     port = free_port()
     config = write_config(work, port, smtp_port)
     townships = list(yaml.safe_load(config.read_text(encoding="utf-8"))["townships"])
-    server = Server(config, work / "server.log", profile=args.profile and args.profile.with_suffix(".soak.prof"))
+    server = Server(config, work / "server.log", profile=args.profile and args.profile.with_suffix(".soak.prof"),
+                    trace=args.trace_memory and args.trace_memory / "soak", trace_frames=args.trace_frames)
     server.start()
-    phase = Phase(args.seconds, args.rate, args.readers, readers_after=args.readers_after)
+    phase = Phase(args.seconds, args.rate, args.readers, readers_after=args.readers_after,
+                  unqualified_every=args.unqualified_every)
     try:
-        await drive(server, f"http://127.0.0.1:{port}", phase, townships, list(PAGES), kill_at=args.kill_at)
+        await drive(server, f"http://127.0.0.1:{port}", phase, townships, list(PAGES), kill_at=args.kill_at,
+                    max_in_flight=args.max_in_flight)
         await asyncio.to_thread(wait_delivered, work)
         assert server.proc is not None
         rss_drained = rss_mb(server.proc.pid)
@@ -403,13 +468,15 @@ async def soak(args: argparse.Namespace, smtp_port: int, inbox: Inbox) -> dict[s
     return {
         "work": str(work), "rate": args.rate, "seconds": args.seconds, "readers": args.readers,
         "readers_after_s": args.readers_after, "pages": list(PAGES), **phase.extra,
-        "requests": phase.requests, "accepted": len(phase.acknowledged), "errors": dict(phase.errors),
+        "requests": phase.requests, "held_for_a_slot": phase.held, "accepted": len(phase.acknowledged),
+        "errors": dict(phase.errors),
         "errors_total": sum(phase.errors.values()), "failed_while_down": phase.down_failures,
         "elapsed_s": round(phase.elapsed, 1), "achieved_rate": round(len(phase.acknowledged) / phase.elapsed, 1),
         "ingest_ms": phase.ingest_ms(), "ingest_ms_with_readers": phase.ingest_ms(True),
         "ingest_ms_before_readers": phase.ingest_ms(False), "page_ms": phase.page_ms(),
         "rss_mb_by_minute": series, "rss_from_minute": base_minute,
         "posts_waiting_by_minute": phase.waiting_by_minute(), "load_average_by_minute": phase.load_by_minute(),
+        "server_cpu_ms_per_post": phase.cpu_ms_per_request(), "deliveries_due_by_minute": by_minute(phase.due),
         "rss_growth_mb": round(series[-1] - series[base_minute], 1) if len(series) > base_minute else None,
         "rss_mb_max": round(max(m for _, m in phase.rss), 1) if phase.rss else None,
         "rss_mb_drained": rss_drained and round(rss_drained, 1),
@@ -456,7 +523,8 @@ async def year_pages(args: argparse.Namespace, smtp_port: int) -> dict[str, Any]
     config = write_config(work, port, smtp_port, data)
     townships = list(data["townships"])
     server = Server(config, work / "server.log", ("--backfill", str(feed)),
-                    profile=args.profile and args.profile.with_suffix(".year.prof"))
+                    profile=args.profile and args.profile.with_suffix(".year.prof"),
+                    trace=args.trace_memory and args.trace_memory / "year", trace_frames=args.trace_frames)
     t0 = time.monotonic()
     server.start()
     import aiohttp
@@ -470,7 +538,8 @@ async def year_pages(args: argparse.Namespace, smtp_port: int) -> dict[str, Any]
     pages = [p.format(month=month, year=now.year, town=townships[0], notice="{notice}") for p in YEAR_PAGES]
     phase = Phase(args.page_seconds, args.rate, args.readers)
     try:
-        await drive(server, f"http://127.0.0.1:{port}", phase, townships, pages, prefix="YEAR", pause=0.2)
+        await drive(server, f"http://127.0.0.1:{port}", phase, townships, pages, prefix="YEAR", pause=0.2,
+                    max_in_flight=args.max_in_flight)
     finally:
         server.stop()
     db = sqlite3.connect(work / "outbox.sqlite")
@@ -481,10 +550,11 @@ async def year_pages(args: argparse.Namespace, smtp_port: int) -> dict[str, Any]
     return {"work": str(work), "year_lines": lines, "notices": notices, "backfill_s": round(backfill_s, 1),
             "drain_s": round(drain_s, 1),
             "seconds": args.page_seconds, "rate": args.rate, "readers": args.readers,
-            "errors": dict(phase.errors), "errors_total": sum(phase.errors.values()),
-            "ingest_ms": phase.ingest_ms(), "page_ms": pm,
+            "errors": dict(phase.errors), "errors_total": sum(phase.errors.values()), "held_for_a_slot": phase.held,
+            "achieved_rate": round(phase.requests / phase.elapsed, 1), "ingest_ms": phase.ingest_ms(), "page_ms": pm,
             "page_ms_all": {"p50": pct(every, 0.5), "p99": pct(every, 0.99), "count": len(every)},
-            "rss_mb_by_minute": phase.rss_by_minute(), "load_average_by_minute": phase.load_by_minute()}
+            "rss_mb_by_minute": phase.rss_by_minute(), "load_average_by_minute": phase.load_by_minute(),
+            "server_cpu_ms_per_post": phase.cpu_ms_per_request()}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -547,7 +617,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         out += [f"shian run soak: {s['requests']} events at {args.rate:g}/s for {args.seconds:g} s, "
                 f"{args.readers} readers from {args.readers_after:g} s"
                 + (f", SIGKILL at {s.get('killed_at_s')} s (back after {s.get('restart_s')} s)" if args.kill_at else ""),
-                f"  accepted {s['accepted']} ({s['achieved_rate']}/s), errors {s['errors_total']} {s['errors'] or ''}"
+                f"  accepted {s['accepted']} ({s['achieved_rate']}/s), {s['held_for_a_slot']} posts waited for one of "
+                f"{args.max_in_flight} slots, errors {s['errors_total']} {s['errors'] or ''}"
                 + (f", refused while down {s['failed_while_down']}" if args.kill_at else "")]
         for name, key in (("all", "ingest_ms"), ("before readers", "ingest_ms_before_readers"),
                           ("with readers", "ingest_ms_with_readers")):
@@ -556,9 +627,11 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         out += [f"  page {page}: {v['count']} loads, p50 {v['p50']} ms, p99 {v['p99']} ms, max {v['max']} ms"
                 for page, v in s["page_ms"].items()]
         out += [f"  server RSS by minute (MB): {' '.join(str(m) for m in s['rss_mb_by_minute'])}",
-                f"  posts waiting for their answer, by minute: {' '.join(str(m) for m in s['posts_waiting_by_minute'])}",
+                f"  posts waiting for their answer, by minute: {' '.join(str(m) for m in s['posts_waiting_by_minute'])}; "
+                f"deliveries due and not sent: {' '.join(str(m) for m in s['deliveries_due_by_minute'])}",
                 f"  the machine's load average (2 cores), by minute: "
-                f"{' '.join(str(m) for m in s['load_average_by_minute'])}",
+                f"{' '.join(str(m) for m in s['load_average_by_minute'])}; the server's CPU per post "
+                f"(readers' pages included): {s['server_cpu_ms_per_post']} ms",
                 f"  RSS growth from minute {s['rss_from_minute']} to the end: {s['rss_growth_mb']} MB "
                 f"(max {s['rss_mb_max']}, after delivery drained {s['rss_mb_drained']})",
                 f"  acknowledged events missing from the journal: {s['acknowledged_missing_count']}",
@@ -569,12 +642,14 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
                 f"(their delivery waited for: {y['drain_s']} s); "
                 f"{args.readers} readers for {y['seconds']:g} s while posting {y['rate']:g}/s, errors {y['errors_total']} "
                 f"{y['errors'] or ''}",
-                f"  ingest latency: p50 {y['ingest_ms']['p50']} ms, p99 {y['ingest_ms']['p99']} ms"]
+                f"  ingest latency: p50 {y['ingest_ms']['p50']} ms, p99 {y['ingest_ms']['p99']} ms, "
+                f"{y['achieved_rate']} posts/s, {y['held_for_a_slot']} waited for one of {args.max_in_flight} slots"]
         out += [f"  page {page}: {v['count']} loads, p50 {v['p50']} ms, p99 {v['p99']} ms, max {v['max']} ms"
                 for page, v in y["page_ms"].items()]
         out.append(f"  all pages: p50 {y['page_ms_all']['p50']} ms, p99 {y['page_ms_all']['p99']} ms; "
                    f"RSS by minute (MB): {' '.join(str(m) for m in y['rss_mb_by_minute'])}; load average by minute: "
-                   f"{' '.join(str(m) for m in y['load_average_by_minute'])}")
+                   f"{' '.join(str(m) for m in y['load_average_by_minute'])}; the server's CPU per post "
+                   f"(readers' pages included): {y['server_cpu_ms_per_post']} ms")
     return out
 
 
@@ -596,6 +671,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kill-at", type=float, metavar="S", help="SIGKILL the server after S seconds, restart it")
     ap.add_argument("--profile", type=Path, metavar="PATH",
                     help="run the server under cProfile: stats to PATH.soak.prof / PATH.year.prof")
+    ap.add_argument("--trace-memory", type=Path, metavar="DIR",
+                    help="run the server under tracemalloc (bench/memtrace.py): its heap growth each minute in DIR/soak, DIR/year")
+    ap.add_argument("--unqualified-every", type=int, default=10, metavar="N",
+                    help="every N-th event posted is 不合格 and raises a notice (default 10; 0: none, no delivery)")
+    ap.add_argument("--trace-frames", type=int, default=1, metavar="N",
+                    help="with --trace-memory: frames per allocation; 0: no tracemalloc, pymalloc's numbers only")
+    ap.add_argument("--max-in-flight", type=int, default=32, metavar="N",
+                    help="posts waiting for their answer at most (then the next waits for one; default 32)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--json", type=Path, metavar="PATH", help="write the target rows (bench/targets.py) there")
     args = ap.parse_args(argv)

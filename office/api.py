@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -71,6 +72,9 @@ CSV_TYPES = ("text/csv",)
 SERVICE = web.AppKey("shian.service", Runtime)
 SETTINGS = web.AppKey("shian.settings", ServiceSettings)
 LIMITER = web.AppKey("shian.failures", FailureLimiter)  # failed authentications (API and login) per address
+# the office's reader thread: reads of notices, acks and rejects run there, one at a time, off
+# the event loop (the runtime reads on connections of that thread's own: shian.office.runtime)
+READS = web.AppKey("shian.reads", ThreadPoolExecutor)
 # Request key: who called (for the access log; never the token). RequestKey: aiohttp ≥ 3.11.
 CALLER: Any = web.RequestKey("shian.caller", str) if hasattr(web, "RequestKey") else "shian.caller"
 
@@ -405,10 +409,16 @@ async def list_notices(request: web.Request) -> web.Response:
         limit = -1
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, "bad_parameter", f"参数 limit 应为 1 到 {MAX_LIMIT} 之间的整数")
-    index = request.app[ACKS].follow(service)
-    # filtered, newest first and cut to ``limit`` where the notices are stored (the state as
-    # ids kept or left out): a year of notices is not read to answer for a few
     query = NoticeQuery(township=township, rule=rule, severity=severity, dept=dept, since=since, until=until)
+    return _json(await _read(request, _listed, request.app, query, state, limit))
+
+
+def _listed(app: web.Application, query: NoticeQuery, state: str | None, limit: int) -> dict[str, Any]:
+    """``GET /api/notices``' answer (on the office's reader thread): filtered, newest first and
+    cut to ``limit`` where the notices are stored (the state as ids kept or left out): a year
+    of notices is not read to answer for a few."""
+    service, index = app[SERVICE], app[ACKS].follow(app[SERVICE])
+    config = service.config
     if state:
         query = dataclasses.replace(with_state(query, state, index), order="newest")
     total, found = service.notice_page(query, 0, limit)
@@ -422,7 +432,12 @@ async def list_notices(request: web.Request) -> web.Response:
                       for d in service.deliveries_of(n.id)]
         out.append({**n.to_json(), "state": _state(states), "silenced": n.id in quiet,
                     "recipient_states": states, "acks": acks, "deliveries": deliveries})
-    return _json({"total": total, "notices": out})
+    return {"total": total, "notices": out}
+
+
+async def _read(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on the office's reader thread (:data:`READS`)."""
+    return await asyncio.get_running_loop().run_in_executor(request.app[READS], functools.partial(fn, *args))
 
 
 async def list_rejects(request: web.Request) -> web.Response:
@@ -440,7 +455,7 @@ async def list_rejects(request: web.Request) -> web.Response:
         limit = -1
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, "bad_parameter", f"参数 limit 应为 1 到 {MAX_LIMIT} 之间的整数")
-    total, found = service.reject_page(source, since, 0, limit)
+    total, found = await _read(request, service.reject_page, source, since, 0, limit)
     return _json({"total": total, "rejects": [reject_list.to_json(r) for r in found]})
 
 
@@ -493,7 +508,7 @@ async def ack_notice(request: web.Request) -> web.Response:
     outcome = service.ack(notice_id, by, action, note)
     if outcome.status == "rejected":
         raise ApiError(409, "ack_rejected", f"签收未被接受：{outcome.reason}")
-    index = request.app[ACKS].follow(service)
+    index = await _read(request, request.app[ACKS].follow, service)
     return _json({"status": outcome.status, "id": outcome.id, "notice_id": notice_id, "by": by, "action": action,
                   "recipient_state": recipient_state(by, index.of(notice, by), service.config.departments)})
 
@@ -664,6 +679,8 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
     app[SERVICE], app[SETTINGS], app[ACKS] = runtime, settings, Receipts(runtime.config.tz)
     app[LIMITER] = FailureLimiter(settings.auth_failures)
     app[MAX_BODY_KEY] = max_body
+    app[READS] = dashboard.reader_thread()
+    app.on_cleanup.append(_stop_reads)
     r = app.router
     r.add_post("/api/events", post_events)
     r.add_get("/api/notices", list_notices, allow_head=False)
@@ -675,8 +692,13 @@ def make_app(runtime: Runtime, settings: ServiceSettings, *, max_body: int = MAX
     r.add_get("/api/openapi.yaml", openapi, allow_head=False)
     r.add_get("/health", health, allow_head=False)
     r.add_get("/metrics", metrics, allow_head=False)
-    dashboard.add_routes(app, runtime, settings, app[LIMITER])
+    dashboard.add_routes(app, runtime, settings, app[LIMITER], app[READS])
     return app
+
+
+async def _stop_reads(app: web.Application) -> None:
+    """At the app's cleanup: the read under way finishes (off the loop), no other starts."""
+    await asyncio.get_running_loop().run_in_executor(None, app[READS].shutdown)
 
 
 def check_listen(settings: ServiceSettings) -> None:

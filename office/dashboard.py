@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import math
@@ -37,10 +38,11 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -53,8 +55,8 @@ from shian.notifiers.render import CHANNEL_NAMES, Renderer, Wording, cn_date, cn
 from shian.office import figures, reject_list
 from shian.office.access import FailureLimiter
 from shian.office.figures import DELIVERY_STATUS, LEVEL_NAMES, program_name
-from shian.office.notice_list import (PAGE_SIZE, STATES, Filters, base_query, last_page, months_between, page_links,
-                                      read_filters, rule_ids, tally, with_state)
+from shian.office.notice_list import (PAGE_SIZE, STATES, Filters, Tally, base_query, last_page, months_between,
+                                      page_links, read_filters, rule_ids, tally, with_state)
 from shian.office.receipts import Receipts
 from shian.rules.notice import Notice
 
@@ -76,6 +78,7 @@ ERROR_TITLES = {400: "请求有误", 403: "无权操作", 404: "未找到", 405:
 REQUEST_KEY: Any = (web.RequestKey("shian.dashboard.session", tuple) if hasattr(web, "RequestKey")
                     else "shian.dashboard.session")
 
+T = TypeVar("T")
 _NOTICE_ID = re.compile(r"[0-9a-f]{16}")
 _MONTH = re.compile(r"\d{4}-\d{2}")
 _YEAR = re.compile(r"\d{4}")
@@ -99,11 +102,14 @@ class _Session:
 
 class Dashboard:
     def __init__(self, service: Any, settings: Any, limiter: FailureLimiter | None = None, *,
-                 renderer: Renderer | None = None) -> None:
+                 renderer: Renderer | None = None, reads: ThreadPoolExecutor | None = None) -> None:
         """``limiter``: counts failed logins (the app's, shared with the API); ``renderer``: how
         the notice page words a notice (default: as the runtime's delivery settings word its
-        messages, made when first needed)."""
+        messages, made when first needed); ``reads``: the office's reader thread (one worker:
+        the list's and a notice's reads of the runtime run there, one at a time, off the event
+        loop; default: one of the board's own)."""
         self.service, self.settings = service, settings
+        self.reads = reads if reads is not None else reader_thread()
         self.limiter = limiter if limiter is not None else FailureLimiter()  # the app's, shared with the API
         self.config = service.config
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
@@ -230,25 +236,36 @@ class Dashboard:
 
     # -- pages --------------------------------------------------------------------------------
 
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the office's reader thread (the runtime's reads of notices, acks and
+        rejects: a slow one does not hold up the events coming in meanwhile)."""
+        return await asyncio.get_running_loop().run_in_executor(self.reads, functools.partial(fn, *args))
+
     async def index(self, request: web.Request) -> web.Response:
         """The notices, filtered and paged where they are stored (query parameters: township,
         rule, severity, state, month, dept, page); 待办 by default, 已办结 with who closed them."""
         _, s, _ = self._session(request)
-        f = read_filters(request.query, self.config, s.dept)
+        listed = await self._read(self._listed, read_filters(request.query, self.config, s.dept), s.dept)
+        f, rows = listed.filters, listed.rows
+        title = {"pending": "首页 · 待办通知", "closed": "已办结通知"}.get(f.state, f"首页 · {STATES[f.state]}通知")
+        first = (f.page - 1) * PAGE_SIZE
+        return await self._render(request, "index.html", title, active="/?state=closed" if f.state == "closed" else "/",
+                            severities=SEVERITIES, states=STATES, f=f, rows=rows, counts=listed.counts,
+                            total=listed.total, shown=(first + 1, first + len(rows)),
+                            pages=page_links(f, last_page(listed.total)), back=f.href(), choices=listed.choices)
+
+    def _listed(self, f: Filters, dept: str | None) -> Listed:
+        """What the list shows under ``f`` (on the reader thread): the counts by state and
+        severity, the page (the last one when ``f`` asks for one beyond) and its rows."""
         receipts = self._receipts.follow(self.service)
         base = base_query(f, self.config.tz)
         counts = tally(self.service, base, receipts)
         f = dataclasses.replace(f, page=min(f.page, last_page(counts.count(f.state, f.severity))))
         query = with_state(dataclasses.replace(base, severity=f.severity), f.state, receipts)
         total, notices = self.service.notice_page(query, (f.page - 1) * PAGE_SIZE, PAGE_SIZE)
-        quiet = self.service.silenced_ids()
-        rows = [self._row(n, receipts, s, quiet) for n in notices]
-        title = {"pending": "首页 · 待办通知", "closed": "已办结通知"}.get(f.state, f"首页 · {STATES[f.state]}通知")
-        first = (f.page - 1) * PAGE_SIZE
-        return await self._render(request, "index.html", title, active="/?state=closed" if f.state == "closed" else "/",
-                            severities=SEVERITIES, states=STATES, f=f, rows=rows, counts=counts, total=total,
-                            shown=(first + 1, first + len(rows)), pages=page_links(f, last_page(total)),
-                            back=f.href(), choices=self._choices(f))
+        quiet = self.service.silenced_ids() if notices else set()
+        rows = [self._row(n, receipts, dept, quiet) for n in notices]
+        return Listed(f, counts, total, rows, self._choices(f))
 
     def _choices(self, f: Filters) -> dict[str, Any]:
         """The filter form's options (names shown, ids sent): the months from the first
@@ -259,7 +276,7 @@ class Dashboard:
         return {"townships": list(self.config.townships), "rules": [(r, rule_name(r)) for r in rule_ids()],
                 "months": months, "depts": [(d, dep.name) for d, dep in self.config.departments.items()]}
 
-    def _row(self, n: Notice, receipts: Receipts, s: _Session, quiet: set[str]) -> dict[str, Any]:
+    def _row(self, n: Notice, receipts: Receipts, dept: str | None, quiet: set[str]) -> dict[str, Any]:
         """One notice as the list shows it: names, not ids, of its departments."""
         acked_by = receipts.departments(n)
         closings = [{"by": self.dept_name(a["by"]), "at": a["at"], "note": a["note"]}
@@ -270,9 +287,9 @@ class Dashboard:
             "recipient_names": [self.dept_name(d) for d in n.recipients],
             "recipient_pairs": [(d, self.dept_name(d)) for d in n.recipients],
             "acked": bool(acked_by), "acked_by": [self.dept_name(d) for d in acked_by],
-            "acked_by_me": s.dept in acked_by, "silenced": n.id in quiet, "closed": bool(closings),
+            "acked_by_me": dept in acked_by, "silenced": n.id in quiet, "closed": bool(closings),
             "closings": closings,
-            "can_act": not closings and (self.settings.open_access or (s.dept is not None and s.dept in n.recipients)),
+            "can_act": not closings and (self.settings.open_access or (dept is not None and dept in n.recipients)),
         }
 
     async def notice_page(self, request: web.Request) -> web.Response:
@@ -280,13 +297,27 @@ class Dashboard:
         department and channel (the outbox's rows) and its 签收 / 办结 (the journal's acks)."""
         _, s, _ = self._session(request)
         nid = request.match_info["notice_id"]
-        n = self.service.notice(nid) if len(nid) <= 64 else None
-        if n is None:
+        shown = await self._read(self._notice_shown, nid, s.dept) if len(nid) <= 64 else None
+        if shown is None:
             raise self._refuse(request, s, 404, f"没有编号为 {nid[:64]} 的通知。")
+        n = shown.notice
+        resolution = next(iter(self.service.figures("resolution", n)), None)   # 签收 / 办结 against the deadline
+        escalation = self.service.notice(figures.follow_up_id("notice.unresolved", n)) if resolution else None
+        return await self._render(request, "notice.html", "通知详情", active="", n=shown.row, wording=self._wording(n),
+                            level_name=LEVEL_NAMES.get(n.level, n.level), related=shown.related,
+                            history=shown.history, recipients=shown.recipients, deliveries=shown.deliveries,
+                            back=f"/notices/{n.id}", resolution=resolution, escalation=escalation,
+                            resolution_text=figures.RESOLUTION_STATUS)
+
+    def _notice_shown(self, nid: str, dept: str | None) -> NoticeShown | None:
+        """What a notice's page shows of the runtime's records (on the reader thread); None:
+        no such notice."""
+        n = self.service.notice(nid)
+        if n is None:
+            return None
         receipts = self._receipts.follow(self.service)
         related = n.facts.get("notice_id")
         related = self.service.notice(related) if isinstance(related, str) and len(related) <= 64 else None
-        row = self._row(n, receipts, s, self.service.silenced_ids())
         history = [{"at": a["at"], "by": self.dept_name(a["by"]), "action": a["action"], "note": a["note"]}
                    for a in sorted(receipts.acks(n), key=lambda a: a["at"])]
         recipients = [{"name": self.dept_name(d), "receipt": receipts.of(n, d)} for d in n.recipients]
@@ -294,12 +325,8 @@ class Dashboard:
                        "state": d.state, "state_name": DELIVERY_STATUS.get(d.state, d.state), "attempts": d.attempts,
                        "last_error": d.last_error, "sent_at": d.sent_at, "next_at": d.next_at}
                       for d in self.service.deliveries_of(n.id)]
-        resolution = next(iter(self.service.figures("resolution", n)), None)   # 签收 / 办结 against the deadline
-        escalation = self.service.notice(figures.follow_up_id("notice.unresolved", n)) if resolution else None
-        return await self._render(request, "notice.html", "通知详情", active="", n=row, wording=self._wording(n),
-                            level_name=LEVEL_NAMES.get(n.level, n.level), related=related, history=history,
-                            recipients=recipients, deliveries=deliveries, back=f"/notices/{n.id}",
-                            resolution=resolution, escalation=escalation, resolution_text=figures.RESOLUTION_STATUS)
+        return NoticeShown(n, self._row(n, receipts, dept, self.service.silenced_ids()), related, history,
+                           recipients, deliveries)
 
     def _wording(self, n: Notice) -> Wording:
         """The notice's lead, facts and action as its messages have them; a notice the
@@ -544,7 +571,16 @@ class Dashboard:
         """拒收记录: the input that was not taken, newest first, 50 to a page, each once (query
         parameters: source — a text the source contains —, since — a date or time —, page);
         the same content as ``GET /api/rejects``."""
-        f = reject_list.read_filters(request.query, self.config.tz)
+        f, total, found = await self._read(self._rejects_shown, reject_list.read_filters(request.query, self.config.tz))
+        last = reject_list.last_page(total)
+        first = (f.page - 1) * reject_list.PAGE_SIZE
+        return await self._render(request, "rejects.html", "拒收记录", f=f, rows=[reject_list.row(r) for r in found],
+                            total=total, shown=(first + 1, first + len(found)), pages=page_links(f, last),
+                            drop_dir=getattr(self.settings, "drop_dir", None))
+
+    def _rejects_shown(self, f: reject_list.RejectFilters) -> tuple[reject_list.RejectFilters, int, list[Any]]:
+        """The rejects of page ``f`` (the last one when ``f`` asks for one beyond), and how many
+        match (on the reader thread)."""
         total, found = self.service.reject_page(f.source, f.since, (f.page - 1) * reject_list.PAGE_SIZE,
                                                 reject_list.PAGE_SIZE)
         last = reject_list.last_page(total)
@@ -552,10 +588,7 @@ class Dashboard:
             f = dataclasses.replace(f, page=last)
             total, found = self.service.reject_page(f.source, f.since, (last - 1) * reject_list.PAGE_SIZE,
                                                     reject_list.PAGE_SIZE)
-        first = (f.page - 1) * reject_list.PAGE_SIZE
-        return await self._render(request, "rejects.html", "拒收记录", f=f, rows=[reject_list.row(r) for r in found],
-                            total=total, shown=(first + 1, first + len(found)), pages=page_links(f, last),
-                            drop_dir=getattr(self.settings, "drop_dir", None))
+        return f, total, found
 
     def error_page(self, request: web.Request, status: int, reason: str) -> web.Response:
         """A Chinese page for an error outside the pages' own refusals (no such page, a method
@@ -572,6 +605,34 @@ class Dashboard:
         resp = web.Response(text=page, content_type="text/html", charset="utf-8", status=status)
         _secure(resp)
         return resp
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The notice list as read for one request: the filters (the page cut to the last one),
+    the counts by state and severity, how many match, the page's rows, the filter choices."""
+    filters: Filters
+    counts: Tally
+    total: int
+    rows: list[dict[str, Any]]
+    choices: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NoticeShown:
+    """What a notice's page shows of the runtime's records: the notice and its row, the notice
+    it follows up, its 签收 / 办结 history, its recipients' receipts and its deliveries."""
+    notice: Notice
+    row: dict[str, Any]
+    related: Notice | None
+    history: list[dict[str, Any]]
+    recipients: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+
+
+def reader_thread() -> ThreadPoolExecutor:
+    """The office's reader: one thread, so its reads come one at a time on its connections."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="shian-office-reads")
 
 
 @dataclass(frozen=True)
@@ -711,11 +772,13 @@ async def login_required(request: web.Request, handler: Any) -> web.StreamRespon
     raise board._refuse(request, s, 403, "请先登录本部门账号。")
 
 
-def add_routes(app: web.Application, service: Any, settings: Any, limiter: FailureLimiter) -> Dashboard:
+def add_routes(app: web.Application, service: Any, settings: Any, limiter: FailureLimiter,
+               reads: ThreadPoolExecutor | None = None) -> Dashboard:
     """Adds the dashboard's pages, forms and static files to ``app``, and the login
     requirement of its pages (:func:`login_required`, last of the app's middlewares);
-    ``limiter`` counts failed logins (shared with the API's failed tokens)."""
-    board = Dashboard(service, settings, limiter)
+    ``limiter`` counts failed logins (shared with the API's failed tokens); ``reads``: the
+    office's reader thread (shared with the API's)."""
+    board = Dashboard(service, settings, limiter, reads=reads)
     app[APP_KEY] = board
     app.middlewares.append(login_required)
     app.router.add_get("/", board.index)

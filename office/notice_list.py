@@ -127,11 +127,12 @@ class Tally:
 
 
 def tally(runtime: Any, q: NoticeQuery, receipts: Receipts) -> Tally:
-    """Three counts asked of the runtime (all, signed for, closed; by severity) make the rest:
+    """One count asked of the runtime (by severity: all, signed for, closed) makes the rest:
     closing a notice signs for it, so the closed are among the signed for."""
-    every = runtime.notice_counts(q)
-    acked = runtime.notice_counts(dataclasses.replace(q, ids=tuple(receipts.acked_ids())))
-    closed = runtime.notice_counts(dataclasses.replace(q, ids=receipts.closed_ids()))
+    counts = runtime.notice_tally(q, tuple(receipts.acked_ids()), receipts.closed_ids())
+    every = {s: c[0] for s, c in counts.items()}
+    acked = {s: c[1] for s, c in counts.items()}
+    closed = {s: c[2] for s, c in counts.items()}
     sev = list(dict.fromkeys([*SEVERITY_ORDER, *every]))
     return Tally({
         "all": {s: every.get(s, 0) for s in sev},

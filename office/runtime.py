@@ -7,12 +7,18 @@ filtered and paged), 签收 / 办结, rejects (also filtered and paged), silence
 (``shian.streams.follower.KafkaFollower``) implement it; the composition root (``shian.cli``)
 hands one of them to :func:`shian.office.api.make_app`. The office imports nothing from the
 runtimes, and they import nothing from the office.
+
+Threads: everything is asked on the event loop, except the reading of notices, 签收 / 办结
+and rejects (the methods from ``notice`` to ``reject_page`` below), which the office may ask
+on a thread of its own — its reader, one call at a time — so that a slow page never holds up
+the events coming in meanwhile. The rules' own state (``figures``, ``upcoming``, ``clock``) is
+read on the loop only.
 """
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from shian.notifiers.outbox import NoticeQuery
 from shian.notifiers.settings import Settings as DeliverySettings
@@ -67,6 +73,11 @@ class Runtime(Protocol):
         ...
     def notice_counts(self, query: NoticeQuery) -> dict[str, int]:
         """How many notices ``query`` matches, by severity."""
+        ...
+    def notice_tally(self, query: NoticeQuery, acked: Sequence[str],
+                     closed: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        """By severity, how many notices ``query`` matches, how many of them have their id
+        among ``acked``, how many among ``closed``: the list's count panel, in one question."""
         ...
     def notice_span(self) -> tuple[datetime, datetime] | None: ...
     def silenced_ids(self) -> set[str]: ...

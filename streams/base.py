@@ -15,12 +15,13 @@ import ctypes.util
 import dataclasses
 import logging
 import sqlite3
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from shian.notifiers.delivery import open_dispatcher
 from shian.notifiers.outbox import Delivery, NoticeQuery
@@ -31,6 +32,7 @@ from shian.rules.events import Validator
 from shian.rules.notice import Notice
 from shian.rules.records import REJECTED, Outcome, Record, Reject, UnreadableInput, ack_event
 
+from .noticeview import NoticeView, Reads
 from .sources import JSONL_SUFFIXES, MAX_ROWS, read_bytes
 from .store import Store
 
@@ -38,6 +40,11 @@ log = logging.getLogger("shian.runtime")
 CHUNK = 200            # records accepted between two yields to the event loop, at most
 SLICE = 0.05           # seconds of accepting between two yields to the event loop, about
 MAX_LINES = MAX_ROWS   # lines of one JSON Lines body or upload (CSV / XLSX: rows, the same limit)
+# A JSON body up to this size is parsed on the event loop (tens of microseconds for an event),
+# not on a worker thread: the hand-off there and back would cost more than the parsing, and
+# while the office's threads run Python (a page being read or filled in) each hand-off waits
+# for the interpreter. Larger bodies, and files (CSV, XLSX, JSON Lines), are read on a thread.
+INLINE_JSON = 64 * 1024
 STOP_GRACE = 2.0       # seconds a delivery under way may take to finish at a stop, then it is cancelled
 STOPPING = "服务正在停止：此行未处理（未记录），请稍后重发"
 STORAGE_ERRORS = (sqlite3.Error, OSError)  # a database that cannot be read or written
@@ -124,6 +131,13 @@ class RuntimeBase:
         self.health = Health()
         self.journal_error = ""  # the latest failure to write the journal, in words
         self._stop: asyncio.Event | None = None  # set by ``run``: input then stops between chunks
+        # the office's reads: on the thread that made the runtime, its journal and a view of the
+        # outbox; on any other thread (the office's reader), connections of that thread's own
+        self._owner = threading.get_ident()
+        self._own_reads = Reads(self.store, NoticeView(self.outbox.path, config.tz))
+        self._thread_reads = threading.local()
+        self._opened: list[Reads] = []
+        self._opening = threading.Lock()
 
     # -- input ---------------------------------------------------------------------------
 
@@ -154,7 +168,8 @@ class RuntimeBase:
 
     async def accept_file(self, data: bytes, filename: str, source: str,
                           policy: Policy | None = None) -> list[Outcome]:
-        """An upload or a request body, read like a file of that name (off the event loop),
+        """An upload or a request body, read like a file of that name (off the event loop, but
+        a small JSON body: :data:`INLINE_JSON`),
         then accepted in chunks so that the clock, the sender and other requests keep running.
         Raises :class:`~shian.rules.records.UnreadableInput` for a JSON body that is not JSON,
         or JSON Lines of more than :data:`MAX_LINES` lines (refused before any is run); a file
@@ -163,7 +178,10 @@ class RuntimeBase:
         if Path(filename).suffix.lower() in JSONL_SUFFIXES and data.count(b"\n") >= MAX_LINES:
             raise UnreadableInput(f"一次最多报送 {MAX_LINES:,} 行：请分成几次报送")
         try:
-            records = await asyncio.to_thread(read_bytes, data, filename, source)
+            if Path(filename).suffix.lower() == ".json" and len(data) <= INLINE_JSON:
+                records = read_bytes(data, filename, source)   # a few events: parsed at once, on the loop
+            else:
+                records = await asyncio.to_thread(read_bytes, data, filename, source)
         except UnreadableInput:
             raise
         except Exception as e:  # the runtime's boundary: the file goes to the rejects with its reason
@@ -225,42 +243,60 @@ class RuntimeBase:
         return dict(self.health.failing)
 
     # -- what the office reads ---------------------------------------------------------------
+    # Any thread may ask these (the office reads on a thread of its own, off the event loop):
+    # each thread reads on connections of its own (:meth:`_reads`).
+
+    def _reads(self) -> Reads:
+        """The calling thread's connections for reading (opened at its first read)."""
+        if threading.get_ident() == self._owner:
+            return self._own_reads
+        reads = getattr(self._thread_reads, "reads", None)
+        if reads is None:
+            reads = self._thread_reads.reads = Reads.open(self.store.path, self.outbox.path, self.config.tz)
+            with self._opening:
+                self._opened.append(reads)
+        return reads
 
     def notice(self, notice_id: str) -> Notice | None:
-        return self.outbox.notice(notice_id)
+        return self._reads().notices.notice(notice_id)
 
     def notices(self, since: datetime | None = None, until: datetime | None = None,
                 dept: str | None = None) -> list[Notice]:
-        return self.outbox.notices(since, until, dept)
+        return self._reads().notices.notices(since, until, dept)
 
     def deliveries_of(self, notice_id: str) -> list[Delivery]:
-        return self.outbox.deliveries_of(notice_id)
+        return self._reads().notices.deliveries_of(notice_id)
 
     def notice_page(self, query: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
-        return self.outbox.notice_page(query, offset, limit)
+        return self._reads().notices.notice_page(query, offset, limit)
 
     def notice_counts(self, query: NoticeQuery) -> dict[str, int]:
-        return self.outbox.notice_counts(query)
+        return self._reads().notices.notice_counts(query)
+
+    def notice_tally(self, query: NoticeQuery, acked: Sequence[str],
+                     closed: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        return self._reads().notices.notice_tally(query, acked, closed)
 
     def notice_span(self) -> tuple[datetime, datetime] | None:
-        return self.outbox.notice_span()
+        return self._reads().notices.notice_span()
 
     def silenced_ids(self) -> set[str]:
-        return self.outbox.silenced_ids()
+        return self._reads().notices.silenced_ids()
 
     def acks_after(self, seq: int) -> tuple[int, list[dict[str, Any]]]:
         """The ack events journalled after row ``seq``, and the last row read."""
-        return self.store.events_after(seq, ("ack",))
+        return self._reads().store.events_after(seq, ("ack",))
 
     def rejects(self, limit: int = 100) -> list[Reject]:
-        return self.store.rejects(limit)
+        return self._reads().store.rejects(limit)
 
     def reject_page(self, source: str | None = None, since: datetime | None = None, offset: int = 0,
                     limit: int = 50) -> tuple[int, list[Reject]]:
         """How many rejects match (source containing ``source``, refused at or after
         ``since``), and ``limit`` of them from ``offset`` on, newest first."""
-        return (self.store.reject_count(source=source, since=since),
-                self.store.rejects(limit, source=source, since=since, offset=offset))
+        store = self._reads().store
+        return (store.reject_count(source=source, since=since),
+                store.rejects(limit, source=source, since=since, offset=offset))
 
     def counts(self) -> dict[str, Any]:
         """Events and rejects kept, deliveries by state (raises when the databases fail)."""
@@ -324,5 +360,10 @@ class RuntimeBase:
             await asyncio.wait_for(self.dispatcher.close(), STOP_GRACE)
         except asyncio.TimeoutError:
             log.warning("关闭投递渠道超过 %.0f 秒，未等其完成", STOP_GRACE)
+        with self._opening:
+            for reads in self._opened:
+                reads.close()
+            self._opened.clear()
+        self._own_reads.notices.close()
         self.outbox.close()
         self.store.close()

@@ -22,7 +22,7 @@ ALLOWED = {
 KAFKA_CLIENTS = ("kafka", "aiokafka", "faust", "mode")
 # Modules that run without a broker: replay, the embedded service and what they share.
 KAFKA_FREE = ("streams/replay.py", "streams/service.py", "streams/base.py", "streams/sources.py",
-              "streams/store.py", "streams/partitioned.py")
+              "streams/store.py", "streams/noticeview.py", "streams/partitioned.py")
 
 
 def modules(package: str) -> list[Path]:

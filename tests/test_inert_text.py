@@ -445,6 +445,11 @@ class Office:
     def notice_counts(self, q: NoticeQuery) -> dict[str, int]:
         return dict(Counter(n.severity for n in self._matching(q)))
 
+    def notice_tally(self, q: NoticeQuery, acked: Any, closed: Any) -> dict[str, tuple[int, int, int]]:
+        found = self._matching(q)
+        return {s: (sum(n.severity == s for n in found), sum(n.severity == s and n.id in acked for n in found),
+                    sum(n.severity == s and n.id in closed for n in found)) for s in {n.severity for n in found}}
+
     def notice_span(self) -> tuple[datetime, datetime] | None:
         ats = [n.at for n in self.listed]
         return (min(ats), max(ats)) if ats else None

@@ -528,3 +528,57 @@ def test_pass_rate_grace_days_not_yet_run(replay):
     notices, _, _ = replay(month_samples(20, 1), rules={"sample.pass_rate_low": {"grace_days": 5}},
                            until="2026-05-05T23:59:59")
     assert of(notices, "sample.pass_rate_low") == []
+
+
+def _overdue_after(events: list[dict[str, Any]], restore: Any = None) -> list[dict[str, Any]]:
+    """The disposal_overdue notices of ``events`` once their deadline passed, the engine
+    passed through ``restore`` (a snapshot, say) before the clock reaches it."""
+    from datetime import datetime
+
+    from conftest import TZ, config_dict
+    from shian.notifiers.routing import recipients
+    from shian.rules.config import parse
+    from shian.rules.engine import Engine
+    from shian.rules.events import Validator
+
+    config = parse(config_dict(None, None), path="<test>")
+    raised: list[Any] = []
+    engine = Engine(config, recipients, raised.append, durable=True)
+    validator = Validator(config.known())
+    for ev in events:
+        engine.admit(validator.from_object(ev))
+    if restore is not None:
+        engine = restore(engine, config, recipients, raised.append)
+    engine.advance(datetime(2026, 5, 1, tzinfo=TZ))
+    return [n.to_json() for n in raised if n.rule == "sample.disposal_overdue"]
+
+
+def test_disposal_deadline_survives_a_snapshot_with_the_same_notice():
+    """A disposal deadline kept compact still raises, after a snapshot and restore, the notice
+    the engine raises without one: the same facts, key for key in the same order."""
+    from shian.rules.engine import Engine
+
+    events = [bad("S1", "2026-01-10T10:00:00", entity="张三蔬菜店", food="韭菜", village="东村", entity_id="E9"),
+              bad("S2", "2026-01-11T10:00:00", entity="张三蔬菜店", food="韭菜")]
+    plain = _overdue_after(events)
+    restored = _overdue_after(events, lambda e, c, r, s: Engine.restore(e.snapshot(), c, r, s))
+    assert [list(n["facts"]) for n in plain] == [["entity", "sample_id", "category", "program", "entity_id", "food",
+                                                  "village", "due_days"],
+                                                 ["entity", "sample_id", "category", "program", "food", "due_days"]]
+    assert restored == plain
+
+
+def test_disposal_deadline_of_an_earlier_snapshot_still_fires():
+    """A deadline written by an earlier version (township, id, category and the facts as a
+    dict) fires the same notice as one kept compact."""
+    from shian.rules.families.samples import pending_facts
+
+    def as_before(engine: Any, config: Any, route: Any, sink: Any) -> Any:
+        engine._timers = [(at, seq, fire, (arg[0], arg[1], arg[2], pending_facts(arg)))
+                          if getattr(fire, "__name__", "") == "_overdue" else (at, seq, fire, arg)
+                          for at, seq, fire, arg in engine._timers]
+        return engine
+
+    events = [bad("S1", "2026-01-10T10:00:00", food="韭菜", village="东村")]
+    assert _overdue_after(events, as_before) == _overdue_after(events)
+    assert len(_overdue_after(events)) == 1

@@ -1,0 +1,111 @@
+"""The office's reads of the stored notices (``shian.streams.noticeview``): the same pages and
+counts as the outbox's own queries, one count for the list's panel, and reads on a thread of
+their own beside the runtime's writes."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from office_support import service_in
+from shian.notifiers.outbox import NoticeQuery, Outbox
+from shian.streams.noticeview import NoticeView
+
+
+def _outbox_cases() -> Any:
+    """The outbox's own paging cases (tests/notifiers/test_outbox.py), loaded by path."""
+    name = "outbox_paging_cases"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "notifiers" / "test_outbox.py")
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
+
+
+cases = _outbox_cases()
+
+
+def stored(tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    settings = cases.make_settings(tmp_path)
+    made = {name: cases.make_notice(rule, tw, name, at=at, severity=sev, recipients=rec)
+            for name, (rule, tw, at, sev, rec) in cases.PAGED.items()}
+    with Outbox(settings.outbox, settings) as ob:
+        for n in made.values():
+            ob.add(n, cases.NOW)
+    return settings, made
+
+
+def real(query: NoticeQuery, made: dict[str, Any]) -> NoticeQuery:
+    return dataclasses.replace(query, ids=None if query.ids is None else tuple(made[i].id if i in made else i
+                                                                                for i in query.ids),
+                               exclude=tuple(made[i].id for i in query.exclude))
+
+
+@pytest.mark.parametrize("query, offset, limit, names, total", cases.PAGE_CASES)
+def test_view_pages_as_the_outbox_does(tmp_path, query, offset, limit, names, total):
+    """Each filter, order and page of the outbox's own cases comes out the same from the view
+    (ordered on the keys, then only its rows read), and its counts by severity agree."""
+    settings, made = stored(tmp_path)
+    by_id = {n.id: name for name, n in made.items()}
+    q = real(query, made)
+    view = NoticeView(settings.outbox, cases.TZ)
+    try:
+        count, page = view.notice_page(q, offset, limit)
+        assert ("".join(by_id[n.id] for n in page), count) == (names, total)
+        with Outbox(settings.outbox, settings) as ob:
+            assert [n.to_json() for n in page] == [n.to_json() for n in ob.notice_page(q, offset, limit)[1]]
+            assert view.notice_counts(q) == ob.notice_counts(q)
+    finally:
+        view.close()
+
+
+@pytest.mark.parametrize("query", [NoticeQuery(), NoticeQuery(township="板桥镇"), NoticeQuery(dept="hh-fso"),
+                                   NoticeQuery(severity="warning"), NoticeQuery(ids=())])
+def test_tally_is_the_three_counts_in_one(tmp_path, query):
+    """The count panel's one query gives, by severity, what three counts gave: all matching,
+    those among the signed-for ids, those among the closed ids."""
+    settings, made = stored(tmp_path)
+    acked, closed = (made["a"].id, made["b"].id, made["e"].id, "unknown"), (made["b"].id, made["e"].id)
+    q = real(query, made)
+    view = NoticeView(settings.outbox, cases.TZ)
+    try:
+        tally = view.notice_tally(q, acked, closed)
+        every = view.notice_counts(q)
+        signed = view.notice_counts(dataclasses.replace(q, ids=acked if q.ids is None else
+                                                        tuple(i for i in q.ids if i in acked)))
+        done = view.notice_counts(dataclasses.replace(q, ids=closed if q.ids is None else
+                                                      tuple(i for i in q.ids if i in closed)))
+        assert tally == {s: (every[s], signed.get(s, 0), done.get(s, 0)) for s in every}
+        assert sum(c[0] for c in tally.values()) == view.notice_page(q, 0, 50)[0]
+    finally:
+        view.close()
+
+
+def test_a_runtime_reads_on_a_thread_of_its_own(tmp_path):
+    """A runtime asked from another thread answers on connections of that thread (no error
+    for using the loop's), sees what the loop's thread wrote, and closes them at its close."""
+    import asyncio
+
+    service = service_in(tmp_path)
+    try:
+        n = cases.make_notice(recipients=("hh-fso",))
+        service.outbox.add(n, cases.NOW)
+        answers: list[Any] = []
+
+        def read() -> None:
+            answers.append((service.notice_page(NoticeQuery(), 0, 10), service.notice(n.id), service.acks_after(0)))
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        (total, page), found, (_, acks) = answers[0]
+        assert (total, [x.id for x in page], found.id, acks) == (1, [n.id], n.id, [])
+        assert len(service._opened) == 1
+    finally:
+        asyncio.run(service.close())
+    assert service._opened == []
