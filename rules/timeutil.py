@@ -81,6 +81,12 @@ def fmt(dt: datetime) -> str:
     return f"{dt:%Y-%m-%dT%H:%M:%S}{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
 
 
+def cn_date(d: date) -> str:
+    """``2026年3月5日``: a date as titles write it (``%Y年%-m月%-d日`` without strftime, which
+    costs several times more and runs for many notices)."""
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
 def local_midnight(d: date, tz: tzinfo) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=tz)
 

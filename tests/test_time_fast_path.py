@@ -3,12 +3,13 @@ the same aware datetime for every text it takes, the same error words for every 
 refuses."""
 from __future__ import annotations
 
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shian.rules.timeutil import parse_local, parse_time
+from shian.rules.timeutil import cn_date, parse_local, parse_time
 
 TZ = ZoneInfo("Asia/Shanghai")
 BASE = "2026-03-15T11:30:45"
@@ -43,3 +44,11 @@ def test_dates_that_do_or_do_not_exist_read_alike(y: int, mo: int, d: int, h: in
     """Out-of-range months, days, hours and seconds (31 February, 24:00, :60) are refused alike."""
     text = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}"
     assert outcome(parse_local, text) == outcome(parse_time, text)
+
+
+@given(st.dates(min_value=date(1000, 1, 1)), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_cn_date_writes_what_strftime_wrote(day: date, aware: bool) -> None:
+    """A title's date (cn_date) is the text ``%Y年%-m月%-d日`` gave, of a date or a datetime."""
+    value = datetime(day.year, day.month, day.day, 23, 59, tzinfo=TZ) if aware else day
+    assert cn_date(value) == f"{value:%Y年%-m月%-d日}"

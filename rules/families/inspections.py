@@ -11,7 +11,7 @@ from typing import Any
 from ..events import Inspection
 from ..measures import below_target
 from ..params import Rate, RuleParams, RuleSpec, exact
-from ..timeutil import local_midnight
+from ..timeutil import cn_date, local_midnight
 from .base import Context, Family, drop_oldest, entity_key
 
 
@@ -94,6 +94,6 @@ class Inspections(Family):
         facts["rectify_by"] = ev.rectify_by.isoformat()  # type: ignore[union-attr]
         self.ctx.emit(
             RECTIFY.id, ev.township, ev.id, at,
-            f"【催办】{ev.township}{ev.entity}整改期限（{ev.rectify_by:%Y年%-m月%-d日}）已过，未见复查合格",
+            f"【催办】{ev.township}{ev.entity}整改期限（{cn_date(ev.rectify_by)}）已过，未见复查合格",
             facts, route=ev.entity_type, event_ids=(ev.id,),
         )

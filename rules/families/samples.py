@@ -20,6 +20,7 @@ from typing import Any, Optional, Tuple
 from ..events import SamplingResult
 from ..measures import disposal_due
 from ..params import Days, RuleParams, RuleSpec
+from ..timeutil import cn_date
 from .base import Context, Family
 
 DEFAULT_SUBSTANCES = (
@@ -135,7 +136,7 @@ class Samples(Family):
             facts["failed_items"] = [it.item for it in ev.items if it.failed]
             self.ctx.emit(
                 UNQUALIFIED.id, ev.township, ev.id, now,
-                f"【预警】{ev.township}{_what(ev)}抽检不合格，请于{due:%Y年%-m月%-d日}前完成核查处置",
+                f"【预警】{ev.township}{_what(ev)}抽检不合格，请于{cn_date(due)}前完成核查处置",
                 facts, route=ev.category, event_ids=(ev.id,), due=due,
             )
         if due >= now:  # a due behind the clock never fires; one at it fires now (§6)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ..params import Days, RuleParams, RuleSpec
-from ..timeutil import add_days, fmt
+from ..timeutil import add_days, cn_date, fmt
 from .base import Context, Family
 
 
@@ -59,6 +59,6 @@ class Silence(Family):
         self.pending.discard(township)
         self.ctx.emit(
             SILENT.id, township, fmt(since), at,
-            f"【预警】{township}自{since:%Y年%-m月%-d日}起已{self.days}日无任何数据报送，请核实",
+            f"【预警】{township}自{cn_date(since)}起已{self.days}日无任何数据报送，请核实",
             {"since": fmt(since), "days": self.days},
         )
