@@ -267,20 +267,22 @@ class Service(RuntimeBase):
         return self._deliver()
 
     def _deliver(self) -> int:
-        """Notices raised so far into the outbox (known ids are ignored there). While the
-        outbox cannot be written they wait here, in order, for the next call."""
-        added = done = 0
+        """Notices raised so far into the outbox, in one transaction (known ids are ignored
+        there). While the outbox cannot be written they all wait here, in order, for the next call."""
+        if not self._raised:
+            self.health.ok("outbox")
+            return 0
         try:
-            for n in self._raised:
-                if self.dispatcher.submit(n, whole_batch=self._backfilling):
-                    added += 1
-                    self.metrics.notices[n.rule] += 1
-                done += 1
+            kept = self.dispatcher.submit_all(self._raised, whole_batch=self._backfilling)
         except STORAGE_ERRORS as e:
             if self.health.fail("outbox", f"写入失败（{storage_error(e)}）"):
                 log.error("发件箱 %s 无法写入：%s", self.outbox.path, storage_error(e))
-            del self._raised[:done]
-            return added
+            return 0
+        added = 0
+        for n, new in zip(self._raised, kept):
+            if new:
+                added += 1
+                self.metrics.notices[n.rule] += 1
         self._raised.clear()
         self.health.ok("outbox")
         return added

@@ -337,7 +337,7 @@ def test_health_names_failing_delivery_and_an_unwritable_outbox_then_recovers(ma
     notice marks the outbox failing with the notices waiting; both clear once they work, and
     the waiting notice reaches the outbox."""
     async def scenario(service: Service, base: str) -> None:
-        step, add = service.dispatcher.step, service.outbox.add
+        step, add_all = service.dispatcher.step, service.outbox.add_all
 
         async def broken_step():
             raise sqlite3.OperationalError("disk I/O error")
@@ -352,12 +352,12 @@ def test_health_names_failing_delivery_and_an_unwritable_outbox_then_recovers(ma
             service.dispatcher.step = step
             await _health_until(api, 200)
 
-            service.outbox.add = full
+            service.outbox.add_all = full
             st, out = await api.call("POST", "/api/events", token=FEED, json=sample("OB-1"))
             assert out["accepted"] == 1, "journalled: accepted, its notice waits for the outbox"
             st, health = await api.call("GET", "/health")
             assert st == 503 and set(health["failing"]) == {"outbox"} and "1 条通知等待写入" in health["failing"]["outbox"]
-            service.outbox.add = add
+            service.outbox.add_all = add_all
             await _health_until(api, 200)
         assert [n.event_ids for n in service.outbox.notices()] == [("OB-1",)]
 

@@ -293,7 +293,7 @@ def test_notices_the_outbox_could_not_take_are_raised_again_after_a_restart(make
     def full(*args, **kw):
         raise sqlite3.OperationalError("database or disk is full")
 
-    svc.outbox.add = full
+    svc.outbox.add_all = full
     assert svc.accept_object(sample(1, T0), "test").status == "accepted"
     assert "outbox" in svc.problems() and "1 条通知等待写入" in svc.problems()["outbox"]
     asyncio.run(svc.close())
