@@ -493,6 +493,15 @@ class Renderer:
         env.globals["cut"] = MdLiteral(CUT)
         return env
 
+    def load_templates(self) -> int:
+        """Reads and compiles every template now (each is otherwise compiled on its first
+        use, then kept): a long-running sender calls this at start so that its first messages
+        do not pay for it. Returns how many were loaded."""
+        names = self.env.list_templates()
+        for name in names:
+            (self.md_env if name.endswith(".md") else self.env).get_template(name)
+        return len(names)
+
     def dept_name(self, dept_id: str) -> str:
         d = self.config.departments.get(dept_id)
         return d.name if d is not None else str(dept_id)
