@@ -119,6 +119,23 @@ class Fields(dict):  # type: ignore[type-arg]
             raise AttributeError(name) from None
 
 
+_DICT_NAMES = frozenset(dir(Fields))  # attributes of the mapping itself (``items``): not its keys
+
+
+class _Environment(Environment):
+    """jinja2's environment, reading a :class:`Fields`' key (``f.entity``) at once: the same
+    value as jinja2's own getattr (an attribute first, then the key), without two calls per
+    field printed."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is Fields and attribute not in _DICT_NAMES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def _clean(value: Any) -> Any:
     """Event text is single-line data: a newline in an entity name would fake a row, and none of
     the renderer's own marks (a notice's start, a printed value's ends) may come from it."""
@@ -182,6 +199,8 @@ def in_code(value: Any) -> MdLiteral:
 
 def _plain(value: Any) -> Any:
     """A value printed into plain text or HTML: a string keeps none of the renderer's marks."""
+    if type(value) is str:  # the common case, without the two isinstance checks
+        return _MARKS.sub("", value)
     return _MARKS.sub("", value) if isinstance(value, str) and not isinstance(value, MdLiteral) else value
 
 
@@ -473,7 +492,7 @@ class Renderer:
     def _environment(self, loader: ChoiceLoader, **options: Any) -> Environment:
         """Templates of one kind of output: ``.html`` ones autoescaped, the others as written
         (plain text) or through ``options['finalize']`` (markdown)."""
-        env = Environment(
+        env = _Environment(
             loader=loader,
             auto_reload=False,  # read once per process: no stat of the file for every message
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
@@ -492,6 +511,15 @@ class Renderer:
         )
         env.globals["cut"] = MdLiteral(CUT)
         return env
+
+    def load_templates(self) -> int:
+        """Reads and compiles every template now (each is otherwise compiled on its first
+        use, then kept): a long-running sender calls this at start so that its first messages
+        do not pay for it. Returns how many were loaded."""
+        names = self.env.list_templates()
+        for name in names:
+            (self.md_env if name.endswith(".md") else self.env).get_template(name)
+        return len(names)
 
     def dept_name(self, dept_id: str) -> str:
         d = self.config.departments.get(dept_id)
@@ -553,7 +581,7 @@ class Renderer:
         if known is not None and known[0] == notice:
             return known[1]
         n = _clean(notice.to_json())
-        context = {"n": n, "f": n["facts"], "c": self._context(n["township"], dept_id)}
+        context = {"n": n, "f": n["facts"], "c": Fields(self._context(n["township"], dept_id))}
         module = self.env.get_template(f"{spec.template}.txt").make_module(context)
 
         def get(name: str) -> str:

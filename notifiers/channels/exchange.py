@@ -125,7 +125,19 @@ class Exchange(asyncio.Protocol):
 
     def _reply(self) -> tuple[int, str] | None:
         """The first complete reply in the buffer, taken out of it (None: not all there yet)."""
-        buffer, offset, message = self._buffer, 0, bytearray()
+        buffer = self._buffer
+        end = len(buffer) - 1
+        # the common case: the buffer is one whole single-line reply ("250 OK\r\n")
+        if 0 < end < MAX_LINE and buffer[end] == 10 and buffer.find(b"\n") == end and buffer[3:4] != b"-":
+            try:
+                code = int(buffer[:3])
+            except ValueError:
+                pass  # the general reading below reports it
+            else:
+                message = bytes(buffer[4:]).strip(b" \t\r\n").decode("utf-8", "surrogateescape")
+                buffer.clear()
+                return code, message
+        offset, message = 0, bytearray()
         while True:
             end = buffer.find(b"\n", offset)
             if end == -1:

@@ -286,6 +286,22 @@ def test_replies_are_read_whole_however_they_arrive():
     assert ex._reply() == (250, "first\nsecond\nthird") and bytes(ex._buffer) == b"354 go"
 
 
+@pytest.mark.parametrize("raw", [b"250 OK\r\n", b"250 \t OK \r\n", b"250\r\n", b"354 go\n", b" 25 odd\r\n",
+                                 b"25x bad\r\n", b"250 two\r\n250 replies\r\n", b"550 \xe6\x8b\x92\xff\r\n"])
+def test_a_single_line_reply_reads_as_the_general_reading_reads_it(raw):
+    """The one-line fast path gives the code, text, rest of the buffer and errors the line-by-line reading gives."""
+    def read(data: bytes) -> tuple[object, bytes, list[str]]:
+        ex = Exchange.__new__(Exchange)
+        failed: list[BaseException] = []
+        ex._fail = failed.append
+        ex._buffer = bytearray(data)
+        return ex._reply(), bytes(ex._buffer), [str(e) for e in failed]
+
+    fast = read(raw)
+    general = read(raw + b"X")  # a byte after the reply: the fast path does not apply
+    assert fast[0] == general[0] and fast[1] + b"X" == general[1] and fast[2] == general[2]
+
+
 def test_a_message_to_several_mailboxes_goes_in_one_transaction_and_the_connection_is_reused():
     """MAIL, a RCPT per mailbox, DATA: each message arrives once with all its recipients, on one connection."""
     rec = SmtpRecorder()

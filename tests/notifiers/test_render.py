@@ -456,3 +456,17 @@ def test_fields_read_as_attributes_like_a_dict_read_by_jinja2() -> None:
     assert env.from_string(source).render(f=Fields(data)) == env.from_string(source).render(f=data) == "红河村||True|红河村"
     with pytest.raises(AttributeError):
         Fields(data).missing
+
+
+def test_load_templates_compiles_every_packaged_template(month: tuple[Any, list[Notice]], by_rule: dict[str, Notice]) -> None:
+    """load_templates leaves nothing to compile on first use, and messages are the same after it."""
+    settings = parse_settings(month[0], env={})
+    cold, warm = Renderer(settings), Renderer(settings)
+    loaded = warm.load_templates()
+    names = sorted(p.name for p in PACKAGED.iterdir() if p.suffix in (".txt", ".html", ".md"))
+    assert loaded == len(names)
+    compiled = {t.name for t in warm.env.cache.values()} | {t.name for t in warm.md_env.cache.values()}
+    assert compiled == set(names)
+    for notice in by_rule.values():
+        dept = notice.recipients[0]
+        assert warm.notice(notice, dept) == cold.notice(notice, dept)
