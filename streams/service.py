@@ -438,6 +438,7 @@ class Service(RuntimeBase):
         """The clock (every second), the drop folder (every 2 s) and delivery, until ``stop``;
         then delivery gets :data:`~shian.streams.base.STOP_GRACE` to finish its step."""
         self._stop = stop
+        switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_SECONDS)
         sender = asyncio.create_task(self.deliver(stop, poll_seconds=1.0))
         n = 0
@@ -456,6 +457,7 @@ class Service(RuntimeBase):
                     pass
         finally:
             await self.stop_delivery(sender)
+            sys.setswitchinterval(switch)
 
     def _step(self) -> None:
         """One second of the clock; a failure marks the clock failing (``/health``) until a
