@@ -110,9 +110,26 @@ def release_freed_memory() -> None:
         _TRIM(0)
 
 
+# SQLite's (and the OS's) words for the failures an office meets, in Chinese.
+STORAGE_WORDS = (
+    ("database or disk is full", "磁盘空间已满"),
+    ("no space left", "磁盘空间已满"),
+    ("disk i/o error", "磁盘读写出错"),
+    ("readonly database", "数据库文件只读"),
+    ("read-only file system", "数据库文件只读"),
+    ("unable to open database", "无法打开数据库文件"),
+    ("database is locked", "数据库被其他程序锁定"),
+    ("malformed", "数据库文件已损坏"),
+)
+
+
 def storage_error(e: BaseException) -> str:
-    """A database error in words: its kind and SQLite's own message."""
-    return f"{type(e).__name__}: {e}"
+    """A database error in words: what it means for the office (when known), then its kind
+    and SQLite's own message."""
+    raw = f"{type(e).__name__}: {e}"
+    low = raw.lower()
+    words = next((zh for en, zh in STORAGE_WORDS if en in low), None)
+    return f"{words}，{raw}" if words else raw
 
 
 class RuntimeBase:

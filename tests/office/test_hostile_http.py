@@ -394,3 +394,26 @@ def test_a_lone_surrogate_in_a_silence_comment_is_refused_in_words(make_service)
             assert st == 201, out
 
     go(make_service, scenario)
+
+
+@pytest.mark.parametrize("error, words", [
+    (sqlite3.OperationalError("database or disk is full"), "磁盘空间已满"),
+    (OSError(28, "No space left on device"), "磁盘空间已满"),
+    (sqlite3.OperationalError("disk I/O error"), "磁盘读写出错"),
+    (sqlite3.OperationalError("attempt to write a readonly database"), "数据库文件只读"),
+    (sqlite3.OperationalError("database is locked"), "数据库被其他程序锁定"),
+    (sqlite3.DatabaseError("database disk image is malformed"), "数据库文件已损坏"),
+])
+def test_a_storage_error_is_said_in_chinese_with_sqlites_own_words(error, words):
+    """What /health, the log and a refused line say of a failing database: the Chinese meaning, then SQLite's text."""
+    from shian.streams.base import storage_error
+
+    text = storage_error(error)
+    assert text.startswith(words) and str(error) in text
+
+
+def test_an_unknown_storage_error_keeps_sqlites_words_alone():
+    """An error with no known meaning is not given a wrong one."""
+    from shian.streams.base import storage_error
+
+    assert storage_error(sqlite3.OperationalError("something new")) == "OperationalError: something new"
