@@ -269,10 +269,13 @@ class Outbox:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db.cursor()
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): then ROLLBACK would
+            # raise "no transaction is active" over the error that matters.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def _write(self, sql: str, args: Sequence[Any]) -> None:
         """One statement as a transaction of its own (SQLite's autocommit: all of it or none),

@@ -133,6 +133,22 @@ def test_add_is_one_transaction_nothing_is_kept_when_it_fails_half_way(settings,
         assert len(ob.deliveries_of(n.id)) == 3
 
 
+def test_a_full_database_is_reported_as_full_and_taken_again_once_there_is_room(settings):
+    """SQLite rolls a transaction back itself when the file cannot grow: the error raised is
+    that one (not "no transaction is active"), nothing is half kept, and the outbox takes
+    notices again once there is room."""
+    notices = [make_notice(subject=f"S{i}") for i in range(400)]
+    with Outbox(settings.outbox, settings) as ob:
+        pages = ob.db.execute("PRAGMA page_count").fetchone()[0]
+        ob.db.execute(f"PRAGMA max_page_count={pages + 2}")
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            ob.add_all(notices, NOW)
+        assert not ob.db.in_transaction and ob.notices() == []
+        ob.db.execute("PRAGMA max_page_count=1073741823")
+        assert all(ob.add_all(notices, NOW))
+        assert len(ob.notices()) == 400
+
+
 def test_a_department_without_a_channel_gets_no_row_but_the_notice_is_listed_for_it(settings):
     n = make_notice(township="板桥镇", recipients=("bq-fso",))
     with Outbox(settings.outbox, settings) as ob:
