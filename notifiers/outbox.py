@@ -274,7 +274,10 @@ class Outbox:
             # SQLite may have rolled back already (a full disk does): then ROLLBACK would
             # raise "no transaction is active" over the error that matters.
             if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
 
     def _write(self, sql: str, args: Sequence[Any]) -> None:
