@@ -7,7 +7,7 @@ running this module (``python tests/test_state_layouts.py``, before the change).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +107,16 @@ if __name__ == "__main__":  # writes the blob with the code at hand (done once, 
     feed(e, BEFORE)
     BLOB.write_bytes(e.snapshot())
     print(len(out), "notices;", len(e._timers), "deadlines; wrote", BLOB)
+
+
+def test_repeat_offenders_forget_an_entity_whose_samples_no_window_can_reach() -> None:
+    """Bounded state: an entity's history goes once window_days + dedup_days have passed, not before."""
+    e = engine([])
+    feed(e, BEFORE[:1])
+    offenders = next(f for f in e.families if f.name == "offenders")
+    keep = offenders.window + CONFIG.dedup_days
+    first = parse_time("2026-04-01T09:00:00", CONFIG.tz)
+    e.advance(first + timedelta(days=keep - 1))
+    assert list(offenders.bad.values()) == [([first], ["S1"])]
+    e.advance(first + timedelta(days=keep + 2))
+    assert offenders.bad == {}
