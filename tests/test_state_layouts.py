@@ -14,6 +14,7 @@ from typing import Any
 from shian.notifiers.routing import recipients
 from shian.rules.config import load
 from shian.rules.engine import Engine
+from shian.rules.families.offenders import SWEEP_DAYS
 from shian.rules.events import Validator
 from shian.rules.notice import Notice, notice_id
 from shian.rules.timeutil import parse_time
@@ -110,7 +111,7 @@ if __name__ == "__main__":  # writes the blob with the code at hand (done once, 
 
 
 def test_repeat_offenders_forget_an_entity_whose_samples_no_window_can_reach() -> None:
-    """Bounded state: an entity's history goes once window_days + dedup_days have passed, not before."""
+    """Bounded state: an entity's history goes once window_days + dedup_days (and at most SWEEP_DAYS more) have passed, not before."""
     e = engine([])
     feed(e, BEFORE[:1])
     offenders = next(f for f in e.families if f.name == "offenders")
@@ -118,5 +119,5 @@ def test_repeat_offenders_forget_an_entity_whose_samples_no_window_can_reach() -
     first = parse_time("2026-04-01T09:00:00", CONFIG.tz)
     e.advance(first + timedelta(days=keep - 1))
     assert list(offenders.bad.values()) == [([first], ["S1"])]
-    e.advance(first + timedelta(days=keep + 2))
+    e.advance(first + timedelta(days=keep + 2 + SWEEP_DAYS))
     assert offenders.bad == {}

@@ -3,7 +3,7 @@
 State: per entity, the event times and ids of its 不合格 samples (rapid tests excluded), in
 two lists sorted together by (time, id) rather than a pair per sample, kept for
 ``window_days`` + ``dedup_days`` so that late arrivals still find their window (an entity with
-none that recent is dropped with the daily ``forget``).
+none that recent is dropped by ``forget``, at most ``SWEEP_DAYS`` later).
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from ..params import Days, RuleParams, RuleSpec
 from ..timeutil import add_days
 from .base import Context, Family, entity_key
 from .samples import sample_facts
+
+
+SWEEP_DAYS = 30
 
 
 class RepeatParams(RuleParams):
@@ -36,10 +39,12 @@ class Offenders(Family):
         self.keep_days = self.window + ctx.dedup_days
         #: per entity: the times and the ids of its samples, sorted by (time, id)
         self.bad: dict[tuple[str, str, str], tuple[list[datetime], list[str]]] = {}
+        self._next_sweep: datetime | None = None  # forget walks every entity only every SWEEP_DAYS
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Also the layout of earlier snapshots: per entity a sorted list of (time, id) pairs."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("_next_sweep", None)
         for key, history in self.bad.items():
             if isinstance(history, list):
                 self.bad[key] = ([when for when, _ in history], [sid for _, sid in history])
@@ -49,7 +54,11 @@ class Offenders(Family):
 
     def forget(self, horizon: datetime) -> None:
         """What no later sample could count any more (those older than ``window_days`` before
-        ``horizon``): a sample at the clock drops them from its entity's history anyway."""
+        ``horizon``): a sample at the clock drops them from its entity's history anyway. Every
+        ``SWEEP_DAYS`` only (a walk over every entity each day cost replay about a tenth)."""
+        if self._next_sweep is not None and horizon < self._next_sweep:
+            return
+        self._next_sweep = add_days(horizon, SWEEP_DAYS)
         cutoff = add_days(horizon, -self.window)
         for key in [k for k, (times, _) in self.bad.items() if times[-1] < cutoff]:
             del self.bad[key]
