@@ -58,16 +58,59 @@ UNRESOLVED = RuleSpec("notice.unresolved", "county", "warning", UnresolvedParams
                       kind="督办", template="unresolved")
 
 
-@dataclass(frozen=True, slots=True)
+#: what a notice shares with the other notices of its rule, township and recipients (one copy
+#: each, see :meth:`Acks.kind`): township, recipients, level, severity, rule
+Kind = tuple[str, tuple[str, ...], str, str, str]
+
+
 class Issued:
-    id: str
-    township: str
-    recipients: tuple[str, ...]
-    level: str
-    severity: str
-    rule: str
-    title: str
-    at: datetime
+    """A notice as the Acks rule keeps it: its id, its :data:`Kind` (shared), its title (empty
+    when no 督办 of this rule would name it) and time. Kept for ``dedup_days`` per notice, so
+    small: four slots. Immutable by convention (never assigned after it is made)."""
+
+    __slots__ = ("id", "kind", "title", "at")
+
+    def __init__(self, id: str, kind: Kind, title: str, at: datetime) -> None:
+        self.id, self.kind, self.title, self.at = id, kind, title, at
+
+    @property
+    def township(self) -> str:
+        return self.kind[0]
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.kind[1]
+
+    @property
+    def level(self) -> str:
+        return self.kind[2]
+
+    @property
+    def severity(self) -> str:
+        return self.kind[3]
+
+    @property
+    def rule(self) -> str:
+        return self.kind[4]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Issued):
+            return NotImplemented
+        return (self.id, self.kind, self.title, self.at) == (other.id, other.kind, other.title, other.at)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.kind, self.title, self.at))
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.id, self.kind, self.title, self.at
+
+    def __setstate__(self, state: Any) -> None:
+        """Also the layout of earlier snapshots: the eight fields id, township, recipients,
+        level, severity, rule, title, at."""
+        if len(state) == 8:
+            id, township, recipients, level, severity, rule, title, at = state
+            state = (id, (township, tuple(recipients), level, severity, rule), title, at)
+        self.id, self.kind, self.title, self.at = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +170,23 @@ class Acks(Family):
         self.issued: dict[str, Issued] = {}
         self.acked: dict[str, str] = {}  # notice id → the furthest ack accepted: 签收 or 办结
         self.signed: dict[str, Signed] = {}  # signed for, not closed, deadline ahead
+        self._wire()
+
+    def _wire(self) -> None:
+        """What the kept notices share and a snapshot does not keep: one bound method per kind
+        of deadline (not one per deadline), one :data:`Kind` per rule, township and recipients."""
+        self._fire_check, self._fire_unresolved = self._check, self._unresolved
+        self._kinds: dict[Kind, Kind] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for wiring in ("_fire_check", "_fire_unresolved", "_kinds"):
+            state.pop(wiring, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._wire()
 
     def handlers(self) -> dict[str, Any]:
         return {"ack": self.on_ack}
@@ -134,17 +194,18 @@ class Acks(Family):
     def on_notice(self, n: Notice) -> None:
         # kept for dedup_days: the title only for notice.unresolved's 督办, which names it (the
         # notice.unacknowledged deadline below holds a whole reference until it fires)
-        kept = Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule, n.title if self.resolve_on else "",
-                      n.at)
+        kind = (n.township, n.recipients, n.level, n.severity, n.rule)
+        kind = self._kinds.setdefault(kind, kind)
+        follow = followed_up(n.severity, n.rule)
+        kept = Issued(n.id, kind, n.title if self.resolve_on and follow else "", n.at)
         self.issued[n.id] = kept
         hours = self.hours.get(n.severity)
-        if not self.enabled or not escalated(kept) or hours is None:
+        if not self.enabled or not follow or hours is None:
             return
-        ref = kept if self.resolve_on else Issued(n.id, n.township, n.recipients, n.level, n.severity, n.rule,
-                                                  n.title, n.at)
+        ref = kept if self.resolve_on else Issued(n.id, kind, n.title, n.at)
         due = (n.at + timedelta(hours=hours) if n.severity == "critical"
                else working_deadline(n.at, hours, self.ctx.calendar))
-        self.ctx.schedule(due, self._check, ref)
+        self.ctx.schedule(due, self._fire_check, ref)
 
     def on_ack(self, ev: Ack, now: datetime) -> None:
         ref = self._find(ev.notice_id)
@@ -178,7 +239,7 @@ class Acks(Family):
         deadline = resolve_deadline(ev.acked_at, self.working_days, self.ctx.calendar)
         if deadline > now:
             self.signed[ref.id] = Signed(ref, ev.by, ev.acked_at)
-            self.ctx.schedule(deadline, self._unresolved, ref.id)
+            self.ctx.schedule(deadline, self._fire_unresolved, ref.id)
 
     def forget(self, horizon: datetime) -> None:
         while self.issued:

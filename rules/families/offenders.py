@@ -1,7 +1,9 @@
 """Repeat offenders: an entity's 2nd (or later) 不合格 sample within ``window_days``.
 
-State: per entity, the event times and ids of its 不合格 samples (rapid tests excluded),
-kept for ``window_days`` + ``dedup_days`` so that late arrivals still find their window.
+State: per entity, the event times and ids of its 不合格 samples (rapid tests excluded), in
+two lists sorted together by (time, id) rather than a pair per sample, kept for
+``window_days`` + ``dedup_days`` so that late arrivals still find their window (an entity with
+none that recent is dropped by ``forget``, at most ``SWEEP_DAYS`` later).
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from ..params import Days, RuleParams, RuleSpec
 from ..timeutil import add_days
 from .base import Context, Family, entity_key
 from .samples import sample_facts
+
+
+SWEEP_DAYS = 30
 
 
 class RepeatParams(RuleParams):
@@ -32,23 +37,48 @@ class Offenders(Family):
         super().__init__(ctx)
         self.window = ctx.params(REPEAT.id).window_days
         self.keep_days = self.window + ctx.dedup_days
-        self.bad: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
+        #: per entity: the times and the ids of its samples, sorted by (time, id)
+        self.bad: dict[tuple[str, str, str], tuple[list[datetime], list[str]]] = {}
+        self._next_sweep: datetime | None = None  # forget walks every entity only every SWEEP_DAYS
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also the layout of earlier snapshots: per entity a sorted list of (time, id) pairs."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_next_sweep", None)
+        for key, history in self.bad.items():
+            if isinstance(history, list):
+                self.bad[key] = ([when for when, _ in history], [sid for _, sid in history])
 
     def handlers(self) -> dict[str, Any]:
         return {"sampling_result": self.on_sample}
+
+    def forget(self, horizon: datetime) -> None:
+        """What no later sample could count any more (those older than ``window_days`` before
+        ``horizon``): a sample at the clock drops them from its entity's history anyway. Every
+        ``SWEEP_DAYS`` only (a walk over every entity each day cost replay about a tenth)."""
+        if self._next_sweep is not None and horizon < self._next_sweep:
+            return
+        self._next_sweep = add_days(horizon, SWEEP_DAYS)
+        cutoff = add_days(horizon, -self.window)
+        for key in [k for k, (times, _) in self.bad.items() if times[-1] < cutoff]:
+            del self.bad[key]
 
     def on_sample(self, ev: SamplingResult, now: datetime) -> None:
         if ev.program == "rapid_test" or not self.ctx.verdict(ev).unqualified:
             return
         t = ev.time
-        history = self.bad.setdefault(entity_key(ev), [])
-        horizon = add_days(now, -self.keep_days)
-        while history and history[0][0] < horizon:
-            history.pop(0)
-        bisect.insort(history, (t, ev.id))
-        start = add_days(t, -self.window)
-        lo = bisect.bisect_left(history, (start, ""))
-        in_window = [sid for when, sid in history[lo:] if when <= t]
+        history = self.bad.get(key := entity_key(ev))
+        if history is None:
+            history = self.bad[key] = ([], [])
+        times, ids = history
+        old = bisect.bisect_left(times, add_days(now, -self.keep_days))
+        if old:
+            del times[:old], ids[:old]
+        lo, hi = bisect.bisect_left(times, t), bisect.bisect_right(times, t)
+        at = bisect.bisect_right(ids, ev.id, lo, hi)  # after the equal (time, id) pairs, as insort
+        times.insert(at, t)
+        ids.insert(at, ev.id)
+        in_window = ids[bisect.bisect_left(times, add_days(t, -self.window)):bisect.bisect_right(times, t)]
         if len(in_window) < 2:
             return
         facts = sample_facts(ev)

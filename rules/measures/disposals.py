@@ -1,7 +1,8 @@
 """Unqualified samples and their disposal (核查处置): due date and status.
 
-Kept: per month of event time, the unqualified samples (with their due), forgotten once the
-month's end is more than ``dedup_days`` behind the clock; per (township, sample id) the
+Kept: per month of event time and township, the unqualified samples (their due is made again
+from the event time), forgotten once the month's end is more than ``dedup_days`` behind the
+clock; per (township, sample id) the
 earliest disposal naming it, forgotten like the Samples rule forgot it before: in arrival
 order, once the latest disposal of that sample is more than ``dedup_days`` old.
 """
@@ -11,7 +12,7 @@ import sys
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..events import Disposal, SamplingResult
 from ..notice import notice_id
@@ -56,16 +57,47 @@ def disposal_status(disposed_at: datetime | None, due: datetime, now: datetime) 
     return "overdue" if now >= due else "open"
 
 
-@dataclass(frozen=True, slots=True)
+#: what an unqualified sample shares with the other samples of its entity (one copy each):
+#: entity, program, category, food
+What = tuple[str, str, str, "str | None"]
+
+
 class Unqualified:
-    """What the disposal page shows of an unqualified sample (not the whole event)."""
-    entity: str
-    program: str
-    category: str
-    food: str | None
-    time: datetime
-    due: datetime
-    banned: bool
+    """What the disposal page shows of an unqualified sample (not the whole event): its
+    :data:`What` (shared), event time and whether a banned substance was found; its due is
+    :func:`disposal_due` of the time, made again when asked. Kept per sample for months, so
+    three slots. Immutable by convention."""
+
+    __slots__ = ("what", "time", "banned")
+
+    def __init__(self, what: What, time: datetime, banned: bool) -> None:
+        self.what, self.time, self.banned = what, time, banned
+
+    @property
+    def entity(self) -> str:
+        return self.what[0]
+
+    @property
+    def program(self) -> str:
+        return self.what[1]
+
+    @property
+    def category(self) -> str:
+        return self.what[2]
+
+    @property
+    def food(self) -> str | None:
+        return self.what[3]
+
+    def __getstate__(self) -> tuple[What, datetime, bool]:
+        return self.what, self.time, self.banned
+
+    def __setstate__(self, state: Any) -> None:
+        """Also the layout of earlier snapshots: entity, program, category, food, time, due, banned."""
+        if len(state) == 7:
+            entity, program, category, food, time, _due, banned = state
+            state = ((entity, program, category, food), time, banned)
+        self.what, self.time, self.banned = state
 
 
 @dataclass(slots=True)
@@ -77,21 +109,41 @@ class Disposed:
 class DisposalTally:
     def __init__(self, disposal_days: int) -> None:
         self._days = disposal_days
-        self.samples: dict[tuple[int, int], dict[tuple[str, str], Unqualified]] = {}
+        #: per month, per township, per sample id
+        self.samples: dict[tuple[int, int], dict[str, dict[str, Unqualified]]] = {}
         self.disposals: dict[tuple[str, str], Disposed] = {}
+        self._whats: dict[What, What] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_whats", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also the layout of earlier snapshots: per month, per (township, sample id)."""
+        self.__dict__.update(state)
+        self._whats = {}
+        for ym, month in self.samples.items():
+            if month and isinstance(next(iter(month)), tuple):
+                nested: dict[str, dict[str, Unqualified]] = {}
+                for (tw, sid), u in month.items():
+                    nested.setdefault(tw, {})[sid] = u
+                self.samples[ym] = nested
 
     def take_sample(self, ev: SamplingResult, banned: bool) -> datetime:
         """An unqualified sample; returns its due."""
         t = ev.time
-        due = disposal_due(t, self._days)
         month = self.samples.get(ym := (t.year, t.month))
         if month is None:
             month = self.samples[ym] = {}
-        key = (ev.township, ev.id)
-        if key not in month:
+        town = month.get(ev.township)
+        if town is None:
+            town = month[ev.township] = {}
+        if ev.id not in town:
             food = ev.food and sys.intern(ev.food)  # the texts interned, as they are kept (see events.SHARED)
-            month[key] = Unqualified(sys.intern(ev.entity), ev.program, sys.intern(ev.category), food, t, due, banned)
-        return due
+            what = (sys.intern(ev.entity), ev.program, sys.intern(ev.category), food)
+            town[ev.id] = Unqualified(self._whats.setdefault(what, what), t, banned)
+        return disposal_due(t, self._days)
 
     def take_disposal(self, ev: Disposal) -> None:
         key = (ev.township, ev.sample_id)
@@ -114,6 +166,7 @@ class DisposalTally:
             if disposals[key].last_time >= horizon:
                 break
             del disposals[key]
+        self._whats.clear()  # the ones already kept stay shared; only new ones start afresh
         for ym in list(self.samples):
             if period_bounds(f"{ym[0]:04d}-{ym[1]:02d}", tz)[1] < horizon:
                 del self.samples[ym]
@@ -124,13 +177,20 @@ class DisposalTally:
         order = {tw: i for i, tw in enumerate(townships)}
         rows = []
         for ym in months_in(period):
-            for (tw, sid), u in self.samples.get(ym, {}).items():
+            for tw, sid, u in _each(self.samples.get(ym, {})):
+                due = disposal_due(u.time, self._days)
                 seen = self.disposals.get((tw, sid))
                 d = seen.first if seen is not None else None
                 rule = "sample.banned_substance" if u.banned else "sample.unqualified"
                 rows.append(DisposalRow(
-                    tw, sid, u.entity, u.program, u.category, u.food, u.time, u.due, u.banned,
+                    tw, sid, u.entity, u.program, u.category, u.food, u.time, due, u.banned,
                     d.id if d else None, d.disposed_at if d else None, tuple(d.measures or ()) if d else (),
-                    disposal_status(d.disposed_at if d else None, u.due, now), notice_id(f"{rule}|{tw}|{sid}")))
+                    disposal_status(d.disposed_at if d else None, due, now), notice_id(f"{rule}|{tw}|{sid}")))
         rows.sort(key=lambda r: (order.get(r.township, len(order)), r.reported_at, r.sample_id))
         return rows
+
+
+def _each(month: dict[str, dict[str, Unqualified]]) -> Iterable[tuple[str, str, Unqualified]]:
+    for tw, town in month.items():
+        for sid, u in town.items():
+            yield tw, sid, u
