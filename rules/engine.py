@@ -30,7 +30,7 @@ from .config import Config
 from .events import REGISTER, Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
 from .families.base import Context, Offices
-from .idmemory import IdMemory
+from .idmemory import DictIds, IdMemory
 from .measures import Measures
 from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
@@ -102,7 +102,8 @@ class Engine:
         self._seq = itertools.count()
         self._jump = timedelta(days=config.max_jump_days)
         self._dedup_days = config.dedup_days
-        self._ids = IdMemory()  # accepted event ids (not register rows): key → fingerprint
+        # accepted event ids (not register rows): key → fingerprint; compact where they last
+        self._ids: IdMemory | DictIds = IdMemory() if durable else DictIds()
         self._purged_through = -1
         self._registers: dict[int, RegisterId] = {}
         self._register_expiry: dict[int, list[int]] = {}

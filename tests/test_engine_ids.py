@@ -27,7 +27,7 @@ def test_remembered_ids_are_60_bit_ints_and_still_tell_duplicates_apart() -> Non
     for ev in sorted(events, key=lambda e: e.time):
         assert engine.admit(ev) == Status.ACCEPTED
     assert len(engine._ids) == 200
-    assert all(0 <= k <= ID_BITS and 0 <= v <= ID_BITS for k, v, _ in engine._ids.items())
+    assert all(0 <= k <= ID_BITS and 0 <= v <= ID_BITS for k, v, _ in engine._ids.entries())
     assert engine.admit(validator.from_json(sample(7))) == Status.DUPLICATE
     changed = json.loads(sample(7))
     changed["entity"] = "李四蔬菜店"
@@ -46,9 +46,9 @@ def test_a_snapshot_with_the_old_id_dicts_still_loads(monkeypatch: pytest.Monkey
     def old_getstate(self: Engine) -> dict:
         state = new_getstate(self)
         ids = state.pop("_ids")
-        state["_seen"] = {k: f for k, f, _ in ids.items()}
+        state["_seen"] = {k: f for k, f, _ in ids.entries()}
         state["_seen_expiry"] = {}
-        for k, _, d in ids.items():
+        for k, _, d in ids.entries():
             state["_seen_expiry"].setdefault(d, []).append(k)
         return state
 
@@ -56,7 +56,7 @@ def test_a_snapshot_with_the_old_id_dicts_still_loads(monkeypatch: pytest.Monkey
     blob = engine.snapshot()
     monkeypatch.undo()
     restored = Engine.restore(blob, config, lambda *a: (), lambda n: None)
-    assert restored._ids.items() == engine._ids.items() and len(restored._ids) == 50
+    assert restored._ids.entries() == engine._ids.entries() and len(restored._ids) == 50
     assert restored.admit(validator.from_json(sample(7))) == Status.DUPLICATE
     changed = json.loads(sample(7))
     changed["entity"] = "李四蔬菜店"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shian.rules import idmemory
-from shian.rules.idmemory import IdMemory
+from shian.rules.idmemory import DictIds, IdMemory
 
 KEYS = st.integers(0, 40) | st.integers(0, 2**64 - 1)
 DAYS = st.integers(739_000, 739_005)
@@ -37,7 +37,7 @@ def run(ops: list[tuple], memory: IdMemory) -> IdMemory:
         else:
             memory = pickle.loads(pickle.dumps(memory, protocol=pickle.HIGHEST_PROTOCOL))
         assert len(memory) == len(model)
-    assert memory.items() == sorted((k, f, d) for k, (f, d) in model.items())
+    assert memory.entries() == sorted((k, f, d) for k, (f, d) in model.items())
     for key in model:
         assert memory.get(key) == model[key][0]
     return memory
@@ -54,6 +54,13 @@ def test_answers_as_a_dict_through_merges_and_compaction(recent: int, ops: list[
         run(ops, IdMemory())
     finally:
         idmemory.RECENT = saved
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=OPS)
+def test_the_plain_dict_form_answers_the_same(ops: list[tuple]) -> None:
+    """DictIds (the in-process replay's) answers as the model too."""
+    run([op for op in ops if op[0] != "pickle"], DictIds())
 
 
 def test_expiry_boundary_and_an_id_added_after_its_day(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +84,7 @@ def test_expiry_boundary_and_an_id_added_after_its_day(monkeypatch: pytest.Monke
     m.forget_before(101)
     assert (m.get(4), m.get(1), len(m)) == (None, 12, 5)
     m.forget_before(201)
-    assert m.items() == [(1, 12, 300)]
+    assert m.entries() == [(1, 12, 300)]
 
 
 def test_compaction_drops_forgotten_entries(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +95,7 @@ def test_compaction_drops_forgotten_entries(monkeypatch: pytest.MonkeyPatch) -> 
         m.add(i * 7919 % 1000, i, 1000 + i // 10)
     m.forget_before(1003)
     assert len(m._keys) < 100 and len(m) == 70
-    assert [k for k, _, _ in m.items()] == sorted(i * 7919 % 1000 for i in range(30, 100))
+    assert [k for k, _, _ in m.entries()] == sorted(i * 7919 % 1000 for i in range(30, 100))
 
 
 def test_from_dicts_converts_the_old_engine_form() -> None:
@@ -96,6 +103,6 @@ def test_from_dicts_converts_the_old_engine_form() -> None:
     seen = {5: 50, 9: 90, 2: 20}
     expiry = {800: [9, 5], 801: [2], 799: [7]}  # 7 was forgotten from _seen already
     m = IdMemory.from_dicts(seen, expiry)
-    assert m.items() == [(2, 20, 801), (5, 50, 800), (9, 90, 800)]
+    assert m.entries() == [(2, 20, 801), (5, 50, 800), (9, 90, 800)]
     m.forget_before(801)
     assert (m.get(2), m.get(5), len(m)) == (20, None, 1)
