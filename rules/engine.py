@@ -30,6 +30,7 @@ from .config import Config
 from .events import REGISTER, Event, Rejected, SamplingResult, fingerprint, stable_fingerprint, stable_key
 from .families import FAMILIES, RULES, Family
 from .families.base import Context, Offices
+from .idmemory import DictIds, IdMemory
 from .measures import Measures
 from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
@@ -37,9 +38,10 @@ from .verdict import Judge, Verdict, substance_pattern
 
 SNAPSHOT_MAGIC = b"shian-engine/3\n"  # bump when the state's layout changes
 #: The process-local id hashes and fingerprints are kept to 60 bits: an int below 2**60 is 32
-#: bytes in memory, one of 64 bits 48 (a remembered id is a key and a fingerprint: about 115
-#: bytes instead of 145 with the dict's share). The chance that two of a million ids collide
-#: stays below one in a million. (Durable engines keep their 64-bit stable hashes: snapshots.)
+#: bytes in memory, one of 64 bits 48 (replay keeps its ids in a plain dict, :class:`DictIds`:
+#: about 115 bytes an id instead of 145). The chance that two of a million ids collide stays
+#: below one in a million. (Durable engines keep their 64-bit stable hashes, in the arrays of
+#: :class:`IdMemory`, about 20 bytes an id: snapshots.)
 ID_BITS = (1 << 60) - 1
 DUPLICATE_ID = "编号重复但内容不同（duplicate id with different content; the first is kept）"
 
@@ -100,8 +102,8 @@ class Engine:
         self._seq = itertools.count()
         self._jump = timedelta(days=config.max_jump_days)
         self._dedup_days = config.dedup_days
-        self._seen: dict[int, int] = {}
-        self._seen_expiry: dict[int, list[int]] = {}
+        # accepted event ids (not register rows): key → fingerprint; compact where they last
+        self._ids: IdMemory | DictIds = IdMemory() if durable else DictIds()
         self._purged_through = -1
         self._registers: dict[int, RegisterId] = {}
         self._register_expiry: dict[int, list[int]] = {}
@@ -224,8 +226,8 @@ class Engine:
             key, fp = stable_key(ev), stable_fingerprint(ev)
         else:  # _identity(ev) inlined (fingerprint(ev) is hash(ev)): this runs for every event
             key, fp = hash((etype, ev.township, ev.id)) & ID_BITS, hash(ev) & ID_BITS
-        seen = self._seen
-        prev = seen.get(key)
+        ids = self._ids
+        prev = ids.get(key)
         if prev is not None:
             if prev == fp:
                 return Status.DUPLICATE
@@ -241,12 +243,7 @@ class Engine:
         now = self.clock
         for handler in self._handlers.get(etype, ()):
             handler(ev, now)
-        seen[key] = fp
-        expiry = self._seen_expiry.get(day := t.toordinal() + self._dedup_days)
-        if expiry is None:
-            self._seen_expiry[day] = [key]
-        else:
-            expiry.append(key)
+        ids.add(key, fp, t.toordinal() + self._dedup_days)
         if timers and timers[0][0] <= now:  # a deadline the event set at the clock's time
             self.advance(now)
         return Status.ACCEPTED
@@ -325,6 +322,13 @@ class Engine:
             state.pop(wiring)
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A snapshot's state; one written before :class:`IdMemory` (``_seen``, ``_seen_expiry``)
+        is converted."""
+        if "_seen_expiry" in state:
+            state["_ids"] = IdMemory.from_dicts(state.pop("_seen"), state.pop("_seen_expiry"))
+        self.__dict__.update(state)
+
     @classmethod
     def restore(cls, blob: bytes, config: Config, route: Router, sink: Callable[[Notice], None]) -> "Engine":
         """An engine from :meth:`snapshot`, wired to this process's router and sink.
@@ -388,9 +392,7 @@ class Engine:
         today = self.clock.toordinal()  # type: ignore[union-attr]
         if today <= self._purged_through:
             return
-        for day in [d for d in self._seen_expiry if d < today]:
-            for key in self._seen_expiry.pop(day):
-                self._seen.pop(key, None)
+        self._ids.forget_before(today)
         for day in [d for d in self._register_expiry if d < today]:
             for key in self._register_expiry.pop(day):
                 seen = self._registers.get(key)
