@@ -195,7 +195,9 @@ class Dispatcher:
                 watcher(now)
             except Exception:  # a reader that fails must not hold back what is due
                 log.exception("watcher %r failed; delivering anyway", watcher)
+        await asyncio.sleep(0)  # each part of a step is short; what else waits runs in between
         self._make_digests(now)
+        await asyncio.sleep(0)
         for name in sorted(self.outbox.due_channels(now) - set(self.channels)):
             self._warn_once(name, "channel %s is not set up; its deliveries wait", name)
         sent, seen = 0, set()
