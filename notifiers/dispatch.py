@@ -86,7 +86,7 @@ CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its modul
 # before the next few are read: one synced commit per CLAIM messages instead of one per
 # message, and only CLAIM batches' notices and messages held at a time (a channel sending more
 # at once, ``concurrency``, claims that many).
-CLAIM = 8
+CLAIM = 16
 # Due batch ids read from the outbox at a time (a step reads page after page until none is
 # left); the batches themselves are read CLAIM at a time.
 PAGE = 512
