@@ -61,7 +61,7 @@ import logging
 import random
 import re
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Collection, Mapping, Protocol, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Protocol, Sequence
 
 from shian.rules.notice import Notice, notice_id, notice_key
 from shian.rules.params import RuleSpec
@@ -87,6 +87,8 @@ CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its modul
 # message, and only CLAIM batches' notices and messages held at a time (a channel sending more
 # at once, ``concurrency``, claims that many).
 CLAIM = 16
+# ... and at most this many of their notices (a group bigger than that is claimed alone).
+CLAIM_NOTICES = 64
 # Due batch ids read from the outbox at a time (a step reads page after page until none is
 # left); the batches themselves are read CLAIM at a time.
 PAGE = 512
@@ -133,6 +135,21 @@ def failure_notice(settings: Settings, notice: Notice, dept: str, channel: str,
         facts={"notice_id": notice.id, "dept": dept, "dept_name": dept_name, "channel": channel,
                "error": error, "rule": notice.rule},
     )
+
+
+def chunks(dues: Sequence[DueBatch], most: int, notices: int) -> Iterator[list[int]]:
+    """The ids of ``dues`` in order, in runs of at most ``most`` batches that together hold at
+    most ``notices`` due rows (a bigger batch alone): what is read and rendered at once."""
+    run: list[int] = []
+    rows = 0
+    for due in dues:
+        if run and (len(run) >= most or rows + due.rows > notices):
+            yield run
+            run, rows = [], 0
+        run.append(due.id)
+        rows += due.rows
+    if run:
+        yield run
 
 
 class Dispatcher:
@@ -211,11 +228,11 @@ class Dispatcher:
                 return sent
 
     async def _send_page(self, page: Sequence[DueBatch]) -> int:
-        by_channel: dict[str, list[int]] = {}
+        by_channel: dict[str, list[DueBatch]] = {}
         for due in page:
-            by_channel.setdefault(due.channel, []).append(due.id)
-        tasks = [asyncio.ensure_future(self._drain(self.channels[name], ids))
-                 for name, ids in by_channel.items()]
+            by_channel.setdefault(due.channel, []).append(due)
+        tasks = [asyncio.ensure_future(self._drain(self.channels[name], dues))
+                 for name, dues in by_channel.items()]
         try:
             counts = await asyncio.gather(*tasks)
         except BaseException:
@@ -244,16 +261,15 @@ class Dispatcher:
             except Exception:
                 log.exception("closing channel %s failed", getattr(channel, "name", "?"))
 
-    async def _drain(self, channel: Channel, ids: Sequence[int]) -> int:
-        """One channel's due batches (``ids``), in order, a few at a time (:data:`CLAIM`, or the
-        channel's ``concurrency`` if more): read, rendered and claimed in one go — nothing
-        awaited in between, so no notice joins a batch between its reading and its claim — then
-        sent; only then are the next few read. Channels run side by side."""
+    async def _drain(self, channel: Channel, dues: Sequence[DueBatch]) -> int:
+        """One channel's due batches, in order, a few at a time (:func:`chunks`): read, rendered
+        and claimed in one go — nothing awaited in between, so no notice joins a batch between
+        its reading and its claim — then sent; only then are the next few read. Channels run
+        side by side."""
         width = max(1, int(getattr(channel, "concurrency", 1)))
-        size = max(CLAIM, width)
         sent = 0
-        for i in range(0, len(ids), size):
-            claimed = self._claim_next(ids[i:i + size])
+        for ids in chunks(dues, max(CLAIM, width), max(CLAIM_NOTICES, width)):
+            claimed = self._claim_next(ids)
             sent += await self._send_all(channel, claimed) if claimed else 0
             await asyncio.sleep(0)  # a chunk that sent nothing (all held, muted) yields too
         return sent

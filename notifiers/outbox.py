@@ -189,9 +189,11 @@ class NoticeQuery:
 
 @dataclass(frozen=True, slots=True)
 class DueBatch:
-    """A batch with rows due (:meth:`Outbox.due_ids`): its id and channel, nothing read yet."""
+    """A batch with rows due (:meth:`Outbox.due_ids`): its id, channel and how many of its rows
+    are due (about as many notices), nothing read yet."""
     id: int
     channel: str
+    rows: int = 1
 
 
 @dataclass(frozen=True)
@@ -473,7 +475,7 @@ class Outbox:
                 after: Collection[int] = ()) -> list[DueBatch]:
         """What :meth:`due` returns, as ids and channels only (no notice read): a sender reads
         the batches themselves (:meth:`batches`) a few at a time, just before it renders them."""
-        sql = ("SELECT batch_id, channel FROM deliveries WHERE state = 'pending' AND next_at <= ?"
+        sql = ("SELECT batch_id, channel, COUNT(*) FROM deliveries WHERE state = 'pending' AND next_at <= ?"
                " AND batch_id IS NOT NULL")
         args: list[Any] = [_ts(now)]
         if channels is not None:
@@ -486,7 +488,7 @@ class Outbox:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(max(0, limit))
-        return [DueBatch(r[0], r[1]) for r in self.db.execute(sql, args)]
+        return [DueBatch(r[0], r[1], r[2]) for r in self.db.execute(sql, args)]
 
     def due_channels(self, now: datetime) -> set[str]:
         """The channels of the rows pending and due at ``now``."""

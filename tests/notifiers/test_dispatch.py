@@ -23,7 +23,7 @@ import yaml
 from shian.notifiers import dispatch
 from shian.notifiers.dispatch import Dispatcher
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
-from shian.notifiers.outbox import Outbox
+from shian.notifiers.outbox import DueBatch, Outbox
 from shian.notifiers.settings import parse as parse_settings
 from shian.rules.config import load
 from shian.rules.notice import Notice, notice_id
@@ -794,6 +794,14 @@ def test_a_step_reads_renders_and_sends_a_few_batches_at_a_time(tmp_path, monkey
     assert events == ["read 2", f"render {ids[0]}", f"render {ids[1]}", f"send {ids[0]}", f"send {ids[1]}",
                       "read 2", f"render {ids[2]}", f"render {ids[3]}", f"send {ids[2]}", f"send {ids[3]}",
                       "read 1", f"render {ids[4]}", f"send {ids[4]}"]
+
+
+def test_chunks_bound_both_the_batches_and_the_notices_read_at_once():
+    """A chunk holds at most ``most`` batches and ``notices`` due rows; a bigger group goes alone, in order."""
+    dues = [DueBatch(i, "email", rows) for i, rows in enumerate([1, 1, 1, 100, 2, 30, 30, 5, 1])]
+    assert list(dispatch.chunks(dues, 3, 64)) == [[0, 1, 2], [3], [4, 5, 6], [7, 8]]
+    assert list(dispatch.chunks(dues, 16, 10)) == [[0, 1, 2], [3], [4], [5], [6], [7, 8]]
+    assert list(dispatch.chunks([], 16, 64)) == []
 
 
 def test_a_step_lets_the_event_loop_run_between_messages(world):
