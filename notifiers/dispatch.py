@@ -90,7 +90,7 @@ CLAIM = 16
 # ... and at most this many of their notices (a group bigger than that is claimed alone).
 CLAIM_NOTICES = 64
 # Due batch ids read from the outbox at a time (a step reads page after page until none is
-# left); the batches themselves are read CLAIM at a time.
+# left); the batches themselves are read a few at a time (:func:`chunks`).
 PAGE = 512
 
 

@@ -193,7 +193,7 @@ class DueBatch:
     are due (about as many notices), nothing read yet."""
     id: int
     channel: str
-    rows: int = 1
+    rows: int
 
 
 @dataclass(frozen=True)
