@@ -61,7 +61,7 @@ import logging
 import random
 import re
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Collection, Mapping, Protocol, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Protocol, Sequence
 
 from shian.rules.notice import Notice, notice_id, notice_key
 from shian.rules.params import RuleSpec
@@ -71,7 +71,7 @@ from . import catchup, timing
 from .channels import SHORT_LABELS
 from .channels import find as find_channel
 from .message import BODIES, Channel, Message, Outcome, Result
-from .outbox import Batch, Outbox
+from .outbox import Batch, DueBatch, Outbox
 from .settings import Settings, Silence
 from .silences import muting
 
@@ -82,10 +82,15 @@ log = logging.getLogger("shian.notifiers.dispatch")
 DELIVERY_FAILED = RuleSpec("delivery.failed", "county", "warning", summary="通知送达失败", kind="督办", template="delivery")
 _URL = re.compile(r"\w+://\S+")
 CHANNEL_NAMES = SHORT_LABELS  # a channel's short label (邮件), from its module
-# Batches rendered and claimed (marked sending) in one outbox transaction, then sent: one
-# synced commit per CLAIM messages instead of one per message.
-CLAIM = 64
-# Due batches read from the outbox at a time (a step reads page after page until none is left).
+# Batches read, rendered and claimed (marked sending) in one outbox transaction, then sent,
+# before the next few are read: one synced commit per CLAIM messages instead of one per
+# message, and only CLAIM batches' notices and messages held at a time (a channel sending more
+# at once, ``concurrency``, claims that many).
+CLAIM = 16
+# ... and at most this many of their notices (a group bigger than that is claimed alone).
+CLAIM_NOTICES = 64
+# Due batch ids read from the outbox at a time (a step reads page after page until none is
+# left); the batches themselves are read a few at a time (:func:`chunks`).
 PAGE = 512
 
 
@@ -130,6 +135,21 @@ def failure_notice(settings: Settings, notice: Notice, dept: str, channel: str,
         facts={"notice_id": notice.id, "dept": dept, "dept_name": dept_name, "channel": channel,
                "error": error, "rule": notice.rule},
     )
+
+
+def chunks(dues: Sequence[DueBatch], most: int, notices: int) -> Iterator[list[int]]:
+    """The ids of ``dues`` in order, in runs of at most ``most`` batches that together hold at
+    most ``notices`` due rows (a bigger batch alone): what is read and rendered at once."""
+    run: list[int] = []
+    rows = 0
+    for due in dues:
+        if run and (len(run) >= most or rows + due.rows > notices):
+            yield run
+            run, rows = [], 0
+        run.append(due.id)
+        rows += due.rows
+    if run:
+        yield run
 
 
 class Dispatcher:
@@ -192,25 +212,27 @@ class Dispatcher:
                 watcher(now)
             except Exception:  # a reader that fails must not hold back what is due
                 log.exception("watcher %r failed; delivering anyway", watcher)
+        await asyncio.sleep(0)  # each part of a step is short; what else waits runs in between
         self._make_digests(now)
+        await asyncio.sleep(0)
         for name in sorted(self.outbox.due_channels(now) - set(self.channels)):
             self._warn_once(name, "channel %s is not set up; its deliveries wait", name)
         sent, seen = 0, set()
-        while True:  # PAGE batches at a time, the earliest first, each page's channels side by side
-            page = self.outbox.due(now, PAGE, channels=self.channels, after=seen)
+        while True:  # PAGE ids at a time, the earliest first, each page's channels side by side
+            page = self.outbox.due_ids(now, PAGE, channels=self.channels, after=seen)
             if not page:
                 return sent
-            seen.update(b.id for b in page)
+            seen.update(d.id for d in page)
             sent += await self._send_page(page)
             if len(page) < PAGE:
                 return sent
 
-    async def _send_page(self, page: Sequence[Batch]) -> int:
-        by_channel: dict[str, list[Batch]] = {}
-        for batch in page:
-            by_channel.setdefault(batch.channel, []).append(batch)
-        tasks = [asyncio.ensure_future(self._drain(self.channels[name], batches))
-                 for name, batches in by_channel.items()]
+    async def _send_page(self, page: Sequence[DueBatch]) -> int:
+        by_channel: dict[str, list[DueBatch]] = {}
+        for due in page:
+            by_channel.setdefault(due.channel, []).append(due)
+        tasks = [asyncio.ensure_future(self._drain(self.channels[name], dues))
+                 for name, dues in by_channel.items()]
         try:
             counts = await asyncio.gather(*tasks)
         except BaseException:
@@ -239,22 +261,32 @@ class Dispatcher:
             except Exception:
                 log.exception("closing channel %s failed", getattr(channel, "name", "?"))
 
-    async def _drain(self, channel: Channel, batches: Sequence[Batch]) -> int:
-        """One channel's due batches, in order, :data:`CLAIM` at a time (rendered, then claimed
-        in one outbox transaction, then sent); channels run side by side."""
+    async def _drain(self, channel: Channel, dues: Sequence[DueBatch]) -> int:
+        """One channel's due batches, in order, a few at a time (:func:`chunks`): read, rendered
+        and claimed in one go — nothing awaited in between, so no notice joins a batch between
+        its reading and its claim — then sent; only then are the next few read. Channels run
+        side by side."""
+        width = max(1, int(getattr(channel, "concurrency", 1)))
         sent = 0
-        for i in range(0, len(batches), CLAIM):
-            # the stored notices a reminder is checked against, read once per claim (holding and
-            # muting, all that happens meanwhile, add none)
-            stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
-            silences = self.outbox.every_silence()
-            holds: list[tuple[int, dict[str, str]]] = []  # written with the claim, in its transaction
-            ready = [b for b in (self._prepare(b, stored, silences, holds) for b in batches[i:i + CLAIM])
-                     if b is not None]
-            if ready or holds:
-                claimed = self.outbox.claim(ready, self.now(), holds)
-                sent += await self._send_all(channel, claimed) if claimed else 0
+        for ids in chunks(dues, max(CLAIM, width), max(CLAIM_NOTICES, width)):
+            claimed = self._claim_next(ids)
+            sent += await self._send_all(channel, claimed) if claimed else 0
+            await asyncio.sleep(0)  # a chunk that sent nothing (all held, muted) yields too
         return sent
+
+    def _claim_next(self, ids: Sequence[int]) -> list[Batch]:
+        """The batches ``ids`` (those still pending), read now, their notices held, muted and
+        rendered, claimed in one outbox transaction; the claimed ones, as they now are."""
+        # the stored notices a reminder is checked against, read once per claim (holding and
+        # muting, all that happens meanwhile, add none)
+        stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
+        silences = self.outbox.every_silence()
+        holds: list[tuple[int, dict[str, str]]] = []  # written with the claim, in its transaction
+        ready = [b for b in (self._prepare(b, stored, silences, holds) for b in self.outbox.batches(ids))
+                 if b is not None]
+        if not ready and not holds:
+            return []
+        return self.outbox.claim(ready, self.now(), holds)
 
     def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
                  silences: Sequence[Silence], holds: list[tuple[int, dict[str, str]]]
@@ -292,6 +324,7 @@ class Dispatcher:
             while todo:
                 got = await self._send_one(channel, todo.popleft())
                 sent += got  # after the await: the other workers add to it meanwhile
+                await asyncio.sleep(0)  # a channel that answers without waiting still lets others run
 
         try:
             if width == 1 or len(todo) == 1:

@@ -187,6 +187,15 @@ class NoticeQuery:
     order: str = "newest"
 
 
+@dataclass(frozen=True, slots=True)
+class DueBatch:
+    """A batch with rows due (:meth:`Outbox.due_ids`): its id, channel and how many of its rows
+    are due (about as many notices), nothing read yet."""
+    id: int
+    channel: str
+    rows: int
+
+
 @dataclass(frozen=True)
 class Batch:
     """The rows that go out as one message, with what is needed to send them."""
@@ -466,7 +475,14 @@ class Outbox:
         """The batches with rows pending and due at ``now``, the earliest first: at most
         ``limit`` of them (all: None), only of ``channels`` if given, none of the ids in
         ``after`` (the batches a caller already had: the next page)."""
-        sql = ("SELECT batch_id FROM deliveries WHERE state = 'pending' AND next_at <= ? AND batch_id IS NOT NULL")
+        return self.batches([d.id for d in self.due_ids(now, limit, channels=channels, after=after)])
+
+    def due_ids(self, now: datetime, limit: int | None = None, *, channels: Collection[str] | None = None,
+                after: Collection[int] = ()) -> list[DueBatch]:
+        """What :meth:`due` returns, as ids and channels only (no notice read): a sender reads
+        the batches themselves (:meth:`batches`) a few at a time, just before it renders them."""
+        sql = ("SELECT batch_id, channel, COUNT(*) FROM deliveries WHERE state = 'pending' AND next_at <= ?"
+               " AND batch_id IS NOT NULL")
         args: list[Any] = [_ts(now)]
         if channels is not None:
             sql += " AND channel IN (SELECT value FROM json_each(?))"
@@ -474,11 +490,11 @@ class Outbox:
         if after:
             sql += " AND batch_id NOT IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(sorted(after)))
-        sql += " GROUP BY batch_id ORDER BY MIN(next_at), batch_id"
+        sql += " GROUP BY batch_id ORDER BY MIN(next_at), batch_id"  # a batch's rows share its channel
         if limit is not None:
             sql += " LIMIT ?"
             args.append(max(0, limit))
-        return self._batches([r[0] for r in self.db.execute(sql, args)])
+        return [DueBatch(r[0], r[1], r[2]) for r in self.db.execute(sql, args)]
 
     def due_channels(self, now: datetime) -> set[str]:
         """The channels of the rows pending and due at ``now``."""
@@ -487,10 +503,10 @@ class Outbox:
             (_ts(now),))}
 
     def _batch(self, batch_id: int) -> Batch | None:
-        found = self._batches([batch_id])
+        found = self.batches([batch_id])
         return found[0] if found else None
 
-    def _batches(self, ids: Sequence[int], chunk: int = 500) -> list[Batch]:
+    def batches(self, ids: Sequence[int], chunk: int = 500) -> list[Batch]:
         """The batches ``ids`` with their pending rows and notices, in that order (one without
         pending rows left out), read in two queries per ``chunk`` of them."""
         out: list[Batch] = []

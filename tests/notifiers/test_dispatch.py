@@ -23,7 +23,7 @@ import yaml
 from shian.notifiers import dispatch
 from shian.notifiers.dispatch import Dispatcher
 from shian.notifiers.message import DELIVERED, Message, Outcome, Result
-from shian.notifiers.outbox import Outbox
+from shian.notifiers.outbox import DueBatch, Outbox
 from shian.notifiers.settings import parse as parse_settings
 from shian.rules.config import load
 from shian.rules.notice import Notice, notice_id
@@ -763,6 +763,76 @@ def test_a_batch_that_stays_due_is_not_read_twice_in_one_step(world, monkeypatch
     assert world.outbox.due(NOW, channels=("wecom",)) == []
     first = world.outbox.due(NOW, 2)
     assert [b.id for b in world.outbox.due(NOW, 2, after=[b.id for b in first])] == [first[-1].id + 1, first[-1].id + 2]
+
+
+class Logged(Recorder):
+    """A recorder that writes each send into a shared log (beside what the renderer logs)."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__(name)
+        self.log = log
+
+    async def send(self, dept_id, dept, message):
+        self.log.append(f"send {message.notice_ids[0]}")
+        return await super().send(dept_id, dept, message)
+
+
+def test_a_step_reads_renders_and_sends_a_few_batches_at_a_time(tmp_path, monkeypatch):
+    """The working set stays small: CLAIM batches read and rendered, sent, and only then the next few."""
+    monkeypatch.setattr(dispatch, "CLAIM", 2)
+    events: list[str] = []
+    w = World(tmp_path, channels=("email",), group_wait_seconds=0)
+    w.start({"email": Logged("email", events)})
+    read = w.outbox.batches
+    monkeypatch.setattr(w.outbox, "batches", lambda ids: events.append(f"read {len(ids)}") or read(ids))
+    render = w.renderer.notice
+    monkeypatch.setattr(w.renderer, "notice", lambda n, dept, **kw: events.append(f"render {n.id}") or render(n, dept, **kw))
+    notices = [make_notice(subject=f"S{i}", at=NOW - timedelta(minutes=10 - i)) for i in range(5)]
+    w.dispatcher.submit_many(notices)
+    assert w.step() == 5
+    ids = [n.id for n in notices]
+    assert events == ["read 2", f"render {ids[0]}", f"render {ids[1]}", f"send {ids[0]}", f"send {ids[1]}",
+                      "read 2", f"render {ids[2]}", f"render {ids[3]}", f"send {ids[2]}", f"send {ids[3]}",
+                      "read 1", f"render {ids[4]}", f"send {ids[4]}"]
+
+
+def test_chunks_bound_both_the_batches_and_the_notices_read_at_once():
+    """A chunk holds at most ``most`` batches and ``notices`` due rows; a bigger group goes alone, in order."""
+    dues = [DueBatch(i, "email", rows) for i, rows in enumerate([1, 1, 1, 100, 2, 30, 30, 5, 1])]
+    assert list(dispatch.chunks(dues, 3, 64)) == [[0, 1, 2], [3], [4, 5, 6], [7, 8]]
+    assert list(dispatch.chunks(dues, 16, 10)) == [[0, 1, 2], [3], [4], [5], [6], [7, 8]]
+    assert list(dispatch.chunks([], 16, 64)) == []
+
+
+def test_a_step_lets_the_event_loop_run_between_messages(world):
+    """A channel that answers without waiting does not hold the event loop for the whole step."""
+    for i in range(6):
+        world.dispatcher.submit(make_notice(subject=f"S{i}"))
+    ticks, seen = [0], []
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    class Watching(Recorder):
+        async def send(self, dept_id, dept, message):
+            seen.append(ticks[0])
+            return await super().send(dept_id, dept, message)
+
+    world.start({"email": Watching("email")})
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        t = asyncio.ensure_future(ticker(stop))
+        try:
+            return await world.dispatcher.step()
+        finally:
+            stop.set()
+            await t
+
+    assert asyncio.run(run()) == 6
+    assert all(b > a for a, b in zip(seen, seen[1:])), seen
 
 
 def test_submit_all_keeps_every_notice_of_an_event_or_none(world, monkeypatch):
