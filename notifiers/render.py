@@ -53,6 +53,10 @@ NOTIFIER_RULES: dict[str, RuleSpec] = {DELIVERY_FAILED.id: DELIVERY_FAILED, RESO
 STENCILED = frozenset({"notice", "group"})
 _LITERAL = frozenset({"mode"})
 _STENCILS_KEPT = 2048
+# ... and at most this weight of them: the items of their shapes' keys and the characters of
+# their pieces. A digest's shape grows with its items, and its stencil with its text: 2,048 of
+# them for departments' long digests held hundreds of megabytes in a long-running service.
+_STENCILS_WEIGHT = 1_000_000
 # New shapes of a layout checked against jinja2 before its stencils are trusted unchecked (a
 # group's shapes are many: each item's rows and flags); one that differs ends its stencils.
 _STENCILS_CHECKED = 32
@@ -456,6 +460,11 @@ class _Stencils:
     text: Stencil | None
     html: Stencil | None
 
+    @property
+    def weight(self) -> int:
+        """The characters of its pieces (what it holds, for :data:`_STENCILS_WEIGHT`)."""
+        return sum(sum(map(len, s.pieces)) + len(s.slots) for s in (self.subject, self.text, self.html) if s is not None)
+
     def fill(self, values: list[str]) -> dict[str, Any]:
         """What :meth:`Renderer._rendered` makes of a context of this shape with these texts."""
         subject = one_line(self.subject.fill(values))
@@ -488,6 +497,7 @@ class Renderer:
         self._packaged: dict[str, bool] = {}
         self._checked: dict[str, int] = {}
         self._sighted: set[tuple[Any, ...]] = set()  # shapes seen once, without a stencil yet
+        self._stencils_weight = 0  # of the stencils and shapes kept (:data:`_STENCILS_WEIGHT`)
 
     def _environment(self, loader: ChoiceLoader, **options: Any) -> Environment:
         """Templates of one kind of output: ``.html`` ones autoescaped, the others as written
@@ -679,16 +689,19 @@ class Renderer:
         made = self._stencils.get(key)
         if made is not None:
             return made.fill(sk.values)
-        if len(self._stencils) + len(self._sighted) >= _STENCILS_KEPT:
+        if len(self._stencils) + len(self._sighted) >= _STENCILS_KEPT or self._stencils_weight >= _STENCILS_WEIGHT:
             self._stencils.clear()
             self._sighted.clear()
+            self._stencils_weight = 0
         if key not in self._sighted:  # a shape seen once may never come again (a big group's)
             self._sighted.add(key)
+            self._stencils_weight += len(sk.key)
             return None
         self._sighted.discard(key)
         full = skeleton(both, literal=_LITERAL, tokens=True)
         assert full is not None
         made = self._stencils[key] = self._stencils_for(layout, wanted, full)
+        self._stencils_weight += made.weight
         checked = self._checked.get(layout, 0)
         if checked >= _STENCILS_CHECKED:
             return made.fill(sk.values)

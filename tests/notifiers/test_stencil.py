@@ -132,3 +132,26 @@ def test_a_stencil_escapes_where_the_layout_escaped() -> None:
     values = ["<a&b>", "x\"y'"]
     assert st.fill(values, escaped(values)) == "<p>&lt;a&amp;b&gt;</p><code>x\"y'</code><a&b>"
     assert escaped(["无需转义"]) == ["无需转义"]
+
+
+def test_the_stencils_kept_stay_within_their_weight(month: tuple[Any, list[Notice]],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many large digests (each its own shape) do not pile up: the stencils and shapes kept stay
+    under :data:`render._STENCILS_WEIGHT` (2,048 of them held hundreds of MB in a long run),
+    and what is written is still jinja2's."""
+    monkeypatch.setattr(render, "_STENCILS_WEIGHT", 50_000)
+    settings = _settings(month, True)
+    fast, slow = Renderer(settings), _jinja(settings, monkeypatch)
+    by_key: dict[tuple[str, str], list[Notice]] = {}
+    for n in month[1]:
+        by_key.setdefault((n.rule, n.township), []).append(n)
+    notices = max(by_key.values(), key=len)
+    assert len(notices) > 12
+    most = kept = 0
+    for _ in (1, 2):
+        for size in range(2, len(notices) + 1):
+            ns = notices[:size]
+            assert fast.group(ns, ns[0].recipients[0]) == slow.group(ns, ns[0].recipients[0])
+            held = sum(s.weight for s in fast._stencils.values()) + sum(len(k[2]) for k in fast._sighted)
+            most, kept = max(most, held), max(kept, len(fast._stencils))
+    assert kept and most < 50_000 + 30_000  # the budget, and at most the last one past it
