@@ -36,7 +36,10 @@ from .notice import Notice, notice_id, notice_key
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
-SNAPSHOT_MAGIC = b"shian-engine/3\n"  # bump when the state's layout changes
+SNAPSHOT_MAGIC = b"shian-engine/4\n"  # bump when the state's layout changes
+# Earlier formats this version still reads (their state converts on load); a build that
+# reads only /3 refuses a /4 snapshot with its clear message instead of failing on it later.
+READABLE_MAGICS = (SNAPSHOT_MAGIC, b"shian-engine/3\n")
 #: The process-local id hashes and fingerprints are kept to 60 bits: an int below 2**60 is 32
 #: bytes in memory, one of 64 bits 48 (replay keeps its ids in a plain dict, :class:`DictIds`:
 #: about 115 bytes an id instead of 145). The chance that two of a million ids collide stays
@@ -335,10 +338,12 @@ class Engine:
 
         SnapshotError when the blob is not a snapshot of this format version: the caller must
         stop rather than start afresh and fire everything again."""
-        if not blob.startswith(SNAPSHOT_MAGIC):
+        magic = next((m for m in READABLE_MAGICS if blob.startswith(m)), None)
+        if magic is None:
             head = blob[:len(SNAPSHOT_MAGIC)].split(b"\n")[0].decode("ascii", "replace")
-            raise SnapshotError(f"状态快照格式为“{head}”，本版本只能读取“{SNAPSHOT_MAGIC.decode().strip()}”")
-        digest, _, payload = blob[len(SNAPSHOT_MAGIC):].partition(b"\n")
+            known = "”或“".join(m.decode().strip() for m in READABLE_MAGICS)
+            raise SnapshotError(f"状态快照格式为“{head}”，本版本只能读取“{known}”")
+        digest, _, payload = blob[len(magic):].partition(b"\n")
         if digest != b"sha256:" + hashlib.sha256(payload).hexdigest().encode():
             raise SnapshotError("状态快照已损坏（校验和不符）：不能据此启动，以免重复或漏发通知；"
                                 "请从备份恢复，或删除快照后从事件日志重建")
