@@ -213,7 +213,9 @@ class Broker:
     def _launch(self, cp: str) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        self.controller_port = self.controller_port or free_port()
+        while not self.controller_port or self.controller_port == self.port:
+            # a port chosen by the caller is not bound yet: the OS may hand out the same one
+            self.controller_port = free_port()
         conf = self.data_dir / "server.properties"
         conf.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
         java = [shutil.which("java") or "java", *JVM_OPTS, f"-Dlog4j.configuration={LOG4J.as_uri()}",
