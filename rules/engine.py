@@ -336,7 +336,7 @@ class Engine:
     def restore(cls, blob: bytes, config: Config, route: Router, sink: Callable[[Notice], None]) -> "Engine":
         """An engine from :meth:`snapshot`, wired to this process's router and sink.
 
-        SnapshotError when the blob is not a snapshot of this format version: the caller must
+        SnapshotError when the blob is not a snapshot in a format this version reads: the caller must
         stop rather than start afresh and fire everything again."""
         magic = next((m for m in READABLE_MAGICS if blob.startswith(m)), None)
         if magic is None:
