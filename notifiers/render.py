@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections import abc
+from collections import OrderedDict, abc
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -491,7 +491,9 @@ class Renderer:
         # The robots' cards: every printed value is text (md_text), whatever the template.
         self.md_env = self._environment(loader, finalize=md_text)
         self.md_env.filters["in_code"] = in_code
-        self._wordings: dict[tuple[str, str, str], tuple[Notice, dict[str, Any]]] = {}
+        # The oldest one makes room for a new one: the memory stays level (a cleared dict, built
+        # up again, leaves the allocator's arenas pinned by what was allocated meanwhile).
+        self._wordings: OrderedDict[tuple[str, str, str], tuple[Notice, dict[str, Any]]] = OrderedDict()
         self._recipient_named: dict[str, bool] = {}
         self._stencils: dict[tuple[Any, ...], _Stencils] = {}
         self._packaged: dict[str, bool] = {}
@@ -624,7 +626,7 @@ class Renderer:
             "needs_ack": spec.id != RESOLVED.id,
         }
         if len(self._wordings) >= _WORDINGS_KEPT:
-            self._wordings.clear()
+            self._wordings.popitem(last=False)
         self._wordings[key] = (notice, wording)
         return wording
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from notice_month import april, first_of_each_rule
+from shian.notifiers import render
 from shian.notifiers.render import (NOTIFIER_RULES, PACKAGED, Renderer, elapsed, group_ref, hours_cn, placed, spec_of,
                                     untagged)
 from shian.notifiers.settings import parse as parse_settings
@@ -297,6 +298,25 @@ def test_wording_made_once_per_notice_is_each_recipients_own(month: tuple[Any, l
     for n in notices:
         for dept in n.recipients:
             assert shared.notice(n, dept) == Renderer(settings).notice(n, dept), (n.rule, dept)
+
+
+def test_the_wordings_kept_are_the_latest_and_never_more_than_their_bound(
+        month: tuple[Any, list[Notice]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound the wording cache lets its oldest entry go, one at a time (a long run's
+    memory stays level, never emptied and built up again), and a notice whose wording was let
+    go is written as before."""
+    monkeypatch.setattr(render, "_WORDINGS_KEPT", 8)
+    settings = parse_settings(month[0], env={})
+    shared = Renderer(settings)
+    notices = month[1][:30]
+    sizes = []
+    for n in notices:
+        shared.notice(n, n.recipients[0])
+        sizes.append(len(shared._wordings))
+    assert max(sizes) == 8 and sizes[-5:] == [8] * 5
+    assert [k[0] for k in shared._wordings] == [n.id for n in notices[-8:]]
+    assert shared.notice(notices[0], notices[0].recipients[0]) == Renderer(settings).notice(
+        notices[0], notices[0].recipients[0])
 
 
 def test_a_template_naming_the_recipient_is_worded_per_recipient(tmp_path: Path, month: tuple[Any, list[Notice]],
