@@ -86,13 +86,17 @@ def watch(out: Path, after: float, every: float, top: int, frames: int) -> None:
     gc.collect()
     first = tracemalloc.take_snapshot() if frames else None
     stats = out / "pymalloc.txt"
+    census = None
     if first is None:
         cycles(out / "cycles.txt", every)
+        census = by_type()
     while True:
         elapsed = time.monotonic() - t0
         if first is None:
             with open(stats, "a", encoding="utf-8") as f:
-                f.write(f"{elapsed:.0f} s: " + ", ".join(f"{k} {v:,}" for k, v in pymalloc_stats().items()) + "\n")
+                f.write(f"{elapsed:.0f} s: " + ", ".join(f"{k} {v:,}" for k, v in pymalloc_stats().items())
+                        + f", frozen objects {gc.get_freeze_count():,}\n")
+            (out / f"types-{elapsed:05.0f}.txt").write_text(type_growth(census, by_type()), encoding="utf-8")
         time.sleep(every)
         gc.collect()
         if first is not None:
@@ -101,6 +105,29 @@ def watch(out: Path, after: float, every: float, top: int, frames: int) -> None:
             (out / f"memtrace-{elapsed:05.0f}.txt").write_text(report(first, now, elapsed, top, frames),
                                                                encoding="utf-8")
             now.dump(str(out / f"snapshot-{elapsed:05.0f}.tracemalloc"))
+
+
+def by_type() -> "collections.Counter[str]":
+    """The objects the collector tracks, frozen ones too (``gc.freeze`` hides them from
+    ``gc.get_objects``: unfrozen for the count, frozen again after), counted by type."""
+    import collections
+
+    gc.unfreeze()
+    try:
+        objects = gc.get_objects()
+    finally:
+        gc.freeze()
+    counts = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
+    del objects
+    return counts
+
+
+def type_growth(first: "collections.Counter[str]", now: "collections.Counter[str]", top: int = 30) -> str:
+    """Which types of tracked objects grew most in number since ``first``."""
+    grown = sorted(((now[k] - first[k], k) for k in now.keys() | first.keys()), reverse=True)
+    lines = [f"tracked objects: {sum(now.values()):,} ({sum(now.values()) - sum(first.values()):+,} since the first count)"]
+    lines += [f"  {d:+9,d}  {now[k]:9,d}  {k}" for d, k in grown[:top] if d]
+    return "\n".join(lines) + "\n"
 
 
 def cycles(path: Path, seconds: float) -> None:
