@@ -105,6 +105,9 @@ def one_line(text: str) -> str:
 # of its first line, taken out of the text after rendering and kept as an offset (:func:`_cuts`).
 CUT = "\ue002"
 _WORDINGS_KEPT = 4096  # notices whose wording is kept for their other recipients
+# ... and at most this weight of them (:func:`_wording_weight`): a notice that lists every sample
+# of a year (entity.repeat_offender) grows with the history, so 4,096 of them grew without end.
+_WORDINGS_WEIGHT = 1_500_000
 _MARKS = re.compile("[\ue000-\ue002]")
 _UNCLEAN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ue000-\ue002]")  # what _CONTROL or _MARKS replace
 
@@ -362,6 +365,25 @@ def placed(entity: Any, *places: Any) -> str:
     return _join(prefix, name)
 
 
+def _wording_weight(notice: Notice, wording: dict[str, Any]) -> int:
+    """What a kept wording holds, in characters: its texts and rows, and the notice beside it
+    (its event ids and facts, read as the characters of their values)."""
+    texts = sum(len(wording[k]) for k in ("label", "detail", "lead", "action", "title") if k in wording)
+    rows = sum(len(label) + len(value) for label, value in wording["rows"])
+    return 256 + texts + rows + len(notice.title) + 20 * len(notice.event_ids) + _weight_of(notice.facts)
+
+
+def _weight_of(value: Any) -> int:
+    """The characters of a fact's value (a list or mapping: of its items), at least one each."""
+    if isinstance(value, str):
+        return len(value) or 1
+    if isinstance(value, abc.Mapping):
+        return sum(len(str(k)) + _weight_of(v) for k, v in value.items()) or 1
+    if isinstance(value, (list, tuple)):
+        return sum(_weight_of(v) for v in value) or 1
+    return 8
+
+
 def _rows(text: str) -> list[tuple[str, str]]:
     """The facts block, one ``标签：内容`` per line, as (label, value) pairs."""
     out = []
@@ -493,7 +515,8 @@ class Renderer:
         self.md_env.filters["in_code"] = in_code
         # The oldest one makes room for a new one: the memory stays level (a cleared dict, built
         # up again, leaves the allocator's arenas pinned by what was allocated meanwhile).
-        self._wordings: OrderedDict[tuple[str, str, str], tuple[Notice, dict[str, Any]]] = OrderedDict()
+        self._wordings: OrderedDict[tuple[str, str, str], tuple[Notice, dict[str, Any], int]] = OrderedDict()
+        self._wordings_weight = 0  # of the wordings kept (:data:`_WORDINGS_WEIGHT`)
         self._recipient_named: dict[str, bool] = {}
         self._stencils: dict[tuple[Any, ...], _Stencils] = {}
         self._packaged: dict[str, bool] = {}
@@ -592,6 +615,23 @@ class Renderer:
         known = self._wordings.get(key)
         if known is not None and known[0] == notice:
             return known[1]
+        wording = self._word(notice, spec, dept_id)
+        self._keep_wording(key, notice, wording)
+        return wording
+
+    def _keep_wording(self, key: tuple[str, str, str], notice: Notice, wording: dict[str, Any]) -> None:
+        """Keeps a notice's wording; the oldest ones make room for it (count and weight)."""
+        if key in self._wordings:
+            self._wordings_weight -= self._wordings.pop(key)[2]
+        weight = _wording_weight(notice, wording)
+        while self._wordings and (len(self._wordings) >= _WORDINGS_KEPT
+                                  or self._wordings_weight + weight > _WORDINGS_WEIGHT):
+            self._wordings_weight -= self._wordings.popitem(last=False)[1][2]
+        self._wordings[key] = (notice, wording, weight)
+        self._wordings_weight += weight
+
+    def _word(self, notice: Notice, spec: RuleSpec, dept_id: str) -> dict[str, Any]:
+        """The wording of ``notice`` for ``dept_id`` (see :meth:`_wording_of`), made now."""
         n = _clean(notice.to_json())
         context = {"n": n, "f": n["facts"], "c": Fields(self._context(n["township"], dept_id))}
         module = self.env.get_template(f"{spec.template}.txt").make_module(context)
@@ -625,9 +665,6 @@ class Renderer:
             "url": MdLiteral(page) if page else "",
             "needs_ack": spec.id != RESOLVED.id,
         }
-        if len(self._wordings) >= _WORDINGS_KEPT:
-            self._wordings.popitem(last=False)
-        self._wordings[key] = (notice, wording)
         return wording
 
     def _names_recipient(self, template: str) -> bool:

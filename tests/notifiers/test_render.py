@@ -300,23 +300,42 @@ def test_wording_made_once_per_notice_is_each_recipients_own(month: tuple[Any, l
             assert shared.notice(n, dept) == Renderer(settings).notice(n, dept), (n.rule, dept)
 
 
+@pytest.mark.parametrize("kept, weight", [(8, 10**9), (10**6, 8_000)], ids=["by count", "by weight"])
 def test_the_wordings_kept_are_the_latest_and_never_more_than_their_bound(
-        month: tuple[Any, list[Notice]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past its bound the wording cache lets its oldest entry go, one at a time (a long run's
-    memory stays level, never emptied and built up again), and a notice whose wording was let
-    go is written as before."""
-    monkeypatch.setattr(render, "_WORDINGS_KEPT", 8)
+        kept: int, weight: int, month: tuple[Any, list[Notice]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound (a count, and a weight: a repeat offender's notice lists every sample of
+    its year, so it grows with the history) the wording cache lets its oldest entries go, one at
+    a time (never emptied and built up again), its weight is what it holds, and a notice whose
+    wording was let go is written as before."""
+    monkeypatch.setattr(render, "_WORDINGS_KEPT", kept)
+    monkeypatch.setattr(render, "_WORDINGS_WEIGHT", weight)
     settings = parse_settings(month[0], env={})
     shared = Renderer(settings)
-    notices = month[1][:30]
+    notices = month[1][:60]
     sizes = []
     for n in notices:
         shared.notice(n, n.recipients[0])
         sizes.append(len(shared._wordings))
-    assert max(sizes) == 8 and sizes[-5:] == [8] * 5
-    assert [k[0] for k in shared._wordings] == [n.id for n in notices[-8:]]
+        held = [w for _, _, w in shared._wordings.values()]
+        assert len(held) <= kept and sum(held) <= weight and shared._wordings_weight == sum(held)
+    assert 1 < max(sizes) and len(set(sizes[-10:])) <= 3 and min(sizes[-10:]) > 1
+    assert [k[0] for k in shared._wordings] == [n.id for n in notices[-len(shared._wordings):]]
     assert shared.notice(notices[0], notices[0].recipients[0]) == Renderer(settings).notice(
         notices[0], notices[0].recipients[0])
+
+
+def test_a_wordings_weight_grows_with_the_samples_its_notice_lists(month: tuple[Any, list[Notice]]) -> None:
+    """The weight of a repeat offender's wording grows with the samples it lists (what held
+    hundreds of MB when only the number of wordings was bounded)."""
+    first = next(n for n in month[1] if n.rule == "entity.repeat_offender")
+    ids = [f"S-{i:06d}" for i in range(200)]
+    longer = dataclasses.replace(first, event_ids=tuple(ids), facts={**first.facts, "sample_ids": ids})
+    shared = Renderer(parse_settings(month[0], env={}))
+    weights = []
+    for n in (first, longer):
+        shared.notice(n, n.recipients[0])
+        weights.append(next(w for (nid, *_), (_, _, w) in shared._wordings.items() if nid == n.id))
+    assert weights[1] > weights[0] + 200 * 20
 
 
 def test_a_template_naming_the_recipient_is_worded_per_recipient(tmp_path: Path, month: tuple[Any, list[Notice]],
