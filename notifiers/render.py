@@ -368,7 +368,7 @@ def placed(entity: Any, *places: Any) -> str:
 def _wording_weight(notice: Notice, wording: dict[str, Any]) -> int:
     """What a kept wording holds, in characters: its texts and rows, and the notice beside it
     (its event ids and facts, read as the characters of their values)."""
-    texts = sum(len(wording[k]) for k in ("label", "detail", "lead", "action", "title") if k in wording)
+    texts = sum(len(wording[k]) for k in ("label", "detail", "lead", "action"))
     rows = sum(len(label) + len(value) for label, value in wording["rows"])
     return 256 + texts + rows + len(notice.title) + 20 * len(notice.event_ids) + _weight_of(notice.facts)
 
@@ -513,8 +513,8 @@ class Renderer:
         # The robots' cards: every printed value is text (md_text), whatever the template.
         self.md_env = self._environment(loader, finalize=md_text)
         self.md_env.filters["in_code"] = in_code
-        # The oldest one makes room for a new one: the memory stays level (a cleared dict, built
-        # up again, leaves the allocator's arenas pinned by what was allocated meanwhile).
+        # The oldest one makes room for a new one: the live heap stays level (a dict cleared and
+        # built up again made a sawtooth of tens of MB in a long run).
         self._wordings: OrderedDict[tuple[str, str, str], tuple[Notice, dict[str, Any], int]] = OrderedDict()
         self._wordings_weight = 0  # of the wordings kept (:data:`_WORDINGS_WEIGHT`)
         self._recipient_named: dict[str, bool] = {}
