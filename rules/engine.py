@@ -18,9 +18,7 @@ State kept, and for how long (all bounded):
 from __future__ import annotations
 
 import hashlib
-import heapq
 import pickle
-import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -33,13 +31,14 @@ from .families.base import Context, Offices
 from .idmemory import DictIds, IdMemory
 from .measures import Measures
 from .notice import Notice, notice_id, notice_key
+from .timers import Timers
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
-SNAPSHOT_MAGIC = b"shian-engine/4\n"  # bump when the state's layout changes
+SNAPSHOT_MAGIC = b"shian-engine/5\n"  # bump when the state's layout changes (/5: deadlines by time)
 # Earlier formats this version still reads (their state converts on load); a build that
-# reads only /3 refuses a /4 snapshot with its clear message instead of failing on it later.
-READABLE_MAGICS = (SNAPSHOT_MAGIC, b"shian-engine/3\n")
+# reads only /3 or /4 refuses a /5 snapshot with its clear message instead of failing on it later.
+READABLE_MAGICS = (SNAPSHOT_MAGIC, b"shian-engine/4\n", b"shian-engine/3\n")
 #: The process-local id hashes and fingerprints are kept to 60 bits: an int below 2**60 is 32
 #: bytes in memory, one of 64 bits 48 (replay keeps its ids in a plain dict, :class:`DictIds`:
 #: about 115 bytes an id instead of 145). The chance that two of a million ids collide stays
@@ -101,8 +100,7 @@ class Engine:
         self._sink = sink
         self._durable = durable
         self.clock: datetime | None = None
-        self._timers: list[tuple[datetime, int, Callable[[datetime, Any], None], Any]] = []
-        self._seq = itertools.count()
+        self._timers = Timers()
         self._jump = timedelta(days=config.max_jump_days)
         self._dedup_days = config.dedup_days
         # accepted event ids (not register rows): key → fingerprint; compact where they last
@@ -155,7 +153,7 @@ class Engine:
         return tuple(self.config.townships[township].reporters)
 
     def schedule(self, at: datetime, fire: Callable[[datetime, Any], None], arg: Any = None) -> None:
-        heapq.heappush(self._timers, (at, next(self._seq), fire, arg))
+        self._timers.add(at, fire, arg)
 
     def verdict(self, sample: SamplingResult) -> Verdict:
         """The sample's verdict, judged once per event however many families ask."""
@@ -239,7 +237,7 @@ class Engine:
         if clock is None:
             self.begin(t)
         elif t > clock:
-            if (timers and timers[0][0] <= t) or t.toordinal() > self._purged_through:
+            if (timers and timers.first() <= t) or t.toordinal() > self._purged_through:
                 self.advance(t)
             else:
                 self.clock = t
@@ -247,7 +245,7 @@ class Engine:
         for handler in self._handlers.get(etype, ()):
             handler(ev, now)
         ids.add(key, fp, t.toordinal() + self._dedup_days)
-        if timers and timers[0][0] <= now:  # a deadline the event set at the clock's time
+        if timers and timers.first() <= now:  # a deadline the event set at the clock's time
             self.advance(now)
         return Status.ACCEPTED
 
@@ -301,14 +299,13 @@ class Engine:
 
     def advance(self, to: datetime) -> None:
         """Move the clock to ``to``, firing every deadline at or before it, in time order."""
-        timers = self._timers
-        while timers and timers[0][0] <= to:
-            at, _, fire, arg = heapq.heappop(timers)
-            self.clock = at
-            fire(at, arg)
+        self._timers.fire_through(to, self._set_clock)
         if self.clock is None or to > self.clock:
             self.clock = to
         self._forget_old_ids()
+
+    def _set_clock(self, at: datetime) -> None:
+        self.clock = at
 
     def finish(self, until: datetime | None) -> None:
         """End of input: ``--until`` advances the clock; without it, nothing more fires."""
@@ -327,7 +324,10 @@ class Engine:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A snapshot's state; one written before :class:`IdMemory` (``_seen``, ``_seen_expiry``)
-        is converted."""
+        is converted, and one that kept its deadlines in a heap of (time, sequence, fire, arg)."""
+        if isinstance(state.get("_timers"), list):
+            state["_timers"] = Timers.from_heap(state["_timers"])
+            state.pop("_seq", None)
         if "_seen_expiry" in state:
             state["_ids"] = IdMemory.from_dicts(state.pop("_seen"), state.pop("_seen_expiry"))
         self.__dict__.update(state)
@@ -381,7 +381,7 @@ class Engine:
                 fam.start(now)
         out: list[tuple[datetime, str]] = []
         while self._timers and len(out) < count:
-            at, _, fire, arg = heapq.heappop(self._timers)
+            at, fire, arg = self._timers.pop()
             out.append((at, timer_label(fire, arg)))
             self.clock = at
             fire(at, arg)
@@ -391,7 +391,7 @@ class Engine:
         """The ``count`` soonest deadlines as the timers stand, worded as :meth:`upcoming`
         words them; nothing fires and the engine is untouched (the live 期限 page: no copy of
         the state). A deadline that only a firing would set (next month's, say) is not among them."""
-        return [(at, timer_label(fire, arg)) for at, _, fire, arg in heapq.nsmallest(count, self._timers)]
+        return [(at, timer_label(fire, arg)) for at, fire, arg in self._timers.soonest(count)]
 
     def _forget_old_ids(self) -> None:
         today = self.clock.toordinal()  # type: ignore[union-attr]

@@ -572,11 +572,14 @@ def test_disposal_deadline_of_an_earlier_snapshot_still_fires():
     """A deadline written by an earlier version (township, id, category and the facts as a
     dict) fires the same notice as one kept compact."""
     from shian.rules.families.samples import pending_facts
+    from shian.rules.timers import Timers
 
     def as_before(engine: Any, config: Any, route: Any, sink: Any) -> Any:
-        engine._timers = [(at, seq, fire, (arg[0], arg[1], arg[2], pending_facts(arg)))
-                          if getattr(fire, "__name__", "") == "_overdue" else (at, seq, fire, arg)
-                          for at, seq, fire, arg in engine._timers]
+        timers = Timers()
+        for at, fire, arg in engine._timers.entries():
+            was = getattr(fire, "__name__", "") == "_overdue"
+            timers.add(at, fire, (arg[0], arg[1], arg[2], pending_facts(arg)) if was else arg)
+        engine._timers = timers
         return engine
 
     events = [bad("S1", "2026-01-10T10:00:00", food="韭菜", village="东村")]

@@ -365,7 +365,8 @@ def test_the_rules_state_is_out_of_the_collectors_way_after_the_start_and_each_s
     svc = make_service(now=Clock(T0))
     assert not collected(svc.runner.engine._timers)
     svc.accept_object(sample(1, T0), "test")
-    timer = next(t for t in svc.runner.engine._timers if isinstance(t[3], tuple) and t[3][1:2] == ("CJ-1",))
+    timer = next(slot for slot in svc.runner.engine._timers._due.values()   # the deadlines of one time
+                 if any(isinstance(arg, tuple) and arg[1:2] == ("CJ-1",) for arg in slot))
     assert collected(timer)
     svc.snapshot()
     assert not collected(timer) and not collected(svc.runner.engine._timers)
