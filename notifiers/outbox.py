@@ -64,7 +64,11 @@ log = logging.getLogger("shian.notifiers.outbox")
 SCHEMA_VERSION = "2"
 STATES = ("pending", "sending", "sent", "failed", "silenced", "held")
 
-_SCHEMA = """
+#: how urgent a notice's severity is (0 first): the order of the office's list, and the key of
+#: the index that pages it (so a page reads 50 index entries, not a sort of every notice)
+URGENCY = "CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END"
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notices (
     id TEXT PRIMARY KEY,
@@ -81,6 +85,10 @@ CREATE TABLE IF NOT EXISTS notices (
 CREATE INDEX IF NOT EXISTS notices_at ON notices (at);
 CREATE INDEX IF NOT EXISTS notices_due ON notices (due) WHERE due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notices_rule ON notices (rule, township);
+-- the office's list: its order (scanned backwards: most urgent, newest, last stored first),
+-- and its counts by severity (with the ids, for the signed-for and closed ones)
+CREATE INDEX IF NOT EXISTS notices_urgency ON notices (({URGENCY}) DESC, at);
+CREATE INDEX IF NOT EXISTS notices_severity ON notices (severity, id);
 CREATE TABLE IF NOT EXISTS recipients (
     notice_id TEXT NOT NULL REFERENCES notices (id),
     dept TEXT NOT NULL,
@@ -161,10 +169,11 @@ class Delivery:
     batch_id: int | None
 
 
-_ORDER = {
+#: the orders of :class:`NoticeQuery`: newest first, by severity (critical first, each newest
+#: first; the ``notices_urgency`` index), or as ``ids`` lists them
+ORDER = {
     "newest": "n.at DESC, n.rowid DESC",
-    "severity": "CASE n.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END,"
-                " n.at DESC, n.rowid DESC",
+    "severity": f"{URGENCY.replace('severity', 'n.severity')}, n.at DESC, n.rowid DESC",
     "ids": "j.key",
 }
 
@@ -711,7 +720,7 @@ class Outbox:
         (in ``q.order``)."""
         frm, args = self._matching(q)
         total = self.db.execute(f"SELECT COUNT(*) {frm}", args).fetchone()[0]
-        order = _ORDER.get(q.order)
+        order = ORDER.get(q.order)
         if order is None or (q.order == "ids" and q.ids is None):
             raise ValueError(f"notice order {q.order!r} needs a known order (and ids to order by)")
         rows = self.db.execute(f"SELECT n.json {frm} ORDER BY {order} LIMIT ? OFFSET ?",

@@ -24,20 +24,10 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Sequence
 
-from shian.notifiers.outbox import NoticeQuery, Outbox
+from shian.notifiers.outbox import ORDER, NoticeQuery, Outbox
 from shian.rules.notice import Notice
 
 from .store import Store
-
-#: the orders of :class:`NoticeQuery` (the outbox's): newest first, by severity (critical first,
-#: each newest first), or as ``ids`` lists them
-ORDER = {
-    "newest": "n.at DESC, n.rowid DESC",
-    "severity": "CASE n.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END,"
-                " n.at DESC, n.rowid DESC",
-    "ids": "j.key",
-}
-
 
 class NoticeView(Outbox):
     """The stored notices, read on a connection of this view's own (any one thread at a time)."""

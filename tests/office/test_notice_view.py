@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from office_support import service_in
-from shian.notifiers.outbox import NoticeQuery, Outbox
+from shian.notifiers.outbox import ORDER, NoticeQuery, Outbox
 from shian.streams.noticeview import NoticeView
 
 
@@ -109,3 +109,26 @@ def test_a_runtime_reads_on_a_thread_of_its_own(tmp_path):
     finally:
         asyncio.run(service.close())
     assert service._opened == []
+
+
+@pytest.mark.parametrize("state", ["pending", "all", "open"])
+def test_the_lists_page_and_counts_read_indexes_not_every_notice(tmp_path, state):
+    """The list's default page (most urgent first) walks the ``notices_urgency`` index and
+    stops after its rows, and the count panel reads ``notices_severity`` alone: neither sorts
+    or reads the JSON of every stored notice (a month of a busy county: tens of thousands)."""
+    settings, made = stored(tmp_path)
+    view = NoticeView(settings.outbox, cases.TZ)
+    try:
+        exclude = () if state == "all" else (next(iter(made.values())).id,)
+        q = dataclasses.replace(NoticeQuery(), order="severity", exclude=exclude)
+        frm, args = view._matching(q)
+        plans = {
+            "page": f"SELECT n.rowid {frm} ORDER BY {ORDER['severity']} LIMIT 50",
+            "counts": f"SELECT n.severity, COUNT(*) {frm} GROUP BY n.severity",
+        }
+        seen = {name: " | ".join(r[3] for r in view.db.execute("EXPLAIN QUERY PLAN " + sql, args))
+                for name, sql in plans.items()}
+    finally:
+        view.close()
+    assert "USING INDEX notices_urgency" in seen["page"] and "TEMP B-TREE" not in seen["page"], seen
+    assert "COVERING INDEX notices_severity" in seen["counts"], seen
