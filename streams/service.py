@@ -157,7 +157,7 @@ class Service(RuntimeBase):
             ev, obj = self._decode(rec)
             if policy is not None and (why := policy(ev)) is not None:
                 raise Rejected(why)
-            now = self.now()
+            now = self.wall_clock()
             status = self.runner.engine.admit(ev) if mode == "event" else self.runner.live_event(ev, now)
         except Rejected as r:
             self._deliver()  # deadlines the clock passed before the event was refused
@@ -260,11 +260,18 @@ class Service(RuntimeBase):
         if not self._engine_ready():
             return 0
         if self.runner.engine.clock is None:
-            self.runner.engine.begin(self.now())
+            self.runner.engine.begin(self.wall_clock())
         else:
-            self.runner.tick(self.now())
+            self.runner.tick(self.wall_clock())
         self.metrics.last_tick = time.time()
         return self._deliver()
+
+    def wall_clock(self) -> datetime:
+        """The wall clock as the rules run on it: in whole seconds, as every time they write
+        is. The notices and deadlines of one second then share their time (one entry of the
+        engine's deadlines for all of them, :mod:`shian.rules.timers`), and an ack written
+        with the second of its notice is not earlier than it."""
+        return self.now().replace(microsecond=0)
 
     def _deliver(self) -> int:
         """Notices raised so far into the outbox, in one transaction (known ids are ignored
