@@ -145,6 +145,22 @@ def test_only_a_recipient_department_can_acknowledge(make_service):
     assert [(a["by"], a["action"], a["note"]) for a in acks] == [(notice.recipients[0], "办结", "已下架")]
 
 
+def test_an_ack_in_the_second_of_its_notice_is_taken_and_deadlines_of_a_second_share_it(make_service):
+    """The rules run on the wall clock in whole seconds: an ack (its time written in whole
+    seconds) in the same second as its notice is not earlier than the notice, and the
+    deadlines the samples of one second set share one time."""
+    clock = Clock(T0 + timedelta(microseconds=400_000))
+    svc = make_service(now=clock)
+    for i in range(3):
+        svc.accept_object(sample(i, T0, entity=f"商户{i}"), "test")
+        clock.t += timedelta(microseconds=100_000)
+    notice = svc.outbox.notices()[0]
+    assert notice.at == T0 and svc.runner.engine.clock == T0
+    assert svc.ack(notice.id, notice.recipients[0]).status == "accepted"
+    times = [at for at, _, _ in svc.runner.engine._timers.entries()]
+    assert len(times) >= 3 and len(set(times)) < len(times)
+
+
 def test_a_backfills_notices_are_due_at_once_not_after_a_group_wait(make_service, tmp_path: Path):
     """They all arrive together: a group has nothing more to wait for."""
     import json
