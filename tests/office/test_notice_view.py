@@ -132,3 +132,28 @@ def test_the_lists_page_and_counts_read_indexes_not_every_notice(tmp_path, state
         view.close()
     assert "USING INDEX notices_urgency" in seen["page"] and "TEMP B-TREE" not in seen["page"], seen
     assert "COVERING INDEX notices_severity" in seen["counts"], seen
+
+
+def test_once_the_notices_grow_a_departments_list_walks_the_orders_index(tmp_path):
+    """The outbox samples SQLite's statistics when its notices double (from 256): a
+    department's page then walks ``notices_urgency`` and stops after its rows instead of
+    joining and sorting every notice of the department, also on a view opened before; the
+    silenced ones are read from their own small index."""
+    settings = cases.make_settings(tmp_path)
+    with Outbox(settings.outbox, settings) as ob:
+        view = NoticeView(settings.outbox, cases.TZ)   # open before the statistics are
+        for i in range(300):
+            ob.add(cases.make_notice(subject=f"S{i}", severity=("warning", "critical")[i % 2],
+                                     recipients=("hh-fso", "hh-agri") if i % 3 else ("hh-fso",)), cases.NOW)
+    try:
+        q = dataclasses.replace(NoticeQuery(dept="hh-agri"), order="severity", exclude=("x",))
+        frm, args = view._matching(q)
+        page = " | ".join(r[3] for r in view.db.execute(
+            f"EXPLAIN QUERY PLAN SELECT n.rowid {frm} ORDER BY {ORDER['severity']} LIMIT 50", args))
+        silenced = " | ".join(r[3] for r in view.db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM notices WHERE silenced = 1"))
+        assert len(view.notice_page(q, 0, 50)[1]) == 50
+    finally:
+        view.close()
+    assert "notices_urgency" in page and "TEMP B-TREE" not in page, page
+    assert "notices_silenced" in silenced, silenced
