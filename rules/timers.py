@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 Fire = Callable[[datetime, Any], None]
 
@@ -48,18 +48,17 @@ class Timers:
         """The earliest time with a deadline (there must be one)."""
         return self._times[0]
 
-    def take_first(self) -> tuple[datetime, list[Any]]:
-        """The earliest time and its deadlines ``[fire, arg, …]`` in the order set, out of the
+    def take_first(self) -> tuple[datetime, Sequence[Any]]:
+        """The earliest time and its deadlines ``(fire, arg, …)`` in the order set, out of the
         queue (a deadline set at that time from now on comes after them)."""
-        at = heapq.heappop(self._times)
-        return at, list(self._due.pop(at))
+        return (at := heapq.heappop(self._times)), self._due.pop(at)
 
     def fire_through(self, to: datetime, at_time: Callable[[datetime], None]) -> None:
         """Fire every deadline at or before ``to``, ``at_time(at)`` before each (the clock)."""
         while self._times and self._times[0] <= to:
             self._fire(*self.take_first(), at_time)
 
-    def _fire(self, at: datetime, due: list[Any], at_time: Callable[[datetime], None]) -> None:
+    def _fire(self, at: datetime, due: Sequence[Any], at_time: Callable[[datetime], None]) -> None:
         """The deadlines of one time in the order set, as a heap of them would fire them:
         those not fired go back when one raises, or when one sets a deadline before ``at``
         (that one fires first)."""
@@ -80,7 +79,7 @@ class Timers:
         self.put_back(at, due[2:])
         return at, due[0], due[1]
 
-    def put_back(self, at: datetime, rest: list[Any]) -> None:
+    def put_back(self, at: datetime, rest: Sequence[Any]) -> None:
         """Deadlines :meth:`take_first` gave that did not fire (one raised): first again at
         ``at``, before any set there since."""
         if not rest:
@@ -88,7 +87,7 @@ class Timers:
         since = self._due.pop(at, None)
         if since is None:
             heapq.heappush(self._times, at)
-        self._due[at] = rest + list(since or ())
+        self._due[at] = [*rest, *(since or ())]
 
     def entries(self) -> Iterator[tuple[datetime, Fire, Any]]:
         """Every deadline (time, fire, arg), in firing order (for labels and tests)."""

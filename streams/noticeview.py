@@ -29,6 +29,7 @@ from shian.rules.notice import Notice
 
 from .store import Store
 
+
 class NoticeView(Outbox):
     """The stored notices, read on a connection of this view's own (any one thread at a time)."""
 
