@@ -180,8 +180,14 @@ class Store:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
 
     def save_snapshot(self, seq: int, blob: bytes) -> None:
+        """The engine's state, written through SQLite's incremental blob I/O: bound as a
+        parameter, a copy of it would stay with the cached statement until its next run (the
+        size of the whole state, held for nothing between two snapshots)."""
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO snapshot (one, seq, blob) VALUES (1, ?, ?)", (seq, blob))
+            c.execute("INSERT OR REPLACE INTO snapshot (one, seq, blob) VALUES (1, ?, zeroblob(?))", (seq, len(blob)))
+            if blob:
+                with self.db.blobopen("snapshot", "blob", 1) as out:
+                    out.write(blob)
 
     def load_snapshot(self) -> tuple[int, bytes] | None:
         r = self.db.execute("SELECT seq, blob FROM snapshot WHERE one = 1").fetchone()
