@@ -59,6 +59,34 @@ def pymalloc_stats() -> dict[str, int]:
     return out
 
 
+def c_heap() -> dict[str, int]:
+    """Beside pymalloc: the C library's heap (glibc's ``mallinfo2``, every arena: bytes taken
+    from the system, in use, free inside), SQLite's own memory in use, and the process's RSS
+    (each 0 where the platform has no such call)."""
+    import ctypes
+    import ctypes.util
+
+    out = {"RSS": int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")} \
+        if os.path.exists("/proc/self/statm") else {}
+    try:
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = MallInfo2
+        m = libc.mallinfo2()
+        out.update({"malloc heap": m.arena, "malloc mmapped": m.hblkhd, "malloc in use": m.uordblks,
+                    "malloc free": m.fordblks})
+    except (OSError, AttributeError):
+        pass
+    name = ctypes.util.find_library("sqlite3")
+    if name:
+        lib = ctypes.CDLL(name)
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        out["sqlite in use"] = lib.sqlite3_memory_used()
+    return out
+
+
 def report(first: tracemalloc.Snapshot, now: tracemalloc.Snapshot, elapsed: float, top: int,
            frames: int) -> str:
     """The growth since ``first``: by line (the top ``top``), then (with more than one frame
@@ -95,7 +123,8 @@ def watch(out: Path, after: float, every: float, top: int, frames: int) -> None:
         if first is None:
             with open(stats, "a", encoding="utf-8") as f:
                 f.write(f"{elapsed:.0f} s: " + ", ".join(f"{k} {v:,}" for k, v in pymalloc_stats().items())
-                        + f", frozen objects {gc.get_freeze_count():,}\n")
+                        + f", frozen objects {gc.get_freeze_count():,}, "
+                        + ", ".join(f"{k} {v:,}" for k, v in c_heap().items()) + "\n")
             (out / f"types-{elapsed:05.0f}.txt").write_text(type_growth(census, by_type()), encoding="utf-8")
         time.sleep(every)
         gc.collect()

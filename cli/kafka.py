@@ -90,10 +90,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from shian.streams.base import fix_malloc_thresholds
     from shian.streams.kafka import event_partitions
     from shian.streams.worker import run_worker
 
     config = load_config(args.config)
+    fix_malloc_thresholds()   # a long-running process, as ``shian run``
     # A worker started with (or before) its broker waits for it instead of failing.
     partitions = event_partitions(args.broker, wait=None, log=lambda line: print(line, file=sys.stderr, flush=True))
     run_worker(config, args.broker, partitions, event_time=args.event_time,

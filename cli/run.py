@@ -91,6 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from shian.office.api import ServeRefused
     from shian.rules.engine import SnapshotError
+    from shian.streams.base import fix_malloc_thresholds
 
     checked = checked_config(args.config, delivery=True, service=True, listen=args.listen)
     config, delivery, settings = checked.config, checked.delivery, checked.service
@@ -100,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"找不到补录文件：{', '.join(missing)}", file=sys.stderr)
             return 2
     setup_logging(args.loglevel, config.tz)
+    fix_malloc_thresholds()   # a process that runs for months: no heap holes from its large blocks
 
     async def main() -> None:
         runtime = build_runtime(args, config, settings, delivery)
