@@ -752,11 +752,13 @@ class Outbox:
             args.append(json.dumps(list(q.exclude)))
         return sql + (" WHERE " + " AND ".join(where) if where else ""), args
 
-    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
-        """How many stored notices ``q`` matches, and ``limit`` of them from ``offset`` on
-        (in ``q.order``)."""
+    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50, *,
+                    total: int | None = None) -> tuple[int, list[Notice]]:
+        """How many stored notices ``q`` matches (``total`` when given: not counted again),
+        and ``limit`` of them from ``offset`` on (in ``q.order``)."""
         frm, args = self._matching(q)
-        total = self.db.execute(f"SELECT COUNT(*) {frm}", args).fetchone()[0]
+        if total is None:
+            total = self.db.execute(f"SELECT COUNT(*) {frm}", args).fetchone()[0]
         order = ORDER.get(q.order)
         if order is None or (q.order == "ids" and q.ids is None):
             raise ValueError(f"notice order {q.order!r} needs a known order (and ids to order by)")

@@ -260,9 +260,10 @@ class Dashboard:
         receipts = self._receipts.follow(self.service)
         base = base_query(f, self.config.tz)
         counts = tally(self.service, base, receipts)
-        f = dataclasses.replace(f, page=min(f.page, last_page(counts.count(f.state, f.severity))))
+        matching = counts.count(f.state, f.severity)   # what the page would count again
+        f = dataclasses.replace(f, page=min(f.page, last_page(matching)))
         query = with_state(dataclasses.replace(base, severity=f.severity), f.state, receipts)
-        total, notices = self.service.notice_page(query, (f.page - 1) * PAGE_SIZE, PAGE_SIZE)
+        total, notices = self.service.notice_page(query, (f.page - 1) * PAGE_SIZE, PAGE_SIZE, total=matching)
         quiet = self.service.silenced_ids() if notices else set()
         rows = [self._row(n, receipts, dept, quiet) for n in notices]
         return Listed(f, counts, total, rows, self._choices(f))

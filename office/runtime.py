@@ -66,10 +66,12 @@ class Runtime(Protocol):
     def notices(self, since: datetime | None = None, until: datetime | None = None,
                 dept: str | None = None) -> list[Notice]: ...
     def deliveries_of(self, notice_id: str) -> list[Any]: ...
-    def notice_page(self, query: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
+    def notice_page(self, query: NoticeQuery, offset: int = 0, limit: int = 50, *,
+                    total: int | None = None) -> tuple[int, list[Notice]]:
         """How many notices ``query`` matches, and ``limit`` of them from ``offset`` on (newest
         first, or in the order of ``query.ids``): the dashboard's list, filtered and paged
-        where the notices are stored."""
+        where the notices are stored. ``total``: that count when the caller has it already
+        (the list's own tally): handed back, not counted again."""
         ...
     def notice_counts(self, query: NoticeQuery) -> dict[str, int]:
         """How many notices ``query`` matches, by severity."""

@@ -305,8 +305,9 @@ class RuntimeBase:
     def deliveries_of(self, notice_id: str) -> list[Delivery]:
         return self._reads().notices.deliveries_of(notice_id)
 
-    def notice_page(self, query: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
-        return self._reads().notices.notice_page(query, offset, limit)
+    def notice_page(self, query: NoticeQuery, offset: int = 0, limit: int = 50, *,
+                    total: int | None = None) -> tuple[int, list[Notice]]:
+        return self._reads().notices.notice_page(query, offset, limit, total=total)
 
     def notice_counts(self, query: NoticeQuery) -> dict[str, int]:
         return self._reads().notices.notice_counts(query)

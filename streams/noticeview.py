@@ -40,14 +40,17 @@ class NoticeView(Outbox):
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
 
-    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
-        """How many stored notices ``q`` matches, and ``limit`` of them from ``offset`` on (in
-        ``q.order``): the row ids ordered first, then the JSON of those rows only."""
+    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50, *,
+                    total: int | None = None) -> tuple[int, list[Notice]]:
+        """How many stored notices ``q`` matches (``total`` when given: not counted again),
+        and ``limit`` of them from ``offset`` on (in ``q.order``): the row ids ordered first,
+        then the JSON of those rows only."""
         order = ORDER.get(q.order)
         if order is None or (q.order == "ids" and q.ids is None):
             raise ValueError(f"notice order {q.order!r} needs a known order (and ids to order by)")
         frm, args = self._matching(q)
-        total = sum(self.notice_counts(q).values())
+        if total is None:
+            total = sum(self.notice_counts(q).values())
         rowids = [r[0] for r in self.db.execute(f"SELECT n.rowid {frm} ORDER BY {order} LIMIT ? OFFSET ?",
                                                 [*args, max(0, limit), max(0, offset)])]
         return total, self._by_rowid(rowids)

@@ -438,7 +438,8 @@ class Office:
                 and (q.dept is None or q.dept in n.recipients)
                 and all(getattr(q, f) in (None, getattr(n, f)) for f in ("township", "rule", "severity"))]
 
-    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50) -> tuple[int, list[Notice]]:
+    def notice_page(self, q: NoticeQuery, offset: int = 0, limit: int = 50, *,
+                    total: int | None = None) -> tuple[int, list[Notice]]:
         found = self._matching(q)
         return len(found), found[offset:offset + limit]
 

@@ -64,6 +64,25 @@ def test_view_pages_as_the_outbox_does(tmp_path, query, offset, limit, names, to
         view.close()
 
 
+def test_a_page_whose_count_is_known_is_not_counted_again(tmp_path):
+    """The list hands its tally's count to the page: the view and the outbox read the page's
+    rows only (no COUNT query), and give that count back with the same rows."""
+    settings, made = stored(tmp_path)
+    q = NoticeQuery(township="板桥镇")
+    view, ob = NoticeView(settings.outbox, cases.TZ), Outbox(settings.outbox, settings)
+    try:
+        for reader in (view, ob):
+            count, rows = reader.notice_page(q, 0, 50)
+            asked: list[str] = []
+            reader.db.set_trace_callback(asked.append)
+            assert reader.notice_page(q, 0, 50, total=count) == (count, rows)
+            reader.db.set_trace_callback(None)
+            assert asked and not [sql for sql in asked if "COUNT(" in sql.upper()], asked
+    finally:
+        view.close()
+        ob.close()
+
+
 @pytest.mark.parametrize("query", [NoticeQuery(), NoticeQuery(township="板桥镇"), NoticeQuery(dept="hh-fso"),
                                    NoticeQuery(severity="warning"), NoticeQuery(ids=())])
 def test_tally_is_the_three_counts_in_one(tmp_path, query):
