@@ -4,7 +4,8 @@
 ``--after`` seconds, once the service has warmed up): the lines of code whose live blocks grew
 most (with ``--frames`` above 1, their tracebacks too); or, with ``--frames 0`` (no
 tracemalloc, full speed), the state of Python's small-object allocator (its arenas against
-the bytes of live blocks: how much of what it holds is free space it cannot give back), and
+the bytes of live blocks: how much of what it holds is free space it cannot give back), of the
+C library's heap and SQLite's memory beside it, and
 what the process leaves as garbage cycles over one interval, by type (``DIR/cycles.txt``).
 For finding what a long-running ``shian run`` keeps.
 
