@@ -2,14 +2,21 @@
 repeat offenders' history, the unqualified samples of the disposal tally) still load, and an
 engine restored from one raises exactly the notices and figures of an engine that never stopped.
 
-The blob ``snapshots/engine-before-compact-state.bin`` was written by the earlier code
-running this module (``python tests/test_state_layouts.py``, before the change)."""
+Each blob in ``snapshots/`` was written by the code of its time running this module
+(``python tests/test_state_layouts.py BLOB``, before the change it is named for):
+``engine-before-compact-state.bin`` before the first compaction, ``engine-before-packed-notices.bin``
+before the acks' notices were packed (id, time and title in one bytes object) and the repeat
+offenders' times kept as numbers."""
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from shian.notifiers.routing import recipients
 from shian.rules.config import load
@@ -17,11 +24,11 @@ from shian.rules.engine import Engine
 from shian.rules.families.offenders import SWEEP_DAYS
 from shian.rules.events import Validator
 from shian.rules.notice import Notice, notice_id
-from shian.rules.timeutil import parse_time
+from shian.rules.timeutil import parse_time, wall_micros
 
 HERE = Path(__file__).resolve().parent
 CONFIG = load(HERE.parent / "examples" / "county.yaml")
-BLOB = HERE / "snapshots" / "engine-before-compact-state.bin"
+BLOBS = [HERE / "snapshots" / name for name in ("engine-before-compact-state.bin", "engine-before-packed-notices.bin")]
 TOWN = "红河镇"
 
 
@@ -60,7 +67,8 @@ def figures(e: Engine) -> list[Any]:
     return e.figures("disposals", "2026-04", UNTIL)
 
 
-def test_a_snapshot_of_the_earlier_layout_restores_to_the_same_notices_and_figures() -> None:
+@pytest.mark.parametrize("blob", BLOBS, ids=lambda p: p.stem)
+def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_notices_and_figures(blob: Path) -> None:
     """Old snapshots load (conversion on load) and the restored engine behaves as one that never stopped."""
     through: list[Notice] = []
     whole = engine(through)
@@ -70,7 +78,7 @@ def test_a_snapshot_of_the_earlier_layout_restores_to_the_same_notices_and_figur
     whole.advance(UNTIL)
 
     restored_out: list[Notice] = []
-    restored = Engine.restore(BLOB.read_bytes(), CONFIG, recipients, restored_out.append)
+    restored = Engine.restore(blob.read_bytes(), CONFIG, recipients, restored_out.append)
     assert restored.pending(50) == engine_pending(BEFORE)
     feed(restored, AFTER)
     restored.advance(UNTIL)
@@ -102,12 +110,12 @@ def engine_pending(events: list[dict[str, Any]]) -> list[tuple[datetime, str]]:
     return e.pending(50)
 
 
-if __name__ == "__main__":  # writes the blob with the code at hand (done once, before the change)
+if __name__ == "__main__":  # writes a blob with the code at hand (done once, before a change)
     out: list[Notice] = []
     e = engine(out)
     feed(e, BEFORE)
-    BLOB.write_bytes(e.snapshot())
-    print(len(out), "notices;", len(e._timers), "deadlines; wrote", BLOB)
+    Path(sys.argv[1]).write_bytes(e.snapshot())
+    print(len(out), "notices;", len(e._timers), "deadlines; wrote", sys.argv[1])
 
 
 def test_repeat_offenders_forget_an_entity_whose_samples_no_window_can_reach() -> None:
@@ -118,6 +126,6 @@ def test_repeat_offenders_forget_an_entity_whose_samples_no_window_can_reach() -
     keep = offenders.window + CONFIG.dedup_days
     first = parse_time("2026-04-01T09:00:00", CONFIG.tz)
     e.advance(first + timedelta(days=keep - 1))
-    assert list(offenders.bad.values()) == [([first], ["S1"])]
+    assert list(offenders.bad.values()) == [(array("q", [wall_micros(first)]), ["S1"])]
     e.advance(first + timedelta(days=keep + 2 + SWEEP_DAYS))
     assert offenders.bad == {}

@@ -16,6 +16,8 @@ resolution tally, fed with the acks this family accepted, keeps it for the notic
 """
 from __future__ import annotations
 
+import re
+import struct
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -28,7 +30,7 @@ from ..events import Ack, Rejected
 from ..measures import followed_up, resolve_deadline
 from ..notice import Notice, notice_id
 from ..params import MAX_HOURS, RuleParams, RuleSpec, WorkingDays
-from ..timeutil import local_midnight
+from ..timeutil import from_wall_micros, local_midnight, wall_micros
 from .base import Context, Family
 
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
@@ -63,15 +65,51 @@ UNRESOLVED = RuleSpec("notice.unresolved", "county", "warning", UnresolvedParams
 Kind = tuple[str, tuple[str, ...], str, str, str]
 
 
-class Issued:
-    """A notice as the Acks rule keeps it: its id, its :data:`Kind` (shared), its title (empty
-    when no 督办 of this rule would name it) and time. Kept for ``dedup_days`` per notice, so
-    small: four slots. Immutable by convention (never assigned after it is made)."""
+#: the head of an :class:`Issued`'s packed bytes: the id (its 16 hex digits as a number) and
+#: the time (:func:`wall_micros`, doubled, plus its fold)
+_HEAD = struct.Struct("<Qq")
+_ID = re.compile(r"[0-9a-f]{16}")
 
-    __slots__ = ("id", "kind", "title", "at")
+
+def id_number(notice: str) -> int | None:
+    """The number of a notice id (16 lowercase hex digits, as :func:`notice_id` makes them):
+    the key of the kept notices; None for anything else (a key, a typo)."""
+    return int(notice, 16) if _ID.fullmatch(notice) else None
+
+
+class Issued:
+    """A notice as the Acks rule keeps it: its :data:`Kind` (shared) and, packed in one bytes
+    object, its id, time and title (empty when no 督办 of this rule would name it). Kept for
+    ``dedup_days`` per notice, so small: two slots, the title in UTF-16 (about 130 bytes a
+    notice less than a str id, a datetime and a str title). Immutable by convention."""
+
+    __slots__ = ("kind", "packed")
 
     def __init__(self, id: str, kind: Kind, title: str, at: datetime) -> None:
-        self.id, self.kind, self.title, self.at = id, kind, title, at
+        self.kind = kind
+        self.packed = _HEAD.pack(int(id, 16), wall_micros(at) * 2 + at.fold) + title.encode("utf-16-le")
+
+    @property
+    def number(self) -> int:
+        """The id as a number (:func:`id_number`): the key it is kept under."""
+        return _HEAD.unpack_from(self.packed)[0]
+
+    @property
+    def id(self) -> str:
+        return f"{self.number:016x}"
+
+    @property
+    def title(self) -> str:
+        return self.packed[_HEAD.size:].decode("utf-16-le")
+
+    @property
+    def wall(self) -> int:
+        """Its time as :func:`wall_micros` gives it (compared with the engine's times so)."""
+        return _HEAD.unpack_from(self.packed)[1] >> 1
+
+    def at(self, tz: tzinfo) -> datetime:
+        stamp = _HEAD.unpack_from(self.packed)[1]
+        return from_wall_micros(stamp >> 1, tz, stamp & 1)
 
     @property
     def township(self) -> str:
@@ -96,21 +134,24 @@ class Issued:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Issued):
             return NotImplemented
-        return (self.id, self.kind, self.title, self.at) == (other.id, other.kind, other.title, other.at)
+        return (self.kind, self.packed) == (other.kind, other.packed)
 
     def __hash__(self) -> int:
-        return hash((self.id, self.kind, self.title, self.at))
+        return hash((self.kind, self.packed))
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return self.id, self.kind, self.title, self.at
+        return self.kind, self.packed
 
     def __setstate__(self, state: Any) -> None:
-        """Also the layout of earlier snapshots: the eight fields id, township, recipients,
-        level, severity, rule, title, at."""
+        """Also the layouts of earlier snapshots: (id, kind, title, at), and before that the
+        eight fields id, township, recipients, level, severity, rule, title, at."""
         if len(state) == 8:
             id, township, recipients, level, severity, rule, title, at = state
             state = (id, (township, tuple(recipients), level, severity, rule), title, at)
-        self.id, self.kind, self.title, self.at = state
+        if len(state) == 4:
+            Issued.__init__(self, *state)
+        else:
+            self.kind, self.packed = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +208,7 @@ class Acks(Family):
         self.hours = p.hours
         q = ctx.params(UNRESOLVED.id)
         self.resolve_on, self.working_days = q.enabled, q.working_days
-        self.issued: dict[str, Issued] = {}
+        self.issued: dict[int, Issued] = {}  # by id_number
         self.acked: dict[str, str] = {}  # notice id → the furthest ack accepted: 签收 or 办结
         self.signed: dict[str, Signed] = {}  # signed for, not closed, deadline ahead
         self._wire()
@@ -185,7 +226,10 @@ class Acks(Family):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also the layout of earlier snapshots: the kept notices by their id's text."""
         self.__dict__.update(state)
+        if self.issued and isinstance(next(iter(self.issued)), str):
+            self.issued = {ref.number: ref for ref in self.issued.values()}
         self._wire()
 
     def handlers(self) -> dict[str, Any]:
@@ -198,7 +242,7 @@ class Acks(Family):
         kind = self._kinds.setdefault(kind, kind)
         follow = followed_up(n.severity, n.rule)
         kept = Issued(n.id, kind, n.title if self.resolve_on and follow else "", n.at)
-        self.issued[n.id] = kept
+        self.issued[kept.number] = kept
         hours = self.hours.get(n.severity)
         if not self.enabled or not follow or hours is None:
             return
@@ -209,7 +253,7 @@ class Acks(Family):
 
     def on_ack(self, ev: Ack, now: datetime) -> None:
         ref = self._find(ev.notice_id)
-        if ref is None or ref.township != ev.township or ref.at > ev.acked_at:
+        if ref is None or ref.township != ev.township or ref.wall > wall_micros(ev.acked_at):
             raise Rejected(f"签收的通知“{ev.notice_id}”在{ev.township}不存在（截至 {ev.acked_at:%Y-%m-%d %H:%M} 未发出该通知）")
         if ev.by not in ref.recipients:
             raise Rejected(f"部门“{ev.by}”不是通知 {ref.id} 的接收部门（{', '.join(ref.recipients)}），不能签收")
@@ -227,7 +271,8 @@ class Acks(Family):
         return ref if ref is not None else self._by_id(notice_id(named))
 
     def _by_id(self, notice: str) -> Issued | None:
-        ref = self.issued.get(notice)
+        number = id_number(notice)
+        ref = None if number is None else self.issued.get(number)
         if ref is None and notice in self.signed:
             return self.signed[notice].ref
         return ref
@@ -242,13 +287,14 @@ class Acks(Family):
             self.ctx.schedule(deadline, self._fire_unresolved, ref.id)
 
     def forget(self, horizon: datetime) -> None:
+        before = wall_micros(horizon)
         while self.issued:
             oldest = next(iter(self.issued.values()))
-            if oldest.at >= horizon:
+            if oldest.wall >= before:
                 break
-            del self.issued[oldest.id]
-            if oldest.id not in self.signed:
-                self.acked.pop(oldest.id, None)
+            del self.issued[oldest.number]
+            if (notice := oldest.id) not in self.signed:
+                self.acked.pop(notice, None)
 
     def _recipients(self, ref: Issued) -> tuple[str, ...]:
         """The county's escalation departments for a county-level notice, else county and town office."""
@@ -265,7 +311,7 @@ class Acks(Family):
             UNACK.id, ref.township, ref.id, at,
             f"【督办】通知“{ref.title}”发出{hours:g}小时仍无人签收",
             {"notice_id": ref.id, "notice_rule": ref.rule, "notice_title": ref.title, "hours": hours,
-             "notice_at": ref.at.isoformat()},
+             "notice_at": ref.at(self.ctx.tz).isoformat()},
             severity="critical" if ref.severity == "critical" else "warning",
             recipients=self._recipients(ref),
         )
@@ -275,13 +321,13 @@ class Acks(Family):
         if signed is None:  # closed (办结) before the deadline
             return
         ref, days = signed.ref, self.working_days
-        if ref.id not in self.issued:
+        if ref.number not in self.issued:
             self.acked.pop(ref.id, None)
         self.ctx.emit(
             UNRESOLVED.id, ref.township, ref.id, at,
             f"【督办】通知“{ref.title}”签收后{days}个工作日仍未办结",
             {"notice_id": ref.id, "notice_rule": ref.rule, "notice_title": ref.title,
-             "notice_at": ref.at.isoformat(), "signed_at": signed.at.isoformat(), "signed_by": signed.by,
+             "notice_at": ref.at(self.ctx.tz).isoformat(), "signed_at": signed.at.isoformat(), "signed_by": signed.by,
              "working_days": days},
             severity="critical" if ref.severity == "critical" else "warning",
             recipients=self._recipients(ref),

@@ -1,19 +1,20 @@
 """Repeat offenders: an entity's 2nd (or later) 不合格 sample within ``window_days``.
 
-State: per entity, the event times and ids of its 不合格 samples (rapid tests excluded), in
-two lists sorted together by (time, id) rather than a pair per sample, kept for
+State: per entity, the event times (:func:`wall_micros`, in an array: 8 bytes each) and ids of
+its 不合格 samples (rapid tests excluded), sorted together by (time, id), kept for
 ``window_days`` + ``dedup_days`` so that late arrivals still find their window (an entity with
 none that recent is dropped by ``forget``, at most ``SWEEP_DAYS`` later).
 """
 from __future__ import annotations
 
 import bisect
+from array import array
 from datetime import datetime
 from typing import Any
 
 from ..events import SamplingResult
 from ..params import Days, RuleParams, RuleSpec
-from ..timeutil import add_days
+from ..timeutil import add_days, wall_micros
 from .base import Context, Family, entity_key
 from .samples import sample_facts
 
@@ -37,17 +38,20 @@ class Offenders(Family):
         super().__init__(ctx)
         self.window = ctx.params(REPEAT.id).window_days
         self.keep_days = self.window + ctx.dedup_days
-        #: per entity: the times and the ids of its samples, sorted by (time, id)
-        self.bad: dict[tuple[str, str, str], tuple[list[datetime], list[str]]] = {}
+        #: per entity: the times (wall_micros) and the ids of its samples, sorted by (time, id)
+        self.bad: dict[tuple[str, str, str], tuple[array[int], list[str]]] = {}
         self._next_sweep: datetime | None = None  # forget walks every entity only every SWEEP_DAYS
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Also the layout of earlier snapshots: per entity a sorted list of (time, id) pairs."""
+        """Also the layouts of earlier snapshots: per entity a sorted list of (time, id) pairs,
+        then two lists (the times as datetimes)."""
         self.__dict__.update(state)
         self.__dict__.setdefault("_next_sweep", None)
         for key, history in self.bad.items():
             if isinstance(history, list):
-                self.bad[key] = ([when for when, _ in history], [sid for _, sid in history])
+                history = ([when for when, _ in history], [sid for _, sid in history])
+            if not isinstance(history[0], array):
+                self.bad[key] = (array("q", map(wall_micros, history[0])), history[1])
 
     def handlers(self) -> dict[str, Any]:
         return {"sampling_result": self.on_sample}
@@ -59,26 +63,27 @@ class Offenders(Family):
         if self._next_sweep is not None and horizon < self._next_sweep:
             return
         self._next_sweep = add_days(horizon, SWEEP_DAYS)
-        cutoff = add_days(horizon, -self.window)
+        cutoff = wall_micros(add_days(horizon, -self.window))
         for key in [k for k, (times, _) in self.bad.items() if times[-1] < cutoff]:
             del self.bad[key]
 
     def on_sample(self, ev: SamplingResult, now: datetime) -> None:
         if ev.program == "rapid_test" or not self.ctx.verdict(ev).unqualified:
             return
-        t = ev.time
+        t = wall_micros(ev.time)
         history = self.bad.get(key := entity_key(ev))
         if history is None:
-            history = self.bad[key] = ([], [])
+            history = self.bad[key] = (array("q"), [])
         times, ids = history
-        old = bisect.bisect_left(times, add_days(now, -self.keep_days))
+        old = bisect.bisect_left(times, wall_micros(add_days(now, -self.keep_days)))
         if old:
             del times[:old], ids[:old]
         lo, hi = bisect.bisect_left(times, t), bisect.bisect_right(times, t)
         at = bisect.bisect_right(ids, ev.id, lo, hi)  # after the equal (time, id) pairs, as insort
         times.insert(at, t)
         ids.insert(at, ev.id)
-        in_window = ids[bisect.bisect_left(times, add_days(t, -self.window)):bisect.bisect_right(times, t)]
+        in_window = ids[bisect.bisect_left(times, wall_micros(add_days(ev.time, -self.window))):
+                        bisect.bisect_right(times, t)]
         if len(in_window) < 2:
             return
         facts = sample_facts(ev)
