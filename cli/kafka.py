@@ -74,7 +74,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"shian ingest：{e}；没有发送任何事件", file=sys.stderr)
         return 2
     producer = KafkaProducer(bootstrap_servers=bootstrap(args.broker), **PRODUCER_SETTINGS)
-    with open_out(args.rejects, None) as rej:
+    with open_out(args.rejects, None, "--rejects") as rej:
         write = jsonl_writer(rej) if rej is not None else None
         ingest = Ingest(config, producer, partitions, event_time=args.event_time or until is not None,
                         until=until, on_reject=(lambda r: write(r.to_json())) if write is not None else None)

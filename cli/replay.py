@@ -38,7 +38,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     total = sum(Path(p).stat().st_size for p in args.events)
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
                disable=args.no_progress or not sys.stderr.isatty() or total < 1 << 20)
-    with open_out(args.out, sys.stdout) as out, open_out(args.rejects, sys.stderr) as rej:
+    with open_out(args.out, sys.stdout, "--out") as out, open_out(args.rejects, sys.stderr, "--rejects") as rej:
         write_notice, write_reject = notice_writer(out), jsonl_writer(rej)
 
         def on_notice(n: Notice) -> None:

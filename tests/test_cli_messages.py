@@ -183,3 +183,14 @@ def test_run_refuses_in_words_when_its_data_cannot_be_opened(write_config, tmp_p
     assert exit_code(["run", "--config", path]) == 2
     err = capsys.readouterr().err
     assert f"无法打开数据目录 {tmp_path / 'a-file' / 'd'}" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("option", ["--out", "--rejects"])
+def test_replay_refuses_in_words_an_output_it_cannot_write(tmp_path, capsys, option) -> None:
+    """An output file that is a folder stops replay with exit 2 and a Chinese reason, no traceback."""
+    root = Path(__file__).resolve().parent.parent / "examples"
+    code = exit_code(["replay", "--no-progress", "--config", str(root / "county.yaml"), option, str(tmp_path),
+                      str(root / "events.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{option} 指定的输出文件“{tmp_path}”无法写入：这是一个文件夹" in err and "Traceback" not in err
