@@ -35,10 +35,10 @@ from .timers import Timers
 from .timeutil import fmt
 from .verdict import Judge, Verdict, substance_pattern
 
-SNAPSHOT_MAGIC = b"shian-engine/5\n"  # bump when the state's layout changes (/5: deadlines by time)
+SNAPSHOT_MAGIC = b"shian-engine/6\n"  # bump when the state's layout changes (/6: the acks' notices packed)
 # Earlier formats this version still reads (their state converts on load); a build that
-# reads only /3 or /4 refuses a /5 snapshot with its clear message instead of failing on it later.
-READABLE_MAGICS = (SNAPSHOT_MAGIC, b"shian-engine/4\n", b"shian-engine/3\n")
+# reads only earlier ones refuses a newer snapshot with its clear message instead of failing on it later.
+READABLE_MAGICS = (SNAPSHOT_MAGIC, b"shian-engine/5\n", b"shian-engine/4\n", b"shian-engine/3\n")
 #: The process-local id hashes and fingerprints are kept to 60 bits: an int below 2**60 is 32
 #: bytes in memory, one of 64 bits 48 (replay keeps its ids in a plain dict, :class:`DictIds`:
 #: about 115 bytes an id instead of 145). The chance that two of a million ids collide stays

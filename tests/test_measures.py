@@ -156,7 +156,7 @@ def test_tallies_are_snapshotted_with_the_rule_state():
     签收 / 办结 distinction with the unresolved deadlines, and the register)."""
     e = engine_of([sample(1, "2026-01-02", failed=True), REPORT, DISPOSAL], durable=True, families=FAMILIES)
     blob = e.snapshot()
-    assert blob.startswith(b"shian-engine/5\n") and SNAPSHOT_MAGIC == b"shian-engine/5\n"
+    assert blob.startswith(b"shian-engine/6\n") and SNAPSHOT_MAGIC == b"shian-engine/6\n"
     back = Engine.restore(blob, e.config, recipients, lambda n: None)
     now = t("2026-02-01")
     for kind in ("pass_rate", "reports", "disposals"):

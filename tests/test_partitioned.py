@@ -155,8 +155,8 @@ def test_every_flipped_bit_of_a_snapshot_is_refused():
     _run(runner, items[:40])
     blob = runner.engine.snapshot()
     assert Engine.restore(blob, CONFIG, recipients, lambda n: None) is not None
-    header = blob.index(b"\n", len(b"shian-engine/5\n")) + 1
-    for pos in range(len(b"shian-engine/5\n"), len(blob), max(1, (len(blob) - header) // 64)):
+    header = blob.index(b"\n", len(b"shian-engine/6\n")) + 1
+    for pos in range(len(b"shian-engine/6\n"), len(blob), max(1, (len(blob) - header) // 64)):
         damaged = bytearray(blob)
         damaged[pos] ^= 0x01
         with pytest.raises(SnapshotError):

@@ -189,7 +189,7 @@ def test_unresolved_deadline_survives_a_snapshot_and_a_close_after_it_still_coun
     _run_engine(config, events + tail, straight.append).finish(t("2026-07-10T00:00:00"))
     split: list[Any] = []
     blob = _run_engine(config, events, split.append).snapshot()
-    assert blob.startswith(b"shian-engine/5\n")
+    assert blob.startswith(b"shian-engine/6\n")
     restored = Engine.restore(blob, config, recipients, split.append)
     _run_engine(config, tail, split.append, restored).finish(t("2026-07-10T00:00:00"))
     assert [n.to_json() for n in split] == [n.to_json() for n in straight]
