@@ -1,7 +1,8 @@
 """The compact forms of long-kept state give back exactly what they were made from: a time as
 its wall-clock number (:func:`wall_micros`) orders as the times do and comes back with its
 zone, offset and fold; a notice the acks keep (:class:`Issued`) gives back its id, title, time
-and kind, also through a snapshot; only a true notice id is looked up as one."""
+and kind, also through a snapshot; so does an unqualified sample the disposal tally keeps; only
+a true notice id is looked up as one."""
 from __future__ import annotations
 
 import pickle
@@ -13,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shian.rules.families.acks import Issued, id_number
+from shian.rules.measures.disposals import Unqualified
 from shian.rules.notice import notice_id
 from shian.rules.timeutil import from_wall_micros, wall_micros
 
@@ -84,3 +86,16 @@ def test_times_one_microsecond_apart_stay_apart() -> None:
     """Microseconds count: two notices one µs apart keep their order."""
     a = datetime(2026, 4, 1, 9, 0, tzinfo=SHANGHAI)
     assert wall_micros(a + timedelta(microseconds=1)) - wall_micros(a) == 1
+
+
+@pytest.mark.parametrize("at", [datetime(2026, 4, 1, 9, 0, 0, 654321, tzinfo=SHANGHAI),
+                                datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK)])
+@pytest.mark.parametrize("banned", [False, True])
+def test_a_kept_unqualified_sample_gives_back_its_time_and_banned(at: datetime, banned: bool) -> None:
+    """Time (with fold), banned and what out of the one number, also through a pickle and from the earlier layout."""
+    what = ("老王蔬菜店", "food_sampling", "蔬菜", "韭菜")
+    old = Unqualified.__new__(Unqualified)
+    old.__setstate__((what, at, banned))
+    for u in (Unqualified(what, at, banned), pickle.loads(pickle.dumps(Unqualified(what, at, banned))), old):
+        back = u.time(at.tzinfo)  # type: ignore[arg-type]
+        assert (back.isoformat(), back.fold, u.banned, u.entity, u.food) == (at.isoformat(), at.fold, banned, "老王蔬菜店", "韭菜")

@@ -143,7 +143,7 @@ class Measures:
             return self.joint.rows(towns, p["campaign.reminder"].holidays, p["campaign.missed"].window_days,
                                    period, tz, now)
         if kind == "disposals":
-            return self.disposals.rows(towns, period, now)
+            return self.disposals.rows(towns, period, tz, now)
         if kind == "frequency":
             q = p["inspection.frequency_due"]
             return self.register.rows(towns, period, q.per_year, {k: exact(v) for k, v in q.checks.items()}, now)

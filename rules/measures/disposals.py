@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from ..events import Disposal, SamplingResult
 from ..notice import notice_id
-from ..timeutil import add_days
+from ..timeutil import add_days, from_wall_micros, wall_micros
 from .common import months_in, period_bounds
 
 #: disposed (before the due), disposed_late, overdue (due passed, none), open
@@ -64,14 +64,24 @@ What = tuple[str, str, str, "str | None"]
 
 class Unqualified:
     """What the disposal page shows of an unqualified sample (not the whole event): its
-    :data:`What` (shared), event time and whether a banned substance was found; its due is
-    :func:`disposal_due` of the time, made again when asked. Kept per sample for months, so
-    three slots. Immutable by convention."""
+    :data:`What` (shared), and in one number its event time (:func:`wall_micros`), the time's
+    fold and whether a banned substance was found; its due is :func:`disposal_due` of the
+    time, made again when asked. Kept per sample for months, so two slots (a datetime more
+    and its pickled copy at every snapshot, by the ten thousand, before). Immutable by
+    convention."""
 
-    __slots__ = ("what", "time", "banned")
+    __slots__ = ("what", "stamp")
 
     def __init__(self, what: What, time: datetime, banned: bool) -> None:
-        self.what, self.time, self.banned = what, time, banned
+        self.what, self.stamp = what, wall_micros(time) << 2 | time.fold << 1 | banned
+
+    @property
+    def banned(self) -> bool:
+        return bool(self.stamp & 1)
+
+    def time(self, tz: tzinfo) -> datetime:
+        """The event time, in the engine's zone ``tz``."""
+        return from_wall_micros(self.stamp >> 2, tz, self.stamp >> 1 & 1)
 
     @property
     def entity(self) -> str:
@@ -89,15 +99,19 @@ class Unqualified:
     def food(self) -> str | None:
         return self.what[3]
 
-    def __getstate__(self) -> tuple[What, datetime, bool]:
-        return self.what, self.time, self.banned
+    def __getstate__(self) -> tuple[What, int]:
+        return self.what, self.stamp
 
     def __setstate__(self, state: Any) -> None:
-        """Also the layout of earlier snapshots: entity, program, category, food, time, due, banned."""
+        """Also the layouts of earlier snapshots: (what, time, banned), and before that entity,
+        program, category, food, time, due, banned."""
         if len(state) == 7:
             entity, program, category, food, time, _due, banned = state
             state = ((entity, program, category, food), time, banned)
-        self.what, self.time, self.banned = state
+        if len(state) == 3:
+            Unqualified.__init__(self, *state)
+        else:
+            self.what, self.stamp = state
 
 
 @dataclass(slots=True)
@@ -171,19 +185,20 @@ class DisposalTally:
             if period_bounds(f"{ym[0]:04d}-{ym[1]:02d}", tz)[1] < horizon:
                 del self.samples[ym]
 
-    def rows(self, townships: Iterable[str], period: str, now: datetime) -> list[DisposalRow]:
+    def rows(self, townships: Iterable[str], period: str, tz: tzinfo, now: datetime) -> list[DisposalRow]:
         """The unqualified samples of ``period`` (all programs: rapid tests raise the disposal
         deadline too) and the earliest disposal naming each."""
         order = {tw: i for i, tw in enumerate(townships)}
         rows = []
         for ym in months_in(period):
             for tw, sid, u in _each(self.samples.get(ym, {})):
-                due = disposal_due(u.time, self._days)
+                time = u.time(tz)
+                due = disposal_due(time, self._days)
                 seen = self.disposals.get((tw, sid))
                 d = seen.first if seen is not None else None
                 rule = "sample.banned_substance" if u.banned else "sample.unqualified"
                 rows.append(DisposalRow(
-                    tw, sid, u.entity, u.program, u.category, u.food, u.time, due, u.banned,
+                    tw, sid, u.entity, u.program, u.category, u.food, time, due, u.banned,
                     d.id if d else None, d.disposed_at if d else None, tuple(d.measures or ()) if d else (),
                     disposal_status(d.disposed_at if d else None, due, now), notice_id(f"{rule}|{tw}|{sid}")))
         rows.sort(key=lambda r: (order.get(r.township, len(order)), r.reported_at, r.sample_id))
