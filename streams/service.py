@@ -58,6 +58,11 @@ NOT_JOURNALLED = "事件日志暂时无法写入（{error}）：此事件未被�
 # requests: at 1% the requests held up by them were the ingest p99 itself, which then grew
 # with the state (90 ms after 30 minutes of the soak).
 SNAPSHOT_SHARE = 0.004
+# While the outbox cannot be written, the notices waiting for it are tried again at most this
+# often (at the wall clock's next tick, or the next event after it), not at every event: each
+# try writes all that wait, so with the outbox's disk full a post of 25 events took about a
+# second once 2,000 notices waited. They wait in order; the journal has their events.
+OUTBOX_RETRY_SECONDS = 1.0
 # While the office's threads run Python (a page read or filled in), the event loop waits for
 # the interpreter each time it wants it back (after each socket or disk wait): at most the
 # interpreter's switch interval, 5 ms by default, several times per request. 1 ms keeps what
@@ -133,6 +138,7 @@ class Service(RuntimeBase):
         self._backfilling = False
         self._since_snapshot = 0
         self._snapshot_cost, self._snapshot_at = 0.0, time.monotonic()   # the last one's seconds, and when
+        self._outbox_retry_at = 0.0   # while the outbox fails: the time.monotonic() of the next try
         self._reader = reader
         self._stale = False  # the engine ran an event the journal did not take: rebuild before going on
         self._unmovable: set[tuple[str, float]] = set()  # drop-folder files that could not be moved aside
@@ -277,13 +283,17 @@ class Service(RuntimeBase):
 
     def _deliver(self) -> int:
         """Notices raised so far into the outbox, in one transaction (known ids are ignored
-        there). While the outbox cannot be written they all wait here, in order, for the next call."""
+        there). While the outbox cannot be written they all wait here, in order, for the next try
+        (at most every :data:`OUTBOX_RETRY_SECONDS`)."""
         if not self._raised:
             self.health.ok("outbox")
             return 0
+        if time.monotonic() < self._outbox_retry_at:
+            return 0  # it failed a moment ago: they wait for the next try
         try:
             kept = self.dispatcher.submit_all(self._raised, whole_batch=self._backfilling)
         except STORAGE_ERRORS as e:
+            self._outbox_retry_at = time.monotonic() + OUTBOX_RETRY_SECONDS
             if self.health.fail("outbox", f"写入失败（{storage_error(e)}）"):
                 log.error("发件箱 %s 无法写入：%s", self.outbox.path, storage_error(e))
             return 0

@@ -319,6 +319,25 @@ def test_notices_the_outbox_could_not_take_are_raised_again_after_a_restart(make
     assert again.accept_object(sample(1, T0), "test").status == "duplicate"
 
 
+def test_an_outbox_that_cannot_be_written_is_tried_again_once_a_second_not_at_every_event(make_service):
+    """With the outbox refusing, the notices that wait are written again at most every
+    OUTBOX_RETRY_SECONDS: a burst of events does not try (and rewrite) them all each time."""
+    import sqlite3
+
+    svc = make_service(now=Clock(T0))
+    tries: list[int] = []
+
+    def full(notices, *args, **kw):
+        tries.append(len(notices))
+        raise sqlite3.OperationalError("database or disk is full")
+
+    svc.outbox.add_all = full
+    for i in range(50):
+        assert svc.accept_object(sample(i, T0), "test").status == "accepted"
+    assert len(tries) <= 2, f"tried {len(tries)} times for 50 events"
+    assert "条通知等待写入" in svc.problems()["outbox"]
+
+
 def test_a_stop_half_way_through_a_dropped_file_leaves_it_to_be_read_again_whole(make_service, tmp_path):
     """Stopping while a dropped file is imported: the file stays where it is; read at the next
     start, the lines taken before are duplicates and the rest accepted, then it is moved."""
