@@ -30,7 +30,7 @@ from ..events import Ack, Rejected
 from ..measures import followed_up, resolve_deadline
 from ..notice import Notice, notice_id
 from ..params import MAX_HOURS, RuleParams, RuleSpec, WorkingDays
-from ..timeutil import from_wall_micros, local_midnight, wall_micros
+from ..timeutil import from_wall_stamp, local_midnight, wall_micros, wall_stamp
 from .base import Context, Family
 
 Hours = Annotated[float, Field(gt=0, le=MAX_HOURS, allow_inf_nan=False)] | None  # null: off for that severity
@@ -66,7 +66,7 @@ Kind = tuple[str, tuple[str, ...], str, str, str]
 
 
 #: the head of an :class:`Issued`'s packed bytes: the id (its 16 hex digits as a number) and
-#: the time (:func:`wall_micros`, doubled, plus its fold)
+#: the time (:func:`wall_stamp`)
 _HEAD = struct.Struct("<Qq")
 _ID = re.compile(r"[0-9a-f]{16}")
 
@@ -87,7 +87,7 @@ class Issued:
 
     def __init__(self, id: str, kind: Kind, title: str, at: datetime) -> None:
         self.kind = kind
-        self.packed = _HEAD.pack(int(id, 16), wall_micros(at) * 2 + at.fold) + title.encode("utf-16-le")
+        self.packed = _HEAD.pack(int(id, 16), wall_stamp(at)) + title.encode("utf-16-le")
 
     @property
     def number(self) -> int:
@@ -108,8 +108,7 @@ class Issued:
         return _HEAD.unpack_from(self.packed)[1] >> 1
 
     def at(self, tz: tzinfo) -> datetime:
-        stamp = _HEAD.unpack_from(self.packed)[1]
-        return from_wall_micros(stamp >> 1, tz, stamp & 1)
+        return from_wall_stamp(_HEAD.unpack_from(self.packed)[1], tz)
 
     @property
     def township(self) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from ..events import Disposal, SamplingResult
 from ..notice import notice_id
-from ..timeutil import add_days, from_wall_micros, wall_micros
+from ..timeutil import add_days, from_wall_stamp, wall_stamp
 from .common import months_in, period_bounds
 
 #: disposed (before the due), disposed_late, overdue (due passed, none), open
@@ -64,8 +64,8 @@ What = tuple[str, str, str, "str | None"]
 
 class Unqualified:
     """What the disposal page shows of an unqualified sample (not the whole event): its
-    :data:`What` (shared), and in one number its event time (:func:`wall_micros`), the time's
-    fold and whether a banned substance was found; its due is :func:`disposal_due` of the
+    :data:`What` (shared), and in one number its event time with its fold (:func:`wall_stamp`)
+    and whether a banned substance was found; its due is :func:`disposal_due` of the
     time, made again when asked. Kept per sample for months, so two slots (a datetime more
     and its pickled copy at every snapshot, by the ten thousand, before). Immutable by
     convention."""
@@ -73,7 +73,7 @@ class Unqualified:
     __slots__ = ("what", "stamp")
 
     def __init__(self, what: What, time: datetime, banned: bool) -> None:
-        self.what, self.stamp = what, wall_micros(time) << 2 | time.fold << 1 | banned
+        self.what, self.stamp = what, wall_stamp(time) << 1 | banned
 
     @property
     def banned(self) -> bool:
@@ -81,7 +81,7 @@ class Unqualified:
 
     def time(self, tz: tzinfo) -> datetime:
         """The event time, in the engine's zone ``tz``."""
-        return from_wall_micros(self.stamp >> 2, tz, self.stamp >> 1 & 1)
+        return from_wall_stamp(self.stamp >> 1, tz)
 
     @property
     def entity(self) -> str:
