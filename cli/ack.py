@@ -11,7 +11,7 @@ from typing import Any
 from shian.rules.config import Config, ConfigError
 from shian.rules.notice import Notice
 
-from .common import load_config, time_arg
+from .common import load_config, open_out, time_arg
 
 
 def register(sub: Any) -> None:
@@ -103,7 +103,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
         return 2
     line = json.dumps(event, ensure_ascii=False)
     if args.out:
-        with open(args.out, "a", encoding="utf-8", newline="\n") as f:
+        with open_out(args.out, None, "--out", mode="a") as f:
             f.write(line + "\n")
         print(f"已追加到 {args.out}：{line}", file=sys.stderr)
     else:

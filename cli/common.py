@@ -92,16 +92,16 @@ def event_inputs(args: Any, *, delivery: bool = False) -> tuple[Checked, datetim
 
 
 @contextlib.contextmanager
-def open_out(path: str | None, default: Any, option: str) -> Iterator[Any]:
-    """The output file ``option`` names (its folder made), or ``default`` when none is named;
-    one that cannot be written (a folder, no permission, a full disk) stops the command
-    before any event is read, with the reason in Chinese."""
+def open_out(path: str | None, default: Any, option: str, mode: str = "w") -> Iterator[Any]:
+    """The output file ``option`` names (its folder made), opened with ``mode`` ("a" appends),
+    or ``default`` when none is named; one that cannot be written (a folder, no permission, a
+    full disk) stops the command before anything is written, with the reason in Chinese."""
     if path is None:
         yield default
         return
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "w", encoding="utf-8", newline="\n")
+        f = open(path, mode, encoding="utf-8", newline="\n")
     except OSError as e:
         print(f"{option} 指定的输出文件“{path}”无法写入：{out_words(e)}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -115,7 +115,7 @@ def out_words(e: OSError) -> str:
         return "这是一个文件夹，请给出文件名（例如 通知.jsonl）"
     if isinstance(e, PermissionError):
         return "没有写入权限"
-    return f"{e.strerror or type(e).__name__}"
+    return e.strerror or type(e).__name__
 
 
 LEVEL_NAMES = {"DEBUG": "调试", "INFO": "信息", "WARNING": "警告", "ERROR": "错误", "CRITICAL": "严重"}

@@ -194,3 +194,13 @@ def test_replay_refuses_in_words_an_output_it_cannot_write(tmp_path, capsys, opt
     err = capsys.readouterr().err
     assert code == 2
     assert f"{option} 指定的输出文件“{tmp_path}”无法写入：这是一个文件夹" in err and "Traceback" not in err
+
+
+def test_ack_refuses_in_words_an_events_file_it_cannot_append_to(write_config, tmp_path, capsys) -> None:
+    """ack --out naming a folder: exit 2 and a Chinese reason, as replay's outputs, no traceback."""
+    path = write_config()
+    code = exit_code(["ack", "0123456789abcdef", "--by", "hh-fso", "--township", "红河镇", "--config", path,
+                      "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--out 指定的输出文件“{tmp_path}”无法写入：这是一个文件夹" in err and "Traceback" not in err
