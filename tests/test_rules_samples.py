@@ -318,6 +318,22 @@ def test_second_unqualified_sample_fires_repeat(replay):
     check(r[1], facts={"count": 3, "entity": "张三蔬菜店"})
 
 
+@pytest.mark.parametrize("failures, listed", [
+    (2, ["S01", "S02"]),
+    (10, [f"S{i:02d}" for i in range(1, 11)]),       # ten: all of them
+    (11, [f"S{i:02d}" for i in range(2, 12)]),       # eleven: the latest ten
+    (25, [f"S{i:02d}" for i in range(16, 26)]),
+])
+def test_repeat_lists_the_latest_ten_samples_and_counts_them_all(replay, failures, listed):
+    """A notice lists at most the latest ten samples of its window (its message does not grow
+    with an entity's year of failures); ``count`` and ``event_ids`` still cover them all."""
+    events = [bad(f"S{i:02d}", f"2026-03-{i:02d}T10:00:00", entity_id="91X") for i in range(1, failures + 1)]
+    notices, _, _ = replay(events)
+    last = of(notices, "entity.repeat_offender")[-1]
+    assert last["facts"]["sample_ids"] == listed and last["facts"]["count"] == failures
+    assert last["event_ids"] == [f"S{i:02d}" for i in range(1, failures + 1)]
+
+
 @pytest.mark.parametrize("first_at, fires", [
     ("2025-04-10T10:00:00", True),    # exactly 365 days: included
     ("2025-04-10T09:59:59", False),   # just outside

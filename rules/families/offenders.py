@@ -20,6 +20,10 @@ from .samples import sample_facts
 
 
 SWEEP_DAYS = 30
+#: the sample ids a notice lists in its facts (``sample_ids``): the latest ones of its window.
+#: ``count`` says how many there are, ``event_ids`` names them all; an entity failing every
+#: week would otherwise list its whole year in each notice, its message growing with each one.
+LISTED_SAMPLES = 10
 
 
 class RepeatParams(RuleParams):
@@ -87,7 +91,7 @@ class Offenders(Family):
         if len(in_window) < 2:
             return
         facts = sample_facts(ev)
-        facts.update(count=len(in_window), window_days=self.window, sample_ids=in_window)
+        facts.update(count=len(in_window), window_days=self.window, sample_ids=in_window[-LISTED_SAMPLES:])
         self.ctx.emit(
             REPEAT.id, ev.township, ev.id, now,
             f"【督办】{ev.township}{ev.entity}{self.window}日内第{len(in_window)}次抽检不合格，请依法从严查处",

@@ -509,3 +509,20 @@ def test_load_templates_compiles_every_packaged_template(month: tuple[Any, list[
     for notice in by_rule.values():
         dept = notice.recipients[0]
         assert warm.notice(notice, dept) == cold.notice(notice, dept)
+
+
+@pytest.mark.parametrize("count, listed, note", [
+    (2, 2, False),     # all listed: no note
+    (10, 10, False),
+    (11, 10, True),    # the latest ten of eleven: said so
+    (720, 10, True),
+])
+def test_a_repeat_offender_says_when_it_lists_only_its_latest_samples(
+        renderer: Renderer, by_rule: dict[str, Notice], count: int, listed: int, note: bool) -> None:
+    """The 不合格样品编号 line says （最近N批次） when the notice lists fewer samples than it counts."""
+    first = by_rule["entity.repeat_offender"]
+    ids = [f"S-{i:06d}" for i in range(count)][-listed:]
+    n = dataclasses.replace(first, facts={**first.facts, "count": count, "sample_ids": ids})
+    text = renderer.notice(n, n.recipients[0]).text
+    assert f"不合格样品编号：{'、'.join(ids)}" in text
+    assert ("（最近10批次）" in text) is note and f"共{count}批次" in text
