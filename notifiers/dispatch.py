@@ -60,6 +60,7 @@ import functools
 import logging
 import random
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Collection, Iterator, Mapping, Protocol, Sequence
 
@@ -170,6 +171,7 @@ class Dispatcher:
         self._digest_done: date | None = None
         self._warned: set[str] = set()
         self._watchers: list[Callable[[datetime], object]] = []
+        self._renders: ThreadPoolExecutor | None = None  # the render thread (:meth:`_rendering`), made at first use
 
     def watch(self, watcher: Callable[[datetime], object]) -> None:
         """``watcher(now)`` runs at the start of every step, before what is due is taken: a reader
@@ -213,7 +215,7 @@ class Dispatcher:
             except Exception:  # a reader that fails must not hold back what is due
                 log.exception("watcher %r failed; delivering anyway", watcher)
         await asyncio.sleep(0)  # each part of a step is short; what else waits runs in between
-        self._make_digests(now)
+        await self._make_digests(now)
         await asyncio.sleep(0)
         for name in sorted(self.outbox.due_channels(now) - set(self.channels)):
             self._warn_once(name, "channel %s is not set up; its deliveries wait", name)
@@ -255,6 +257,9 @@ class Dispatcher:
                 pass
 
     async def close(self) -> None:
+        if self._renders is not None:
+            self._renders.shutdown(wait=False)
+            self._renders = None
         for channel in self.channels.values():
             try:
                 await channel.close()
@@ -263,53 +268,79 @@ class Dispatcher:
 
     async def _drain(self, channel: Channel, dues: Sequence[DueBatch]) -> int:
         """One channel's due batches, in order, a few at a time (:func:`chunks`): read, rendered
-        and claimed in one go — nothing awaited in between, so no notice joins a batch between
-        its reading and its claim — then sent; only then are the next few read. Channels run
-        side by side."""
+        and claimed (:meth:`_claim_next`), then sent; only then are the next few read. Channels
+        run side by side."""
         width = max(1, int(getattr(channel, "concurrency", 1)))
         sent = 0
         for ids in chunks(dues, max(CLAIM, width), max(CLAIM_NOTICES, width)):
-            claimed = self._claim_next(ids)
+            claimed = await self._claim_next(ids)
             sent += await self._send_all(channel, claimed) if claimed else 0
             await asyncio.sleep(0)  # a chunk that sent nothing (all held, muted) yields too
         return sent
 
-    def _claim_next(self, ids: Sequence[int]) -> list[Batch]:
-        """The batches ``ids`` (those still pending), read now, their notices held, muted and
-        rendered, claimed in one outbox transaction; the claimed ones, as they now are."""
+    async def _claim_next(self, ids: Sequence[int]) -> list[Batch]:
+        """The batches ``ids`` (those still pending), read now, their notices held and muted,
+        rendered on the render thread (:meth:`_rendering`: a group of hundreds of notices does
+        not hold up the event loop meanwhile), then claimed in one outbox transaction; the
+        claimed ones, as they now are. A batch a notice joined while it was being rendered (a
+        catch-up summary) is not claimed: the next step renders it again, with that notice."""
         # the stored notices a reminder is checked against, read once per claim (holding and
         # muting, all that happens meanwhile, add none)
         stored = functools.lru_cache(maxsize=None)(self.outbox.notices_of)
         silences = self.outbox.every_silence()
         holds: list[tuple[int, dict[str, str]]] = []  # written with the claim, in its transaction
-        ready = [b for b in (self._prepare(b, stored, silences, holds) for b in self.outbox.batches(ids))
-                 if b is not None]
+        read = [b for b in (self._prepare(b, stored, silences, holds) for b in self.outbox.batches(ids))
+                if b is not None]
+        fresh = [b for b in read if b.message is None]
+        messages = await self._rendering(fresh) if fresh else []
+        ready: list[tuple[Batch, Message | None]] = [(b, None) for b in read if b.message is not None]
+        for batch, rendered in zip(fresh, messages):
+            if isinstance(rendered, Message):
+                ready.append((batch, rendered))
+            else:
+                log.error("rendering notices %s for %s failed", ",".join(n.id for n in batch.notices), batch.dept,
+                          exc_info=rendered)
+                self._record(batch, Result(Outcome.RETRY, f"渲染失败：{type(rendered).__name__}: {rendered}"),
+                             self.now(), attempted=False)
         if not ready and not holds:
             return []
-        return self.outbox.claim(ready, self.now(), holds)
+        order = {batch_id: i for i, batch_id in enumerate(ids)}
+        ready.sort(key=lambda item: order[item[0].id])  # the order they were due in
+        return self.outbox.claim(ready, self.now(), holds, unchanged=True)
+
+    async def _rendering(self, batches: Sequence[Batch]) -> list[Message | BaseException]:
+        """The messages of ``batches`` (or what rendering each raised), on the render thread."""
+        return await self._off_loop(self._render_each, list(batches))
+
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the dispatcher's one render thread: every rendering, of any channel
+        or digest, takes its turn there (the renderer's caches are not shared between threads)."""
+        if self._renders is None:
+            self._renders = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shian-render")
+        return await asyncio.get_running_loop().run_in_executor(self._renders, functools.partial(fn, *args))
+
+    def _render_each(self, batches: list[Batch]) -> list[Message | BaseException]:
+        out: list[Message | BaseException] = []
+        for batch in batches:
+            try:
+                out.append(self._render(batch))
+            except Exception as e:  # one batch's rendering; recorded as its attempt, the others go on
+                out.append(e)
+        return out
 
     def _prepare(self, batch: Batch, stored: Callable[[tuple[str, ...], str], list[Notice]],
-                 silences: Sequence[Silence], holds: list[tuple[int, dict[str, str]]]
-                 ) -> tuple[Batch, Message | None] | None:
-        """The batch without its held and muted notices, and its message if it is rendered now
-        (None beside it: the stored one goes again); None when nothing is left to send or the
-        rendering failed (recorded as an attempt). The notices held are added to ``holds``."""
+                 silences: Sequence[Silence], holds: list[tuple[int, dict[str, str]]]) -> Batch | None:
+        """The batch without its held and muted notices (its stored message kept, if it has
+        one: that goes again); None when nothing is left to send. The notices held are added to
+        ``holds``."""
         if batch.kind != "digest":
             batch = self._drop_held(batch, stored, holds)
             if not batch.notices:
                 return None
         if batch.message is not None:
-            return batch, None
+            return batch
         batch = self._drop_muted(batch, silences)
-        if not batch.notices:
-            return None
-        try:
-            return batch, self._render(batch)
-        except Exception as e:
-            log.exception("rendering notices %s for %s failed", ",".join(n.id for n in batch.notices), batch.dept)
-            self._record(batch, Result(Outcome.RETRY, f"渲染失败：{type(e).__name__}: {e}"), self.now(),
-                         attempted=False)
-            return None
+        return batch if batch.notices else None
 
     async def _send_all(self, channel: Channel, claimed: Sequence[Batch]) -> int:
         """Hands the claimed batches to the channel, ``channel.concurrency`` of them at once (one
@@ -411,7 +442,7 @@ class Dispatcher:
                     raised.append(f)
         self.outbox.finish(batch.id, nxt, now, result.error, raised, attempted=attempted)
 
-    def _make_digests(self, now: datetime) -> None:
+    async def _make_digests(self, now: datetime) -> None:
         day = timing.digest_day(now, self.settings)
         if day is None or day == self._digest_done:
             return
@@ -431,7 +462,7 @@ class Dispatcher:
             message = None
             if notices or deadlines:
                 try:
-                    message = self.renderer.digest(dept, day, notices, deadlines)
+                    message = await self._off_loop(self.renderer.digest, dept, day, notices, deadlines)
                 except Exception:
                     self._warn_once(f"digest|{dept}|{day}", "rendering the digest of %s for %s failed", day, dept,
                                     exc=True)

@@ -609,17 +609,21 @@ class Outbox:
         return self.claim([(batch, message)], now)[0]
 
     def claim(self, items: Sequence[tuple[Batch, Message | None]], now: datetime,
-              holds: Sequence[tuple[int, Mapping[str, str]]] = ()) -> list[Batch]:
+              holds: Sequence[tuple[int, Mapping[str, str]]] = (), *, unchanged: bool = False) -> list[Batch]:
         """Marks the rows of every batch given ``sending``, in one durable transaction committed
         before any channel is called; a batch going out for the first time gets its rendered
         message (given beside it) stored with it. ``holds``: (batch id, reasons) of notices
-        held (:meth:`hold`) meanwhile, written in the same transaction. Returns the batches as
+        held (:meth:`hold`) meanwhile, written in the same transaction. ``unchanged``: a batch
+        with a pending row that is not among its ``delivery_ids`` (a notice joined it since it
+        was read) is left as it is, pending, and not returned. Returns the batches claimed, as
         they now are."""
         out, stored, claimed = [], [], []
         first = _ts(now)
         with self._tx() as c:
             self._hold(c, holds)
             for batch, message in items:
+                if unchanged and self._joined_since(c, batch):
+                    continue
                 if message is not None:
                     stored.append((message.ref, message_json(message), batch.id))
                 sent = message or batch.message
@@ -634,6 +638,13 @@ class Outbox:
                 " first_attempt_at = COALESCE(first_attempt_at, ?), ref = ? WHERE batch_id = ? AND state = 'pending'",
                 claimed)
         return out
+
+    @staticmethod
+    def _joined_since(c: sqlite3.Cursor, batch: Batch) -> bool:
+        """Whether ``batch`` has a pending row that was not there when it was read."""
+        return c.execute("SELECT 1 FROM deliveries WHERE batch_id = ? AND state = 'pending'"
+                         " AND id NOT IN (SELECT value FROM json_each(?)) LIMIT 1",
+                         (batch.id, json.dumps(batch.delivery_ids))).fetchone() is not None
 
     def release(self, batch_ids: Iterable[int]) -> None:
         """Rows claimed (:meth:`claim`) whose batch was never handed to its channel (the

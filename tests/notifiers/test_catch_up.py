@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -552,3 +553,41 @@ def test_golden_catch_up_summary_and_late_critical_notice(tmp_path):
     late = renderer.catch_up([banned], "hh-fso")
     assert late.notice_ids == (banned.id,) and late.subject.startswith("【补发】【紧急】")
     _golden("catch_up_notice.txt", f"== subject\n{late.subject}\n== text\n{late.text}== markdown\n{late.markdown}")
+
+
+def test_a_summary_a_late_notice_joins_while_it_is_rendered_goes_at_the_next_step_with_it(tmp_path):
+    """Rendering runs off the event loop: a late notice that joins a 补发汇总 while the summary is
+    being rendered keeps it from being claimed without that notice; the next step sends it with
+    both, each once."""
+    w = World(tmp_path, group_wait_seconds=0)
+    first = sample(1, at=local("2026-04-10T10:00:00"), recipients=("hh-fso",))
+    joined = sample(2, at=local("2026-04-11T10:00:00"), recipients=("hh-fso",))
+    w.submit(first)
+    rendering, go_on = threading.Event(), threading.Event()
+    real = w.dispatcher.renderer
+
+    class Slow:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def catch_up(self, notices: list[Notice], dept: str, **kw: Any) -> Message:
+            rendering.set()
+            assert go_on.wait(10)
+            return real.catch_up(notices, dept, **kw)
+
+    w.dispatcher.renderer = Slow()
+
+    async def step_with_a_join() -> int:
+        step = asyncio.ensure_future(w.dispatcher.step())
+        assert await asyncio.to_thread(rendering.wait, 10)
+        w.submit(joined)  # on the event loop, while the summary is rendered on the render thread
+        go_on.set()
+        return await step
+
+    assert asyncio.run(step_with_a_join()) == 0
+    assert w.messages() == [] and w.row(first, "hh-fso")[0] == w.row(joined, "hh-fso")[0] == "pending"
+    w.dispatcher.renderer = real
+    assert w.step() == 1
+    [m] = w.messages("hh-fso")
+    assert sorted(m.notice_ids) == sorted((first.id, joined.id))
+    assert w.row(first, "hh-fso")[0] == w.row(joined, "hh-fso")[0] == "sent"

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import random
 import sqlite3
+import time
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -833,6 +834,39 @@ def test_a_step_lets_the_event_loop_run_between_messages(world):
 
     assert asyncio.run(run()) == 6
     assert all(b > a for a, b in zip(seen, seen[1:])), seen
+
+
+def test_rendering_runs_off_the_event_loop(world):
+    """A message that takes long to render (a group of hundreds of notices) does not hold up
+    the event loop: it goes on meanwhile."""
+    slow_renderer, ticks = TinyRenderer(), [0]
+    plain = slow_renderer.notice
+
+    def slow(n, dept, **kw):
+        time.sleep(0.3)
+        return plain(n, dept, **kw)
+
+    slow_renderer.notice = slow  # type: ignore[method-assign]
+    world.dispatcher.renderer = slow_renderer
+    world.dispatcher.submit(make_notice())
+
+    async def run() -> int:
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                ticks[0] += 1
+                await asyncio.sleep(0.01)
+
+        t = asyncio.ensure_future(ticker())
+        try:
+            return await world.dispatcher.step()
+        finally:
+            stop.set()
+            await t
+
+    assert asyncio.run(run()) == 1
+    assert ticks[0] >= 10
 
 
 def test_submit_all_keeps_every_notice_of_an_event_or_none(world, monkeypatch):
