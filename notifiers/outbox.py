@@ -621,8 +621,9 @@ class Outbox:
         first = _ts(now)
         with self._tx() as c:
             self._hold(c, holds)
+            joined = self._joined_since(c, [batch for batch, _ in items]) if unchanged else set()
             for batch, message in items:
-                if unchanged and self._joined_since(c, batch):
+                if batch.id in joined:
                     continue
                 if message is not None:
                     stored.append((message.ref, message_json(message), batch.id))
@@ -640,11 +641,13 @@ class Outbox:
         return out
 
     @staticmethod
-    def _joined_since(c: sqlite3.Cursor, batch: Batch) -> bool:
-        """Whether ``batch`` has a pending row that was not there when it was read."""
-        return c.execute("SELECT 1 FROM deliveries WHERE batch_id = ? AND state = 'pending'"
-                         " AND id NOT IN (SELECT value FROM json_each(?)) LIMIT 1",
-                         (batch.id, json.dumps(batch.delivery_ids))).fetchone() is not None
+    def _joined_since(c: sqlite3.Cursor, batches: Sequence[Batch]) -> set[int]:
+        """The ids of ``batches`` that have a pending row not there when they were read (one
+        query for them all)."""
+        read = {b.id: set(b.delivery_ids) for b in batches}
+        rows = c.execute("SELECT batch_id, id FROM deliveries WHERE batch_id IN (SELECT value FROM json_each(?))"
+                         " AND state = 'pending'", (json.dumps(list(read)),))
+        return {batch_id for batch_id, delivery_id in rows if delivery_id not in read[batch_id]}
 
     def release(self, batch_ids: Iterable[int]) -> None:
         """Rows claimed (:meth:`claim`) whose batch was never handed to its channel (the

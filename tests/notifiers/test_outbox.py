@@ -325,3 +325,24 @@ def test_add_many_stores_what_add_stores_one_by_one(tmp_path, chunk):
             tables.append([ob.db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
                            for table in ("notices", "recipients", "batches", "deliveries")])
     assert [[tuple(r) for r in rows] for rows in tables[0]] == [[tuple(r) for r in rows] for rows in tables[1]]
+
+
+def test_a_claim_leaves_pending_only_the_batches_a_notice_joined_since_they_were_read(tmp_path):
+    """claim(unchanged=True) over several batches (one query for them all): the batch a notice
+    joined after it was read stays pending, with the new row; the others are claimed."""
+    s = make_settings(tmp_path, group_wait_seconds=30)
+    with Outbox(s.outbox, s) as ob:
+        ob.add(make_notice(subject="S1", recipients=("hh-fso",)), NOW)
+        ob.add(make_notice("inspection.overdue", subject="S2", recipients=("hh-fso",)), NOW)
+        ob.add(make_notice("report.overdue", subject="S3", recipients=("hh-fso",)), NOW)
+        later = NOW + timedelta(minutes=31)
+        read = ob.due(later, channels=("email",))
+        assert len(read) == 3 and all(len(b.notices) == 1 for b in read)
+        ob.add(make_notice("inspection.overdue", subject="S4", recipients=("hh-fso",)), NOW)  # joins S2's batch
+        claimed = ob.claim([(b, None) for b in read], later, unchanged=True)
+        assert sorted(b.notices[0].facts["entity"] for b in claimed) == ["S1", "S3"]
+        joined = next(b for b in read if b.notices[0].facts["entity"] == "S2")
+        states = ob.db.execute("SELECT state FROM deliveries WHERE batch_id = ?", (joined.id,)).fetchall()
+        assert sorted(r[0] for r in states) == ["pending", "pending"]
+        [again] = [b for b in ob.due(later, channels=("email",)) if b.id == joined.id]
+        assert sorted(n.facts["entity"] for n in again.notices) == ["S2", "S4"]
